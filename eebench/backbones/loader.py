@@ -1,0 +1,95 @@
+"""Load a backbone from a hub id, a local directory, a directory + GGUF file, or the bundled default."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eebench.backbones.bundled import bundled_model_dir, converted_gguf_dir
+from eebench.backbones.layered import LayeredModel
+from eebench.cache import file_digest
+from eebench.config import BackboneConfig
+from eebench.errors import EEBenchError
+
+_ALLOWED = "a hub id (org/name), a local model directory, a directory with backbone.gguf_file, or bundled:smollm2-135m"
+
+
+@dataclass
+class Backbone:
+    name: str
+    path: str
+    model: Any
+    tokenizer: Any
+    layered: LayeredModel
+    device: torch.device
+    identity: dict = field(default_factory=dict)  # what determines the weights: used in cache keys
+
+    @property
+    def num_layers(self) -> int:
+        return self.layered.num_layers
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise EEBenchError("device='cuda' was requested but torch sees no CUDA device; allowed here: auto, cpu")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def resolve_source(cfg: BackboneConfig) -> tuple[str, bool]:
+    """Return (where to load from, whether it is a local directory)."""
+    source = cfg.name_or_path
+    if source.startswith("bundled:"):
+        return str(bundled_model_dir(source.split(":", 1)[1])), True
+    path = Path(source).expanduser()
+    if cfg.gguf_file:
+        if not (path / cfg.gguf_file).is_file():
+            raise EEBenchError(f"backbone.gguf_file={cfg.gguf_file!r} not found in {str(path)!r}; allowed: {_ALLOWED}")
+        return str(converted_gguf_dir(path, cfg.gguf_file)), True
+    if path.is_dir():
+        return str(path.resolve()), True
+    if source.startswith(("/", ".", "~")) or path.suffix:
+        raise EEBenchError(f"backbone.name_or_path={source!r} does not exist; allowed: {_ALLOWED}")
+    return source, False
+
+
+def local_identity(directory: str) -> dict:
+    """Hash the config and weight files so a changed checkpoint never reuses stale heads."""
+    root = Path(directory)
+    weights = sorted(p for p in root.iterdir() if p.suffix in (".safetensors", ".bin"))
+    return {"config": file_digest(root / "config.json"), "weights": [file_digest(p) for p in weights]}
+
+
+def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source, is_local = resolve_source(cfg)
+    dtype = getattr(torch, cfg.dtype)
+    common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **common)
+    except EEBenchError:
+        raise
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({reason}); allowed: {_ALLOWED}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    target = pick_device(device)
+    model.to(target).eval().requires_grad_(False)
+    layered = LayeredModel.from_model(model)
+    if is_local:
+        identity = {"local": local_identity(source)}
+    else:
+        identity = {"hub": source, "revision": cfg.revision, "commit": getattr(model.config, "_commit_hash", None)}
+    identity["dtype"] = cfg.dtype
+    return Backbone(cfg.name, source, model, tokenizer, layered, target, identity)
+
+
+def describe(backbone: Backbone) -> dict:
+    return {"name": backbone.name, "path": backbone.path, "num_layers": backbone.num_layers, "identity": json.dumps(backbone.identity)}

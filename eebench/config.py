@@ -1,0 +1,199 @@
+"""Typed experiment configuration.
+
+Hydra composes YAML groups onto these dataclasses (registered in the ConfigStore as ``eebench_schema``),
+so unknown keys and wrong types fail at composition; ``validate(cfg)`` then builds the dataclasses,
+whose ``__post_init__`` checks values and raises a one-line ``EEBenchError``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from eebench.errors import EEBenchError, require
+
+CONFIDENCE_METRICS = ("entropy", "max_prob", "margin")
+CALIBRATION_METHODS = ("max_coverage",)
+PLACEMENT_KINDS = ("equal", "explicit", "every")
+HEAD_KINDS = ("linear",)
+ENGINE_STRATEGIES = ("full", "lazy")
+LOGGERS = ("wandb", "none")
+
+
+def _one_of(name: str, value: Any, allowed: tuple) -> None:
+    require(value in allowed, f"{name}={value!r} is not supported; allowed: {', '.join(map(str, allowed))}")
+
+
+def _positive(name: str, value: float) -> None:
+    require(value > 0, f"{name}={value!r} must be > 0")
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "smollm2-135m"
+    # A hub id, a local model directory, or "bundled:smollm2-135m" (the offline default from PyPI).
+    name_or_path: str = "bundled:smollm2-135m"
+    gguf_file: Optional[str] = None
+    revision: Optional[str] = None
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        _one_of("backbone.dtype", self.dtype, ("float32", "bfloat16", "float16"))
+
+
+@dataclass
+class PlacementConfig:
+    kind: str = "equal"
+    num_heads: int = 4  # for kind=equal: heads at the interior points of linspace(0, L, n+2)
+    layers: list[int] = field(default_factory=list)  # for kind=explicit: 0-based block indices
+    every: int = 4  # for kind=every: blocks every-1, 2*every-1, ... below the last block
+
+    def __post_init__(self) -> None:
+        _one_of("placement.kind", self.kind, PLACEMENT_KINDS)
+        _positive("placement.num_heads", self.num_heads)
+        _positive("placement.every", self.every)
+
+
+@dataclass
+class HeadTrainingConfig:
+    steps: int = 200
+    batch_size: int = 4  # sequences per step
+    lr: float = 1e-3
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive("head.training.steps", self.steps)
+        _positive("head.training.batch_size", self.batch_size)
+        _positive("head.training.lr", self.lr)
+
+
+@dataclass
+class HeadConfig:
+    kind: str = "linear"
+    init_from_lm_head: bool = True
+    training: HeadTrainingConfig = field(default_factory=HeadTrainingConfig)
+
+    def __post_init__(self) -> None:
+        _one_of("head.kind", self.kind, HEAD_KINDS)
+
+
+@dataclass
+class ConfidenceConfig:
+    metric: str = "entropy"
+
+    def __post_init__(self) -> None:
+        _one_of("confidence.metric", self.metric, CONFIDENCE_METRICS)
+
+
+@dataclass
+class CalibrationConfig:
+    method: str = "max_coverage"
+
+    def __post_init__(self) -> None:
+        _one_of("calibration.method", self.method, CALIBRATION_METHODS)
+
+
+@dataclass
+class DataConfig:
+    # "bundled:django-docs" (prose from the Django documentation sdist on PyPI), a local .txt file or
+    # directory of .txt files, or "hf:<dataset>[:<config>]" for online users.
+    source: str = "bundled:django-docs"
+    seq_len: int = 256
+    train_sequences: int = 800
+    calibration_sequences: int = 24
+    heldout_sequences: int = 24
+
+    def __post_init__(self) -> None:
+        require(self.seq_len >= 8, f"data.seq_len={self.seq_len} is too short; allowed: >= 8")
+        for name in ("train_sequences", "calibration_sequences", "heldout_sequences"):
+            _positive(f"data.{name}", getattr(self, name))
+
+
+@dataclass
+class EvalConfig:
+    suite: str = "bigbench"
+    tasks: list[str] = field(default_factory=list)
+    limit: Optional[int] = None  # examples per task; None = all that were built
+    batch_size: int = 8
+    num_fewshot: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("eval.batch_size", self.batch_size)
+        require(self.limit is None or self.limit > 0, f"eval.limit={self.limit} must be a positive integer or null")
+
+
+@dataclass
+class TimingConfig:
+    enabled: bool = True
+    strategy: str = "lazy"
+    num_prompts: int = 4
+    prompt_tokens: int = 64
+    max_new_tokens: int = 48
+    warmup: int = 1
+    repeats: int = 3
+
+    def __post_init__(self) -> None:
+        _one_of("timing.strategy", self.strategy, ENGINE_STRATEGIES)
+        for name in ("num_prompts", "prompt_tokens", "max_new_tokens", "repeats"):
+            _positive(f"timing.{name}", getattr(self, name))
+        require(self.warmup >= 0, f"timing.warmup={self.warmup} must be >= 0")
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "wandb"
+    project: str = "eebench"
+    mode: str = "offline"  # set WANDB_MODE=online (and log in) to sync live
+    entity: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _one_of("logger.kind", self.kind, LOGGERS)
+        _one_of("logger.mode", self.mode, ("offline", "online", "disabled"))
+
+
+@dataclass
+class ExperimentConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    threshold: float = 0.9  # target agreement with the full model, in (0, 1]
+    seed: int = 0
+    device: str = "auto"
+    name: str = "default"
+
+    def __post_init__(self) -> None:
+        require(
+            0.0 < self.threshold <= 1.0,
+            f"threshold={self.threshold!r} is outside (0, 1]; it is the target agreement with the full model",
+        )
+        _one_of("device", self.device, ("auto", "cpu", "cuda"))
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="eebench_schema", node=ExperimentConfig)
+
+
+def validate(cfg: DictConfig | dict) -> ExperimentConfig:
+    """Turn a composed config into typed dataclasses; raise EEBenchError on any invalid value."""
+    try:
+        if not isinstance(cfg, DictConfig):
+            cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), cfg)
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        plain = {k: v for k, v in plain.items() if k != "hydra"}
+        merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), plain)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        if isinstance(exc.__cause__, EEBenchError):
+            raise exc.__cause__ from None
+        raise EEBenchError(str(exc).splitlines()[0]) from None
