@@ -22,7 +22,7 @@ BUNDLED = {
 }
 
 
-def pip_download(requirement: str, pattern: str) -> Path:
+def pip_download(requirement: str, pattern: str, sdist: bool = False) -> Path:
     """Download one distribution with pip into the cache (once) and return its path."""
     target = cache_root() / "downloads"
     target.mkdir(parents=True, exist_ok=True)
@@ -30,6 +30,8 @@ def pip_download(requirement: str, pattern: str) -> Path:
     if found:
         return found[0]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", requirement, "-d", str(target)]
+    if sdist:
+        cmd += ["--no-binary", ":all:"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = sorted(target.glob(pattern))
     if proc.returncode != 0 or not found:

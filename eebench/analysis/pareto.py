@@ -1,0 +1,179 @@
+"""Turn loaded runs into a flat table and find accuracy-vs-speedup Pareto fronts.
+
+Accuracy change (``acc_delta``) is in points (percentage points of accuracy) relative to the full
+model on the same tasks, so 0 means "no loss" and -1 means "one point worse".
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+FAMILY_KEYS = ("backbone", "placement", "head", "confidence")
+# Both speedups are plotted and fronted separately: measured is what a user gets on this machine,
+# theoretical (from layers skipped) is what a better engine could get.
+SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "theoretical_speedup"}
+# Preference order when a task reports several accuracy-like metrics.
+ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")
+
+BASE_COLUMNS = [
+    "run_dir", "family", "backbone", "placement", "head", "confidence", "calibration_method",
+    "threshold", "exit_layers", "num_layers", "agreement", "mean_layers", "theoretical_speedup",
+    "depth_speedup", "measured_speedup", "speedup_min", "speedup_max", "full_tokens_per_s",
+    "early_exit_tokens_per_s", "timing_strategy", "mean_acc", "mean_baseline_acc", "acc_delta",
+    "device", "hostname", "git_sha", "time",
+]
+
+
+def _number(value: Any) -> float:
+    """Float or NaN: results may hold null, strings or be missing a key entirely."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _shared_metric(early: dict, full: dict) -> str | None:
+    """The accuracy metric to compare: first preferred one present for early exit (and baseline if any)."""
+    for metric in ACCURACY_METRICS:
+        if metric in early and (not full or metric in full):
+            return metric
+    return None
+
+
+def task_accuracies(results: dict) -> dict[str, tuple[float, float]]:
+    """{task: (early-exit accuracy, full-model accuracy)} as fractions; NaN where missing."""
+    tasks, baseline = _dict(results.get("tasks")), _dict(results.get("baseline_tasks"))
+    accuracies = {}
+    for task in sorted(set(tasks) | set(baseline)):
+        early, full = _dict(tasks.get(task)), _dict(baseline.get(task))
+        metric = _shared_metric(early, full) or _shared_metric(full, {})
+        accuracies[task] = (_number(early.get(metric)), _number(full.get(metric)))
+    return accuracies
+
+
+def _nanmean(values: Iterable[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _accuracy_columns(results: dict) -> dict[str, float]:
+    accuracies = task_accuracies(results)
+    columns: dict[str, float] = {}
+    for task, (early, full) in accuracies.items():
+        columns[f"acc:{task}"] = early
+        columns[f"baseline:{task}"] = full
+    deltas = [(early - full) * 100 for early, full in accuracies.values()]
+    columns["mean_acc"] = _nanmean(early for early, _ in accuracies.values())
+    columns["mean_baseline_acc"] = _nanmean(full for _, full in accuracies.values())
+    columns["acc_delta"] = _nanmean(deltas)  # only tasks with both numbers contribute
+    return columns
+
+
+def _exit_columns(results: dict) -> dict[str, float]:
+    fractions = _dict(_dict(results.get("exit")).get("fraction"))
+    return {f"exit:{layer}": _number(share) for layer, share in fractions.items()}
+
+
+def _format_layers(layers: Any) -> str:
+    if isinstance(layers, (list, tuple)):
+        return ",".join(str(layer) for layer in layers)
+    return "" if layers is None else str(layers)
+
+
+def run_to_row(results: dict) -> dict[str, Any]:
+    """One flat row for one run; every field is optional so older/partial results still load."""
+    exit_info, timing = _dict(results.get("exit")), _dict(results.get("timing"))
+    provenance = _dict(results.get("provenance"))
+    row: dict[str, Any] = {key: str(results.get(key, "?")) for key in FAMILY_KEYS}
+    row.update(
+        run_dir=results.get("run_dir"),
+        family="/".join(row[key] for key in FAMILY_KEYS),
+        calibration_method=results.get("calibration_method"),
+        threshold=_number(results.get("threshold")),
+        exit_layers=_format_layers(results.get("exit_layers")),
+        num_layers=_number(results.get("num_layers")),
+        agreement=_number(exit_info.get("agreement")),
+        mean_layers=_number(exit_info.get("mean_layers")),
+        theoretical_speedup=_number(exit_info.get("theoretical_speedup")),
+        depth_speedup=_number(exit_info.get("depth_speedup")),
+        measured_speedup=_number(timing.get("speedup")),
+        speedup_min=_number(timing.get("speedup_min")),
+        speedup_max=_number(timing.get("speedup_max")),
+        full_tokens_per_s=_number(timing.get("full_tokens_per_s")),
+        early_exit_tokens_per_s=_number(timing.get("early_exit_tokens_per_s")),
+        timing_strategy=timing.get("strategy"),
+        # The timing device is the one that matters for speed; fall back to the run's device.
+        device=timing.get("device") or provenance.get("device"),
+        hostname=provenance.get("hostname"),
+        git_sha=provenance.get("git_sha"),
+        time=provenance.get("time"),
+    )
+    row.update(_accuracy_columns(results))
+    row.update(_exit_columns(results))
+    return row
+
+
+def runs_to_frame(runs: list[dict]) -> pd.DataFrame:
+    """One row per run, base columns first, then per-task and exit-histogram columns (sorted)."""
+    rows = [run_to_row(results) for results in runs]
+    extra = sorted({key for row in rows for key in row} - set(BASE_COLUMNS), key=_extra_column_order)
+    frame = pd.DataFrame(rows, columns=BASE_COLUMNS + extra)
+    if not frame.empty:
+        frame = frame.sort_values(["family", "threshold"], kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _extra_column_order(name: str) -> tuple:
+    prefix, _, rest = name.partition(":")
+    # Group acc:<task> with baseline:<task>; exit columns ordered by layer number, "final" last.
+    order = {"acc": 0, "baseline": 0, "exit": 1}.get(prefix, 2)
+    layer = int(rest) if rest.isdigit() else math.inf
+    return (order, layer if prefix == "exit" else 0, rest, prefix)
+
+
+def task_names(frame: pd.DataFrame) -> list[str]:
+    return [column.split(":", 1)[1] for column in frame.columns if column.startswith("acc:")]
+
+
+def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.Series:
+    """True where no other point is >= in both x and y and > in one (maximising both); NaN never on it."""
+    xs = df[x].to_numpy(dtype=float)
+    ys = df[y].to_numpy(dtype=float)
+    valid = ~(np.isnan(xs) | np.isnan(ys))
+    on_front = valid.copy()
+    for i in np.flatnonzero(valid):
+        at_least = valid & (xs >= xs[i]) & (ys >= ys[i])
+        strictly = (xs > xs[i]) | (ys > ys[i])
+        on_front[i] = not np.any(at_least & strictly)
+    return pd.Series(on_front, index=df.index, name=f"pareto:{x}")
+
+
+def add_pareto_flags(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add pareto_measured / pareto_theoretical columns, fronts computed within each family."""
+    frame = frame.copy()
+    for kind, speedup in SPEEDUP_COLUMNS.items():
+        flags = pd.Series(False, index=frame.index)
+        for _, group in frame.groupby("family", sort=False):
+            flags.loc[group.index] = pareto_front(group, speedup, "acc_delta")
+        frame[f"pareto_{kind}"] = flags.astype(bool)
+    return frame
+
+
+def pareto_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows on a front, once per speedup kind, with ``speedup_kind`` saying which front."""
+    flagged = frame if "pareto_measured" in frame else add_pareto_flags(frame)
+    parts = []
+    for kind in SPEEDUP_COLUMNS:
+        on_front = flagged[flagged[f"pareto_{kind}"]].copy()
+        on_front.insert(0, "speedup_kind", kind)
+        parts.append(on_front)
+    table = pd.concat(parts, ignore_index=True)
+    return table.drop(columns=[f"pareto_{kind}" for kind in SPEEDUP_COLUMNS])

@@ -1,0 +1,120 @@
+"""Real prose for head training and calibration, split by document into disjoint train / calibration / held-out sets.
+
+The offline default is the English documentation inside the Django sdist on PyPI (BSD licensed,
+hundreds of pages of prose, unrelated to the BIG-bench evaluation tasks).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import tarfile
+from pathlib import Path
+
+import torch
+
+from eebench.backbones.bundled import pip_download
+from eebench.config import DataConfig
+from eebench.errors import EEBenchError, require
+
+DJANGO_SDIST = ("Django==5.2.8", "django-5.2.8.tar.gz")
+SPLITS = ("train", "calibration", "heldout")
+_ROLE = re.compile(r":[\w:+-]+:`([^`<]*?)\s*(?:<([^`>]*)>)?`")
+
+
+def _role_text(match: re.Match) -> str:
+    """`:ref:`sessions <topics-http-sessions>`` -> "sessions"; `:setting:`DEBUG`` -> "DEBUG"."""
+    return match.group(1).strip() or (match.group(2) or "").lstrip("~/")
+
+
+def rst_to_prose(text: str) -> str:
+    """Keep the running text of a reStructuredText page: drop directives, code blocks and heading rules."""
+    paragraphs, current = [], []
+    for line in text.splitlines():
+        indented = line.startswith((" ", "\t"))
+        rule = bool(line) and len(set(line.strip())) == 1 and line.strip()[0] in "=-~^*#+'\"`"
+        if not line.strip() or indented or rule or line.startswith(".."):
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+            continue
+        current.append(line.strip())
+    if current:
+        paragraphs.append(" ".join(current))
+    prose = [_ROLE.sub(_role_text, p).replace("``", "") for p in paragraphs if len(p.split()) >= 12 and not p.endswith("::")]
+    return "\n\n".join(prose)
+
+
+def django_documents() -> dict[str, str]:
+    sdist = pip_download(DJANGO_SDIST[0], DJANGO_SDIST[1], sdist=True)
+    docs = {}
+    with tarfile.open(sdist) as archive:
+        for member in archive:
+            if "/docs/" in member.name and member.name.endswith(".txt") and "/_theme/" not in member.name:
+                text = rst_to_prose(archive.extractfile(member).read().decode("utf-8", "replace"))
+                if text:
+                    docs[member.name.split("/docs/", 1)[1]] = text
+    return docs
+
+
+def local_documents(path: Path) -> dict[str, str]:
+    if path.is_dir():
+        return {str(p.relative_to(path)): p.read_text(errors="replace") for p in sorted(path.rglob("*.txt"))}
+    paragraphs = [p.strip() for p in path.read_text(errors="replace").split("\n\n") if p.strip()]
+    return {f"{path.name}#{i}": p for i, p in enumerate(paragraphs)}
+
+
+def hf_documents(spec: str) -> dict[str, str]:
+    from datasets import load_dataset
+
+    name, _, config = spec.partition(":")
+    try:
+        rows = load_dataset(name, config or None, split="train")["text"]
+    except Exception as exc:
+        raise EEBenchError(f"data.source='hf:{spec}' could not be loaded ({type(exc).__name__}); it needs the hub and a 'text' column") from None
+    return {f"{name}#{i}": text for i, text in enumerate(rows) if text.strip()}
+
+
+def load_documents(source: str) -> dict[str, str]:
+    if source == "bundled:django-docs":
+        return django_documents()
+    if source.startswith("hf:"):
+        return hf_documents(source[3:])
+    path = Path(source).expanduser()
+    require(path.exists(), f"data.source={source!r} does not exist; allowed: bundled:django-docs, a .txt file or directory, hf:<dataset>")
+    return local_documents(path)
+
+
+def split_of(doc_id: str) -> str:
+    """Assign each document to one split by a hash of its id: 10% held-out, 10% calibration, 80% train."""
+    bucket = int(hashlib.sha256(doc_id.encode()).hexdigest(), 16) % 10
+    return "heldout" if bucket == 0 else "calibration" if bucket == 1 else "train"
+
+
+def split_documents(docs: dict[str, str]) -> dict[str, list[str]]:
+    splits = {name: [] for name in SPLITS}
+    for doc_id in sorted(docs):
+        splits[split_of(doc_id)].append(docs[doc_id])
+    return splits
+
+
+def token_blocks(tokenizer, texts: list[str], seq_len: int, count: int, split: str) -> torch.Tensor:
+    """Concatenate documents (EOS between them) and cut ``count`` blocks of ``seq_len`` tokens."""
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    stream: list[int] = []
+    for text in texts:
+        stream += tokenizer(text, add_special_tokens=False)["input_ids"] + eos
+        if len(stream) >= seq_len * count:
+            break
+    available = len(stream) // seq_len
+    require(
+        available >= count,
+        f"data split {split!r} has {len(stream)} tokens, too short for {count} x {seq_len}; "
+        f"lower data.{split if split != 'calibration' else 'calibration'}_sequences or data.seq_len, or give more text",
+    )
+    return torch.tensor(stream[: count * seq_len]).view(count, seq_len)
+
+
+def prepare_splits(cfg: DataConfig, tokenizer) -> dict[str, torch.Tensor]:
+    splits = split_documents(load_documents(cfg.source))
+    counts = {"train": cfg.train_sequences, "calibration": cfg.calibration_sequences, "heldout": cfg.heldout_sequences}
+    return {name: token_blocks(tokenizer, splits[name], cfg.seq_len, counts[name], name) for name in SPLITS}

@@ -1,0 +1,434 @@
+"""Offline evaluation tasks built from the real BIG-bench 1.0.0 JSON tasks.
+
+BIG-bench ships on PyPI only as a 358 MB sdist. We stream that tarball once, pull out just the
+``task.json`` members we need, and turn each task into an lm-eval 0.4 *local* task: one JSONL of
+pre-formatted documents plus one YAML config. Everything lands in eebench's content-addressed
+cache, so a second ``build_suite`` call with the same arguments only checks a few marker files.
+
+Layout in the cache:
+  ``bigbench_task/<key>/``  one converted task: ``docs.jsonl`` + ``meta.json`` (no YAML: its
+                            absolute data path is only known once the directory is in place)
+  ``bigbench_suite/<key>/`` the YAMLs of one requested task list; this is the ``include_path``
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from eebench.cache import cache_root, content_key, file_digest, get_or_build, is_complete
+from eebench.errors import EEBenchError, require
+
+BIGBENCH_SDIST = "bigbench==1.0.0"
+SDIST_FILENAME = "bigbench-1.0.0.tar.gz"
+# Lets a user point at an sdist they already have instead of letting us pip-download it.
+SDIST_ENV_VAR = "EEBENCH_BIGBENCH_SDIST"
+
+LM_EVAL_PREFIX = "eebench_bb_"  # lm-eval ships its own ``bigbench_*`` tasks; never collide with them
+RAW_PREFIX = "bigbench:"  # ``bigbench:<benchmark_tasks dir>[:<kind>]`` names any JSON task directly
+KINDS = ("multiple_choice", "generate")
+# Bump when the conversion below changes, so stale cached tasks are rebuilt rather than reused.
+CONVERTER_VERSION = 1
+
+# BIG-bench's own defaults for JSON tasks (bigbench/api/json_task.py), used when a task omits them.
+DEFAULT_INPUT_PREFIX = "\nQ: "
+DEFAULT_OUTPUT_PREFIX = "\nA: "
+DEFAULT_CHOICE_PREFIX = "\n  choice: "
+# BIG-bench's default answer extraction for generative tasks without a stop_string/output_regex.
+DEFAULT_OUTPUT_REGEX = r"[^\.\?\!\;\n]+"
+MAX_GEN_TOKENS = 32
+
+# Short eebench name -> BIG-bench source. Chosen by measuring SmolLM2-135M-Instruct with lm-eval's
+# stock HF model (see BIGBENCH_TASKS.md); every multiple-choice entry scored clearly above chance.
+# A ``bigbench`` value that is a directory without examples of its own (e.g. ``bbq_lite_json``)
+# means "all its subtasks merged".
+CURATED_TASKS: dict[str, dict[str, Any]] = {
+    "hyperbaton": {"bigbench": "hyperbaton", "kind": "multiple_choice"},
+    "phrase_relatedness": {"bigbench": "phrase_relatedness", "kind": "multiple_choice"},
+    "general_knowledge": {"bigbench": "general_knowledge", "kind": "multiple_choice"},
+    "arithmetic_1d_mc": {"bigbench": "arithmetic/1_digit_addition", "kind": "multiple_choice"},
+    "emoji_movie": {"bigbench": "emoji_movie", "kind": "multiple_choice"},
+    "social_iqa": {"bigbench": "social_iqa", "kind": "multiple_choice"},
+    "physical_intuition": {"bigbench": "physical_intuition", "kind": "multiple_choice"},
+    "known_unknowns": {"bigbench": "known_unknowns", "kind": "multiple_choice"},
+    # Generative: exact match after stripping, BIG-bench's own output regex.
+    "arithmetic_1d_gen": {"bigbench": "arithmetic/1_digit_addition", "kind": "generate"},
+    "object_counting": {"bigbench": "object_counting", "kind": "generate"},
+}
+SMOKE_TASKS: list[str] = ["general_knowledge"]
+DEMO_TASKS: list[str] = ["hyperbaton", "phrase_relatedness"]
+
+
+# --------------------------------------------------------------------------- task names
+
+
+def _resolve_task(name: str) -> dict[str, Any]:
+    """Map a user task name to ``{"name", "bigbench", "kind", "lm_eval_name"}`` or raise."""
+    if name in CURATED_TASKS:
+        entry = CURATED_TASKS[name]
+        kind = entry.get("kind", "multiple_choice")
+        require(kind in KINDS, f"CURATED_TASKS[{name!r}] has kind={kind!r}; allowed: {', '.join(KINDS)}")
+        return {"name": name, "bigbench": entry["bigbench"].strip("/"), "kind": kind,
+                "lm_eval_name": LM_EVAL_PREFIX + _sanitize(name)}
+    if name.startswith(RAW_PREFIX):
+        return _resolve_raw_task(name)
+    allowed = ", ".join(sorted(CURATED_TASKS))
+    raise EEBenchError(f"unknown BIG-bench task {name!r}; allowed: {allowed}, "
+                       f"or '{RAW_PREFIX}<benchmark_tasks dir>[:{'|'.join(KINDS)}]'")
+
+
+def _resolve_raw_task(name: str) -> dict[str, Any]:
+    """``bigbench:<dir>`` auto-detects the kind; ``bigbench:<dir>:<kind>`` forces it."""
+    path, _, kind = name[len(RAW_PREFIX):].partition(":")
+    path = path.strip("/")
+    require(bool(re.fullmatch(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*", path)),
+            f"bad BIG-bench task directory {path!r} in {name!r}; expected e.g. 'bigbench:navigate' "
+            f"or 'bigbench:logical_deduction/three_objects'")
+    require(kind in ("", *KINDS), f"bad task kind {kind!r} in {name!r}; allowed: {', '.join(KINDS)}")
+    suffix = f"_{kind}" if kind else ""
+    return {"name": name, "bigbench": path, "kind": kind or "auto",
+            "lm_eval_name": LM_EVAL_PREFIX + _sanitize(path) + suffix}
+
+
+def _sanitize(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "__", text)
+
+
+# --------------------------------------------------------------------------- the sdist
+
+
+def ensure_sdist(download_dir: Path | None = None) -> Path:
+    """Path of the BIG-bench sdist tarball, pip-downloading it once if we do not have it yet."""
+    override = os.environ.get(SDIST_ENV_VAR)
+    if override:
+        path = Path(override).expanduser().resolve()
+        require(path.is_file(), f"{SDIST_ENV_VAR}={override!r} is not a file; point it at {SDIST_FILENAME}")
+        return path
+    directory = Path(download_dir) if download_dir is not None else cache_root() / "downloads"
+    target = directory / SDIST_FILENAME
+    if target.is_file():
+        return target.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    _pip_download_into(directory, target)
+    return target.resolve()
+
+
+def _pip_download_into(directory: Path, target: Path) -> None:
+    # Download into a private temporary folder first so a killed download never leaves a
+    # truncated tarball at the final path that later calls would trust.
+    staging = directory / f".staging-{os.getpid()}"
+    staging.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", BIGBENCH_SDIST, "-d", str(staging)]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True)
+        downloaded = staging / SDIST_FILENAME
+        if proc.returncode != 0 or not downloaded.is_file():
+            last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise EEBenchError(
+                f"could not download {BIGBENCH_SDIST} with pip (exit {proc.returncode}: {last[0]}); "
+                f"fetch it with `pip download --no-deps {BIGBENCH_SDIST} -d DIR` and set {SDIST_ENV_VAR}")
+        os.replace(downloaded, target)
+    finally:
+        for leftover in staging.glob("*"):
+            leftover.unlink()
+        staging.rmdir()
+
+
+def _sdist_identity(sdist: Path) -> dict[str, Any]:
+    """Name, size and sha256 of the sdist; the hash is memoised on disk since it takes ~1 s."""
+    stat = sdist.stat()
+    memo_name = hashlib.sha256(f"{sdist}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    memo = cache_root() / "file_digests" / memo_name
+    if memo.is_file():
+        digest = memo.read_text().strip()
+    else:
+        digest = file_digest(sdist)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(digest + "\n")
+        os.replace(tmp, memo)
+    return {"name": sdist.name, "size": stat.st_size, "sha256": digest}
+
+
+# --------------------------------------------------------------------------- reading task.json
+
+
+def _read_task_files(sdist: Path, task_dirs: Iterable[str]) -> dict[str, dict[str, dict]]:
+    """One streaming pass over the tarball: ``{task_dir: {relative_subdir: task.json data}}``.
+
+    For each wanted directory we keep its own ``task.json`` (key ``""``) and those one level below
+    (key ``"<subtask>"``), since some tasks hold their examples only in subtasks.
+    """
+    wanted = set(task_dirs)
+    found: dict[str, dict[str, dict]] = {d: {} for d in wanted}
+    try:
+        with tarfile.open(sdist, mode="r|gz") as archive:  # "r|" streams; no random access needed
+            for member in archive:
+                owner = _match_member(member.name, wanted)
+                if owner is None or not member.isfile():
+                    continue
+                task_dir, subdir = owner
+                handle = archive.extractfile(member)
+                found[task_dir][subdir] = json.loads(handle.read().decode("utf-8"))
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise EEBenchError(f"cannot read BIG-bench sdist {str(sdist)!r}: {exc}") from exc
+    missing = sorted(d for d, files in found.items() if not files)
+    require(not missing, f"BIG-bench task directory {', '.join(map(repr, missing))} not found in {sdist.name}; "
+                         f"see bigbench/benchmark_tasks/ in the sdist for the allowed names")
+    return found
+
+
+def _match_member(member_name: str, wanted: set[str]) -> tuple[str, str] | None:
+    """``(task_dir, subdir)`` when a tar member is ``.../bigbench/benchmark_tasks/<dir>[/<sub>]/task.json``."""
+    marker = "/bigbench/benchmark_tasks/"
+    position = member_name.find(marker)
+    if position < 0 or not member_name.endswith("/task.json"):
+        return None
+    relative = member_name[position + len(marker):-len("/task.json")]
+    if relative in wanted:
+        return relative, ""
+    parent, _, sub = relative.rpartition("/")
+    if parent in wanted:
+        return parent, sub
+    return None
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _example_sources(task_dir: str, files: dict[str, dict]) -> list[tuple[str, dict]]:
+    """The task.json files whose examples make up the task: its own, else all subtasks merged."""
+    own = files.get("")
+    if own and own.get("examples"):
+        return [("", own)]
+    subtasks = [(sub, data) for sub, data in sorted(files.items()) if sub and data.get("examples")]
+    require(bool(subtasks), f"BIG-bench task {task_dir!r} has no JSON examples (it may be a "
+                            f"programmatic task); pick a JSON task directory")
+    return subtasks
+
+
+def _detect_kind(task_dir: str, sources: list[tuple[str, dict]]) -> str:
+    examples = [ex for _, data in sources for ex in data["examples"]]
+    if all("target_scores" in ex for ex in examples):
+        return "multiple_choice"
+    if all("target" in ex for ex in examples):
+        return "generate"
+    raise EEBenchError(f"BIG-bench task {task_dir!r} mixes example kinds; name it as "
+                       f"'{RAW_PREFIX}{task_dir}:<kind>' with kind one of {', '.join(KINDS)}")
+
+
+def _format_prompt(task: dict, text: str, listed_choices: list[str] | None) -> str:
+    """Zero-shot prompt as BIG-bench builds it: task prefix, input prefix, input, choices, output prefix.
+
+    Trailing spaces are dropped because lm-eval inserts the target delimiter (a space) itself, and
+    " answer" tokenizes the way the model saw answers in training, unlike "answer" after "A: ".
+    """
+    prompt = task.get("example_input_prefix", DEFAULT_INPUT_PREFIX) + text
+    if listed_choices:
+        choice_prefix = task.get("choice_prefix", DEFAULT_CHOICE_PREFIX)
+        prompt += choice_prefix + choice_prefix.join(listed_choices)
+    prompt += task.get("example_output_prefix", DEFAULT_OUTPUT_PREFIX)
+    prompt = str(task.get("task_prefix", "")) + prompt
+    return prompt.lstrip().rstrip(" ")
+
+
+def _multiple_choice_doc(task: dict, example: dict, rng: random.Random) -> dict | None:
+    scores = example.get("target_scores") or {}
+    choices = [str(choice) for choice in scores]
+    values = [float(v) for v in scores.values()]
+    if len(choices) < 2 or max(values) <= min(values):
+        return None  # nothing to discriminate: BIG-bench itself rejects such examples
+    gold = values.index(max(values))  # ties: the first, as BIG-bench does
+    listed = None
+    if task.get("append_choices_to_input", True):
+        # Listed in a seeded random order, as BIG-bench does, so file order (often gold first)
+        # cannot leak the answer through position.
+        listed = rng.sample(choices, len(choices))
+    return {"query": _format_prompt(task, str(example["input"]), listed), "choices": choices,
+            "gold": gold, "input": str(example["input"])}
+
+
+def _generate_doc(task: dict, example: dict) -> dict | None:
+    target = example.get("target")
+    targets = [str(t) for t in (target if isinstance(target, list) else [target]) if t is not None]
+    if not targets:
+        return None
+    # ``targets`` is always a list so lm-eval treats every doc as multi-target (any match counts).
+    return {"query": _format_prompt(task, str(example["input"]), None), "targets": targets,
+            "input": str(example["input"])}
+
+
+def _convert_examples(sources: list[tuple[str, dict]], kind: str, seed: int, tag: str) -> list[dict]:
+    docs = []
+    for sub, task in sources:
+        for index, example in enumerate(task["examples"]):
+            doc_id = f"{sub}/{index}" if sub else str(index)
+            if kind == "multiple_choice":
+                rng = random.Random(f"{seed}/{tag}/{doc_id}")
+                doc = _multiple_choice_doc(task, example, rng)
+            else:
+                doc = _generate_doc(task, example)
+            if doc is not None:
+                docs.append({"id": doc_id, **doc})
+    return docs
+
+
+def _seeded_subset(docs: list[dict], limit: int | None, seed: int, tag: str) -> list[dict]:
+    """A seeded permutation cut to ``limit``: subsets for growing limits are nested, and lm-eval's
+    own ``limit`` (which takes the first N docs) still yields a random sample of the task."""
+    order = list(range(len(docs)))
+    random.Random(f"{seed}/{tag}").shuffle(order)
+    if limit is not None:
+        order = order[:limit]
+    return [docs[i] for i in order]
+
+
+def _generation_settings(sources: list[tuple[str, dict]]) -> tuple[list[str], str]:
+    """Stop sequences and answer-extraction regex, following the first task.json's settings."""
+    task = sources[0][1]
+    until = ["\n"]
+    if task.get("stop_string"):
+        until.append(str(task["stop_string"]))
+    regex = task.get("output_regex") or DEFAULT_OUTPUT_REGEX
+    return until, regex
+
+
+# --------------------------------------------------------------------------- lm-eval YAML
+
+
+def _task_yaml(meta: dict, data_file: Path) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "task": meta["lm_eval_name"],
+        "dataset_path": "json",  # HF datasets' builtin JSON loader: works offline
+        # Absolute: lm-eval resolves relative data_files against the caller's CWD.
+        "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
+        "test_split": "test",
+        "doc_to_text": "query",
+        "target_delimiter": " ",
+        "metadata": {"version": CONVERTER_VERSION, "bigbench": meta["bigbench"],
+                     "source": BIGBENCH_SDIST, "limit": meta["limit"], "seed": meta["seed"]},
+    }
+    if meta["kind"] == "multiple_choice":
+        config.update({
+            "output_type": "multiple_choice",
+            "doc_to_choice": "choices",
+            "doc_to_target": "gold",
+            "metric_list": [_metric("acc"), _metric("acc_norm")],
+        })
+    else:
+        config.update({
+            "output_type": "generate_until",
+            "doc_to_target": "targets",
+            "generation_kwargs": {"until": meta["until"], "do_sample": False,
+                                  "max_gen_toks": MAX_GEN_TOKENS},
+            "filter_list": [{"name": "bigbench_answer", "filter": [
+                {"function": "regex", "regex_pattern": meta["output_regex"], "fallback": ""},
+                {"function": "take_first"}]}],
+            "metric_list": [_metric("exact_match", regexes_to_ignore=[r"^\s+", r"\s+$"])],
+        })
+    return config
+
+
+def _metric(name: str, **kwargs: Any) -> dict[str, Any]:
+    return {"metric": name, "aggregation": "mean", "higher_is_better": True, **kwargs}
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _task_spec(task: dict, limit: int | None, seed: int, sdist_id: dict) -> dict[str, Any]:
+    return {"converter": CONVERTER_VERSION, "bigbench": task["bigbench"], "kind": task["kind"],
+            "lm_eval_name": task["lm_eval_name"], "limit": limit, "seed": seed, "sdist": sdist_id}
+
+
+def _build_task_dir(tmp: Path, spec: dict, files: dict[str, dict]) -> None:
+    sources = _example_sources(spec["bigbench"], files)
+    kind = spec["kind"] if spec["kind"] != "auto" else _detect_kind(spec["bigbench"], sources)
+    tag = spec["bigbench"]
+    docs = _seeded_subset(_convert_examples(sources, kind, spec["seed"], tag), spec["limit"], spec["seed"], tag)
+    require(bool(docs), f"BIG-bench task {tag!r} has no usable {kind} examples; allowed kinds: "
+                        f"{', '.join(KINDS)} (multiple_choice needs target_scores, generate needs target)")
+    with open(tmp / "docs.jsonl", "w", encoding="utf-8") as handle:
+        for doc in docs:
+            handle.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    until, regex = _generation_settings(sources)
+    meta = {**spec, "kind": kind, "num_docs": len(docs), "until": until, "output_regex": regex,
+            "chance": _chance(docs, kind)}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def _chance(docs: list[dict], kind: str) -> float | None:
+    if kind != "multiple_choice":
+        return None
+    return sum(1.0 / len(doc["choices"]) for doc in docs) / len(docs)
+
+
+def _ensure_task_dirs(tasks: list[dict], limit: int | None, seed: int, sdist: Path) -> list[Path]:
+    sdist_id = _sdist_identity(sdist)
+    specs = [_task_spec(task, limit, seed, sdist_id) for task in tasks]
+    missing = [s for s in specs if not is_complete(cache_root() / "bigbench_task" / content_key(s))]
+    # Only cache misses pay for the ~10 s stream through the tarball, and all of them share one pass.
+    files = _read_task_files(sdist, {s["bigbench"] for s in missing}) if missing else {}
+    return [get_or_build("bigbench_task", spec,
+                         lambda tmp, spec=spec: _build_task_dir(tmp, spec, files[spec["bigbench"]]))
+            for spec in specs]
+
+
+def _write_suite_dir(tmp: Path, task_dirs: list[Path]) -> None:
+    for task_dir in task_dirs:
+        meta = json.loads((task_dir / "meta.json").read_text())
+        config = _task_yaml(meta, task_dir / "docs.jsonl")
+        (tmp / f"{meta['lm_eval_name']}.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+
+def _check_arguments(task_names: list[str], limit: int | None, seed: int) -> None:
+    require(isinstance(task_names, (list, tuple)) and len(task_names) > 0 and
+            all(isinstance(n, str) for n in task_names),
+            f"task_names={task_names!r} must be a non-empty list of names; allowed: {', '.join(sorted(CURATED_TASKS))}")
+    require(limit is None or (isinstance(limit, int) and not isinstance(limit, bool) and limit > 0),
+            f"limit={limit!r} must be a positive integer or None (all examples)")
+    require(isinstance(seed, int) and not isinstance(seed, bool), f"seed={seed!r} must be an integer")
+
+
+def build_suite(task_names: list[str], limit: int | None = None, sdist: Path | None = None,
+                seed: int = 0) -> tuple[str, list[str]]:
+    """Convert BIG-bench tasks to lm-eval local tasks.
+
+    Returns ``(include_path, lm_eval_task_names)`` for
+    ``lm_eval.simple_evaluate(tasks=names, task_manager=TaskManager(include_path=include_path))``.
+    """
+    _check_arguments(task_names, limit, seed)
+    tasks = [_resolve_task(name) for name in dict.fromkeys(task_names)]  # drop duplicates, keep order
+    clashing = _duplicates([t["lm_eval_name"] for t in tasks])
+    if clashing:
+        raise EEBenchError(f"task names {task_names!r} map to the same lm-eval task {clashing[0]!r}; pass each once")
+    sdist_path = Path(sdist).expanduser().resolve() if sdist is not None else ensure_sdist()
+    require(sdist_path.is_file(), f"sdist={str(sdist)!r} is not a file; pass the {SDIST_FILENAME} tarball")
+    task_dirs = _ensure_task_dirs(tasks, limit, seed, sdist_path)
+    suite_spec = {"converter": CONVERTER_VERSION, "tasks": [str(p) for p in task_dirs]}
+    suite = get_or_build("bigbench_suite", suite_spec, lambda tmp: _write_suite_dir(tmp, task_dirs))
+    return str(suite), [t["lm_eval_name"] for t in tasks]
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    return [n for n in names if n in seen or seen.add(n)]
+
+
+def task_info(include_path: str) -> dict[str, dict[str, Any]]:
+    """Per lm-eval task name: number of docs, kind and chance accuracy, read from the built suite."""
+    info = {}
+    for yaml_file in sorted(Path(include_path).glob("*.yaml")):
+        config = yaml.safe_load(yaml_file.read_text())
+        meta = json.loads((Path(config["dataset_kwargs"]["data_files"]["test"]).parent / "meta.json").read_text())
+        info[config["task"]] = {k: meta[k] for k in ("bigbench", "kind", "num_docs", "chance")}
+    return info

@@ -1,0 +1,33 @@
+"""The exit policy: per-exit-layer thresholds on one confidence metric; the first confident head exits."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from eebench.exits.confidence import exit_rule, from_uncertainty, uncertainty
+
+
+@dataclass
+class ExitPolicy:
+    exit_layers: list[int]
+    metric: str
+    thresholds: list[float]  # uncertainty units; -inf means the head never exits
+
+    def confident(self, index: int, logits: torch.Tensor) -> torch.Tensor:
+        return uncertainty(self.metric, logits) <= self.thresholds[index]
+
+    def native_thresholds(self) -> list[float | None]:
+        """Thresholds in the metric's own units (None: the head never exits), for results files."""
+        return [None if math.isinf(t) else from_uncertainty(self.metric, t) for t in self.thresholds]
+
+    def to_dict(self) -> dict:
+        return {"exit_layers": self.exit_layers, "metric": self.metric, "rule": exit_rule(self.metric),
+                "thresholds": self.native_thresholds()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExitPolicy":
+        metric = data["metric"]
+        unc = [-math.inf if t is None else from_uncertainty(metric, t) for t in data["thresholds"]]
+        return cls(list(data["exit_layers"]), metric, unc)

@@ -1,0 +1,269 @@
+"""Run-directory storage: atomic result/error files, provenance, and loading a sweep back.
+
+A run directory is complete when it holds ``results.json`` with ``status == "complete"``; a failed
+job holds ``error.json`` instead. Loading never raises on a bad directory: it is reported as skipped
+with a reason, so one broken point cannot hide the rest of a sweep.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import socket
+import tempfile
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "results.json"
+ERROR_FILE = "error.json"
+COMPLETE = "complete"
+
+# Distribution names whose versions matter for reproducing a number.
+PROVENANCE_PACKAGES = ("torch", "transformers", "lm_eval", "wandb", "hydra-core", "eebench")
+
+# Matched against whole words of a key (split on _ - . and camelCase), not substrings, so that
+# legitimate config such as `max_new_tokens` or `prompt_tokens` survives while `api_key`,
+# `WANDB_API_KEY`, `hfToken` and `db_password` are removed.
+SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "credentials"})
+
+# Directories inside a sweep that never hold run results; pruned when discovering runs.
+_NOT_RUN_DIRS = frozenset({"wandb", ".hydra", "__pycache__"})
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write JSON so readers see either the old file or the complete new one, never a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Temp file in the same directory so os.replace is a same-filesystem atomic rename.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(_json_safe(obj), handle, indent=2, sort_keys=False, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_safe(obj: Any) -> Any:
+    """Strict JSON: NaN/inf become null (other tools choke on bare NaN); paths and numpy scalars become plain."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return _json_safe(obj.item())
+    return str(obj)
+
+
+def _is_secret_key(key: Any) -> bool:
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(key)).lower()
+    return any(word in SECRET_WORDS for word in re.split(r"[^a-z0-9]+", words))
+
+
+def redact(config: Any) -> Any:
+    """Return a copy of a (nested) config with secret-looking keys removed."""
+    if isinstance(config, dict):
+        return {k: redact(v) for k, v in config.items() if not _is_secret_key(k)}
+    if isinstance(config, (list, tuple)):
+        return [redact(v) for v in config]
+    return config
+
+
+def write_results(run_dir: str | Path, results: dict) -> Path:
+    """Write ``results.json``; a stale ``error.json`` from an earlier failed attempt is removed."""
+    run_dir = Path(run_dir)
+    results = dict(results)
+    if isinstance(results.get("config"), dict):
+        results["config"] = redact(results["config"])
+    path = write_json_atomic(run_dir / RESULTS_FILE, results)
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    return path
+
+
+def write_error(run_dir: str | Path, exc: BaseException, config: dict) -> Path:
+    """Record a failed job so the report can list it; the config is redacted before writing."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    payload = {
+        "message": f"{type(exc).__name__}: {exc}",
+        "traceback": tb,
+        "config": redact(config or {}),
+        "time": _utc_now(),
+    }
+    return write_json_atomic(Path(run_dir) / ERROR_FILE, payload)
+
+
+# ----------------------------------------------------------------------------- provenance
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git_dir(start: Path) -> Path | None:
+    """Find the .git directory above `start`, following the `gitdir:` file used by worktrees."""
+    for folder in (start, *start.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        if dot_git.is_file():
+            text = dot_git.read_text(encoding="utf-8").strip()
+            if text.startswith("gitdir:"):
+                return (folder / text.split(":", 1)[1].strip()).resolve()
+    return None
+
+
+def _resolve_ref(git_dir: Path, ref: str) -> str | None:
+    # Worktrees keep branch refs in the shared "common" directory.
+    common = git_dir
+    if (git_dir / "commondir").is_file():
+        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    for base in (git_dir, common):
+        if (base / ref).is_file():
+            return (base / ref).read_text(encoding="utf-8").strip()
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == ref:
+                return parts[0]
+    return None
+
+
+def git_sha(start: Path | None = None) -> str | None:
+    """Commit of the eebench checkout, read from .git files so a missing git binary cannot fail a run."""
+    try:
+        git_dir = _git_dir((start or Path(__file__)).resolve())
+        if git_dir is None:
+            return None
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if head.startswith("ref:"):
+            return _resolve_ref(git_dir, head.split(":", 1)[1].strip())
+        return head or None  # detached HEAD holds the sha itself
+    except OSError:
+        return None
+
+
+def _cuda_device_name() -> str | None:
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # a broken CUDA install must not stop a CPU run from recording provenance
+        return None
+
+
+def collect_provenance(device: str, seed: int) -> dict:
+    """Everything needed to tell where and with what code a number was produced."""
+    return {
+        "git_sha": git_sha(),
+        "packages": {name: _package_version(name) for name in PROVENANCE_PACKAGES},
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+        "cuda_device": _cuda_device_name(),
+        "device": device,
+        "seed": seed,
+        "time": _utc_now(),
+    }
+
+
+# ----------------------------------------------------------------------------- loading
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _error_reason(run_dir: Path) -> str:
+    error, problem = _read_json(run_dir / ERROR_FILE)
+    if problem or not isinstance(error, dict):
+        return "failed (error.json present but unreadable)"
+    first_line = str(error.get("message") or "no message").strip().splitlines() or ["no message"]
+    return f"failed: {first_line[0]}"
+
+
+def check_run(run_dir: str | Path) -> tuple[dict | None, str | None]:
+    """Return (results, None) for a complete run, else (None, reason it is not usable)."""
+    run_dir = Path(run_dir)
+    if (run_dir / ERROR_FILE).exists():
+        return None, _error_reason(run_dir)
+    results_path = run_dir / RESULTS_FILE
+    if not results_path.exists():
+        return None, "no results.json (job unfinished or killed?)"
+    results, problem = _read_json(results_path)
+    if problem:
+        return None, f"corrupt results.json ({problem})"
+    if not isinstance(results, dict):
+        return None, "results.json is not a JSON object"
+    if results.get("status") != COMPLETE:
+        return None, f"status is {results.get('status')!r}, not {COMPLETE!r}"
+    results["run_dir"] = str(run_dir)
+    return results, None
+
+
+def load_run(run_dir: str | Path) -> dict | None:
+    """The results of a complete run (with ``run_dir`` added), or None."""
+    return check_run(run_dir)[0]
+
+
+def _looks_like_run_dir(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (RESULTS_FILE, ERROR_FILE, ".hydra"))
+
+
+def find_run_dirs(sweep_dir: str | Path) -> list[Path]:
+    """Run directories at or below `sweep_dir` (a single run dir counts), in a stable order."""
+    found = []
+    for root, dirs, _files in os.walk(sweep_dir):
+        dirs[:] = sorted(d for d in dirs if d not in _NOT_RUN_DIRS)
+        if _looks_like_run_dir(Path(root)):
+            found.append(Path(root))
+    return sorted(found, key=_natural_key)
+
+
+def _natural_key(path: Path) -> list:
+    # Hydra job dirs are numbered 0..N; sort 2 before 10.
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+
+
+def load_sweeps(sweep_dirs: list[str | Path]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Load every run under the given dirs: (complete runs, [(dir, why skipped), ...])."""
+    runs: list[dict] = []
+    skipped: list[tuple[str, str]] = []
+    for sweep_dir in sweep_dirs:
+        run_dirs = find_run_dirs(sweep_dir)
+        if not run_dirs:
+            skipped.append((str(sweep_dir), "no run directories found"))
+        for run_dir in run_dirs:
+            results, reason = check_run(run_dir)
+            if results is None:
+                skipped.append((str(run_dir), reason or "unknown"))
+            else:
+                runs.append(results)
+    return runs, skipped
