@@ -114,15 +114,22 @@ class DataConfig:
             _positive(f"data.{name}", getattr(self, name))
 
 
+EVAL_SUITES = ("bigbench", "lm_eval")
+
+
 @dataclass
 class EvalConfig:
+    # bigbench: eebench's offline BIG-bench tasks (short names); lm_eval: task names lm-eval knows,
+    # plus any task YAMLs under include_path.
     suite: str = "bigbench"
     tasks: list[str] = field(default_factory=list)
+    include_path: Optional[str] = None
     limit: Optional[int] = None  # examples per task; None = all that were built
     batch_size: int = 8
     num_fewshot: int = 0
 
     def __post_init__(self) -> None:
+        _one_of("eval.suite", self.suite, EVAL_SUITES)
         _positive("eval.batch_size", self.batch_size)
         require(self.limit is None or self.limit > 0, f"eval.limit={self.limit} must be a positive integer or null")
 

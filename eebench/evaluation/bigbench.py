@@ -173,12 +173,11 @@ def _read_task_files(sdist: Path, task_dirs: Iterable[str]) -> dict[str, dict[st
     try:
         with tarfile.open(sdist, mode="r|gz") as archive:  # "r|" streams; no random access needed
             for member in archive:
-                owner = _match_member(member.name, wanted)
-                if owner is None or not member.isfile():
-                    continue
-                task_dir, subdir = owner
-                handle = archive.extractfile(member)
-                found[task_dir][subdir] = json.loads(handle.read().decode("utf-8"))
+                owners = _match_member(member.name, wanted) if member.isfile() else []
+                if owners:
+                    data = json.loads(archive.extractfile(member).read().decode("utf-8"))
+                    for task_dir, subdir in owners:
+                        found[task_dir][subdir] = data
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise EEBenchError(f"cannot read BIG-bench sdist {str(sdist)!r}: {exc}") from exc
     missing = sorted(d for d, files in found.items() if not files)
@@ -187,19 +186,16 @@ def _read_task_files(sdist: Path, task_dirs: Iterable[str]) -> dict[str, dict[st
     return found
 
 
-def _match_member(member_name: str, wanted: set[str]) -> tuple[str, str] | None:
-    """``(task_dir, subdir)`` when a tar member is ``.../bigbench/benchmark_tasks/<dir>[/<sub>]/task.json``."""
+def _match_member(member_name: str, wanted: set[str]) -> list[tuple[str, str]]:
+    """``(task_dir, subdir)`` pairs a tar member ``.../bigbench/benchmark_tasks/<dir>[/<sub>]/task.json``
+    belongs to (two when both a task and its parent were requested)."""
     marker = "/bigbench/benchmark_tasks/"
     position = member_name.find(marker)
     if position < 0 or not member_name.endswith("/task.json"):
-        return None
+        return []
     relative = member_name[position + len(marker):-len("/task.json")]
-    if relative in wanted:
-        return relative, ""
     parent, _, sub = relative.rpartition("/")
-    if parent in wanted:
-        return parent, sub
-    return None
+    return [(d, s) for d, s in ((relative, ""), (parent, sub)) if d in wanted]
 
 
 # --------------------------------------------------------------------------- conversion

@@ -1,0 +1,70 @@
+"""Run lm-eval tasks under the exit policy and with the full model, sharing one scoring pass."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from eebench.cache import cache_root, content_key
+from eebench.config import EvalConfig
+from eebench.errors import EEBenchError
+from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
+from eebench.evaluation.scores import ScoreStore
+
+
+def resolve_tasks(cfg: EvalConfig, seed: int = 0) -> tuple[str | None, list[str]]:
+    if cfg.suite == "bigbench":
+        from eebench.evaluation.bigbench import build_suite
+
+        return build_suite(list(cfg.tasks), cfg.limit, seed=seed)
+    return cfg.include_path, list(cfg.tasks)
+
+
+def task_manager(include_path: str | None):
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path) if include_path else TaskManager()
+
+
+def metrics_of(results: dict) -> dict[str, dict[str, float]]:
+    """lm-eval's {"acc,none": x, "acc_stderr,none": y} -> {"acc": x, "acc_stderr": y} per task."""
+    tasks = {}
+    for task, values in results["results"].items():
+        clean = {}
+        for key, value in values.items():
+            metric, _, _filter = key.partition(",")
+            if isinstance(value, (int, float)) and metric != "alias":
+                clean[metric] = float(value)
+        tasks[task] = clean
+    return tasks
+
+
+def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
+    import lm_eval
+
+    limit = cfg.limit if cfg.suite != "bigbench" else None  # bigbench tasks are already cut to the limit
+    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, num_fewshot=cfg.num_fewshot,
+                                  limit=limit, cache_requests=False, log_samples=False, bootstrap_iters=1000)
+    return metrics_of(out)
+
+
+def evaluate_tasks(cfg: EvalConfig, ee_model, policy, heads_dir: Path) -> dict:
+    include_path, tasks = resolve_tasks(cfg)
+    manager = task_manager(include_path)
+    unknown = [t for t in tasks if t not in manager.all_tasks]
+    if unknown:
+        raise EEBenchError(f"eval.tasks contains unknown task(s) {unknown}; allowed: tasks lm-eval knows or YAMLs under eval.include_path")
+    # Scores depend on backbone + heads (heads_dir's key covers the backbone) and the task data.
+    store_key = content_key({"heads": heads_dir.name, "tasks": tasks, "include": include_path, "limit": cfg.limit, "fewshot": cfg.num_fewshot})
+    store = ScoreStore(cache_root() / "scores" / f"{store_key}.safetensors")
+    early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size)
+    early_tasks = _simple_evaluate(early, tasks, manager, cfg)
+    full = EarlyExitLM(ee_model=ee_model, exits=False, score_store=store, batch_size=cfg.batch_size)
+    baseline_tasks = _simple_evaluate(full, tasks, manager, cfg)
+    counts = early.exit_counts
+    total = max(1, sum(counts.values()))
+    return {
+        "tasks": early_tasks,
+        "baseline_tasks": baseline_tasks,
+        "eval_mode": EVAL_MODE,
+        "eval_exit_fraction": {("final" if i == len(policy.exit_layers) else str(policy.exit_layers[i])): n / total
+                               for i, n in sorted(counts.items())},
+    }

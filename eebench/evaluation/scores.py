@@ -1,0 +1,111 @@
+"""Per-request exit scores for teacher-forced lm-eval requests.
+
+For each (context, continuation) request we score every exit (each head and the final layer) once:
+the continuation tokens' log-probabilities, whether each is the exit's argmax, and each head's
+uncertainty per position. Any exit policy's loglikelihood then follows without running the model
+again, which is how every threshold point of a sweep reuses one backbone pass per task.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from eebench.exits.confidence import metric_values, to_uncertainty
+from eebench.exits.policy import ExitPolicy
+
+
+@dataclass
+class RequestScores:
+    logprob: torch.Tensor  # [num_heads + 1, cont_len]; last row is the full model
+    greedy: torch.Tensor  # [num_heads + 1, cont_len] bool
+    metrics: dict[str, torch.Tensor]  # metric -> [num_heads, cont_len]
+
+    def exit_index(self, policy: ExitPolicy | None) -> torch.Tensor:
+        num_heads = self.logprob.shape[0] - 1
+        if policy is None:
+            return torch.full((self.logprob.shape[1],), num_heads)
+        unc = to_uncertainty(policy.metric, self.metrics[policy.metric])
+        confident = unc <= torch.tensor(policy.thresholds, dtype=unc.dtype)[:, None]
+        return torch.where(confident.any(0), confident.float().argmax(0), torch.tensor(num_heads))
+
+    def answer(self, policy: ExitPolicy | None) -> tuple[float, bool, torch.Tensor]:
+        first = self.exit_index(policy)
+        cols = torch.arange(len(first))
+        return float(self.logprob[first, cols].sum()), bool(self.greedy[first, cols].all()), first
+
+
+def request_key(tokens: list[int], continuation_length: int) -> str:
+    return hashlib.sha1(f"{continuation_length}:{tokens}".encode()).hexdigest()
+
+
+class ScoreStore:
+    """In-memory map of request key -> RequestScores, persisted to one safetensors file (no pickle)."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path else None
+        self.items: dict[str, RequestScores] = {}
+        self.dirty = False
+        if self.path and self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        grouped: dict[str, dict[str, torch.Tensor]] = {}
+        for name, tensor in load_file(str(self.path)).items():
+            key, field = name.split("/", 1)
+            grouped.setdefault(key, {})[field] = tensor
+        for key, fields in grouped.items():
+            metrics = {f.split(".", 1)[1]: t for f, t in fields.items() if f.startswith("metric.")}
+            self.items[key] = RequestScores(fields["logprob"], fields["greedy"].bool(), metrics)
+
+    def save(self) -> None:
+        if not (self.path and self.dirty):
+            return
+        tensors = {}
+        for key, scores in self.items.items():
+            tensors[f"{key}/logprob"] = scores.logprob.contiguous()
+            tensors[f"{key}/greedy"] = scores.greedy.to(torch.uint8).contiguous()
+            for metric, values in scores.metrics.items():
+                tensors[f"{key}/metric.{metric}"] = values.contiguous()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        save_file(tensors, str(tmp))
+        os.replace(tmp, self.path)
+        self.dirty = False
+
+
+@torch.no_grad()
+def score_batch(model, heads, inputs: list[list[int]], continuations: list[list[int]], pad_id: int) -> list[RequestScores]:
+    """Score a batch of teacher-forced requests at every exit. inputs[i] ends just before its last continuation token."""
+    device = next(model.parameters()).device
+    width = max(len(x) for x in inputs)
+    ids = torch.full((len(inputs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(inputs):  # right padding keeps real positions unaffected under a causal mask
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    out = model(ids.to(device), attention_mask=mask.to(device), output_hidden_states=True, use_cache=False)
+    picks = [torch.arange(len(row) - len(cont), len(row)) for row, cont in zip(inputs, continuations)]
+    targets = [torch.tensor(cont) for cont in continuations]
+    exits = [(heads.logits(i, out.hidden_states[layer + 1]), True) for i, layer in enumerate(heads.exit_layers)]
+    exits.append((out.logits, False))
+    logprob = [[] for _ in inputs]
+    greedy = [[] for _ in inputs]
+    metrics: list[dict[str, list]] = [{} for _ in inputs]
+    for logits, is_head in exits:
+        for i, (pos, tgt) in enumerate(zip(picks, targets)):
+            rows = logits[i, pos.to(logits.device)].float().cpu()
+            logp = torch.log_softmax(rows, dim=-1)
+            logprob[i].append(logp.gather(1, tgt[:, None]).squeeze(1))
+            greedy[i].append(logp.argmax(-1) == tgt)
+            if is_head:
+                for name, values in metric_values(rows).items():
+                    metrics[i].setdefault(name, []).append(values)
+    return [
+        RequestScores(torch.stack(lp), torch.stack(gr), {k: torch.stack(v) for k, v in mt.items()})
+        for lp, gr, mt in zip(logprob, greedy, metrics)
+    ]

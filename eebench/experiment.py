@@ -1,0 +1,108 @@
+"""One point of a sweep: heads -> calibration -> traces -> lm-eval -> timing -> results.json.
+
+Every expensive artifact (converted backbone, heads, traces, per-request exit scores) is cached under a
+key of what determines it, so the other points of a sweep over thresholds reuse them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eebench.backbones import Backbone, load_backbone
+from eebench.cache import cache_root, content_key, get_or_build
+from eebench.config import ExperimentConfig
+from eebench.data.corpus import prepare_splits
+from eebench.engine.flops import CostModel
+from eebench.exits.calibration import calibrate
+from eebench.exits.policy import ExitPolicy
+from eebench.heads import ExitHeads, load_heads, save_heads
+from eebench.heads.placement import exit_layers as place_heads
+from eebench.heads.train import train_heads
+from eebench.model import EarlyExitModel
+from eebench.traces.simulate import simulate
+from eebench.traces.trace import Trace, collect_trace
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def heads_spec(cfg: ExperimentConfig, backbone: Backbone, layers: list[int]) -> dict:
+    data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("calibration_sequences", "heldout_sequences")}
+    return {"backbone": backbone.identity, "exit_layers": layers, "head": dataclasses.asdict(cfg.head), "data": data, "seed": cfg.seed}
+
+
+def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], splits) -> tuple[ExitHeads, Path]:
+    spec = heads_spec(cfg, backbone, layers)
+
+    def build(tmp: Path) -> None:
+        seed_everything(cfg.seed)
+        heads = ExitHeads.create(backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head)
+        log = train_heads(backbone.model, heads, splits["train"], cfg.head.training, cfg.seed)
+        save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
+
+    directory = get_or_build("heads", spec, build)
+    return load_heads(directory, backbone.layered), directory
+
+
+def build_trace(model, heads: ExitHeads, heads_dir: Path, tokens: torch.Tensor, split: str) -> tuple[Trace, Path]:
+    spec = {"heads": heads_dir.name, "split": split, "tokens": content_key({"t": tokens.flatten().tolist()})}
+    directory = get_or_build("traces", spec, lambda tmp: collect_trace(model, heads, tokens).save(tmp))
+    return Trace.load(directory), directory
+
+
+def calibrated_policy(cfg: ExperimentConfig, layers: list[int], calibration: Trace) -> ExitPolicy:
+    unc = calibration.uncertainty(cfg.confidence.metric)
+    return ExitPolicy(layers, cfg.confidence.metric, calibrate(cfg.calibration.method, unc, calibration.agree, cfg.threshold))
+
+
+def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
+    seed_everything(cfg.seed)
+    backbone = load_backbone(cfg.backbone, cfg.device)
+    layers = place_heads(cfg.placement, backbone.num_layers)
+    splits = prepare_splits(cfg.data, backbone.tokenizer)
+    heads, heads_dir = build_heads(cfg, backbone, layers, splits)
+    calibration, calibration_dir = build_trace(backbone.model, heads, heads_dir, splits["calibration"], "calibration")
+    heldout, _ = build_trace(backbone.model, heads, heads_dir, splits["heldout"], "heldout")
+    policy = calibrated_policy(cfg, layers, calibration)
+    costs = CostModel.from_layered(backbone.layered, layers)
+    ee_model = EarlyExitModel(backbone, heads, calibration, cfg.confidence.metric, cfg.calibration.method)
+
+    results = {
+        "status": "running",
+        "backbone": cfg.backbone.name,
+        "backbone_path": backbone.path,
+        "num_layers": backbone.num_layers,
+        "exit_layers": layers,
+        "placement": cfg.placement.kind,
+        "head": cfg.head.kind,
+        "confidence": cfg.confidence.metric,
+        "calibration_method": cfg.calibration.method,
+        "threshold": cfg.threshold,
+        "thresholds": policy.native_thresholds(),
+        "exit_rule": policy.to_dict()["rule"],
+        "exit": simulate(heldout, policy, costs),
+        "calibration": {"target": cfg.threshold, "calibration_agreement": simulate(calibration, policy, costs)["agreement"]},
+        "data": {"source": cfg.data.source, "splits": {k: int(v.numel()) for k, v in splits.items()},
+                 "note": "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"},
+        "heads_training": json.loads((heads_dir / "heads.json").read_text()).get("training", {}),
+        "artifacts": {"heads_dir": str(heads_dir), "calibration_trace_dir": str(calibration_dir),
+                      "backbone_config": dataclasses.asdict(cfg.backbone)},
+    }
+    results["heads_training"].pop("loss_curve", None)
+    if cfg.eval.tasks:
+        from eebench.evaluation.runner import evaluate_tasks
+
+        results.update(evaluate_tasks(cfg.eval, ee_model, policy, heads_dir))
+    if cfg.timing.enabled:
+        from eebench.timing.generation import measure_generation, timing_prompts
+
+        results["timing"] = measure_generation(backbone, heads, policy, timing_prompts(splits["heldout"], cfg.timing), cfg.timing)
+    return results

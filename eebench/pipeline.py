@@ -1,0 +1,65 @@
+"""The Hydra task function: validate, run one point, write results / error files, log to W&B.
+
+User errors print one line and never a traceback. In a multirun a failing point writes error.json and
+the sweep carries on; a single run exits non-zero.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from eebench.errors import EEBenchError
+from eebench.tracking.results import collect_provenance, redact, write_error, write_json_atomic, write_results
+
+
+def job_dirs() -> tuple[Path, Path, bool]:
+    """(run dir, sweep dir, is multirun)."""
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else run_dir
+    return run_dir, sweep_dir, multirun
+
+
+def run_job(cfg: DictConfig) -> dict | None:
+    from eebench.config import validate
+
+    run_dir, sweep_dir, multirun = job_dirs()
+    plain = redact(OmegaConf.to_container(cfg, resolve=True))
+    write_json_atomic(run_dir / "config.json", plain)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
+    try:
+        typed = validate(cfg)
+        results = _run_and_record(typed, plain, run_dir, sweep_dir)
+        print(f"eebench: results written to {run_dir / 'results.json'}")
+        return results
+    except EEBenchError as exc:
+        write_error(run_dir, exc, plain)
+        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # keep the sweep alive; the traceback goes to error.json
+        write_error(run_dir, exc, plain)
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        print(f"error: {last} (traceback in {run_dir / 'error.json'})", file=sys.stderr)
+    if not multirun:
+        sys.exit(2)
+    return None
+
+
+def _run_and_record(typed, plain: dict, run_dir: Path, sweep_dir: Path) -> dict:
+    from eebench.experiment import run_experiment
+    from eebench.tracking.wandb_sink import WandbSink
+
+    results = run_experiment(typed, run_dir)
+    results["provenance"] = collect_provenance(results.get("timing", {}).get("device", typed.device), typed.seed)
+    results["status"] = "complete"
+    write_results(run_dir, results)
+    sink = WandbSink(typed.logger.kind == "wandb", typed.logger.project, typed.logger.mode, typed.logger.entity,
+                     run_dir, sweep_dir, group=sweep_dir.name, name=run_dir.name if run_dir != sweep_dir else "run", config=plain)
+    sink.log_results(results)
+    sink.finish()
+    return results

@@ -1,0 +1,232 @@
+"""BIG-bench -> lm-eval conversion, against a tiny fake sdist (nothing is downloaded)."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eebench.errors import EEBenchError
+from eebench.evaluation import bigbench
+from eebench.evaluation.bigbench import (CURATED_TASKS, DEMO_TASKS, SMOKE_TASKS, build_suite,
+                                         ensure_sdist)
+
+MC_EXAMPLES = [
+    {"input": f"Is {i} even?", "target_scores": {"yes": int(i % 2 == 0), "no": int(i % 2 == 1)}}
+    for i in range(10)
+]
+MC_TASK = {
+    "name": "toy_mc",
+    "task_prefix": "Answer the question.\n",
+    "example_input_prefix": "\nQuestion: ",
+    "example_output_prefix": "\nAnswer: ",
+    "append_choices_to_input": True,
+    "examples": MC_EXAMPLES,
+}
+GEN_TASK = {
+    "name": "toy_gen",
+    "examples": [{"input": "What is 1 plus 1?", "target": ["2", "two"]},
+                 {"input": "What is 2 plus 2?", "target": "4"}],
+}
+SUBTASK_A = {"name": "a", "append_choices_to_input": False,
+             "examples": [{"input": "red or blue?", "target_scores": {"red": 0, "blue": 1, "green": 0}}]}
+SUBTASK_B = {"name": "b", "examples": [{"input": "up or down?", "target_scores": {"up": 1, "down": 0}}]}
+
+
+def _add_json(archive: tarfile.TarFile, name: str, data: dict) -> None:
+    blob = json.dumps(data).encode()
+    info = tarfile.TarInfo(name)
+    info.size = len(blob)
+    archive.addfile(info, io.BytesIO(blob))
+
+
+@pytest.fixture
+def fake_sdist(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("EEBENCH_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "bigbench-1.0.0.tar.gz"
+    root = "bigbench-1.0.0/bigbench/benchmark_tasks"
+    with tarfile.open(path, "w:gz") as archive:
+        _add_json(archive, f"{root}/toy_mc/task.json", MC_TASK)
+        _add_json(archive, f"{root}/toy_gen/task.json", GEN_TASK)
+        _add_json(archive, f"{root}/toy_sub/task.json", {"name": "toy_sub"})  # examples only in subtasks
+        _add_json(archive, f"{root}/toy_sub/a/task.json", SUBTASK_A)
+        _add_json(archive, f"{root}/toy_sub/b/task.json", SUBTASK_B)
+        _add_json(archive, "bigbench-1.0.0/setup.json", {"not": "a task"})
+    return path
+
+
+def _configs(include_path: str) -> dict[str, dict]:
+    return {c["task"]: c for c in (yaml.safe_load(p.read_text()) for p in Path(include_path).glob("*.yaml"))}
+
+
+def _rows(config: dict) -> list[dict]:
+    data_file = Path(config["dataset_kwargs"]["data_files"]["test"])
+    return [json.loads(line) for line in data_file.read_text().splitlines()]
+
+
+def test_yaml_files_have_absolute_data_files(fake_sdist):
+    include, names = build_suite(["bigbench:toy_mc", "bigbench:toy_gen"], sdist=fake_sdist)
+    assert names == ["eebench_bb_toy_mc", "eebench_bb_toy_gen"]
+    configs = _configs(include)
+    assert set(configs) == set(names)
+    for config in configs.values():
+        data_file = Path(config["dataset_kwargs"]["data_files"]["test"])
+        assert data_file.is_absolute() and data_file.is_file()
+    assert configs["eebench_bb_toy_mc"]["output_type"] == "multiple_choice"
+    assert [m["metric"] for m in configs["eebench_bb_toy_mc"]["metric_list"]] == ["acc", "acc_norm"]
+    assert configs["eebench_bb_toy_gen"]["output_type"] == "generate_until"
+
+
+def test_multiple_choice_rows_point_at_highest_scoring_choice(fake_sdist):
+    include, _ = build_suite(["bigbench:toy_mc"], sdist=fake_sdist)
+    rows = _rows(_configs(include)["eebench_bb_toy_mc"])
+    assert sorted(int(r["id"]) for r in rows) == list(range(10))
+    for row in rows:
+        example = MC_EXAMPLES[int(row["id"])]
+        assert row["choices"] == list(example["target_scores"])
+        assert row["choices"][row["gold"]] == max(example["target_scores"], key=example["target_scores"].get)
+        assert row["query"].startswith("Answer the question.\n\nQuestion: " + example["input"])
+        assert "\n  choice: yes" in row["query"] and "\n  choice: no" in row["query"]
+        assert row["query"].endswith("\nAnswer:")  # trailing space left to lm-eval's target_delimiter
+
+
+def test_generate_rows_keep_every_target(fake_sdist):
+    include, _ = build_suite(["bigbench:toy_gen"], sdist=fake_sdist)
+    rows = sorted(_rows(_configs(include)["eebench_bb_toy_gen"]), key=lambda r: r["id"])
+    assert [r["targets"] for r in rows] == [["2", "two"], ["4"]]
+    assert rows[0]["query"] == "Q: What is 1 plus 1?\nA:"
+
+
+def test_subtasks_are_merged_with_their_own_formatting(fake_sdist):
+    include, names = build_suite(["bigbench:toy_sub"], sdist=fake_sdist)
+    rows = sorted(_rows(_configs(include)[names[0]]), key=lambda r: r["id"])
+    assert [r["id"] for r in rows] == ["a/0", "b/0"]
+    assert [r["choices"][r["gold"]] for r in rows] == ["blue", "up"]
+    assert "choice:" not in rows[0]["query"] and "choice:" in rows[1]["query"]
+
+
+def test_a_subtask_and_its_parent_can_be_requested_together(fake_sdist):
+    include, names = build_suite(["bigbench:toy_sub", "bigbench:toy_sub/a"], sdist=fake_sdist)
+    assert names == ["eebench_bb_toy_sub", "eebench_bb_toy_sub__a"]
+    assert [len(_rows(_configs(include)[name])) for name in names] == [2, 1]
+
+
+def test_lm_eval_task_manager_loads_the_docs(fake_sdist):
+    from lm_eval.tasks import TaskManager
+
+    include, names = build_suite(["bigbench:toy_mc", "bigbench:toy_gen"], sdist=fake_sdist)
+    tasks = TaskManager(include_path=include, include_defaults=False).load(names)["tasks"]
+    mc, gen = tasks["eebench_bb_toy_mc"], tasks["eebench_bb_toy_gen"]
+    docs = list(mc.eval_docs)
+    assert len(docs) == 10
+    for doc in docs:
+        example = MC_EXAMPLES[int(doc["id"])]
+        assert mc.doc_to_choice(doc) == list(example["target_scores"])
+        assert mc.doc_to_choice(doc)[mc.doc_to_target(doc)] == max(example["target_scores"],
+                                                                    key=example["target_scores"].get)
+        assert example["input"] in mc.doc_to_text(doc)
+    assert sorted(gen.doc_to_target(d)[0] for d in gen.eval_docs) == ["2", "4"]
+
+
+def _oracle_lm(rows_by_query: dict[str, dict]):
+    """An lm-eval model answering from the JSONL itself: a full run must score 1.0 if the YAML is right."""
+    from lm_eval.api.model import LM
+
+    class OracleLM(LM):
+        def loglikelihood(self, requests):
+            scores = []
+            for request in requests:
+                context, continuation = request.args
+                row = rows_by_query[context]
+                right = continuation.strip() == row["choices"][row["gold"]]
+                scores.append((0.0 if right else -5.0, right))
+            return scores
+
+        def loglikelihood_rolling(self, requests):
+            raise NotImplementedError
+
+        def generate_until(self, requests):
+            # Leading space and a trailing sentence: answer extraction and stripping must cope.
+            return [f" {rows_by_query[r.args[0]]['targets'][-1]}. Done" for r in requests]
+
+    return OracleLM()
+
+
+def test_full_lm_eval_run_scores_an_oracle_perfectly(fake_sdist):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    include, names = build_suite(["bigbench:toy_mc", "bigbench:toy_gen"], sdist=fake_sdist)
+    rows = [row for config in _configs(include).values() for row in _rows(config)]
+    results = lm_eval.simple_evaluate(
+        model=_oracle_lm({r["query"]: r for r in rows}), tasks=names,
+        task_manager=TaskManager(include_path=include, include_defaults=False))["results"]
+    assert results["eebench_bb_toy_mc"]["acc,none"] == 1.0
+    assert results["eebench_bb_toy_gen"]["exact_match,bigbench_answer"] == 1.0
+
+
+def test_limit_is_respected_deterministic_and_nested(fake_sdist, tmp_path, monkeypatch):
+    def ids(limit, seed, cache):
+        monkeypatch.setenv("EEBENCH_CACHE", str(tmp_path / cache))
+        include, names = build_suite(["bigbench:toy_mc"], limit=limit, seed=seed, sdist=fake_sdist)
+        return [r["id"] for r in _rows(_configs(include)[names[0]])]
+
+    first = ids(4, 0, "c1")
+    assert len(first) == 4
+    assert ids(4, 0, "c2") == first  # rebuilt from scratch in another cache: same subset
+    assert ids(6, 0, "c2")[:4] == first  # a larger limit extends the same seeded order
+    assert ids(4, 1, "c2") != first
+    assert len(ids(100, 0, "c2")) == 10  # a limit above the task size keeps everything
+
+
+def test_second_call_is_served_from_cache(fake_sdist, monkeypatch):
+    first = build_suite(["bigbench:toy_mc"], limit=3, sdist=fake_sdist)
+
+    def no_tar_reads(*args, **kwargs):
+        raise AssertionError("the tarball was read again")
+
+    monkeypatch.setattr(bigbench, "_read_task_files", no_tar_reads)
+    assert build_suite(["bigbench:toy_mc"], limit=3, sdist=fake_sdist) == first
+
+
+def test_unknown_task_name_is_a_one_line_error(fake_sdist):
+    with pytest.raises(EEBenchError, match="no_such_task") as error:
+        build_suite(["no_such_task"], sdist=fake_sdist)
+    assert "allowed" in str(error.value) and SMOKE_TASKS[0] in str(error.value)
+    with pytest.raises(EEBenchError, match="missing_dir"):
+        build_suite(["bigbench:missing_dir"], sdist=fake_sdist)
+    with pytest.raises(EEBenchError, match="limit=0"):
+        build_suite(["bigbench:toy_mc"], limit=0, sdist=fake_sdist)
+    with pytest.raises(EEBenchError, match="bogus"):
+        build_suite(["bigbench:toy_mc:bogus"], sdist=fake_sdist)
+
+
+def test_curated_registry_is_extendable_and_forced_kind(fake_sdist, monkeypatch):
+    monkeypatch.setitem(CURATED_TASKS, "toy", {"bigbench": "toy_mc", "kind": "multiple_choice"})
+    include, names = build_suite(["toy", "bigbench:toy_gen:generate"], sdist=fake_sdist)
+    assert names == ["eebench_bb_toy", "eebench_bb_toy_gen_generate"]
+    assert _configs(include)["eebench_bb_toy"]["metadata"]["bigbench"] == "toy_mc"
+
+
+def test_curated_defaults_are_consistent():
+    assert set(SMOKE_TASKS) <= set(CURATED_TASKS) and set(DEMO_TASKS) <= set(CURATED_TASKS)
+    assert all(CURATED_TASKS[name]["kind"] == "multiple_choice" for name in SMOKE_TASKS + DEMO_TASKS)
+    assert any(entry["kind"] == "generate" for entry in CURATED_TASKS.values())
+
+
+def test_ensure_sdist_reuses_a_present_file_and_reports_pip_failure(tmp_path, monkeypatch):
+    monkeypatch.delenv(bigbench.SDIST_ENV_VAR, raising=False)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 1, stdout="", stderr="ERROR: No matching distribution found for bigbench==1.0.0"))
+    present = tmp_path / "have"
+    present.mkdir()
+    (present / bigbench.SDIST_FILENAME).write_bytes(b"x")
+    assert ensure_sdist(present) == (present / bigbench.SDIST_FILENAME).resolve()
+    with pytest.raises(EEBenchError, match="bigbench==1.0.0") as error:
+        ensure_sdist(tmp_path / "empty")
+    assert "No matching distribution" in str(error.value)
+    assert not list((tmp_path / "empty").iterdir())  # no half-download left behind

@@ -1,0 +1,165 @@
+"""Analysis and reporting on synthetic sweep directories (numbers are fixtures, not measurements)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from eebench.analysis.pareto import add_pareto_flags, pareto_front, runs_to_frame
+from eebench.cli import main
+from eebench.hydra_callback import ReportCallback
+from eebench.reporting.report import write_report
+from eebench.tracking.results import load_sweeps, write_error, write_results
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# (backbone, threshold, early-exit acc, full acc, measured speedup, theoretical speedup)
+POINTS = [
+    ("tiny-a", 0.80, 0.40, 0.43, 1.50, 1.80),
+    ("tiny-a", 0.90, 0.42, 0.43, 1.30, 1.50),
+    ("tiny-a", 0.95, 0.43, 0.43, 1.10, 1.20),
+    ("tiny-b", 0.80, 0.50, 0.52, 1.20, 1.60),  # dominated by tiny-b@0.9 on measured speedup
+    ("tiny-b", 0.90, 0.51, 0.52, 1.30, 1.40),
+    ("tiny-b", 0.95, 0.525, 0.52, 0.90, 1.10),  # slower than the full model
+]
+
+
+def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=1.3, theoretical=1.5):
+    return {
+        "status": "complete", "backbone": backbone, "backbone_path": "/models/x", "num_layers": 30,
+        "exit_layers": [5, 11, 17, 23], "placement": "equal", "head": "linear",
+        "confidence": "entropy", "calibration_method": "max_coverage", "threshold": threshold,
+        "thresholds": [1.2, None, 1.5, 2.0],
+        "tasks": {"eebench_bb_x": {"acc": acc, "acc_stderr": 0.03}},
+        "baseline_tasks": {"eebench_bb_x": {"acc": base, "acc_stderr": 0.03}},
+        "eval_mode": "teacher-forced simulation (fixture)",
+        "exit": {"fraction": {"5": 0.1, "11": 0.2, "17": 0.1, "23": 0.1, "final": 0.5},
+                 "mean_layers": 21.3, "agreement": threshold, "theoretical_speedup": theoretical,
+                 "depth_speedup": theoretical},
+        "timing": {"full_tokens_per_s": 20.0, "early_exit_tokens_per_s": 20.0 * speedup,
+                   "speedup": speedup, "speedup_min": speedup - 0.05, "speedup_max": speedup + 0.05,
+                   "strategy": "lazy", "device": "cpu", "repeats": 3},
+        "provenance": {"git_sha": "abc123", "packages": {"torch": "2.13.0"}, "device": "cpu",
+                       "seed": 0, "time": "2025-01-02T03:04:05+00:00", "hostname": "testhost"},
+        "unknown_future_key": {"ignored": True},
+    }
+
+
+def make_sweep(sweep_dir: Path) -> Path:
+    """Jobs 0-5 complete, 6 failed with error.json, 7 has a corrupt results.json."""
+    for job, point in enumerate(POINTS):
+        write_results(sweep_dir / str(job), make_results(*point))
+    write_error(sweep_dir / "6", RuntimeError("out of memory"), {"threshold": 0.99})
+    (sweep_dir / "7").mkdir(parents=True)
+    (sweep_dir / "7" / "results.json").write_text('{"status": "comp', encoding="utf-8")
+    return sweep_dir
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    return make_sweep(tmp_path / "sweep")
+
+
+def test_pareto_front_hand_checked():
+    frame = pd.DataFrame({
+        "x": [1.0, 1.5, 1.2, 2.0, 1.5, math.nan, 0.9],
+        "y": [0.0, -1.0, -2.0, -5.0, -1.0, 3.0, 0.0],
+    })
+    # C (1.2,-2) is dominated by B; G (0.9,0) by A; duplicates B/E do not dominate each other; NaN never.
+    expected = [True, True, False, True, True, False, False]
+    assert pareto_front(frame, "x", "y").tolist() == expected
+
+
+def test_pareto_flags_are_per_family(sweep):
+    runs, _ = load_sweeps([sweep])
+    frame = add_pareto_flags(runs_to_frame(runs)).set_index(["backbone", "threshold"])
+    assert frame["pareto_measured"].to_dict() == {
+        ("tiny-a", 0.8): True, ("tiny-a", 0.9): True, ("tiny-a", 0.95): True,
+        ("tiny-b", 0.8): False, ("tiny-b", 0.9): True, ("tiny-b", 0.95): True,
+    }
+    assert frame.loc[("tiny-a", 0.9), "acc_delta"] == pytest.approx(-1.0)
+    assert frame.loc[("tiny-a", 0.9), "exit_layers"] == "5,11,17,23"
+
+
+def test_write_report_outputs(sweep):
+    report = write_report([sweep], sweep)
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == len(POINTS)
+    assert {"acc:eebench_bb_x", "baseline:eebench_bb_x", "family", "measured_speedup"} <= set(summary)
+
+    front = pd.read_csv(sweep / "pareto.csv")
+    assert set(front["speedup_kind"]) == {"measured", "theoretical"}
+    assert len(front[front["speedup_kind"] == "measured"]) == 5
+
+    assert (sweep / "pareto.png").read_bytes().startswith(PNG_SIGNATURE)
+
+    text = report.read_text(encoding="utf-8")
+    assert "tiny-a" in text and "tiny-b" in text
+    assert "| threshold | acc EE % | acc full % |" in text
+    assert "teacher-forced simulation" in text
+    assert "1 of 6 timed points are slower than the full model" in text
+    skipped = text.split("## Skipped", 1)[1]
+    assert f"`{sweep / '6'}`: failed: RuntimeError: out of memory" in skipped
+    assert f"`{sweep / '7'}`: corrupt results.json" in skipped
+
+
+def test_lm_eval_metric_names_and_mixed_hosts(tmp_path):
+    other = make_results(threshold=0.8, acc=0.40)
+    other["tasks"] = {"eebench_bb_x": {"acc,none": 0.40}}  # raw lm_eval naming
+    other["provenance"]["hostname"] = "gpubox"
+    write_results(tmp_path / "sweep" / "0", make_results())
+    write_results(tmp_path / "sweep" / "1", other)
+    runs, _ = load_sweeps([tmp_path / "sweep"])
+    assert runs_to_frame(runs)["acc_delta"].tolist() == [-3.0, -1.0]
+    text = write_report([tmp_path / "sweep"], tmp_path / "sweep").read_text(encoding="utf-8")
+    assert "Timings come from different machines" in text and "cpu@gpubox" in text
+
+
+def test_report_written_when_nothing_succeeded(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_error(sweep / "0", ValueError("bad config"), {})
+    report = write_report([sweep], sweep)
+    text = report.read_text(encoding="utf-8")
+    assert "No complete runs" in text and "bad config" in text
+    assert len(pd.read_csv(sweep / "summary.csv")) == 0
+    assert (sweep / "pareto.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_report_without_timing_or_tasks(tmp_path):
+    results = make_results()
+    results["timing"], results["tasks"], results["baseline_tasks"] = {}, {}, {}
+    write_results(tmp_path / "run", results)
+    text = write_report([tmp_path / "run"], tmp_path / "out").read_text(encoding="utf-8")
+    assert "No point has a measured speedup" in text
+
+
+def test_cli_report(sweep, tmp_path, capsys):
+    assert main(["report", str(sweep)]) == 0
+    assert (sweep / "report.md").exists()
+    assert main(["report", str(sweep), str(sweep), "--out", str(tmp_path / "both")]) == 0
+    assert len(pd.read_csv(tmp_path / "both" / "summary.csv")) == 2 * len(POINTS)
+
+
+def test_cli_errors_are_one_line(sweep, tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert main(["report", str(sweep), str(sweep)]) == 2  # several dirs need --out
+    assert "--out" in capsys.readouterr().err
+
+
+def test_hydra_callback_writes_report_and_never_raises(sweep, tmp_path, capsys):
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "logger": {"kind": "none"}})
+    ReportCallback().on_multirun_end(config)
+    assert (sweep / "report.md").exists()
+    assert len(pd.read_csv(sweep / "summary.csv")) == len(POINTS)
+
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    bad = OmegaConf.create({"hydra": {"sweep": {"dir": str(not_a_dir)}}, "logger": {"kind": "none"}})
+    ReportCallback().on_multirun_end(bad)  # must only warn
+    assert "warning: sweep report failed" in capsys.readouterr().err
+
