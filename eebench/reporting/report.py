@@ -115,9 +115,16 @@ def _table_headers(tasks: list[str], mixed: bool) -> list[str]:
     headers = ["threshold", "acc EE %", "acc full %", "Δ pts"]
     for task in tasks:
         headers += [f"{task} EE %", f"{task} full %"]
-    headers += ["agreement", "mean exit layer", "theor. speedup", "meas. speedup",
+    headers += ["agreement", "mean exit layer", "theor. speedup", "meas. speedup (min–max)",
                 "tok/s full", "tok/s EE", "front"]
     return headers + (["device@host"] if mixed else [])
+
+
+def _measured_cell(row: pd.Series) -> str:
+    # The min-max over repeats shows whether a speedup is distinguishable from timing noise.
+    low, high = row["speedup_min"], row["speedup_max"]
+    spread = "" if math.isnan(low) or math.isnan(high) else f" ({low:.2f}–{high:.2f})"
+    return _fmt(row["measured_speedup"], ".2f") + spread
 
 
 def _table_row(row: pd.Series, tasks: list[str], mixed: bool) -> list[str]:
@@ -127,7 +134,7 @@ def _table_row(row: pd.Series, tasks: list[str], mixed: bool) -> list[str]:
         cells += [_pct(row[f"acc:{task}"]), _pct(row[f"baseline:{task}"])]
     front = [kind for kind in ("measured", "theoretical") if row[f"pareto_{kind}"]]
     cells += [_fmt(row["agreement"], ".3f"), _fmt(row["mean_layers"], ".1f"),
-              _fmt(row["theoretical_speedup"], ".2f"), _fmt(row["measured_speedup"], ".2f"),
+              _fmt(row["theoretical_speedup"], ".2f"), _measured_cell(row),
               _fmt(row["full_tokens_per_s"], ".1f"), _fmt(row["early_exit_tokens_per_s"], ".1f"),
               ", ".join(front) or ""]
     return cells + ([f"{row['device']}@{row['hostname']}"] if mixed else [])
@@ -182,7 +189,9 @@ def _backbone_finding(backbone: str, rows: pd.DataFrame) -> str:
     paired = rows.dropna(subset=["measured_speedup", "theoretical_speedup"])
     if not paired.empty:
         ratio = (paired["measured_speedup"] / paired["theoretical_speedup"]).median()
-        text += f" Measured speedup is a median {ratio:.0%} of the theoretical speedup."
+        text += f" Measured speedup is a median {ratio:.0%} of the theoretical speedup"
+        text += (", i.e. faster than the cost model allows: suspect timing noise (see the min–max "
+                 "range) or a mismatch between what the two measure." if ratio > 1.05 else ".")
     return text
 
 
@@ -200,6 +209,22 @@ def _slower_than_full(frame: pd.DataFrame) -> str:
             f"(measured speedup < 1): {examples}{more}.")
 
 
+def _caveats(frame: pd.DataFrame) -> list[str]:
+    """Data-quality warnings worth stating plainly next to the headline numbers."""
+    notes = []
+    noisy = frame[(frame["speedup_min"] < 1.0) & (frame["speedup_max"] > 1.0)]
+    if not noisy.empty:
+        notes.append(f"{len(noisy)} timed point(s) have a measured min–max range spanning 1x, so timing "
+                     "cannot distinguish them from the full model: "
+                     + "; ".join(_describe_point(r) for _, r in noisy.head(8).iterrows()) + ".")
+    costly = frame[frame["theoretical_speedup"] < 1.0]
+    if not costly.empty:
+        notes.append(f"{len(costly)} point(s) have theoretical speedup below 1 (by the cost model they do "
+                     "more work than the full model): "
+                     + "; ".join(_describe_point(r) for _, r in costly.head(8).iterrows()) + ".")
+    return notes
+
+
 def _findings(data: ReportData) -> str:
     frame = data.frame
     lines = ["## Findings", ""]
@@ -207,7 +232,7 @@ def _findings(data: ReportData) -> str:
         return "\n".join(lines + ["No complete runs, so there is nothing to conclude; see *Skipped* below."])
     for backbone, rows in frame.groupby("backbone", sort=True):
         lines += [f"- {_backbone_finding(backbone, rows)}"]
-    lines += [f"- {_slower_than_full(frame)}"]
+    lines += [f"- {_slower_than_full(frame)}"] + [f"- {note}" for note in _caveats(frame)]
     if data.skipped:
         lines += [f"- {len(data.skipped)} point(s) were skipped or failed and are not in these numbers."]
     return "\n".join(lines)
@@ -218,7 +243,7 @@ def _package_versions(runs: list[dict]) -> list[str]:
     for results in runs:
         packages = (results.get("provenance") or {}).get("packages") or {}
         for name, version in packages.items():
-            versions.setdefault(name, set()).add(str(version))
+            versions.setdefault(name, set()).add("n/a" if version is None else str(version))
     return [f"{name} {' / '.join(sorted(found))}" for name, found in sorted(versions.items())]
 
 

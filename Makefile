@@ -1,0 +1,30 @@
+# eebench: `make demo` (set up + demo sweep on the bundled SmolLM2), `make test` (set up + test suite).
+PYTHON ?= python3
+VENV ?= .venv
+# On CPU-only machines this pin takes a CPU wheel where one is provided locally; on GPU machines pass
+# TORCH=torch (or your CUDA build's requirement) to keep the CUDA torch you want.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.eebench-installed
+
+.PHONY: setup demo smoke test report clean-outputs
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH)"
+	$(BIN)/pip install -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/python run.py -m experiment=demo
+
+smoke: setup
+	$(BIN)/python run.py experiment=smoke
+
+test: setup
+	$(BIN)/python -m pytest
+
+report: setup
+	$(BIN)/eebench report $(SWEEP)

@@ -1,0 +1,86 @@
+"""End to end through the real Hydra launcher, lm-eval evaluator and wandb client (offline), on a tiny model."""
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = "model layer token exit head early confident the a of to and in is that it for on with as was".split()
+
+
+def _write_prose(path: Path) -> Path:
+    rng = random.Random(0)
+    paragraphs = [" ".join(rng.choice(WORDS) for _ in range(60)) + "." for _ in range(300)]
+    path.write_text("\n\n".join(paragraphs))
+    return path
+
+
+def _write_task(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rows = [{"q": f"Is {w} a word?", "choices": ["yes", "no"], "label": i % 2} for i, w in enumerate(WORDS[:12])]
+    data = root / "mc.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    (root / "tiny_mc.yaml").write_text(
+        "task: tiny_mc\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {data}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{q}}'\n"
+        "doc_to_choice: '{{choices}}'\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n"
+    )
+    return root
+
+
+def _run(args, cwd, env):
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def sweep_env(tmp_path, tiny_model_dirs):
+    env = {**os.environ, "EEBENCH_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "offline"}
+    common = [
+        "experiment=smoke", f"backbone.name_or_path={tiny_model_dirs['gpt2']}", "backbone.name=tiny-gpt2",
+        f"data.source={_write_prose(tmp_path / 'prose.txt')}", "eval.suite=lm_eval",
+        f"eval.include_path={_write_task(tmp_path / 'tasks')}", "eval.tasks=[tiny_mc]",
+    ]
+    return env, common
+
+
+def test_multirun_writes_results_report_and_wandb(tmp_path, sweep_env):
+    env, common = sweep_env
+    sweep = tmp_path / "sweep"
+    proc = _run(["-m", *common, "threshold=0.8,0.95", f"hydra.sweep.dir={sweep}"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads((sweep / str(i) / "results.json").read_text()) for i in (0, 1)]
+    assert [r["threshold"] for r in results] == [0.8, 0.95]
+    assert all((sweep / str(i) / "config.yaml").exists() for i in (0, 1))
+    for r in results:
+        assert r["status"] == "complete" and r["num_layers"] == 6 and len(r["thresholds"]) == len(r["exit_layers"])
+        assert set(r["exit"]["fraction"]) == {*map(str, r["exit_layers"]), "final"}
+        assert abs(sum(r["exit"]["fraction"].values()) - 1) < 1e-9
+        assert "acc" in r["tasks"]["tiny_mc"] and "acc" in r["baseline_tasks"]["tiny_mc"]
+        assert r["timing"]["full_tokens_per_s"] > 0 and r["provenance"]["seed"] == 0
+    # Stricter target -> calibrated heads agree more on held-out tokens and exit no more often.
+    assert results[1]["exit"]["agreement"] >= results[0]["exit"]["agreement"]
+    assert results[1]["exit"]["fraction"]["final"] >= results[0]["exit"]["fraction"]["final"]
+    for name in ("summary.csv", "pareto.csv", "report.md", "pareto.png"):
+        assert (sweep / name).exists(), name
+    assert "tiny-gpt2" in (sweep / "report.md").read_text()
+    assert list((sweep / "wandb").glob("offline-run-*")), "no offline W&B runs inside the sweep dir"
+
+
+def test_bad_threshold_is_one_line_error(tmp_path, sweep_env):
+    env, common = sweep_env
+    proc = _run([*common, "threshold=1.5", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)
+    assert proc.returncode == 2
+    assert "threshold=1.5" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "run" / "error.json").exists()
+
+
+def test_bad_placement_is_one_line_error(tmp_path, sweep_env):
+    env, common = sweep_env
+    proc = _run([*common, "placement=explicit", "placement.layers=[2,9]", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)
+    assert proc.returncode == 2
+    assert "placement layer 9 is out of range" in proc.stderr and "Traceback" not in proc.stderr
