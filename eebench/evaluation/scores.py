@@ -89,23 +89,16 @@ def score_batch(model, heads, inputs: list[list[int]], continuations: list[list[
         ids[i, : len(row)] = torch.tensor(row)
         mask[i, : len(row)] = 1
     out = model(ids.to(device), attention_mask=mask.to(device), output_hidden_states=True, use_cache=False)
-    picks = [torch.arange(len(row) - len(cont), len(row)) for row, cont in zip(inputs, continuations)]
+    picks = [torch.arange(len(row) - len(cont), len(row), device=device) for row, cont in zip(inputs, continuations)]
     targets = [torch.tensor(cont) for cont in continuations]
-    exits = [(heads.logits(i, out.hidden_states[layer + 1]), True) for i, layer in enumerate(heads.exit_layers)]
-    exits.append((out.logits, False))
-    logprob = [[] for _ in inputs]
-    greedy = [[] for _ in inputs]
-    metrics: list[dict[str, list]] = [{} for _ in inputs]
-    for logits, is_head in exits:
-        for i, (pos, tgt) in enumerate(zip(picks, targets)):
-            rows = logits[i, pos.to(logits.device)].float().cpu()
-            logp = torch.log_softmax(rows, dim=-1)
-            logprob[i].append(logp.gather(1, tgt[:, None]).squeeze(1))
-            greedy[i].append(logp.argmax(-1) == tgt)
-            if is_head:
-                for name, values in metric_values(rows).items():
-                    metrics[i].setdefault(name, []).append(values)
-    return [
-        RequestScores(torch.stack(lp), torch.stack(gr), {k: torch.stack(v) for k, v in mt.items()})
-        for lp, gr, mt in zip(logprob, greedy, metrics)
-    ]
+    # Heads only run at the continuation positions: they are a few tokens out of each request.
+    per_exit = [[heads.logits(h, out.hidden_states[layer + 1][i, pos]) for i, pos in enumerate(picks)]
+                for h, layer in enumerate(heads.exit_layers)]
+    per_exit.append([out.logits[i, pos] for i, pos in enumerate(picks)])
+    results = []
+    for i, target in enumerate(targets):
+        logp = torch.log_softmax(torch.stack([rows[i] for rows in per_exit]).float().cpu(), dim=-1)
+        chosen = logp.gather(2, target[None, :, None].expand(len(per_exit), -1, 1)).squeeze(2)
+        head_metrics = metric_values(logp[:-1])
+        results.append(RequestScores(chosen, logp.argmax(-1) == target[None], head_metrics))
+    return results

@@ -1,6 +1,8 @@
 """Measure greedy generation speed: full model vs early exit, same prompts, same process, interleaved."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from eebench.config import TimingConfig
@@ -52,4 +54,6 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
         "sequence_exact_match_with_full": matches / len(prompts),
         "token_match_with_full": same_tokens / max(1, new_tokens),
         "torch_threads": torch.get_num_threads(),
+        # Other processes competing for the CPU distort timings; the load average says whether they did.
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
