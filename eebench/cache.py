@@ -74,3 +74,28 @@ def get_or_build(kind: str, spec: dict[str, Any], build: Callable[[Path], None])
             (tmp / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True, default=str))
             build(tmp)
     return final
+
+
+def list_entries() -> list[dict]:
+    """Every artifact directory in the cache, with its size, age and completeness (downloads are not artifacts)."""
+    entries = []
+    for kind_dir in sorted(p for p in cache_root().iterdir() if p.is_dir() and p.name[0] != "." and p.name != "downloads"):
+        for entry in sorted(p for p in kind_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+            entries.append({"kind": kind_dir.name, "key": entry.name, "path": entry, "bytes": size,
+                            "mtime": entry.stat().st_mtime, "complete": is_complete(entry)})
+    return entries
+
+
+def clear(kind: str | None = None, older_than_days: float | None = None) -> list[Path]:
+    """Delete cache entries (optionally of one kind, optionally only those older than N days)."""
+    import time
+
+    removed = []
+    for entry in list_entries():
+        old_enough = older_than_days is None or time.time() - entry["mtime"] > older_than_days * 86400
+        if (kind is None or entry["kind"] == kind) and old_enough:
+            with FileLock(str(entry["path"]) + ".lock"):
+                shutil.rmtree(entry["path"], ignore_errors=True)
+            removed.append(entry["path"])
+    return removed

@@ -44,7 +44,67 @@ def register_report(subparsers) -> None:
     parser.set_defaults(handler=run_report)
 
 
-COMMANDS: list[Callable] = [register_report]
+def run_cache(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from eebench import cache
+
+    if args.action == "ls":
+        entries = cache.list_entries()
+        for e in entries:
+            when = datetime.fromtimestamp(e["mtime"]).strftime("%Y-%m-%d %H:%M")
+            state = "" if e["complete"] else "  (incomplete)"
+            print(f"{e['kind']:<11} {e['key']}  {e['bytes'] / 2**20:9.1f} MiB  {when}{state}")
+        print(f"{len(entries)} entries in {cache.cache_root()}")
+        return 0
+    removed = cache.clear(args.kind, args.older_than)
+    print(f"removed {len(removed)} entries from {cache.cache_root()}")
+    return 0
+
+
+def register_cache(subparsers) -> None:
+    parser = subparsers.add_parser("cache", help="list or clear cached artifacts (backbones, heads, traces, scores)")
+    parser.add_argument("action", choices=["ls", "clear"])
+    parser.add_argument("--kind", default=None, help="only this kind of artifact, e.g. heads")
+    parser.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="only entries older than DAYS")
+    parser.set_defaults(handler=run_cache)
+
+
+def run_lm_eval(args: argparse.Namespace) -> int:
+    import eebench.evaluation.lm  # noqa: F401  registers the "eebench" model with lm-eval
+    from lm_eval.__main__ import cli_evaluate
+
+    sys.argv = ["lm_eval", *args.lm_eval_args]  # lm-eval's CLI reads sys.argv; hand it the user's arguments unchanged
+    cli_evaluate()
+    return 0
+
+
+def register_lm_eval(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "lm-eval", help="lm-eval's own CLI with the eebench model registered: --model eebench --model_args run_dir=DIR,threshold=T")
+    parser.add_argument("lm_eval_args", nargs=argparse.REMAINDER)
+    parser.set_defaults(handler=run_lm_eval)
+
+
+def run_tiny_model(args: argparse.Namespace) -> int:
+    from eebench.backbones.tiny import make_tiny_model
+
+    out = make_tiny_model(args.arch, args.out, num_layers=args.layers)
+    print(f"tiny random {args.arch} model written to {out}")
+    return 0
+
+
+def register_tiny_model(subparsers) -> None:
+    from eebench.backbones.tiny import TINY_ARCHS
+
+    parser = subparsers.add_parser("tiny-model", help="write a tiny random model (for smoke runs and tests)")
+    parser.add_argument("arch", choices=TINY_ARCHS)
+    parser.add_argument("out", metavar="DIR")
+    parser.add_argument("--layers", type=int, default=6)
+    parser.set_defaults(handler=run_tiny_model)
+
+
+COMMANDS: list[Callable] = [register_report, register_cache, register_lm_eval, register_tiny_model]
 
 
 def build_parser() -> argparse.ArgumentParser:

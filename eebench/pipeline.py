@@ -26,11 +26,27 @@ def job_dirs() -> tuple[Path, Path, bool]:
     return run_dir, sweep_dir, multirun
 
 
+def finished_results(run_dir: Path, plain: dict) -> dict | None:
+    """Results of an earlier launch of this same point, if it completed (re-launching a sweep resumes it)."""
+    import json
+
+    try:
+        results = json.loads((run_dir / "results.json").read_text())
+        same_config = json.loads((run_dir / "config.json").read_text()) == json.loads(json.dumps(plain))
+    except (OSError, ValueError):
+        return None
+    return results if results.get("status") == "complete" and same_config else None
+
+
 def run_job(cfg: DictConfig) -> dict | None:
     from eebench.config import validate
 
     run_dir, sweep_dir, multirun = job_dirs()
     plain = redact(OmegaConf.to_container(cfg, resolve=True))
+    finished = finished_results(run_dir, plain)
+    if finished is not None:
+        print(f"eebench: {run_dir} already has complete results for this config; skipping it")
+        return finished
     write_json_atomic(run_dir / "config.json", plain)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
     try:
