@@ -84,3 +84,24 @@ def test_bad_placement_is_one_line_error(tmp_path, sweep_env):
     proc = _run([*common, "placement=explicit", "placement.layers=[2,9]", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)
     assert proc.returncode == 2
     assert "placement layer 9 is out of range" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_finished_run_serves_python_api_and_lm_eval(tmp_path, sweep_env):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    import eebench
+
+    env, common = sweep_env
+    run_dir = tmp_path / "run"
+    proc = _run([*common, "logger=none", "timing=none", f"hydra.run.dir={run_dir}"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = eebench.EarlyExitModel.from_run(run_dir, device="cpu")
+    ids = model.backbone.tokenizer("model layer token", return_tensors="pt").input_ids
+    assert model.generate(ids, max_new_tokens=5, threshold=0.9).shape == (1, 5)
+    out = lm_eval.simple_evaluate(model="eebench", model_args=f"run_dir={run_dir},threshold=0.9,device=cpu",
+                                  tasks=["tiny_mc"], task_manager=TaskManager(include_path=str(tmp_path / "tasks")))
+    assert 0.0 <= out["results"]["tiny_mc"]["acc,none"] <= 1.0
+    # A second launch of the same point is skipped, not recomputed.
+    again = _run([*common, "logger=none", "timing=none", f"hydra.run.dir={run_dir}"], tmp_path, env)
+    assert again.returncode == 0 and "skipping it" in again.stdout
