@@ -24,6 +24,7 @@ from eebench.heads import ExitHeads, load_heads, save_heads
 from eebench.heads.placement import exit_layers as place_heads
 from eebench.heads.train import train_heads
 from eebench.model import EarlyExitModel
+from eebench.traces.curves import head_curves, per_head_heldout
 from eebench.traces.simulate import simulate
 from eebench.traces.trace import Trace, collect_trace
 
@@ -63,6 +64,18 @@ def calibrated_policy(cfg: ExperimentConfig, layers: list[int], calibration: Tra
     return ExitPolicy(layers, cfg.confidence.metric, calibrate(cfg.calibration.method, unc, calibration.agree, cfg.threshold))
 
 
+def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Trace, heldout: Trace, costs: CostModel) -> dict:
+    return {
+        "method": cfg.calibration.method,
+        "target": cfg.threshold,
+        "thresholds": policy.native_thresholds(),
+        "calibration_agreement": simulate(calibration, policy, costs)["agreement"],
+        # Held-out tokens come from documents disjoint from the calibration documents.
+        "heldout_agreement": simulate(heldout, policy, costs)["agreement"],
+        "per_head_heldout": per_head_heldout(heldout, policy),
+    }
+
+
 def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     seed_everything(cfg.seed)
     backbone = load_backbone(cfg.backbone, cfg.device)
@@ -89,7 +102,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
         "thresholds": policy.native_thresholds(),
         "exit_rule": policy.to_dict()["rule"],
         "exit": simulate(heldout, policy, costs),
-        "calibration": {"target": cfg.threshold, "calibration_agreement": simulate(calibration, policy, costs)["agreement"]},
+        "calibration": calibration_block(cfg, policy, calibration, heldout, costs),
+        "curves": head_curves(heldout, cfg.confidence.metric, layers),
         "data": {"source": cfg.data.source, "splits": {k: int(v.numel()) for k, v in splits.items()},
                  "note": "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"},
         "heads_training": json.loads((heads_dir / "heads.json").read_text()).get("training", {}),

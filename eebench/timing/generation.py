@@ -15,6 +15,13 @@ def timing_prompts(heldout: torch.Tensor, cfg: TimingConfig) -> list[torch.Tenso
     return [row[None] for row in rows]
 
 
+def exit_sample(tokenizer, output, exit_layers: list[int]) -> list[list]:
+    """[token text, exit layer or "final"] for one generated sequence, for the per-token exit view."""
+    names = [str(layer) for layer in exit_layers] + ["final"]
+    tokens = output.tokens[0].tolist()
+    return [[tokenizer.decode([t]), names[min(i, len(exit_layers))]] for t, i in zip(tokens, output.exit_index)]
+
+
 def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg: TimingConfig) -> dict:
     lm, device = backbone.layered, backbone.device
     prompts = [p.to(device) for p in prompts]
@@ -53,6 +60,8 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
         "generated_exit_fraction_early": sum(1 for i in exits if i < len(heads.exit_layers)) / max(1, len(exits)),
         "sequence_exact_match_with_full": matches / len(prompts),
         "token_match_with_full": same_tokens / max(1, new_tokens),
+        "exit_sample": {"prompt": backbone.tokenizer.decode(prompts[0][0].tolist()),
+                        "tokens": exit_sample(backbone.tokenizer, outputs["early_exit"][0], heads.exit_layers)},
         "torch_threads": torch.get_num_threads(),
         # Other processes competing for the CPU distort timings; the load average says whether they did.
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
