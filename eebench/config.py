@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from eebench.errors import EEBenchError, require
 
 CONFIDENCE_METRICS = ("entropy", "max_prob", "margin")
-CALIBRATION_METHODS = ("max_coverage",)
+CALIBRATION_METHODS = ("max_coverage", "platt", "risk_controlled")
 PLACEMENT_KINDS = ("equal", "explicit", "every")
 HEAD_KINDS = ("linear",)
 ENGINE_STRATEGIES = ("full", "lazy")
@@ -93,9 +93,15 @@ class ConfidenceConfig:
 @dataclass
 class CalibrationConfig:
     method: str = "max_coverage"
+    delta: float = 0.1  # risk_controlled: allowed probability that held-out agreement misses the target
+    bound: str = "binomial"  # risk_controlled: "binomial" (exact) or "hb" (Hoeffding-Bentkus)
+    grid: int = 200  # risk_controlled: candidate thresholds tested in sequence
 
     def __post_init__(self) -> None:
         _one_of("calibration.method", self.method, CALIBRATION_METHODS)
+        _one_of("calibration.bound", self.bound, ("binomial", "hb"))
+        require(0 < self.delta < 1, f"calibration.delta={self.delta!r} must be in (0, 1)")
+        _positive("calibration.grid", self.grid)
 
 
 @dataclass

@@ -61,7 +61,7 @@ def build_trace(model, heads: ExitHeads, heads_dir: Path, tokens: torch.Tensor, 
 
 def calibrated_policy(cfg: ExperimentConfig, layers: list[int], calibration: Trace) -> ExitPolicy:
     unc = calibration.uncertainty(cfg.confidence.metric)
-    return ExitPolicy(layers, cfg.confidence.metric, calibrate(cfg.calibration.method, unc, calibration.agree, cfg.threshold))
+    return ExitPolicy(layers, cfg.confidence.metric, calibrate(cfg.calibration, unc, calibration.agree, cfg.threshold))
 
 
 def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Trace, heldout: Trace, costs: CostModel) -> dict:
@@ -86,7 +86,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     heldout, _ = build_trace(backbone.model, heads, heads_dir, splits["heldout"], "heldout")
     policy = calibrated_policy(cfg, layers, calibration)
     costs = CostModel.from_layered(backbone.layered, layers)
-    ee_model = EarlyExitModel(backbone, heads, calibration, cfg.confidence.metric, cfg.calibration.method)
+    ee_model = EarlyExitModel(backbone, heads, calibration, cfg.confidence.metric, cfg.calibration)
 
     results = {
         "status": "running",
@@ -108,7 +108,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
                  "note": "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"},
         "heads_training": json.loads((heads_dir / "heads.json").read_text()).get("training", {}),
         "artifacts": {"heads_dir": str(heads_dir), "calibration_trace_dir": str(calibration_dir),
-                      "backbone_config": dataclasses.asdict(cfg.backbone)},
+                      "backbone_config": dataclasses.asdict(cfg.backbone),
+                      "calibration_config": dataclasses.asdict(cfg.calibration)},
     }
     results["heads_training"].pop("loss_curve", None)
     if cfg.eval.tasks:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from eebench.backbones import Backbone, load_backbone
-from eebench.config import BackboneConfig
+from eebench.config import BackboneConfig, CalibrationConfig
 from eebench.engine.generate import generate
 from eebench.errors import EEBenchError, require
 from eebench.exits.calibration import calibrate
@@ -27,7 +27,7 @@ class EarlyExitModel:
     heads: ExitHeads
     calibration: Trace
     metric: str = "entropy"
-    method: str = "max_coverage"
+    calibration_cfg: CalibrationConfig = field(default_factory=CalibrationConfig)
     _policies: dict = field(default_factory=dict)
 
     def policy(self, target: float) -> ExitPolicy:
@@ -35,7 +35,7 @@ class EarlyExitModel:
         require(0.0 < target <= 1.0, f"threshold={target!r} is outside (0, 1]; it is the target agreement with the full model")
         if target not in self._policies:
             unc = self.calibration.uncertainty(self.metric)
-            values = calibrate(self.method, unc, self.calibration.agree, target)
+            values = calibrate(self.calibration_cfg, unc, self.calibration.agree, target)
             self._policies[target] = ExitPolicy(self.heads.exit_layers, self.metric, values)
         return self._policies[target]
 
@@ -58,4 +58,5 @@ class EarlyExitModel:
             raise EEBenchError(f"run dir {str(run_dir)!r} names no existing heads (artifacts.heads_dir={heads_dir!r}); re-run it to rebuild the cache")
         backbone = load_backbone(BackboneConfig(**artifacts["backbone_config"]), device)
         heads = load_heads(Path(heads_dir), backbone.layered)
-        return cls(backbone, heads, Trace.load(Path(trace_dir)), results["confidence"], results["calibration_method"])
+        calibration_cfg = CalibrationConfig(**artifacts.get("calibration_config", {"method": results["calibration_method"]}))
+        return cls(backbone, heads, Trace.load(Path(trace_dir)), results["confidence"], calibration_cfg)
