@@ -18,7 +18,7 @@ from eebench.errors import EEBenchError, require
 CONFIDENCE_METRICS = ("entropy", "max_prob", "margin")
 CALIBRATION_METHODS = ("max_coverage", "platt", "risk_controlled")
 PLACEMENT_KINDS = ("equal", "explicit", "every")
-HEAD_KINDS = ("linear",)
+HEAD_KINDS = ("linear", "mlp", "lens", "logit_lens")
 ENGINE_STRATEGIES = ("full", "lazy")
 LOGGERS = ("wandb", "none")
 

@@ -46,7 +46,7 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
     def build(tmp: Path) -> None:
         seed_everything(cfg.seed)
         heads = ExitHeads.create(backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head)
-        log = train_heads(backbone.model, heads, splits["train"], cfg.head.training, cfg.seed)
+        log = train_heads(backbone.model, heads, splits["train"], cfg.head.training, cfg.seed) if heads.trainable else {"steps": 0}
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
 
     directory = get_or_build("heads", spec, build)
@@ -85,7 +85,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     calibration, calibration_dir = build_trace(backbone.model, heads, heads_dir, splits["calibration"], "calibration")
     heldout, _ = build_trace(backbone.model, heads, heads_dir, splits["heldout"], "heldout")
     policy = calibrated_policy(cfg, layers, calibration)
-    costs = CostModel.from_layered(backbone.layered, layers)
+    costs = CostModel.from_layered(backbone.layered, heads)
     ee_model = EarlyExitModel(backbone, heads, calibration, cfg.confidence.metric, cfg.calibration)
 
     results = {

@@ -20,10 +20,10 @@ class CostModel:
     lm_head_cost: float
 
     @classmethod
-    def from_layered(cls, layered, exit_layers: list[int]) -> "CostModel":
+    def from_layered(cls, layered, heads) -> "CostModel":
         block = float(sum(p.numel() for p in layered.blocks[0].parameters()))
-        projection = float(layered.hidden_size * layered.vocab_size)
-        return cls(layered.num_layers, list(exit_layers), block, projection, projection)
+        head = sum(heads.projection_cost(i) for i in range(len(heads))) / len(heads)
+        return cls(layered.num_layers, list(heads.exit_layers), block, float(head), float(layered.lm_head.weight.numel()))
 
     @property
     def full_cost(self) -> float:

@@ -1,0 +1,67 @@
+"""Where tokens may leave the model early, and how that choice is reported.
+
+An exit point is a block, a way to get logits from its output, and a confidence rule. Exit indices in
+the engine's output index ``ExitPlan.exit_layers``; ``len(exit_layers)`` means the full model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from eebench.errors import require
+
+
+@dataclass
+class ExitPoint:
+    block: int
+    label: int  # exit index reported for tokens leaving here
+    logits: Callable[[torch.Tensor], torch.Tensor]  # [r, hidden] -> [r, vocab]
+    confident: Callable[[torch.Tensor], torch.Tensor]  # [r, vocab] -> [r] bool
+
+
+@dataclass
+class ExitPlan:
+    points: list[ExitPoint]
+    exit_layers: list[int]
+
+    @property
+    def full_label(self) -> int:
+        return len(self.exit_layers)
+
+
+def _always(logits: torch.Tensor) -> torch.Tensor:
+    return torch.ones(logits.shape[:-1], dtype=torch.bool, device=logits.device)
+
+
+def no_exits() -> ExitPlan:
+    return ExitPlan([], [])
+
+
+def confidence_exits(heads, policy) -> ExitPlan:
+    """The paper's rule: the first head whose policy is confident decides the token."""
+    require(policy is not None, "early exit with heads needs an exit policy (policy=None was given)")
+    points = [
+        ExitPoint(block, index, lambda h, i=index: heads.logits(i, h), lambda z, i=index: policy.confident(i, z))
+        for index, block in enumerate(heads.exit_layers)
+    ]
+    return ExitPlan(points, list(heads.exit_layers))
+
+
+def fixed_exit(lm, exit_layer, heads=None, deepest: int | None = None) -> ExitPlan:
+    """Every token that may exit leaves at block ``exit_layer``, with no confidence test.
+
+    Without heads the exit reads out through the model's own final norm + lm_head (LayerSkip-style);
+    with heads, through the head attached to that block.
+    """
+    deepest = lm.num_layers - 1 if deepest is None else deepest
+    require(isinstance(exit_layer, int) and 0 <= exit_layer <= deepest,
+            f"exit_layer={exit_layer!r} is invalid; allowed: a block index from 0 to {deepest}")
+    if heads is None:
+        return ExitPlan([ExitPoint(exit_layer, 0, lm.final_logits, _always)], [exit_layer])
+    require(exit_layer in heads.exit_layers,
+            f"exit_layer={exit_layer} has no exit head; allowed: {', '.join(map(str, heads.exit_layers))}")
+    index = heads.exit_layers.index(exit_layer)
+    point = ExitPoint(exit_layer, index, lambda h: heads.logits(index, h), _always)
+    return ExitPlan([point], list(heads.exit_layers))

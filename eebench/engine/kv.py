@@ -1,0 +1,99 @@
+"""A KV cache whose sequences and layers may each hold a different set of positions.
+
+Early exit makes the positions a block has seen depend on the sequence and the block: lazy defers
+exited positions, ``skip`` never shows them to deeper blocks, speculation drops rejected ones. So every
+(layer, sequence) keeps its own slots, filled in increasing position order, and remembers the true
+position of each slot. Attention masks are built from those positions (a query sees the slots at or
+before its own position), which also makes prompts of different lengths need no padding in the cache.
+
+HF attention modules only call ``cache.update(keys, values, layer_idx, ...)``; the engine announces
+before each block call which sequences and positions the call writes (``prepare``), and ``update``
+stores exactly those and returns the keys/values of the sequences in the call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class _Write:
+    layer: int
+    rows: torch.Tensor | None  # sequences in the call; None means all of them, in order (a view suffices)
+    cache_rows: torch.Tensor  # per written entry: sequence
+    cache_slots: torch.Tensor  # per written entry: slot
+    call_rows: torch.Tensor  # per written entry: row of the call's key tensor
+    call_cols: torch.Tensor  # per written entry: column of the call's key tensor
+    width: int  # slots returned: the longest sequence in the call after the write
+
+
+class RaggedKVCache:
+    def __init__(self, num_layers: int, batch: int, capacity: int, device: torch.device):
+        self.batch, self.capacity, self.device = batch, capacity, device
+        self.keys: list[torch.Tensor | None] = [None] * num_layers
+        self.values: list[torch.Tensor | None] = [None] * num_layers
+        self.positions = torch.full((num_layers, batch, capacity), -1, dtype=torch.long, device=device)
+        self.lengths = [[0] * batch for _ in range(num_layers)]  # filled slots per (layer, sequence)
+        self._write: _Write | None = None
+
+    def prepare(self, layer: int, rows: list[int], query_positions: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """Announce the next block call; return its boolean attention mask [r, 1, w, keys].
+
+        ``query_positions`` [r, w] holds each row's true positions, right-padded by repeating the last one;
+        only the first ``counts[i]`` entries of row i are real and get stored.
+        """
+        starts = [self.lengths[layer][row] for row in rows]
+        ends = [start + count for start, count in zip(starts, counts)]
+        if max(ends) > self.capacity:
+            raise RuntimeError(f"KV cache capacity {self.capacity} exceeded at layer {layer}")
+        device = self.device
+        counts_t = torch.tensor(counts, device=device)
+        call_rows = torch.repeat_interleave(torch.arange(len(rows), device=device), counts_t)
+        call_cols = torch.cat([torch.arange(count, device=device) for count in counts])
+        rows_t = torch.tensor(rows, device=device)
+        cache_rows = rows_t[call_rows]
+        cache_slots = torch.tensor(starts, device=device)[call_rows] + call_cols
+        self.positions[layer, cache_rows, cache_slots] = query_positions[call_rows, call_cols]
+        for row, end in zip(rows, ends):
+            self.lengths[layer][row] = end
+        width = max(ends)
+        all_rows = rows == list(range(self.batch))
+        self._write = _Write(layer, None if all_rows else rows_t, cache_rows, cache_slots, call_rows, call_cols, width)
+        key_positions = self.positions[layer, :, :width] if all_rows else self.positions[layer, rows_t, :width]
+        filled = torch.arange(width, device=device)[None, :] < torch.tensor(ends, device=device)[:, None]
+        visible = key_positions[:, None, :] <= query_positions[:, :, None]
+        return (visible & filled[:, None, :])[:, None]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        write, self._write = self._write, None
+        if write is None or write.layer != layer_idx:
+            raise RuntimeError(f"KV cache update for layer {layer_idx} was not prepared by the engine")
+        keys = self._stored(self.keys, layer_idx, key_states)
+        values = self._stored(self.values, layer_idx, value_states)
+        keys[write.cache_rows, :, write.cache_slots] = key_states[write.call_rows, :, write.call_cols]
+        values[write.cache_rows, :, write.cache_slots] = value_states[write.call_rows, :, write.call_cols]
+        if write.rows is None:
+            return keys[:, :, : write.width], values[:, :, : write.width]
+        return keys[write.rows, :, : write.width], values[write.rows, :, : write.width]
+
+    def check_consumed(self) -> None:
+        """Every prepared write must have reached ``update``, or the cache and the masks disagree."""
+        if self._write is not None:
+            raise RuntimeError(f"block {self._write.layer} did not write its KV cache")
+
+    def _stored(self, store: list, layer: int, like: torch.Tensor) -> torch.Tensor:
+        if store[layer] is None:  # shapes (heads, head_dim) are only known once a block runs
+            shape = (self.batch, like.shape[1], self.capacity, like.shape[3])
+            store[layer] = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        return store[layer]
+
+    def crop(self, row: int, keep_below: int) -> None:
+        """Drop every position >= ``keep_below`` of sequence ``row`` from every layer."""
+        for layer, lengths in enumerate(self.lengths):
+            # Slots are filled in increasing position order, so the kept ones are a prefix.
+            kept = self.positions[layer, row, : lengths[row]] < keep_below
+            lengths[row] = int(kept.sum())
+
+    def stored_positions(self, layer: int, row: int) -> list[int]:
+        return self.positions[layer, row, : self.lengths[layer][row]].tolist()

@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from eebench.backbones import load_backbone
+from eebench.config import BackboneConfig, HeadTrainingConfig
+from eebench.engine.flops import CostModel
+from eebench.heads import ExitHeads, load_heads, save_heads
+from eebench.heads.train import train_heads
+
+
+@pytest.fixture(scope="module")
+def backbone(tiny_model_dirs):
+    return load_backbone(BackboneConfig(name="tiny", name_or_path=str(tiny_model_dirs["llama"])), "cpu")
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp", "lens", "logit_lens"])
+def test_heads_start_as_logit_lens_and_round_trip(backbone, kind, tmp_path):
+    heads = ExitHeads.create(backbone.layered, [1, 3], kind)
+    hidden = torch.randn(2, 5, backbone.layered.hidden_size)
+    lens = backbone.layered.final_logits(hidden)
+    # Every head type is initialised so that it equals the logit lens before training.
+    torch.testing.assert_close(heads.logits(0, hidden), lens)
+    save_heads(heads, tmp_path)
+    loaded = load_heads(tmp_path, backbone.layered)
+    assert loaded.kind == kind and loaded.exit_layers == [1, 3]
+    torch.testing.assert_close(loaded.logits(1, hidden), heads.logits(1, hidden))
+    # Heads sharing the backbone's lm_head do not copy it into their file.
+    size = (tmp_path / "heads.safetensors").stat().st_size
+    own_vocab_matrix = kind in ("linear", "mlp")
+    assert (size > backbone.layered.lm_head.weight.numel() * 4) == own_vocab_matrix
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp", "lens"])
+def test_self_distillation_lowers_the_kl(backbone, kind):
+    torch.manual_seed(0)
+    heads = ExitHeads.create(backbone.layered, [1, 3], kind)
+    tokens = torch.randint(1, 300, (8, 32), generator=torch.Generator().manual_seed(0))
+    log = train_heads(backbone.model, heads, tokens, HeadTrainingConfig(steps=25, batch_size=4, lr=1e-2, warmup_steps=2), seed=0)
+    assert log["final_loss"] < 0.8 * log["first_loss"]
+    assert all(not p.requires_grad for p in backbone.model.parameters()), "the backbone must stay frozen"
+
+
+def test_head_cost_counts_shared_lm_head(backbone):
+    vocab_matrix = backbone.layered.lm_head.weight.numel()
+    hidden = backbone.layered.hidden_size
+    costs = {kind: ExitHeads.create(backbone.layered, [1], kind).projection_cost(0) for kind in ("linear", "lens", "logit_lens")}
+    assert costs == {"linear": vocab_matrix, "lens": vocab_matrix + hidden * hidden + hidden, "logit_lens": vocab_matrix}
+    model = CostModel.from_layered(backbone.layered, ExitHeads.create(backbone.layered, [1, 3], "linear"))
+    assert model.head_cost == vocab_matrix and model.exit_layers == [1, 3]
