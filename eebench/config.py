@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eebench.errors import EEBenchError, require
 
-CONFIDENCE_METRICS = ("entropy", "max_prob", "margin")
+CONFIDENCE_METRICS = ("entropy", "max_prob", "margin", "gate")
 CALIBRATION_METHODS = ("max_coverage", "platt", "risk_controlled")
 PLACEMENT_KINDS = ("equal", "explicit", "every")
 HEAD_KINDS = ("linear", "mlp", "lens", "logit_lens")
@@ -73,10 +73,23 @@ class HeadTrainingConfig:
 
 
 @dataclass
+class GateConfig:
+    width: int = 64  # 0: no gates
+    steps: int = 60
+    batch_size: int = 4
+    lr: float = 3e-3
+
+    def __post_init__(self) -> None:
+        require(self.width >= 0, f"head.gate.width={self.width} must be >= 0 (0 disables gates)")
+        _positive("head.gate.steps", self.steps)
+
+
+@dataclass
 class HeadConfig:
     kind: str = "linear"
     init_from_lm_head: bool = True
     training: HeadTrainingConfig = field(default_factory=HeadTrainingConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
         _one_of("head.kind", self.kind, HEAD_KINDS)
@@ -191,6 +204,8 @@ class ExperimentConfig:
             f"threshold={self.threshold!r} is outside (0, 1]; it is the target agreement with the full model",
         )
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
+        require(self.confidence.metric != "gate" or self.head.gate.width > 0,
+                "confidence.metric=gate needs exit gates; set head.gate.width > 0")
 
 
 def register_configs() -> None:

@@ -22,6 +22,7 @@ from eebench.exits.calibration import calibrate
 from eebench.exits.policy import ExitPolicy
 from eebench.heads import ExitHeads, load_heads, save_heads
 from eebench.heads.placement import exit_layers as place_heads
+from eebench.heads.gate import train_gates
 from eebench.heads.train import train_heads
 from eebench.model import EarlyExitModel
 from eebench.traces.curves import head_curves, per_head_heldout
@@ -45,8 +46,11 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
 
     def build(tmp: Path) -> None:
         seed_everything(cfg.seed)
-        heads = ExitHeads.create(backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head)
+        heads = ExitHeads.create(backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head, cfg.head.gate.width)
         log = train_heads(backbone.model, heads, splits["train"], cfg.head.training, cfg.seed) if heads.trainable else {"steps": 0}
+        if cfg.head.gate.width:
+            gate = cfg.head.gate
+            log.update(train_gates(backbone.model, heads, splits["train"], gate.steps, gate.batch_size, gate.lr, cfg.seed))
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
 
     directory = get_or_build("heads", spec, build)
@@ -85,7 +89,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     calibration, calibration_dir = build_trace(backbone.model, heads, heads_dir, splits["calibration"], "calibration")
     heldout, _ = build_trace(backbone.model, heads, heads_dir, splits["heldout"], "heldout")
     policy = calibrated_policy(cfg, layers, calibration)
-    costs = CostModel.from_layered(backbone.layered, heads)
+    costs = CostModel.from_layered(backbone.layered, heads, gated=cfg.confidence.metric == "gate")
     ee_model = EarlyExitModel(backbone, heads, calibration, cfg.confidence.metric, cfg.calibration)
 
     results = {
@@ -104,6 +108,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
         "exit": simulate(heldout, policy, costs),
         "calibration": calibration_block(cfg, policy, calibration, heldout, costs),
         "curves": head_curves(heldout, cfg.confidence.metric, layers),
+        "cost_model": {**dataclasses.asdict(costs), "no_exit_overhead": costs.no_exit_overhead(),
+                       "unit": "weights read per token (batch-1 decoding is bound by weight traffic)"},
         "data": {"source": cfg.data.source, "splits": {k: int(v.numel()) for k, v in splits.items()},
                  "note": "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"},
         "heads_training": json.loads((heads_dir / "heads.json").read_text()).get("training", {}),

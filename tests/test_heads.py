@@ -47,3 +47,26 @@ def test_head_cost_counts_shared_lm_head(backbone):
     assert costs == {"linear": vocab_matrix, "lens": vocab_matrix + hidden * hidden + hidden, "logit_lens": vocab_matrix}
     model = CostModel.from_layered(backbone.layered, ExitHeads.create(backbone.layered, [1, 3], "linear"))
     assert model.head_cost == vocab_matrix and model.exit_layers == [1, 3]
+
+
+def test_gates_learn_and_skip_the_vocab_projection_when_nobody_exits(backbone):
+    import math
+
+    from eebench.exits.policy import ExitPolicy
+    from eebench.heads.gate import train_gates
+
+    torch.manual_seed(0)
+    heads = ExitHeads.create(backbone.layered, [1, 3], "linear", gate_width=16)
+    for head in heads.heads:
+        head.proj.weight.data += 0.2 * torch.randn_like(head.proj.weight)
+    tokens = torch.randint(1, 300, (8, 32), generator=torch.Generator().manual_seed(0))
+    log = train_gates(backbone.model, heads, tokens, steps=30, batch_size=4, lr=1e-2, seed=0)
+    assert log["gate_final_loss"] < log["gate_first_loss"]
+    hidden = torch.randn(1, 1, backbone.layered.hidden_size)
+    confident, logits = ExitPolicy([1, 3], "gate", [-math.inf, -math.inf]).exit_decision(heads, 0, hidden)
+    assert not bool(confident.any()) and logits is None
+    confident, logits = ExitPolicy([1, 3], "gate", [math.inf, math.inf]).exit_decision(heads, 0, hidden)
+    assert bool(confident.all()) and logits.shape[-1] == backbone.layered.vocab_size
+    gated = CostModel.from_layered(backbone.layered, heads, gated=True)
+    ungated = CostModel.from_layered(backbone.layered, heads, gated=False)
+    assert gated.no_exit_overhead() < 0.05 * ungated.no_exit_overhead()

@@ -2,10 +2,15 @@
 
 Accuracy change (``acc_delta``) is in points (percentage points of accuracy) relative to the full
 model on the same tasks, so 0 means "no loss" and -1 means "one point worse".
+
+Standard errors (``*_se`` columns) are propagated from the evaluator's per-task stderr assuming the
+tasks, and the early-exit and full-model scores, are independent. Early-exit and full-model scores
+come from the same examples and are positively correlated, so the error of the change is conservative.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -23,8 +28,11 @@ BASE_COLUMNS = [
     "threshold", "exit_layers", "num_layers", "agreement", "mean_layers", "theoretical_speedup",
     "depth_speedup", "measured_speedup", "speedup_min", "speedup_max", "full_tokens_per_s",
     "early_exit_tokens_per_s", "timing_strategy", "mean_acc", "mean_baseline_acc", "acc_delta",
-    "device", "hostname", "git_sha", "time",
+    "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "device", "hostname", "git_sha", "time",
 ]
+# Fronts are found within each group of these keys: a family's own trade-off, and the best a backbone
+# offers across all its families (placement/head/confidence choices).
+FRONT_SCOPES = {"family": "pareto", "backbone": "pareto_backbone"}
 
 
 def _number(value: Any) -> float:
@@ -53,15 +61,40 @@ def _strip_filters(metrics: Any) -> dict:
     return {str(key).split(",", 1)[0]: value for key, value in _dict(metrics).items()}
 
 
-def task_accuracies(results: dict) -> dict[str, tuple[float, float]]:
-    """{task: (early-exit accuracy, full-model accuracy)} as fractions; NaN where missing."""
+@dataclass(frozen=True)
+class TaskScore:
+    """One task's accuracy (fractions) for early exit and the full model, with stderr; NaN = missing."""
+
+    early: float
+    full: float
+    early_se: float
+    full_se: float
+
+    @property
+    def delta_points(self) -> float:
+        return (self.early - self.full) * 100
+
+    @property
+    def delta_se_points(self) -> float:
+        return math.hypot(self.early_se, self.full_se) * 100  # independence assumed, see module doc
+
+
+def task_scores(results: dict) -> dict[str, TaskScore]:
+    """{task: TaskScore}, comparing the same metric (and its ``<metric>_stderr``) on both sides."""
     tasks, baseline = _dict(results.get("tasks")), _dict(results.get("baseline_tasks"))
-    accuracies = {}
+    scores = {}
     for task in sorted(set(tasks) | set(baseline)):
         early, full = _strip_filters(tasks.get(task)), _strip_filters(baseline.get(task))
         metric = _shared_metric(early, full) or _shared_metric(full, {})
-        accuracies[task] = (_number(early.get(metric)), _number(full.get(metric)))
-    return accuracies
+        stderr = f"{metric}_stderr"
+        scores[task] = TaskScore(_number(early.get(metric)), _number(full.get(metric)),
+                                 _number(early.get(stderr)), _number(full.get(stderr)))
+    return scores
+
+
+def task_accuracies(results: dict) -> dict[str, tuple[float, float]]:
+    """{task: (early-exit accuracy, full-model accuracy)} as fractions; NaN where missing."""
+    return {task: (score.early, score.full) for task, score in task_scores(results).items()}
 
 
 def _nanmean(values: Iterable[float]) -> float:
@@ -69,18 +102,33 @@ def _nanmean(values: Iterable[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
+def _se_of_mean(pairs: Iterable[tuple[float, float]]) -> float:
+    """Stderr of the mean of the finite values among (value, stderr) pairs, independence assumed.
+
+    NaN when any value in the mean lacks a stderr: a partial error bar would look precise but is not.
+    """
+    used = [se for value, se in pairs if not math.isnan(value)]
+    if not used or any(math.isnan(se) for se in used):
+        return math.nan
+    return math.sqrt(sum(se * se for se in used)) / len(used)
+
+
 def _accuracy_columns(results: dict) -> dict[str, float]:
-    accuracies = task_accuracies(results)
+    scores = task_scores(results)
     columns: dict[str, float] = {}
-    for task, (early, full) in accuracies.items():
-        columns[f"acc:{task}"] = early
-        columns[f"baseline:{task}"] = full
-    deltas = [(early - full) * 100 for early, full in accuracies.values()]
-    columns["mean_acc"] = _nanmean(early for early, _ in accuracies.values())
-    columns["mean_baseline_acc"] = _nanmean(full for _, full in accuracies.values())
+    for task, score in scores.items():
+        columns.update({f"acc:{task}": score.early, f"baseline:{task}": score.full,
+                        f"acc_se:{task}": score.early_se, f"baseline_se:{task}": score.full_se})
+    values = list(scores.values())
+    deltas = [(score.delta_points, score.delta_se_points) for score in values]
+    columns["mean_acc"] = _nanmean(score.early for score in values)
+    columns["mean_baseline_acc"] = _nanmean(score.full for score in values)
     # Only tasks with both numbers contribute. Rounded so float noise (0.42-0.43 = -1.0000000000000009
     # points) cannot push a point across a tolerance such as "within 1 point".
-    columns["acc_delta"] = round(_nanmean(deltas), 6)
+    columns["acc_delta"] = round(_nanmean(delta for delta, _ in deltas), 6)
+    columns["mean_acc_se"] = _se_of_mean((score.early, score.early_se) for score in values)
+    columns["mean_baseline_acc_se"] = _se_of_mean((score.full, score.full_se) for score in values)
+    columns["acc_delta_se"] = _se_of_mean(deltas)
     return columns
 
 
@@ -95,6 +143,11 @@ def _format_layers(layers: Any) -> str:
     return "" if layers is None else str(layers)
 
 
+def family_name(results: dict) -> str:
+    """backbone/placement/head/confidence: runs that differ only in threshold or calibration target."""
+    return "/".join(str(results.get(key, "?")) for key in FAMILY_KEYS)
+
+
 def run_to_row(results: dict) -> dict[str, Any]:
     """One flat row for one run; every field is optional so older/partial results still load."""
     exit_info, timing = _dict(results.get("exit")), _dict(results.get("timing"))
@@ -102,7 +155,7 @@ def run_to_row(results: dict) -> dict[str, Any]:
     row: dict[str, Any] = {key: str(results.get(key, "?")) for key in FAMILY_KEYS}
     row.update(
         run_dir=results.get("run_dir"),
-        family="/".join(row[key] for key in FAMILY_KEYS),
+        family=family_name(results),
         calibration_method=results.get("calibration_method"),
         threshold=_number(results.get("threshold")),
         exit_layers=_format_layers(results.get("exit_layers")),
@@ -140,8 +193,8 @@ def runs_to_frame(runs: list[dict]) -> pd.DataFrame:
 
 def _extra_column_order(name: str) -> tuple:
     prefix, _, rest = name.partition(":")
-    # Group acc:<task> with baseline:<task>; exit columns ordered by layer number, "final" last.
-    order = {"acc": 0, "baseline": 0, "exit": 1}.get(prefix, 2)
+    # Group acc:<task> with baseline:<task> (and their stderr); exit columns by layer number, "final" last.
+    order = {"acc": 0, "baseline": 0, "acc_se": 0, "baseline_se": 0, "exit": 1}.get(prefix, 2)
     layer = int(rest) if rest.isdigit() else math.inf
     return (order, layer if prefix == "exit" else 0, rest, prefix)
 
@@ -164,18 +217,22 @@ def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.Series:
 
 
 def add_pareto_flags(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add pareto_measured / pareto_theoretical columns, fronts computed within each family."""
+    """Add ``pareto_<kind>`` (front within the family) and ``pareto_backbone_<kind>`` (within the backbone)."""
     frame = frame.copy()
-    for kind, speedup in SPEEDUP_COLUMNS.items():
-        flags = pd.Series(False, index=frame.index)
-        for _, group in frame.groupby("family", sort=False):
-            flags.loc[group.index] = pareto_front(group, speedup, "acc_delta")
-        frame[f"pareto_{kind}"] = flags.astype(bool)
+    for scope, prefix in FRONT_SCOPES.items():
+        for kind, speedup in SPEEDUP_COLUMNS.items():
+            flags = pd.Series(False, index=frame.index)
+            for _, group in frame.groupby(scope, sort=False):
+                flags.loc[group.index] = pareto_front(group, speedup, "acc_delta")
+            frame[f"{prefix}_{kind}"] = flags.astype(bool)
     return frame
 
 
 def pareto_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows on a front, once per speedup kind, with ``speedup_kind`` saying which front."""
+    """Rows on a family front, once per speedup kind, with ``speedup_kind`` saying which front.
+
+    The ``pareto_backbone_*`` columns stay, telling whether the row is also on its backbone's front.
+    """
     flagged = frame if "pareto_measured" in frame else add_pareto_flags(frame)
     parts = []
     for kind in SPEEDUP_COLUMNS:

@@ -1,96 +1,146 @@
 """Greedy generation with real early exit: blocks after a token's exit are not run for that token.
 
-KV strategies for the deeper blocks of exited tokens:
-- ``full``: every block still runs for every token (the KV stays exact); the exit only picks the token.
-- ``lazy``: exited tokens' hidden states wait in a per-block queue and are run through the deeper
-  blocks together with the next token that goes deeper, so every block's KV ends up exact and the
-  output equals ``full``. At batch 1 a block costs about the same for 1 or a few positions (weight
-  reads dominate), which is where the time is saved.
+``generate(lm, input_ids, max_new_tokens, heads=None, policy=None, strategy="lazy", eos_token_id=None,
+*, attention_mask=None, max_draft=5, exit_layer=None, draft_length=None) -> GenerationOutput``
+
+Prompts: a [B, T] tensor (all rows real tokens, or with ``attention_mask`` marking the real ones, e.g.
+left padding), or a list of 1-D (or [1, T]) prompt tensors of any lengths. Every sequence exits on its
+own and its output equals running it alone. The first new token always comes from the prompt pass
+(full depth, except ``static``).
+
+Strategies (see layerwise.py for the KV modes, speculative.py for the speculative ones):
+- ``full``: exits pick the token but every block still runs (exact KV; the reference for drift).
+- ``lazy``: exited positions' deeper KV is filled batched with the next deep token (output = ``full``).
+- ``copy``: CALM-style; the exited hidden state is the input of every deeper block for that position.
+- ``skip``: deeper blocks never see exited positions (their KV lacks them; true positions are kept).
+- ``static``: every token, the first included, exits at block ``exit_layer`` through the model's own
+  final norm + lm_head (or through the head at that block when ``heads`` is given); deeper blocks never run.
+- ``dssd``: dynamic self-speculative decoding with the heads and policy (up to ``max_draft`` drafts).
+- ``layerskip``: self-speculation drafting ``draft_length`` (default ``max_draft``) tokens from block
+  ``exit_layer`` through the model's own lm_head (or the head there); output = full greedy.
+Without heads, ``full``/``lazy``/``copy``/``skip`` are plain full-depth greedy decoding.
+
+Exit indices index ``output.exit_layers``; ``len(exit_layers)`` means the token came from the full model.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
 
-from eebench.backbones.layered import LayeredModel, causal_mask
+from eebench.backbones.layered import LayeredModel
+from eebench.engine.exit_plan import ExitPlan, confidence_exits, fixed_exit, no_exits
+from eebench.engine.layerwise import LayerwiseDecoder, Request, final_predictions
+from eebench.engine.speculative import SpeculationStats, SpeculativeDecoder
 from eebench.errors import require
 
-STRATEGIES = ("full", "lazy")
+STRATEGIES = ("full", "lazy", "copy", "skip", "static", "dssd", "layerskip")
+_SPECULATIVE = ("dssd", "layerskip")
 
 
 @dataclass
 class GenerationOutput:
-    tokens: torch.Tensor  # [1, new_tokens]
-    exit_index: list[int] = field(default_factory=list)  # per new token: head index, or num_heads = full model
-
-
-class _DecodeState:
-    """KV cache plus, per block, the queued inputs of positions that block has not processed yet."""
-
-    def __init__(self, num_layers: int):
-        self.cache = DynamicCache()
-        self.pending: list[torch.Tensor | None] = [None] * num_layers
-
-    def queued_with(self, layer: int, hidden: torch.Tensor) -> torch.Tensor:
-        queued = self.pending[layer]
-        self.pending[layer] = None
-        return hidden if queued is None else torch.cat([queued, hidden], dim=1)
-
-    def defer(self, layer: int, hidden: torch.Tensor) -> None:
-        self.pending[layer] = self.queued_with(layer, hidden)
-
-    def past_length(self, layer: int) -> int:
-        return self.cache.get_seq_length(layer) if len(self.cache.layers) > layer else 0
-
-
-def _run_layer(lm: LayeredModel, state: _DecodeState, layer: int, hidden: torch.Tensor) -> torch.Tensor:
-    hidden = state.queued_with(layer, hidden)
-    past, width = state.past_length(layer), hidden.shape[1]
-    positions = torch.arange(past, past + width, device=hidden.device)[None]
-    rotary = lm.rotary_embeddings(hidden, positions)
-    mask = causal_mask(width, past, device=hidden.device)
-    return lm.run_block(layer, hidden, positions, mask, state.cache, rotary)
-
-
-def _step(lm, heads, policy, state, token, position, strategy) -> tuple[torch.Tensor, int]:
-    """Run one token up to its exit; return (next token, exit index)."""
-    hidden = lm.embed(token, torch.tensor([[position]], device=token.device))
-    exit_at = {layer: i for i, layer in enumerate(heads.exit_layers)} if heads is not None else {}
-    chosen = None
-    for layer in range(lm.num_layers):
-        hidden = _run_layer(lm, state, layer, hidden)
-        if layer in exit_at and chosen is None:
-            index = exit_at[layer]
-            logits = heads.logits(index, hidden[:, -1:])
-            if bool(policy.confident(index, logits).all()):
-                chosen = (logits.argmax(-1), index)
-                if strategy == "lazy" and layer + 1 < lm.num_layers:
-                    state.defer(layer + 1, hidden)
-                    return chosen
-    if chosen is not None:
-        return chosen
-    return lm.final_logits(hidden[:, -1:]).argmax(-1), len(exit_at)
+    tokens: torch.Tensor  # [B, n] new tokens; rows that stopped at EOS are padded with EOS
+    # Per new token, the exit index. At batch 1 the one sequence's list; at batch > 1 the rows' lists
+    # concatenated in row order (use exit_indices for per-row lists).
+    exit_index: list[int] = field(default_factory=list)
+    exit_indices: list[list[int]] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)  # new tokens per row, EOS included
+    exit_layers: list[int] = field(default_factory=list)  # the block each exit index stands for
+    speculation: SpeculationStats | None = None  # dssd / layerskip only
 
 
 @torch.no_grad()
-def generate(lm: LayeredModel, input_ids: torch.Tensor, max_new_tokens: int, heads=None, policy=None,
-             strategy: str = "lazy", eos_token_id: int | None = None) -> GenerationOutput:
-    """Greedy decoding of one sequence. Without heads this is plain full-depth greedy decoding."""
+def generate(lm: LayeredModel, input_ids, max_new_tokens: int, heads=None, policy=None,
+             strategy: str = "lazy", eos_token_id: int | None = None, *, attention_mask=None,
+             max_draft: int = 5, exit_layer: int | None = None, draft_length: int | None = None) -> GenerationOutput:
+    """Greedy decoding of one or more prompts with the given early-exit strategy."""
     require(strategy in STRATEGIES, f"engine strategy={strategy!r} is unknown; allowed: {', '.join(STRATEGIES)}")
-    require(input_ids.shape[0] == 1, f"batch size {input_ids.shape[0]} is not supported yet; allowed: 1")
-    state = _DecodeState(lm.num_layers)
-    prompt_len = input_ids.shape[1]
-    hidden = lm.embed(input_ids, torch.arange(prompt_len, device=input_ids.device)[None])
-    for layer in range(lm.num_layers):
-        hidden = _run_layer(lm, state, layer, hidden)
-    token = lm.final_logits(hidden[:, -1:]).argmax(-1)
-    out, exits = [token], [len(heads.exit_layers) if heads is not None else 0]
-    for step in range(1, max_new_tokens):
-        if eos_token_id is not None and int(token) == eos_token_id:
-            break
-        token, index = _step(lm, heads, policy, state, token, prompt_len + step - 1, strategy)
-        out.append(token)
-        exits.append(index)
-    return GenerationOutput(torch.cat(out, dim=1), exits)
+    require(isinstance(max_new_tokens, int) and max_new_tokens >= 1, f"max_new_tokens={max_new_tokens!r} is invalid; allowed: an integer >= 1")
+    prompts = split_prompts(input_ids, attention_mask)
+    device = lm.lm_head.weight.device
+    capacity = max(len(p) for p in prompts) + max_new_tokens + 1
+    if strategy in _SPECULATIVE:
+        drafts = max_draft if strategy == "dssd" or draft_length is None else draft_length
+        require(isinstance(drafts, int) and drafts >= 1, f"draft length {drafts!r} is invalid; allowed: an integer >= 1")
+        plan = _speculation_plan(lm, strategy, heads, policy, exit_layer)
+        speculative = SpeculativeDecoder(LayerwiseDecoder(lm, plan, "lazy", len(prompts), capacity, device),
+                                         drafts, max_new_tokens, eos_token_id)
+        sequences = speculative.run(prompts)
+        rows = [(s.tokens, s.labels) for s in sequences]
+        return _output(rows, plan, eos_token_id, device, speculative.stats)
+    plan, mode = _plain_plan(lm, strategy, heads, policy, exit_layer)
+    decoder = LayerwiseDecoder(lm, plan, mode, len(prompts), capacity, device)
+    rows = _decode(decoder, prompts, max_new_tokens, eos_token_id, prompt_may_exit=strategy == "static")
+    return _output(rows, plan, eos_token_id, device)
+
+
+def split_prompts(input_ids, attention_mask=None) -> list[torch.Tensor]:
+    """The real tokens of each prompt, as 1-D tensors."""
+    if isinstance(input_ids, (list, tuple)):
+        require(attention_mask is None, "attention_mask is only for a [batch, length] tensor of prompts, not a list")
+        prompts = [p.reshape(-1) for p in input_ids]
+    else:
+        require(input_ids.dim() == 2, f"input_ids has shape {tuple(input_ids.shape)}; allowed: [batch, length] or a list of 1-D prompts")
+        if attention_mask is None:
+            prompts = list(input_ids)
+        else:
+            require(attention_mask.shape == input_ids.shape, f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {tuple(input_ids.shape)}")
+            prompts = [row[mask.bool()] for row, mask in zip(input_ids, attention_mask)]
+    require(len(prompts) > 0 and all(len(p) > 0 for p in prompts), "every prompt needs at least one token")
+    return prompts
+
+
+def _plain_plan(lm, strategy: str, heads, policy, exit_layer) -> tuple[ExitPlan, str]:
+    if strategy == "static":
+        return fixed_exit(lm, exit_layer, heads), "skip"
+    return (no_exits() if heads is None else confidence_exits(heads, policy)), strategy
+
+
+def _speculation_plan(lm, strategy: str, heads, policy, exit_layer) -> ExitPlan:
+    # A draft exit at the last block would already be full depth: nothing left to verify lazily.
+    deepest = lm.num_layers - 2
+    if strategy == "layerskip":
+        return fixed_exit(lm, exit_layer, heads, deepest=deepest)
+    require(heads is not None and policy is not None, "strategy='dssd' needs exit heads and an exit policy")
+    require(max(heads.exit_layers) <= deepest,
+            f"dssd exit heads must sit below the last block; exit_layers={heads.exit_layers}, allowed: 0..{deepest}")
+    return confidence_exits(heads, policy)
+
+
+def _decode(decoder: LayerwiseDecoder, prompts, max_new_tokens: int, eos_token_id, prompt_may_exit: bool):
+    """One token per step per unfinished sequence; returns per row (tokens, exit labels)."""
+    tokens = [[] for _ in prompts]
+    labels = [[] for _ in prompts]
+    requests = [Request(row, p, 0, may_exit=prompt_may_exit) for row, p in enumerate(prompts)]
+    while requests:
+        for row, (token, label) in _step_tokens(decoder, requests).items():
+            tokens[row].append(token)
+            labels[row].append(label)
+        requests = [
+            Request(r.row, torch.tensor([tokens[r.row][-1]]), r.start + len(r.tokens))
+            for r in requests
+            if tokens[r.row][-1] != eos_token_id and len(tokens[r.row]) < max_new_tokens
+        ]
+    return list(zip(tokens, labels))
+
+
+def _step_tokens(decoder: LayerwiseDecoder, requests: list[Request]) -> dict[int, tuple[int, int]]:
+    result = decoder.step(requests)
+    chosen = {row: (token, label) for row, (label, token) in result.exits.items()}
+    deep = sorted(result.finals)
+    if deep:
+        predicted = final_predictions(decoder.lm, [result.finals[row] for row in deep], last_only=True)
+        chosen.update({row: (int(p), decoder.plan.full_label) for row, p in zip(deep, predicted)})
+    return chosen
+
+
+def _output(rows, plan: ExitPlan, eos_token_id, device, stats: SpeculationStats | None = None) -> GenerationOutput:
+    width = max(len(tokens) for tokens, _ in rows)
+    pad = 0 if eos_token_id is None else eos_token_id  # only EOS-stopped rows are ever short
+    table = torch.full((len(rows), width), pad, dtype=torch.long, device=device)
+    for i, (tokens, _) in enumerate(rows):
+        table[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+    per_row = [labels for _, labels in rows]
+    flat = [label for labels in per_row for label in labels]
+    return GenerationOutput(table, flat, per_row, [len(t) for t, _ in rows], list(plan.exit_layers), stats)

@@ -92,13 +92,15 @@ def score_batch(model, heads, inputs: list[list[int]], continuations: list[list[
     picks = [torch.arange(len(row) - len(cont), len(row), device=device) for row, cont in zip(inputs, continuations)]
     targets = [torch.tensor(cont) for cont in continuations]
     # Heads only run at the continuation positions: they are a few tokens out of each request.
-    per_exit = [[heads.logits(h, out.hidden_states[layer + 1][i, pos]) for i, pos in enumerate(picks)]
-                for h, layer in enumerate(heads.exit_layers)]
+    hidden_at = [[out.hidden_states[layer + 1][i, pos] for i, pos in enumerate(picks)] for layer in heads.exit_layers]
+    per_exit = [[heads.logits(h, rows) for rows in hidden_at[h]] for h in range(len(heads.exit_layers))]
     per_exit.append([out.logits[i, pos] for i, pos in enumerate(picks)])
     results = []
     for i, target in enumerate(targets):
         logp = torch.log_softmax(torch.stack([rows[i] for rows in per_exit]).float().cpu(), dim=-1)
         chosen = logp.gather(2, target[None, :, None].expand(len(per_exit), -1, 1)).squeeze(2)
         head_metrics = metric_values(logp[:-1])
+        if len(heads.gates):
+            head_metrics["gate"] = torch.stack([heads.gate_probability(h, hidden_at[h][i]) for h in range(len(hidden_at))]).float().cpu()
         results.append(RequestScores(chosen, logp.argmax(-1) == target[None], head_metrics))
     return results

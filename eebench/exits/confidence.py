@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 
 # metric -> sign that maps its value to an uncertainty
-_SIGN = {"entropy": 1.0, "max_prob": -1.0, "margin": -1.0}
+# ("gate" is a learned gate's predicted probability that the head agrees with the full model.)
+_SIGN = {"entropy": 1.0, "max_prob": -1.0, "margin": -1.0, "gate": -1.0}
 
 
 def metric_values(logits: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -29,6 +30,14 @@ def to_uncertainty(metric: str, values: torch.Tensor) -> torch.Tensor:
 
 def from_uncertainty(metric: str, threshold: float) -> float:
     return threshold * _SIGN[metric]
+
+
+def head_metric_values(heads, index: int, hidden: torch.Tensor, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every metric of head ``index``: those of its logits, plus its gate's probability when it has a gate."""
+    values = metric_values(logits)
+    if len(heads.gates):
+        values["gate"] = heads.gate_probability(index, hidden).float()
+    return values
 
 
 def uncertainty(metric: str, logits: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,14 @@ class ExitPolicy:
     def confident(self, index: int, logits: torch.Tensor) -> torch.Tensor:
         return uncertainty(self.metric, logits) <= self.thresholds[index]
 
+    def exit_decision(self, heads, index: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(confident per row, head logits or None). With a gate the head projects only when some row exits."""
+        if self.metric == "gate":
+            confident = -heads.gate_probability(index, hidden) <= self.thresholds[index]
+            return confident, heads.logits(index, hidden) if bool(confident.any()) else None
+        logits = heads.logits(index, hidden)
+        return self.confident(index, logits), logits
+
     def native_thresholds(self) -> list[float | None]:
         """Thresholds in the metric's own units (None: the head never exits), for results files."""
         return [None if math.isinf(t) else from_uncertainty(self.metric, t) for t in self.thresholds]

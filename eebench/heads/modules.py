@@ -13,6 +13,8 @@ import copy
 import torch
 from torch import nn
 
+from eebench.heads.gate import ExitGate
+
 
 def _frozen_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).requires_grad_(False)
@@ -84,25 +86,38 @@ _HEAD_CLASSES = {"linear": LinearHead, "mlp": MLPHead, "lens": LensHead, "logit_
 class ExitHeads(nn.Module):
     """One head per exit layer; ``exit_layers[i]`` is the 0-based block whose output feeds ``heads[i]``."""
 
-    def __init__(self, exit_layers: list[int], heads: list[nn.Module], kind: str = "linear"):
+    def __init__(self, exit_layers: list[int], heads: list[nn.Module], kind: str = "linear", gates: list[nn.Module] | None = None):
         super().__init__()
         self.exit_layers = list(exit_layers)
         self.heads = nn.ModuleList(heads)
+        self.gates = nn.ModuleList(gates or [])
         self.kind = kind
 
     @classmethod
-    def create(cls, layered, exit_layers: list[int], kind: str = "linear", init_from_lm_head: bool = True) -> "ExitHeads":
+    def create(cls, layered, exit_layers: list[int], kind: str = "linear", init_from_lm_head: bool = True,
+               gate_width: int = 0) -> "ExitHeads":
         head_cls = _HEAD_CLASSES[kind]
         heads = [head_cls(layered.norm, layered.lm_head, init_from_lm_head) for _ in exit_layers]
+        gates = [ExitGate(layered.norm, layered.hidden_size, gate_width) for _ in exit_layers] if gate_width else None
         weight = layered.lm_head.weight
-        return cls(exit_layers, heads, kind).to(device=weight.device, dtype=weight.dtype)
+        return cls(exit_layers, heads, kind, gates).to(device=weight.device, dtype=weight.dtype)
+
+    @property
+    def gate_width(self) -> int:
+        return self.gates[0].up.out_features if len(self.gates) else 0
+
+    def gate_cost(self) -> int:
+        return sum(p.numel() for name, p in self.gates[0].named_parameters() if not name.startswith("norm.")) if len(self.gates) else 0
+
+    def gate_probability(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
+        return self.gates[index](hidden)
 
     def __len__(self) -> int:
         return len(self.exit_layers)
 
     @property
     def trainable(self) -> bool:
-        return any(p.requires_grad for p in self.parameters())
+        return any(p.requires_grad for p in self.heads.parameters())
 
     def projection_cost(self, index: int) -> int:
         """Weights read per token by head ``index`` (its own matrices plus a shared lm_head, if any)."""

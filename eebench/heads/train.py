@@ -38,7 +38,7 @@ def train_heads(model, heads: ExitHeads, tokens: torch.Tensor, cfg: HeadTraining
     """Train all heads from one backbone pass per batch; returns a loss log."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    params = [p for p in heads.parameters() if p.requires_grad]
+    params = [p for p in heads.heads.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
     device = next(model.parameters()).device

@@ -1,4 +1,4 @@
-"""Pareto figure: accuracy change vs measured and vs theoretical speedup, one colour/marker per family.
+"""Pareto figures (accuracy change vs measured and theoretical speedup) and shared plotting helpers.
 
 Uses ``Figure`` with the Agg canvas directly rather than pyplot, so it works headless and never
 touches (or is broken by) a global backend chosen elsewhere in the process.
@@ -8,11 +8,13 @@ from __future__ import annotations
 from itertools import cycle
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS
+from eebench.reporting.formatting import exit_label_order
 
 # Nine markers against ten colours: the periods are coprime, so 90 families get distinct pairs.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", "*")
@@ -20,14 +22,46 @@ PANEL_TITLES = {
     "measured": "Accuracy change vs measured speedup",
     "theoretical": "Accuracy change vs theoretical speedup (layers skipped)",
 }
+DPI = 120
+FINAL_COLOUR = "#4d4d4d"  # the full model: neutral grey, so the coloured exits stand out
 
 
-def _family_styles(families: list[str]) -> dict[str, dict]:
+def new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    return path
+
+
+def say_no_data(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey", wrap=True)
+
+
+def family_styles(families: list[str]) -> dict[str, dict]:
     colours = [f"C{i}" for i in range(10)]
     return {
         family: {"color": colour, "marker": marker}
         for family, colour, marker in zip(families, cycle(colours), cycle(MARKERS))
     }
+
+
+def exit_colours(labels) -> dict[str, str]:
+    """Colour per exit label (block numbers, then "final"), shared by histograms and the token view.
+
+    Early blocks are dark and later ones light along viridis; the full model is grey.
+    """
+    layers = sorted({str(label) for label in labels if str(label).isdigit()}, key=exit_label_order)
+    colormap = matplotlib.colormaps["viridis"]
+    span = max(len(layers) - 1, 1)
+    colours = {layer: matplotlib.colors.to_hex(colormap(0.9 * i / span)) for i, layer in enumerate(layers)}
+    colours.update({str(label): FINAL_COLOUR for label in labels if not str(label).isdigit()})
+    return colours
 
 
 def _draw_reference_lines(ax) -> None:
@@ -48,22 +82,36 @@ def _draw_family(ax, points: pd.DataFrame, kind: str, style: dict, label: str) -
     points = points.dropna(subset=[speedup, "acc_delta"])
     if points.empty:
         return
-    ax.scatter(points[speedup], points["acc_delta"], label=label, alpha=0.85, **style)
+    ax.scatter(points[speedup], points["acc_delta"], label=label, alpha=0.85, zorder=3, **style)
+    if "acc_delta_se" in points and points["acc_delta_se"].notna().any():
+        ax.errorbar(points[speedup], points["acc_delta"], yerr=points["acc_delta_se"], fmt="none",
+                    ecolor=style["color"], alpha=0.45, capsize=2, linewidth=1, zorder=2)
     front = points[points[f"pareto_{kind}"]].sort_values(speedup)
     ax.plot(front[speedup], front["acc_delta"], color=style["color"], linewidth=1.2)
     _label_thresholds(ax, points, speedup)
 
 
-def _draw_panel(ax, frame: pd.DataFrame, kind: str, styles: dict[str, dict]) -> None:
+def _draw_backbone_fronts(ax, frame: pd.DataFrame, kind: str) -> None:
+    speedup, flags = SPEEDUP_COLUMNS[kind], f"pareto_backbone_{kind}"
+    if flags not in frame:
+        return
+    for number, (_, group) in enumerate(frame.groupby("backbone", sort=True)):
+        front = group[group[flags]].dropna(subset=[speedup, "acc_delta"]).sort_values(speedup)
+        ax.plot(front[speedup], front["acc_delta"], color="black", linestyle=":", linewidth=2,
+                label="backbone front" if number == 0 else None, zorder=1)
+
+
+def _draw_panel(ax, frame: pd.DataFrame, kind: str, styles: dict[str, dict], backbone_front: bool) -> None:
     speedup = SPEEDUP_COLUMNS[kind]
     _draw_reference_lines(ax)
     for family, points in frame.groupby("family", sort=False):
         _draw_family(ax, points, kind, styles[family], family)
     has_points = not frame.empty and frame[[speedup, "acc_delta"]].notna().all(axis=1).any()
     if not has_points:
-        ax.text(0.5, 0.5, f"no runs with {kind} speedup and task accuracy", ha="center",
-                va="center", transform=ax.transAxes, color="grey")
+        say_no_data(ax, f"no runs with {kind} speedup and task accuracy")
     else:
+        if backbone_front:
+            _draw_backbone_fronts(ax, frame, kind)
         ax.legend(fontsize=7, loc="best")
     ax.set_title(PANEL_TITLES[kind], fontsize=10)
     ax.set_xlabel(f"{kind} speedup (x, >1 is faster than the full model)")
@@ -71,14 +119,16 @@ def _draw_panel(ax, frame: pd.DataFrame, kind: str, styles: dict[str, dict]) -> 
     ax.grid(True, alpha=0.3)
 
 
-def plot_pareto(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write the two-panel Pareto PNG; needs the pareto_* flags from ``add_pareto_flags``."""
-    path = Path(path)
-    figure = Figure(figsize=(13, 5.5), layout="constrained")
-    FigureCanvasAgg(figure)
-    styles = _family_styles(list(dict.fromkeys(frame["family"]))) if not frame.empty else {}
+def plot_pareto(frame: pd.DataFrame, path: str | Path, title: str | None = None,
+                backbone_front: bool = False) -> Path:
+    """Write the two-panel Pareto PNG; needs the pareto_* flags from ``add_pareto_flags``.
+
+    ``backbone_front`` also draws the front across all families of each backbone (dotted black).
+    """
+    figure = new_figure(13, 5.5)
+    styles = family_styles(list(dict.fromkeys(frame["family"]))) if not frame.empty else {}
     for ax, kind in zip(figure.subplots(1, 2), SPEEDUP_COLUMNS):
-        _draw_panel(ax, frame, kind, styles)
-    figure.suptitle("Early exit: accuracy vs speedup (labels: target agreement threshold)")
-    figure.savefig(path, dpi=120)
-    return path
+        _draw_panel(ax, frame, kind, styles, backbone_front)
+    figure.suptitle(title or "Early exit: accuracy vs speedup (labels: target agreement threshold; "
+                    "bars: ±1 stderr)")
+    return save(figure, path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from eebench.exits.confidence import metric_values, to_uncertainty
+from eebench.exits.confidence import head_metric_values, to_uncertainty
 from eebench.heads.train import hidden_states_at
 
 TRACE_FILE = "trace.safetensors"
@@ -51,7 +51,7 @@ def collect_trace(model, heads, tokens: torch.Tensor, batch_size: int = 4) -> Tr
         per_head = []
         for index, hidden in enumerate(hiddens):
             logits = heads.logits(index, hidden)
-            per_head.append((metric_values(logits), logits.argmax(-1).flatten().cpu()))
+            per_head.append((head_metric_values(heads, index, hidden, logits), logits.argmax(-1).flatten().cpu()))
         head_argmax.append(torch.stack([arg for _, arg in per_head]))
         for name in per_head[0][0]:
             metrics.setdefault(name, []).append(torch.stack([m[name].flatten().float().cpu() for m, _ in per_head]))

@@ -1,0 +1,173 @@
+"""Diagnostic figures: where tokens exit, how well each head's confidence predicts agreement, what a
+threshold buys in coverage, and accuracy against compute.
+
+Every function takes already-extracted data and writes one PNG; choosing what to plot (and saying
+what was skipped) is the caller's job, see ``eebench.reporting.figure_set``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eebench.reporting.formatting import exit_label_order
+from eebench.reporting.plots import exit_colours, family_styles, new_figure, save, say_no_data
+
+MAX_COLUMNS = 4
+
+
+def _panel_grid(count: int, panel_width: float = 3.6, panel_height: float = 3.0):
+    """A figure with ``count`` panels in rows of at most MAX_COLUMNS; unused cells are hidden."""
+    columns = max(1, min(count, MAX_COLUMNS))
+    rows = max(1, math.ceil(count / columns))
+    figure = new_figure(panel_width * columns + 0.6, panel_height * rows + 0.7)
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return figure, list(axes[:count])
+
+
+# ----------------------------------------------------------------------------- exit histogram
+
+def exit_columns(frame: pd.DataFrame) -> list[str]:
+    labels = [c.split(":", 1)[1] for c in frame.columns if c.startswith("exit:")]
+    return [f"exit:{label}" for label in sorted(labels, key=exit_label_order)]
+
+
+def _draw_stacked_exits(ax, group: pd.DataFrame, columns: list[str], colours: dict[str, str]) -> None:
+    shares = group[columns].fillna(0.0).to_numpy(dtype=float)
+    positions = np.arange(len(group))
+    left = np.zeros(len(group))
+    for index, column in enumerate(columns):
+        label = column.split(":", 1)[1]
+        ax.barh(positions, shares[:, index], left=left, color=colours[label], edgecolor="white",
+                linewidth=0.5, label=label if label == "final" else f"block {label}")
+        left += shares[:, index]
+    ax.set_yticks(positions, [f"{t:g}" for t in group["threshold"]])
+    ax.set_ylabel("target agreement threshold")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of held-out tokens")
+
+
+def plot_exit_histograms(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """One panel per family: a stacked bar per threshold, split by the block tokens left at."""
+    columns = exit_columns(frame)
+    if frame.empty or not columns:
+        return None
+    families = list(dict.fromkeys(frame["family"]))
+    figure, axes = _panel_grid(len(families), panel_width=5.2, panel_height=0.45 * frame.groupby(
+        "family").size().max() + 1.8)
+    colours = exit_colours(c.split(":", 1)[1] for c in columns)
+    for ax, family in zip(axes, families):
+        group = frame[frame["family"] == family].sort_values("threshold")
+        used = [c for c in columns if group[c].fillna(0).gt(0).any()] or columns
+        _draw_stacked_exits(ax, group, used, colours)
+        ax.set_title(family, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    figure.suptitle("Where tokens leave the model, per threshold")
+    return save(figure, path)
+
+
+# ----------------------------------------------------------------------------- calibration curves
+
+def plot_reliability(curves: list[dict], path: str | Path, title: str, metric: str,
+                     targets: list[float]) -> Path:
+    """Per head: mean confidence value of a quantile bin vs agreement with the full model in that bin."""
+    figure, axes = _panel_grid(len(curves))
+    for ax, head in zip(axes, curves):
+        bins = [b for b in head.get("reliability") or [] if b.get("value") is not None]
+        ax.set_title(f"head at block {head.get('layer', '?')}", fontsize=9)
+        if not bins:
+            say_no_data(ax, "no reliability bins")
+            continue
+        values = [b["value"] for b in bins]
+        agreement = [b.get("agreement") for b in bins]
+        sizes = [12 + 60 * (b.get("count") or 0) / max(max(x.get("count") or 0 for x in bins), 1) for b in bins]
+        ax.plot(values, agreement, color="C0", linewidth=1)
+        ax.scatter(values, agreement, s=sizes, color="C0", zorder=3)
+        for target in targets:
+            ax.axhline(target, color="grey", linestyle=":", linewidth=0.8)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(metric, fontsize=8)
+        ax.set_ylabel("agreement with full model", fontsize=8)
+        ax.grid(True, alpha=0.3)
+    figure.suptitle(f"{title}\nreliability: held-out tokens in quantile bins of the confidence metric "
+                    "(marker size: tokens; dotted: targets)", fontsize=10)
+    return save(figure, path)
+
+
+def _mark_chosen(ax, chosen: list[dict]) -> None:
+    for point in chosen:
+        if point.get("threshold") is None or point.get("coverage") is None:
+            continue
+        ax.plot([point["threshold"]], [point["coverage"]], marker="o", color="C3", zorder=4)
+        ax.annotate(f"{point['target']:g}", (point["threshold"], point["coverage"]), fontsize=7,
+                    textcoords="offset points", xytext=(4, -10), color="C3")
+
+
+def plot_coverage(curves: list[dict], chosen: dict[str, list[dict]], path: str | Path, title: str,
+                  metric: str) -> Path:
+    """Per head: threshold grid vs share of held-out tokens let out and their agreement.
+
+    ``chosen`` maps head layer to the thresholds calibration picked, as dicts with threshold,
+    coverage and target (the run's agreement target), drawn as red dots.
+    """
+    figure, axes = _panel_grid(len(curves))
+    for ax, head in zip(axes, curves):
+        grid = [g for g in head.get("coverage") or [] if g.get("threshold") is not None]
+        ax.set_title(f"head at block {head.get('layer', '?')}", fontsize=9)
+        if not grid:
+            say_no_data(ax, "no coverage curve")
+            continue
+        thresholds = [g["threshold"] for g in grid]
+        ax.plot(thresholds, [g.get("coverage") for g in grid], color="C0", label="coverage")
+        ax.plot(thresholds, [g.get("agreement") for g in grid], color="C1", linestyle="--",
+                label="agreement of exited")
+        _mark_chosen(ax, chosen.get(str(head.get("layer")), []))
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(f"{metric} threshold", fontsize=8)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    figure.suptitle(f"{title}\nthreshold → coverage (red: thresholds chosen, labelled by target)", fontsize=10)
+    return save(figure, path)
+
+
+# ----------------------------------------------------------------------------- cost vs accuracy
+
+def _draw_full_models(ax, frame: pd.DataFrame) -> None:
+    for _, group in frame.groupby("backbone", sort=True):
+        full = group.dropna(subset=["mean_baseline_acc"])
+        if full.empty:
+            continue
+        row = full.iloc[0]
+        ax.errorbar([100.0], [row["mean_baseline_acc"] * 100],
+                    yerr=[row["mean_baseline_acc_se"] * 100], fmt="*", color="black", markersize=11,
+                    capsize=2, zorder=4)
+        ax.annotate(f"full {row['backbone']}", (100.0, row["mean_baseline_acc"] * 100), fontsize=7,
+                    textcoords="offset points", xytext=(-6, 7), ha="right")
+
+
+def plot_cost_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """Mean task accuracy vs per-token cost (% of the full model's FLOPs = 1 / theoretical speedup)."""
+    points = frame.dropna(subset=["theoretical_speedup", "mean_acc"]) if not frame.empty else frame
+    if points.empty:
+        return None
+    figure = new_figure(8, 5.2)
+    ax = figure.subplots()
+    styles = family_styles(list(dict.fromkeys(frame["family"])))
+    for family, group in points.groupby("family", sort=False):
+        cost = 100.0 / group["theoretical_speedup"]
+        ax.errorbar(cost, group["mean_acc"] * 100, yerr=group["mean_acc_se"] * 100, fmt=styles[family]["marker"],
+                    color=styles[family]["color"], capsize=2, label=family, alpha=0.85)
+        for x, y, threshold in zip(cost, group["mean_acc"] * 100, group["threshold"]):
+            ax.annotate(f"{threshold:g}", (x, y), fontsize=7, textcoords="offset points", xytext=(4, 4))
+    _draw_full_models(ax, points)
+    ax.axvline(100.0, color="grey", linestyle="--", linewidth=1, zorder=0)
+    ax.set_xlabel("per-token cost, % of the full model (weight reads = 100 / theoretical speedup)")
+    ax.set_ylabel("mean task accuracy (%)")
+    ax.set_title("Accuracy vs compute (★ full model; bars: ±1 stderr; labels: threshold)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return save(figure, path)
