@@ -49,5 +49,5 @@ def train_gates(model, heads, tokens: torch.Tensor, steps: int, batch_size: int,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return {"gate_steps": steps, "gate_first_loss": losses[0], "gate_final_loss": sum(losses[-5:]) / len(losses[-5:])}
