@@ -19,6 +19,7 @@ from eebench.config import ExperimentConfig
 from eebench.data.corpus import prepare_splits
 from eebench.engine.flops import CostModel
 from eebench.exits.calibration import calibrate
+from eebench.faults import checkpoint
 from eebench.exits.policy import ExitPolicy
 from eebench.heads import ExitHeads, load_heads, save_heads
 from eebench.heads.placement import exit_layers as place_heads
@@ -51,6 +52,7 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
         if cfg.head.gate.width:
             gate = cfg.head.gate
             log.update(train_gates(backbone.model, heads, splits["train"], gate.steps, gate.batch_size, gate.lr, cfg.seed))
+        checkpoint("heads")  # crash tests kill here: trained but not yet saved or renamed into the cache
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
 
     directory = get_or_build("heads", spec, build)
@@ -118,10 +120,12 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
                       "calibration_config": dataclasses.asdict(cfg.calibration)},
     }
     results["heads_training"].pop("loss_curve", None)
+    checkpoint("eval")
     if cfg.eval.tasks:
         from eebench.evaluation.runner import evaluate_tasks
 
         results.update(evaluate_tasks(cfg.eval, ee_model, policy, heads_dir))
+    checkpoint("timing")
     if cfg.timing.enabled:
         from eebench.timing.generation import measure_generation, timing_prompts
 

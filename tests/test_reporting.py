@@ -27,21 +27,52 @@ POINTS = [
 ]
 
 
+EXIT_LAYERS = [5, 11, 17, 23]
+SAMPLE_WORDS = " The early exit head lets easy tokens leave , while hard ones run the full model .".split(" ")[1:]
+
+
+def make_curves(threshold: float) -> list[dict]:
+    """Per-head reliability bins and threshold->coverage grid shaped like real entropy curves."""
+    curves = []
+    for index, layer in enumerate(EXIT_LAYERS):
+        values = [0.2 + 0.5 * b for b in range(10)]
+        reliability = [{"value": v, "agreement": max(0.0, 1 - 0.08 * b / (index + 1)), "count": 40 + 3 * b}
+                       for b, v in enumerate(values)]
+        grid = [0.1 * g for g in range(1, 21)]
+        coverage = [{"threshold": t, "coverage": min(1.0, t / 2.0 * (index + 1) / 4),
+                     "agreement": max(0.0, 1 - 0.05 * t / (index + 1))} for t in grid]
+        curves.append({"layer": layer, "reliability": reliability, "coverage": coverage})
+    return curves
+
+
+def make_exit_sample(threshold: float) -> dict:
+    # Lower targets let tokens out earlier; the same word always gets the same exit at one threshold.
+    exits = [str(EXIT_LAYERS[(len(w) + int(threshold * 100)) % 4]) if len(w) < 5 else "final" for w in SAMPLE_WORDS]
+    return {"prompt": "Early exit in one sentence:", "tokens": [[" " + w, e] for w, e in zip(SAMPLE_WORDS, exits)]}
+
+
 def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=1.3, theoretical=1.5):
     return {
         "status": "complete", "backbone": backbone, "backbone_path": "/models/x", "num_layers": 30,
-        "exit_layers": [5, 11, 17, 23], "placement": "equal", "head": "linear",
+        "exit_layers": EXIT_LAYERS, "placement": "equal", "head": "linear",
         "confidence": "entropy", "calibration_method": "max_coverage", "threshold": threshold,
         "thresholds": [1.2, None, 1.5, 2.0],
         "tasks": {"eebench_bb_x": {"acc": acc, "acc_stderr": 0.03}},
         "baseline_tasks": {"eebench_bb_x": {"acc": base, "acc_stderr": 0.03}},
         "eval_mode": "teacher-forced simulation (fixture)",
+        "calibration": {"method": "max_coverage", "target": threshold, "thresholds": [1.2, 0.0, 1.5, 2.0],
+                        "calibration_agreement": threshold, "heldout_agreement": threshold,
+                        "per_head_heldout": [{"layer": layer, "threshold": 0.5 + i * threshold,
+                                              "coverage": min(1.0, (0.5 + i * threshold) / 2 * (i + 1) / 4),
+                                              "agreement": threshold} for i, layer in enumerate(EXIT_LAYERS)]},
+        "curves": make_curves(threshold),
         "exit": {"fraction": {"5": 0.1, "11": 0.2, "17": 0.1, "23": 0.1, "final": 0.5},
                  "mean_layers": 21.3, "agreement": threshold, "theoretical_speedup": theoretical,
                  "depth_speedup": theoretical},
         "timing": {"full_tokens_per_s": 20.0, "early_exit_tokens_per_s": 20.0 * speedup,
                    "speedup": speedup, "speedup_min": speedup - 0.05, "speedup_max": speedup + 0.05,
-                   "strategy": "lazy", "device": "cpu", "repeats": 3},
+                   "strategy": "lazy", "device": "cpu", "repeats": 3,
+                   "exit_sample": make_exit_sample(threshold)},
         "provenance": {"git_sha": "abc123", "packages": {"torch": "2.13.0"}, "device": "cpu",
                        "seed": 0, "time": "2025-01-02T03:04:05+00:00", "hostname": "testhost"},
         "unknown_future_key": {"ignored": True},

@@ -1,52 +1,7 @@
 """End to end through the real Hydra launcher, lm-eval evaluator and wandb client (offline), on a tiny model."""
 import json
-import os
-import random
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-WORDS = "model layer token exit head early confident the a of to and in is that it for on with as was".split()
-
-
-def _write_prose(path: Path) -> Path:
-    rng = random.Random(0)
-    paragraphs = [" ".join(rng.choice(WORDS) for _ in range(60)) + "." for _ in range(300)]
-    path.write_text("\n\n".join(paragraphs))
-    return path
-
-
-def _write_task(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    rows = [{"q": f"Is {w} a word?", "choices": ["yes", "no"], "label": i % 2} for i, w in enumerate(WORDS[:12])]
-    data = root / "mc.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in rows))
-    (root / "tiny_mc.yaml").write_text(
-        "task: tiny_mc\ndataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {data}\n"
-        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{q}}'\n"
-        "doc_to_choice: '{{choices}}'\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n"
-    )
-    return root
-
-
-def _run(args, cwd, env):
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture
-def sweep_env(tmp_path, tiny_model_dirs):
-    env = {**os.environ, "EEBENCH_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "offline"}
-    common = [
-        "experiment=smoke", f"backbone.name_or_path={tiny_model_dirs['gpt2']}", "backbone.name=tiny-gpt2",
-        f"data.source={_write_prose(tmp_path / 'prose.txt')}", "eval.suite=lm_eval",
-        f"eval.include_path={_write_task(tmp_path / 'tasks')}", "eval.tasks=[tiny_mc]",
-    ]
-    return env, common
-
+from conftest import run_eebench as _run
 
 def test_multirun_writes_results_report_and_wandb(tmp_path, sweep_env):
     env, common = sweep_env

@@ -19,8 +19,9 @@ MAX_COLUMNS = 4
 
 
 def _panel_grid(count: int, panel_width: float = 3.6, panel_height: float = 3.0):
-    """A figure with ``count`` panels in rows of at most MAX_COLUMNS; unused cells are hidden."""
-    columns = max(1, min(count, MAX_COLUMNS))
+    """A figure with ``count`` panels in a near-square grid (at most MAX_COLUMNS wide), so it fills a
+    landscape page; unused cells are hidden."""
+    columns = max(1, min(math.ceil(math.sqrt(count)), MAX_COLUMNS))
     rows = max(1, math.ceil(count / columns))
     figure = new_figure(panel_width * columns + 0.6, panel_height * rows + 0.7)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()

@@ -26,8 +26,9 @@ DPI = 120
 FINAL_COLOUR = "#4d4d4d"  # the full model: neutral grey, so the coloured exits stand out
 
 
-def new_figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), layout="constrained")
+def new_figure(width: float, height: float, constrained: bool = True) -> Figure:
+    """A figure on its own Agg canvas; ``constrained=False`` for pages placed by hand (the PDF)."""
+    figure = Figure(figsize=(width, height), layout="constrained" if constrained else None)
     FigureCanvasAgg(figure)
     return figure
 
@@ -56,6 +57,7 @@ def exit_colours(labels) -> dict[str, str]:
 
     Early blocks are dark and later ones light along viridis; the full model is grey.
     """
+    labels = [str(label) for label in labels]  # may be a generator: it is read twice below
     layers = sorted({str(label) for label in labels if str(label).isdigit()}, key=exit_label_order)
     colormap = matplotlib.colormaps["viridis"]
     span = max(len(layers) - 1, 1)

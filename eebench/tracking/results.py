@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from eebench.faults import checkpoint
+
 RESULTS_FILE = "results.json"
 ERROR_FILE = "error.json"
 COMPLETE = "complete"
@@ -37,7 +39,7 @@ _NOT_RUN_DIRS = frozenset({"wandb", ".hydra", "__pycache__"})
 
 # ----------------------------------------------------------------------------- writing
 
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
+def write_json_atomic(path: str | Path, obj: Any, fault_stage: str | None = None) -> Path:
     """Write JSON so readers see either the old file or the complete new one, never a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +51,8 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
+        if fault_stage:
+            checkpoint(fault_stage)  # crash tests kill here: the temp file exists, the target not yet
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -93,7 +97,7 @@ def write_results(run_dir: str | Path, results: dict) -> Path:
     results = dict(results)
     if isinstance(results.get("config"), dict):
         results["config"] = redact(results["config"])
-    path = write_json_atomic(run_dir / RESULTS_FILE, results)
+    path = write_json_atomic(run_dir / RESULTS_FILE, results, fault_stage="write")
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
     return path
 

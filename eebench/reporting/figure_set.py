@@ -1,0 +1,170 @@
+"""Draw every report figure and return the document blocks that show them.
+
+A figure that cannot be drawn (older results.json without ``curves`` or ``exit_sample``, no timing,
+malformed data) never stops the report: it is left out and a note says which and why, both where
+the figure would have been and in the Skipped section.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from eebench.analysis.pareto import family_name
+from eebench.reporting import diagnostics
+from eebench.reporting.document import Callout, Figure, Heading, Paragraph, RawHtml
+from eebench.reporting.findings import mixed_hardware_note
+from eebench.reporting.formatting import slug
+from eebench.reporting.plots import plot_pareto
+from eebench.reporting.token_view import MAX_VIEWS, collect_samples, plot_token_views, sample_text, samples_html
+
+OVERLAY_FILE = "pareto.png"  # at the top of the output dir, where earlier reports put it
+FIGURE_DIR = "figures"
+PARETO_CAPTION = (
+    "Left: measured speedup (generation on this hardware). Right: theoretical speedup from the layers "
+    "skipped. Lines join each family's Pareto front; numbers next to points are the target agreement "
+    "thresholds; bars are ±1 stderr of the accuracy change; dashed lines mark no accuracy change and "
+    "no speedup."
+)
+
+
+@dataclass
+class FigureSet:
+    blocks: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # figures not drawn, and why
+
+    def skip(self, what: str, why: str) -> None:
+        self.notes.append(f"{what}: {why}")
+        self.blocks.append(Paragraph(f"*{what} not drawn: {why}.*"))
+
+    def attempt(self, what: str, missing: str, draw: Callable, *args) -> Path | None:
+        """Run ``draw``; a None result or an exception becomes a note instead of a figure."""
+        try:
+            path = draw(*args)
+        except Exception as exc:  # noqa: BLE001 - one bad figure must not cost the whole report
+            self.skip(what, f"drawing failed ({type(exc).__name__}: {exc})")
+            return None
+        if path is None:
+            self.skip(what, missing)
+        return path
+
+
+def _pareto_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None:
+    figures.blocks.append(Heading("Accuracy vs speedup"))
+    note = mixed_hardware_note(frame)
+    figures.blocks += [Callout(note)] if note else []
+    backbones = sorted(frame["backbone"].unique()) if not frame.empty else []
+    overlay = figures.attempt("Pareto overlay", "", plot_pareto, frame, out_dir / OVERLAY_FILE, None,
+                              len(backbones) == 1)
+    if overlay:
+        title = "All backbones" if len(backbones) > 1 else "Pareto fronts"
+        extra = " The dotted black line is the backbone's front across all its families." if len(backbones) == 1 else ""
+        figures.blocks.append(Figure(overlay, title, PARETO_CAPTION + extra))
+    if len(backbones) <= 1:
+        return
+    for backbone in backbones:
+        path = out_dir / FIGURE_DIR / f"pareto_{slug(backbone)}.png"
+        drawn = figures.attempt(f"Pareto for {backbone}", "", plot_pareto, frame[frame["backbone"] == backbone],
+                                path, f"{backbone}: accuracy vs speedup (dotted: front across its families)", True)
+        if drawn:
+            figures.blocks.append(Figure(drawn, f"Backbone {backbone}", PARETO_CAPTION))
+
+
+def _cost_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None:
+    figures.blocks.append(Heading("Accuracy vs compute"))
+    path = figures.attempt("Accuracy vs compute", "no run has both task accuracy and a theoretical speedup",
+                           diagnostics.plot_cost_accuracy, frame, out_dir / FIGURE_DIR / "cost_accuracy.png")
+    if path:
+        figures.blocks.append(Figure(path, "Accuracy vs per-token compute", (
+            "Mean task accuracy against the per-token cost of each configuration as a share of the full "
+            "model's (100 / theoretical speedup, counting every exit head evaluated). Stars: the full model.")))
+
+
+def _exit_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None:
+    figures.blocks.append(Heading("Where tokens exit"))
+    path = figures.attempt("Exit histograms", "no run recorded `exit.fraction`",
+                           diagnostics.plot_exit_histograms, frame, out_dir / FIGURE_DIR / "exit_histograms.png")
+    if path:
+        figures.blocks.append(Figure(path, "Exit histograms", (
+            "Share of held-out tokens leaving at each exit head (colour) or running the full model (grey), "
+            "one bar per threshold. Colours match the per-token view.")))
+
+
+def _calibration_inputs(runs: list[dict]) -> dict[str, dict]:
+    """Per family: curves (from its first run that has them), targets and chosen thresholds per head."""
+    families: dict[str, dict] = {}
+    for results in runs:
+        family = families.setdefault(family_name(results), {"curves": None, "targets": [], "chosen": {},
+                                                             "metric": results.get("confidence", "confidence")})
+        if family["curves"] is None and isinstance(results.get("curves"), list) and results["curves"]:
+            family["curves"] = results["curves"]
+        calibration = results.get("calibration") if isinstance(results.get("calibration"), dict) else {}
+        target = calibration.get("target", results.get("threshold"))
+        family["targets"].append(target)
+        for head in calibration.get("per_head_heldout") or []:
+            family["chosen"].setdefault(str(head.get("layer")), []).append({**head, "target": target})
+    return families
+
+
+RELIABILITY_CAPTION = (
+    "Held-out tokens binned by quantiles of each head's confidence metric: mean metric value vs the share "
+    "whose head prediction agrees with the full model. Dotted lines: agreement targets.")
+COVERAGE_CAPTION = (
+    "For each head, the share of held-out tokens it would let out at each threshold (solid) and their "
+    "agreement with the full model (dashed); red dots are the thresholds calibration chose.")
+
+
+def _family_calibration(figures: FigureSet, family: str, inputs: dict, out_dir: Path) -> None:
+    targets = sorted({t for t in inputs["targets"] if isinstance(t, (int, float))})
+    base = out_dir / FIGURE_DIR
+    reliability = figures.attempt(f"Reliability for {family}", "", diagnostics.plot_reliability, inputs["curves"],
+                                  base / f"reliability_{slug(family)}.png", family, inputs["metric"], targets)
+    if reliability:
+        figures.blocks.append(Figure(reliability, f"Reliability: {family}", RELIABILITY_CAPTION))
+    coverage = figures.attempt(f"Coverage for {family}", "", diagnostics.plot_coverage, inputs["curves"],
+                               inputs["chosen"], base / f"coverage_{slug(family)}.png", family, inputs["metric"])
+    if coverage:
+        figures.blocks.append(Figure(coverage, f"Threshold → coverage: {family}", COVERAGE_CAPTION))
+
+
+def _calibration_blocks(figures: FigureSet, runs: list[dict], out_dir: Path) -> None:
+    figures.blocks.append(Heading("Calibration"))
+    families = _calibration_inputs(runs)
+    if not families:
+        figures.skip("Calibration curves", "no complete runs")
+    for family, inputs in sorted(families.items()):
+        if inputs["curves"] is None:
+            figures.skip(f"Calibration curves for {family}",
+                         "its results.json files have no `curves` (written by an older eebench)")
+        else:
+            _family_calibration(figures, family, inputs, out_dir)
+
+
+def _token_blocks(figures: FigureSet, runs: list[dict], out_dir: Path) -> None:
+    figures.blocks.append(Heading("Per-token exits"))
+    samples = collect_samples(runs)
+    if not samples:
+        figures.skip("Per-token exit view", "no run recorded `timing.exit_sample` (timing disabled or an older eebench)")
+        return
+    picture = figures.attempt("Per-token exit picture", "", plot_token_views, samples,
+                              out_dir / FIGURE_DIR / "token_exits.png")
+    shown = samples[:MAX_VIEWS]
+    more = f" ({len(samples) - MAX_VIEWS} more runs have a sample in their results.json)" if len(samples) > MAX_VIEWS else ""
+    figures.blocks.append(Paragraph(
+        "One generated sequence per run from the timing benchmark (early-exit decoder), each token coloured "
+        f"by the block it left at; grey tokens ran the full model. The prompt is uncoloured.{more}"))
+    caption = "Tokens coloured by the block they left at (grey: full model)."
+    figures.blocks.append(RawHtml(samples_html(shown), "\n\n".join(sample_text(s) for s in shown),
+                                  Figure(picture, "Per-token exits", caption) if picture else None))
+
+
+def build_figures(frame: pd.DataFrame, runs: list[dict], out_dir: Path) -> FigureSet:
+    figures = FigureSet()
+    _pareto_blocks(figures, frame, out_dir)
+    _cost_blocks(figures, frame, out_dir)
+    _exit_blocks(figures, frame, out_dir)
+    _calibration_blocks(figures, runs, out_dir)
+    _token_blocks(figures, runs, out_dir)
+    return figures

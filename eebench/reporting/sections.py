@@ -1,0 +1,144 @@
+"""Report sections made of document blocks: what was run, result tables, hypervolumes, method notes,
+and what was skipped. Findings and provenance live in their own modules."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from eebench.analysis.hypervolume import REFERENCE_MARGIN_POINTS, REFERENCE_SPEEDUP
+from eebench.analysis.pareto import task_names
+from eebench.reporting.document import Bullets, Callout, Heading, Paragraph, Table
+from eebench.reporting.findings import mixed_hardware_note
+from eebench.reporting.formatting import distinct, fmt, pct, with_error
+from eebench.reporting.provenance import run_dates
+
+MAX_TASKS_IN_TABLE = 3  # beyond this, per-task columns make the table unreadable; see summary.csv
+TEACHER_FORCED_NOTE = (
+    "Task accuracy under early exit is a **teacher-forced simulation**, not output of the timed "
+    "early-exit decoder: it shows the effect of the exit decisions with the gold context at every "
+    "step. Measured speedup comes from a separate generation benchmark."
+)
+STDERR_NOTE = (
+    "± values are one standard error. Per-task stderr is the evaluator's; the mean over tasks uses "
+    "√(Σ se²)/n and the accuracy change uses √(se_EE² + se_full²), both **assuming independence**. "
+    "Early-exit and full-model scores come from the same examples and are positively correlated, so "
+    "the ± on Δ is conservative (the true error is likely smaller)."
+)
+SHORT_KIND = {"measured": "meas.", "theoretical": "theor."}
+
+
+def what_was_run(frame: pd.DataFrame, runs: list, skipped: list, sweep_dirs: list[Path]) -> list:
+    total = len(runs) + len(skipped)
+    return [Heading("What was run"), Bullets([
+        f"Sweep directories: {', '.join(f'`{d}`' for d in sweep_dirs)}",
+        f"Backbones: {', '.join(distinct(frame['backbone'])) or 'none completed'}",
+        f"Points: {total} ({len(runs)} complete, {len(skipped)} skipped or failed)",
+        f"Configuration families (backbone/placement/head/confidence): {frame['family'].nunique()}",
+        f"Calibration: {', '.join(distinct(frame['calibration_method'])) or '–'}",
+        f"Tasks: {', '.join(task_names(frame)) or 'none'}",
+        f"Run dates: {run_dates(frame)}",
+    ])]
+
+
+# ----------------------------------------------------------------------------- results tables
+
+def _table_headers(tasks: list[str], mixed: bool) -> list[str]:
+    headers = ["threshold", "acc EE %", "acc full %", "Δ pts"]
+    for task in tasks:
+        headers += [f"{task} EE %", f"{task} full %"]
+    headers += ["agreement", "mean exit layer", "theor. speedup", "meas. speedup (min–max)",
+                "tok/s full", "tok/s EE", "family front", "backbone front"]
+    return headers + (["device@host"] if mixed else [])
+
+
+def _measured_cell(row: pd.Series) -> str:
+    # The min-max over repeats shows whether a speedup is distinguishable from timing noise.
+    low, high = row["speedup_min"], row["speedup_max"]
+    spread = "" if math.isnan(low) or math.isnan(high) else f" ({low:.2f}–{high:.2f})"
+    return fmt(row["measured_speedup"], ".2f") + spread
+
+
+def _front_cell(row: pd.Series, prefix: str) -> str:
+    return ", ".join(short for kind, short in SHORT_KIND.items() if row.get(f"{prefix}_{kind}", False))
+
+
+def _accuracy_cells(row: pd.Series, tasks: list[str]) -> list[str]:
+    cells = [with_error(pct(row["mean_acc"]), row["mean_acc_se"], 100),
+             with_error(pct(row["mean_baseline_acc"]), row["mean_baseline_acc_se"], 100),
+             with_error(fmt(row["acc_delta"], "+.1f"), row["acc_delta_se"])]
+    for task in tasks:
+        cells += [with_error(pct(row[f"acc:{task}"]), row.get(f"acc_se:{task}"), 100),
+                  with_error(pct(row[f"baseline:{task}"]), row.get(f"baseline_se:{task}"), 100)]
+    return cells
+
+
+def _table_row(row: pd.Series, tasks: list[str], mixed: bool) -> list[str]:
+    cells = [fmt(row["threshold"], "g")] + _accuracy_cells(row, tasks)
+    cells += [fmt(row["agreement"], ".3f"), fmt(row["mean_layers"], ".1f"),
+              fmt(row["theoretical_speedup"], ".2f"), _measured_cell(row),
+              fmt(row["full_tokens_per_s"], ".1f"), fmt(row["early_exit_tokens_per_s"], ".1f"),
+              _front_cell(row, "pareto"), _front_cell(row, "pareto_backbone")]
+    return cells + ([f"{row['device']}@{row['hostname']}"] if mixed else [])
+
+
+def results_tables(frame: pd.DataFrame) -> list:
+    blocks: list = [Heading("Results")]
+    if frame.empty:
+        return blocks + [Paragraph("No complete runs.")]
+    note = mixed_hardware_note(frame)
+    tasks = task_names(frame)
+    shown_tasks = tasks if 1 < len(tasks) <= MAX_TASKS_IN_TABLE else []
+    blocks.append(Paragraph(
+        "Accuracy is the mean over tasks (EE = early exit, full = full model); Δ is EE minus full in "
+        "points. *family front* / *backbone front* mark Pareto-optimal points (maximising accuracy "
+        "change and speedup) within the family or across all families of the backbone, by measured "
+        "(meas.) or theoretical (theor.) speedup. ± is one standard error (see *How accuracy was "
+        "measured*). Per-run details, including the exit histogram, are in `summary.csv`."))
+    blocks += [Callout(note)] if note else []
+    for family, group in frame.groupby("family", sort=False):
+        layers = ", ".join(distinct(group["exit_layers"])) or "–"
+        rows = [_table_row(row, shown_tasks, bool(note)) for _, row in group.iterrows()]
+        blocks.append(Table(_table_headers(shown_tasks, bool(note)), rows, title=family,
+                            caption=f"Exit layers: {layers}. ± is one stderr."))
+    return blocks
+
+
+# ----------------------------------------------------------------------------- hypervolume
+
+def hypervolume_section(table: pd.DataFrame) -> list:
+    blocks: list = [Heading("Pareto hypervolume")]
+    if table.empty:
+        return blocks + [Paragraph("No complete runs, so no hypervolume.")]
+    reference = table["reference_acc_delta"].iloc[0]
+    rows = [[row["scope"], row["name"], str(row["points"]), fmt(row["hv_measured"], ".3g"),
+             fmt(row["hv_theoretical"], ".3g"), f"{row['front_measured']} / {row['front_theoretical']}"]
+            for _, row in table.iterrows()]
+    caption = (
+        "Area dominated by the points (maximising speedup and accuracy change), in speedup-x × accuracy "
+        f"points, above the reference point (speedup {REFERENCE_SPEEDUP:g}x, Δ {reference:+.1f} points = "
+        f"the worst Δ in this report minus {REFERENCE_MARGIN_POINTS:g} point). Larger is better; points "
+        "slower than the full model add nothing. The reference depends on this report's worst point, "
+        "so compare hypervolumes only within one report. Also in `hypervolume.csv`.")
+    return blocks + [Table(["scope", "name", "points", "HV measured", "HV theoretical",
+                            "front size (meas. / theor.)"], rows, caption=caption)]
+
+
+# ----------------------------------------------------------------------------- notes and skips
+
+def evaluation_note(runs: list[dict]) -> list:
+    modes = distinct(results.get("eval_mode") for results in runs)
+    return ([Heading("How accuracy was measured"), Paragraph(TEACHER_FORCED_NOTE), Paragraph(STDERR_NOTE)]
+            + [Paragraph(f"Recorded eval mode: *{mode}*") for mode in modes])
+
+
+def skipped_section(skipped: list[tuple[str, str]], figure_notes: list[str]) -> list:
+    blocks: list = [Heading("Skipped")]
+    if not skipped:
+        blocks.append(Paragraph("None: every run directory found held complete results."))
+    else:
+        blocks.append(Bullets([f"`{run_dir}`: {reason}" for run_dir, reason in skipped]))
+    if figure_notes:
+        blocks += [Paragraph("Figures not drawn:"), Bullets(figure_notes)]
+    return blocks
