@@ -1,7 +1,8 @@
 """Soak test of crash-safe resumable sweeps (issue: reliability).
 
 A 20-point sweep on a tiny random model runs with the joblib launcher (2 parallel workers) while two
-workers are SIGKILLed mid-point (EEBENCH_KILL_AT). Each kill aborts the multirun, as a real crash would;
+workers are SIGKILLed mid-point (EEBENCH_KILL_AT; by default while writing results.json, after the first
+five points have finished). Each kill aborts the multirun, as a real crash would;
 the same command is launched again into the same sweep directory until it completes. Checks: 20
 results, no point finished twice, each trained-head artifact built once.
 
@@ -47,14 +48,15 @@ def finished(sweep: Path) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", default="timing", choices=["heads", "traces", "eval", "timing", "write"])
+    parser.add_argument("--stage", default="write", choices=["heads", "eval", "timing", "write"])
     parser.add_argument("--kills", type=int, default=2)
+    parser.add_argument("--kill-after", type=int, default=5, help="points that pass the stage before the first kill")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="eebench-soak-"))
     model, prose, tasks = write_inputs(work)
     sweep = work / "sweep"
     env = {**os.environ, "EEBENCH_CACHE": str(work / "cache"), "WANDB_MODE": "offline", "EEBENCH_KILL_AT": args.stage,
-           "EEBENCH_KILL_BUDGET": str(args.kills), "EEBENCH_KILL_COUNTER": str(work / "kills")}
+           "EEBENCH_KILL_BUDGET": str(args.kills), "EEBENCH_KILL_COUNTER": str(work / "kills"), "EEBENCH_KILL_AFTER": str(args.kill_after)}
     command = [sys.executable, str(ROOT / "run.py"), "-m", "hydra/launcher=local_parallel", "experiment=smoke",
                f"backbone.name_or_path={model}", "backbone.name=tiny-llama", f"data.source={prose}",
                "eval.suite=lm_eval", f"eval.include_path={tasks}", "eval.tasks=[soak_mc]", "logger=none",
@@ -71,7 +73,7 @@ def main() -> int:
         if proc.returncode == 0 and len(after) == 20:
             break
     heads = [p for p in (work / "cache" / "heads").iterdir() if (p / "COMPLETE").exists()]
-    kills = int((work / "kills").read_text()) if (work / "kills").exists() else 0
+    kills = json.loads((work / "kills").read_text())["kills"] if (work / "kills").exists() else 0
     summary = {"points": 20, "results": len(finished(sweep)), "kills_injected": kills, "launches": len(launches),
                "finished_points_redone": sum(len(l["finished_points_redone"]) for l in launches),
                "head_artifacts": len(heads), "expected_head_artifacts": 2, "wall_s": round(time.time() - start, 1),

@@ -1,25 +1,30 @@
 """Fault injection for crash-safety tests: ``EEBENCH_KILL_AT=<stage>`` makes the process SIGKILL itself
-when it reaches that stage, at most ``EEBENCH_KILL_BUDGET`` times in all (counted in ``EEBENCH_KILL_COUNTER``,
-a file shared by parallel workers). Unset in normal use: then ``checkpoint`` does nothing."""
+when it reaches that stage. ``EEBENCH_KILL_AFTER=n`` lets the first n arrivals pass, ``EEBENCH_KILL_BUDGET``
+caps the kills; both are counted in ``EEBENCH_KILL_COUNTER``, a JSON file shared by parallel workers.
+Unset in normal use: then ``checkpoint`` does nothing."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
 
-STAGES = ("heads", "traces", "eval", "timing", "write")
+STAGES = ("heads", "eval", "timing", "write")
 
 
 def checkpoint(stage: str) -> None:
     if os.environ.get("EEBENCH_KILL_AT") != stage:
         return
-    counter = Path(os.environ.get("EEBENCH_KILL_COUNTER", "/tmp/eebench-kill-counter"))
-    budget = int(os.environ.get("EEBENCH_KILL_BUDGET", "1"))
     from filelock import FileLock
 
+    counter = Path(os.environ.get("EEBENCH_KILL_COUNTER", "/tmp/eebench-kill-counter"))
+    budget = int(os.environ.get("EEBENCH_KILL_BUDGET", "1"))
+    after = int(os.environ.get("EEBENCH_KILL_AFTER", "0"))
     with FileLock(str(counter) + ".lock"):
-        used = int(counter.read_text()) if counter.exists() else 0
-        if used >= budget:
-            return
-        counter.write_text(str(used + 1))
-    os.kill(os.getpid(), signal.SIGKILL)
+        state = json.loads(counter.read_text()) if counter.exists() else {"arrivals": 0, "kills": 0}
+        state["arrivals"] += 1
+        kill = state["arrivals"] > after and state["kills"] < budget
+        state["kills"] += int(kill)
+        counter.write_text(json.dumps(state))
+    if kill:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -32,6 +32,8 @@ GEN_TASK = {
     "examples": [{"input": "What is 1 plus 1?", "target": ["2", "two"]},
                  {"input": "What is 2 plus 2?", "target": "4"}],
 }
+FIRST_IS_RIGHT_TASK = {"name": "toy_first", "examples": [
+    {"input": f"q{i}", "target_scores": {"right": 1, "wrong1": 0, "wrong2": 0, "wrong3": 0}} for i in range(20)]}
 SUBTASK_A = {"name": "a", "append_choices_to_input": False,
              "examples": [{"input": "red or blue?", "target_scores": {"red": 0, "blue": 1, "green": 0}}]}
 SUBTASK_B = {"name": "b", "examples": [{"input": "up or down?", "target_scores": {"up": 1, "down": 0}}]}
@@ -52,6 +54,7 @@ def fake_sdist(tmp_path, monkeypatch) -> Path:
     with tarfile.open(path, "w:gz") as archive:
         _add_json(archive, f"{root}/toy_mc/task.json", MC_TASK)
         _add_json(archive, f"{root}/toy_gen/task.json", GEN_TASK)
+        _add_json(archive, f"{root}/toy_first/task.json", FIRST_IS_RIGHT_TASK)
         _add_json(archive, f"{root}/toy_sub/task.json", {"name": "toy_sub"})  # examples only in subtasks
         _add_json(archive, f"{root}/toy_sub/a/task.json", SUBTASK_A)
         _add_json(archive, f"{root}/toy_sub/b/task.json", SUBTASK_B)
@@ -87,11 +90,18 @@ def test_multiple_choice_rows_point_at_highest_scoring_choice(fake_sdist):
     assert sorted(int(r["id"]) for r in rows) == list(range(10))
     for row in rows:
         example = MC_EXAMPLES[int(row["id"])]
-        assert row["choices"] == list(example["target_scores"])
+        assert sorted(row["choices"]) == sorted(example["target_scores"])
         assert row["choices"][row["gold"]] == max(example["target_scores"], key=example["target_scores"].get)
-        assert row["query"].startswith("Answer the question.\n\nQuestion: " + example["input"])
-        assert "\n  choice: yes" in row["query"] and "\n  choice: no" in row["query"]
-        assert row["query"].endswith("\nAnswer:")  # trailing space left to lm-eval's target_delimiter
+        listing = "".join(f"\n  choice: {choice}" for choice in row["choices"])  # same order as scored
+        assert row["query"] == f"Answer the question.\n\nQuestion: {example['input']}{listing}\nAnswer:"
+
+
+
+def test_gold_position_does_not_follow_file_order(fake_sdist):
+    include, names = build_suite(["bigbench:toy_first"], sdist=fake_sdist)
+    rows = _rows(_configs(include)[names[0]])
+    assert all(row["choices"][row["gold"]] == "right" for row in rows)
+    assert len({row["gold"] for row in rows}) > 1  # in the file the answer is always first
 
 
 def test_generate_rows_keep_every_target(fake_sdist):
@@ -125,7 +135,7 @@ def test_lm_eval_task_manager_loads_the_docs(fake_sdist):
     assert len(docs) == 10
     for doc in docs:
         example = MC_EXAMPLES[int(doc["id"])]
-        assert mc.doc_to_choice(doc) == list(example["target_scores"])
+        assert sorted(mc.doc_to_choice(doc)) == sorted(example["target_scores"])
         assert mc.doc_to_choice(doc)[mc.doc_to_target(doc)] == max(example["target_scores"],
                                                                     key=example["target_scores"].get)
         assert example["input"] in mc.doc_to_text(doc)

@@ -1,50 +1,137 @@
 import math
 
+import pytest
 import torch
 
-from eebench.backbones import load_backbone
-from eebench.config import BackboneConfig
-from eebench.engine.generate import generate
-from eebench.exits.confidence import uncertainty
+from eebench.engine.generate import STRATEGIES, generate
+from eebench.engine.testing import median_entropy_policy, random_prompts, reference_greedy, tiny_backbone
+from eebench.errors import EEBenchError
 from eebench.exits.policy import ExitPolicy
-from eebench.heads import ExitHeads
+
+LENGTHS = [5, 9, 3]  # prompts of different lengths in one batch
+NEW = 12
 
 
-def _setup(model_dir, thresholds):
-    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(model_dir)), "cpu")
-    torch.manual_seed(1)
-    heads = ExitHeads.create(backbone.layered, [1, 3], init_from_lm_head=True)
-    for head in heads.heads:  # perturb so heads disagree with the final layer
-        head.proj.weight.data += 0.05 * torch.randn_like(head.proj.weight)
-    return backbone, heads, ExitPolicy([1, 3], "entropy", thresholds)
+def _early(output) -> int:
+    return sum(1 for i in output.exit_index if i < len(output.exit_layers))
+
+
+def _assert_batch_equals_alone(lm, prompts, batch, **kwargs):
+    for row, prompt in enumerate(prompts):
+        alone = generate(lm, prompt[None], NEW, **kwargs)
+        assert torch.equal(batch.tokens[row, : batch.lengths[row]], alone.tokens[0]), f"row {row}"
+        assert batch.exit_indices[row] == alone.exit_index, f"row {row}"
 
 
 def test_full_depth_engine_equals_transformers_greedy(tiny_model_dir):
-    backbone, _, _ = _setup(tiny_model_dir, [0.0, 0.0])
-    ids = torch.randint(1, 300, (1, 9), generator=torch.Generator().manual_seed(3))
-    ours = generate(backbone.layered, ids, max_new_tokens=12).tokens
-    reference = backbone.model.generate(ids, max_new_tokens=12, do_sample=False, min_new_tokens=12)[:, 9:]
-    assert torch.equal(ours, reference)
+    backbone, _ = tiny_backbone(tiny_model_dir)
+    prompts = random_prompts(LENGTHS, seed=3)
+    ours = generate(backbone.layered, prompts, NEW)
+    assert ours.tokens.shape == (len(prompts), NEW)
+    for row, prompt in enumerate(prompts):
+        assert torch.equal(ours.tokens[row], reference_greedy(backbone.model, prompt, NEW)), f"row {row}"
+        assert torch.equal(generate(backbone.layered, prompt[None], NEW).tokens[0], ours.tokens[row])
 
 
 def test_lazy_equals_full_and_really_exits(tiny_model_dir):
-    # The median entropy of a random tiny model's heads makes roughly half the tokens exit.
-    backbone, heads, _ = _setup(tiny_model_dir, [0.0, 0.0])
-    ids = torch.randint(1, 300, (1, 7), generator=torch.Generator().manual_seed(4))
-    with torch.no_grad():
-        hidden = backbone.model(ids, output_hidden_states=True).hidden_states
-        levels = [float(uncertainty("entropy", heads.logits(i, hidden[l + 1])).median()) for i, l in enumerate([1, 3])]
-    policy = ExitPolicy([1, 3], "entropy", levels)
-    full = generate(backbone.layered, ids, 16, heads, policy, strategy="full")
-    lazy = generate(backbone.layered, ids, 16, heads, policy, strategy="lazy")
+    backbone, heads = tiny_backbone(tiny_model_dir)
+    prompts = random_prompts(LENGTHS, seed=4)
+    policy = median_entropy_policy(backbone.model, heads, prompts)
+    full = generate(backbone.layered, prompts, NEW, heads, policy, strategy="full")
+    lazy = generate(backbone.layered, prompts, NEW, heads, policy, strategy="lazy")
     assert torch.equal(full.tokens, lazy.tokens)
-    assert full.exit_index == lazy.exit_index
-    assert any(i < 2 for i in lazy.exit_index[1:]), "no token exited early: the test would prove nothing"
+    assert full.exit_indices == lazy.exit_indices
+    assert _early(lazy) >= 3, "too few tokens exited early: the test would prove little"
+    _assert_batch_equals_alone(backbone.layered, prompts, lazy, heads=heads, policy=policy, strategy="lazy")
 
 
-def test_never_exit_policy_equals_full_model(tiny_model_dirs):
-    backbone, heads, _ = _setup(tiny_model_dirs["llama"], [-math.inf, -math.inf])
-    ids = torch.randint(1, 300, (1, 5), generator=torch.Generator().manual_seed(5))
+@pytest.mark.parametrize("strategy", ["copy", "skip"])
+def test_approximate_strategies_exit_per_sequence(tiny_model_dirs, strategy):
+    backbone, heads = tiny_backbone(tiny_model_dirs["qwen2"])
+    prompts = random_prompts(LENGTHS, seed=6)
+    policy = median_entropy_policy(backbone.model, heads, prompts)
+    out = generate(backbone.layered, prompts, NEW, heads, policy, strategy=strategy)
+    assert out.tokens.shape == (len(prompts), NEW) and out.lengths == [NEW] * len(prompts)
+    assert _early(out) >= 3
+    _assert_batch_equals_alone(backbone.layered, prompts, out, heads=heads, policy=policy, strategy=strategy)
+
+
+@pytest.mark.parametrize("strategy", ["lazy", "copy", "skip"])
+def test_never_exit_policy_equals_full_model(tiny_model_dir, strategy):
+    backbone, heads = tiny_backbone(tiny_model_dir)
+    prompts = random_prompts(LENGTHS, seed=5)
     policy = ExitPolicy([1, 3], "entropy", [-math.inf, -math.inf])
-    plain = generate(backbone.layered, ids, 10).tokens
-    assert torch.equal(generate(backbone.layered, ids, 10, heads, policy, "lazy").tokens, plain)
+    plain = generate(backbone.layered, prompts, NEW)
+    out = generate(backbone.layered, prompts, NEW, heads, policy, strategy)
+    assert torch.equal(out.tokens, plain.tokens)
+    assert out.exit_index == [len(heads)] * (NEW * len(prompts))
+
+
+def test_left_padded_batch_equals_list_of_prompts(tiny_model_dirs):
+    backbone, heads = tiny_backbone(tiny_model_dirs["llama"])
+    prompts = random_prompts(LENGTHS, seed=7)
+    policy = median_entropy_policy(backbone.model, heads, prompts)
+    width = max(LENGTHS)
+    ids = torch.stack([torch.cat([torch.zeros(width - len(p), dtype=torch.long), p]) for p in prompts])
+    mask = torch.stack([torch.arange(width) >= width - len(p) for p in prompts]).long()
+    padded = generate(backbone.layered, ids, NEW, heads, policy, attention_mask=mask)
+    listed = generate(backbone.layered, prompts, NEW, heads, policy)
+    assert torch.equal(padded.tokens, listed.tokens) and padded.exit_indices == listed.exit_indices
+
+
+def test_eos_stops_each_sequence_on_its_own(tiny_model_dirs):
+    backbone, heads = tiny_backbone(tiny_model_dirs["mistral"])
+    prompts = random_prompts(LENGTHS, seed=8)
+    policy = median_entropy_policy(backbone.model, heads, prompts)
+    free = generate(backbone.layered, prompts, NEW, heads, policy)
+    eos = int(free.tokens[0, 2])  # row 0 must stop after 3 tokens (or earlier if it appears before)
+    stopped = generate(backbone.layered, prompts, NEW, heads, policy, eos_token_id=eos)
+    assert stopped.lengths[0] <= 3 and stopped.tokens[0, stopped.lengths[0] - 1] == eos
+    assert (stopped.tokens[0, stopped.lengths[0]:] == eos).all()
+    for row, prompt in enumerate(prompts):
+        alone = generate(backbone.layered, prompt[None], NEW, heads, policy, eos_token_id=eos)
+        assert torch.equal(stopped.tokens[row, : stopped.lengths[row]], alone.tokens[0])
+
+
+def test_static_exit_at_last_block_is_the_full_model(tiny_model_dir):
+    backbone, _ = tiny_backbone(tiny_model_dir)
+    prompts = random_prompts(LENGTHS, seed=9)
+    last = backbone.layered.num_layers - 1
+    static = generate(backbone.layered, prompts, NEW, strategy="static", exit_layer=last)
+    assert torch.equal(static.tokens, generate(backbone.layered, prompts, NEW).tokens)
+    assert static.exit_layers == [last] and set(static.exit_index) == {0}
+
+
+@torch.no_grad()
+def _truncated_greedy(backbone, prompt, exit_layer, new_tokens):
+    """Greedy decoding that reads every token out of block ``exit_layer`` (full recomputation each step)."""
+    ids = prompt[None]
+    for _ in range(new_tokens):
+        hidden = backbone.model(ids, output_hidden_states=True).hidden_states[exit_layer + 1][:, -1]
+        ids = torch.cat([ids, backbone.layered.final_logits(hidden).argmax(-1, keepdim=True)], dim=1)
+    return ids[0, len(prompt):]
+
+
+def test_static_exit_reads_out_a_fixed_block(tiny_model_dir):
+    backbone, _ = tiny_backbone(tiny_model_dir)
+    prompts = random_prompts(LENGTHS, seed=10)
+    static = generate(backbone.layered, prompts, NEW, strategy="static", exit_layer=2)
+    for row, prompt in enumerate(prompts):
+        assert torch.equal(static.tokens[row], _truncated_greedy(backbone, prompt, 2, NEW)), f"row {row}"
+
+
+def test_static_exit_through_a_head(tiny_model_dirs):
+    backbone, heads = tiny_backbone(tiny_model_dirs["phi3"])
+    prompt = random_prompts([6], seed=11)
+    out = generate(backbone.layered, prompt, NEW, heads, strategy="static", exit_layer=3)
+    assert out.exit_layers == heads.exit_layers and set(out.exit_index) == {1}
+    with pytest.raises(EEBenchError, match="exit_layer=2"):
+        generate(backbone.layered, prompt, NEW, heads, strategy="static", exit_layer=2)
+
+
+def test_unknown_strategy_is_one_line_error(tiny_model_dirs):
+    backbone, heads = tiny_backbone(tiny_model_dirs["llama"])
+    with pytest.raises(EEBenchError) as info:
+        generate(backbone.layered, random_prompts([4]), 3, strategy="eager")
+    message = str(info.value)
+    assert "'eager'" in message and all(s in message for s in STRATEGIES) and "\n" not in message

@@ -51,8 +51,25 @@ def make_exit_sample(threshold: float) -> dict:
     return {"prompt": "Early exit in one sentence:", "tokens": [[" " + w, e] for w, e in zip(SAMPLE_WORDS, exits)]}
 
 
-def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=1.3, theoretical=1.5):
+def make_diagnostics(threshold: float) -> dict:
+    """The calibration, curves and per-token exit sample that newer results.json files carry."""
+    per_head = [{"layer": layer, "threshold": 0.5 + i * threshold,
+                 "coverage": min(1.0, (0.5 + i * threshold) / 2 * (i + 1) / 4), "agreement": threshold}
+                for i, layer in enumerate(EXIT_LAYERS)]
     return {
+        "calibration": {"method": "max_coverage", "target": threshold, "thresholds": [1.2, 0.0, 1.5, 2.0],
+                        "calibration_agreement": threshold, "heldout_agreement": threshold,
+                        "per_head_heldout": per_head},
+        "curves": make_curves(threshold),
+        "exit_sample": make_exit_sample(threshold),
+    }
+
+
+def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=1.3, theoretical=1.5,
+                 diagnostics=False):
+    """A complete results.json; ``diagnostics`` adds calibration, curves and the exit sample, whose
+    figures make a report several times slower to draw, so only the tests that look at them ask."""
+    results = {
         "status": "complete", "backbone": backbone, "backbone_path": "/models/x", "num_layers": 30,
         "exit_layers": EXIT_LAYERS, "placement": "equal", "head": "linear",
         "confidence": "entropy", "calibration_method": "max_coverage", "threshold": threshold,
@@ -60,29 +77,27 @@ def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=
         "tasks": {"eebench_bb_x": {"acc": acc, "acc_stderr": 0.03}},
         "baseline_tasks": {"eebench_bb_x": {"acc": base, "acc_stderr": 0.03}},
         "eval_mode": "teacher-forced simulation (fixture)",
-        "calibration": {"method": "max_coverage", "target": threshold, "thresholds": [1.2, 0.0, 1.5, 2.0],
-                        "calibration_agreement": threshold, "heldout_agreement": threshold,
-                        "per_head_heldout": [{"layer": layer, "threshold": 0.5 + i * threshold,
-                                              "coverage": min(1.0, (0.5 + i * threshold) / 2 * (i + 1) / 4),
-                                              "agreement": threshold} for i, layer in enumerate(EXIT_LAYERS)]},
-        "curves": make_curves(threshold),
         "exit": {"fraction": {"5": 0.1, "11": 0.2, "17": 0.1, "23": 0.1, "final": 0.5},
                  "mean_layers": 21.3, "agreement": threshold, "theoretical_speedup": theoretical,
                  "depth_speedup": theoretical},
         "timing": {"full_tokens_per_s": 20.0, "early_exit_tokens_per_s": 20.0 * speedup,
                    "speedup": speedup, "speedup_min": speedup - 0.05, "speedup_max": speedup + 0.05,
-                   "strategy": "lazy", "device": "cpu", "repeats": 3,
-                   "exit_sample": make_exit_sample(threshold)},
+                   "strategy": "lazy", "device": "cpu", "repeats": 3},
         "provenance": {"git_sha": "abc123", "packages": {"torch": "2.13.0"}, "device": "cpu",
                        "seed": 0, "time": "2025-01-02T03:04:05+00:00", "hostname": "testhost"},
         "unknown_future_key": {"ignored": True},
     }
+    if diagnostics:
+        extra = make_diagnostics(threshold)
+        results["timing"]["exit_sample"] = extra.pop("exit_sample")
+        results.update(extra)
+    return results
 
 
-def make_sweep(sweep_dir: Path) -> Path:
+def make_sweep(sweep_dir: Path, diagnostics: bool = False) -> Path:
     """Jobs 0-5 complete, 6 failed with error.json, 7 has a corrupt results.json."""
     for job, point in enumerate(POINTS):
-        write_results(sweep_dir / str(job), make_results(*point))
+        write_results(sweep_dir / str(job), make_results(*point, diagnostics=diagnostics))
     write_error(sweep_dir / "6", RuntimeError("out of memory"), {"threshold": 0.99})
     (sweep_dir / "7").mkdir(parents=True)
     (sweep_dir / "7" / "results.json").write_text('{"status": "comp', encoding="utf-8")

@@ -6,12 +6,16 @@ import json
 import pandas as pd
 import pytest
 
+from eebench.analysis.hypervolume import hypervolume_table
+from eebench.analysis.pareto import add_pareto_flags, pareto_table, runs_to_frame
 from eebench.tracking import results as results_mod
 from eebench.tracking.results import (
     collect_provenance, git_sha, load_run, load_sweeps, redact, write_error, write_json_atomic,
     write_results,
 )
-from eebench.tracking.wandb_sink import WandbSink, log_sweep_summary, summary_metrics
+from eebench.tracking.wandb_sink import (
+    MAX_ARTIFACT_FILE_BYTES, WandbSink, artifact_files, log_sweep_summary, summary_metrics,
+)
 from test_reporting import make_results, make_sweep
 
 
@@ -170,3 +174,54 @@ def test_disabled_sink_does_nothing(tmp_path):
     sink.log_results(make_results())
     sink.finish()
     assert not (tmp_path / "sweep").exists()
+
+
+def _offline_log(sweep) -> bytes:
+    """Everything the offline runs under ``sweep`` recorded (binary logs and table files), once
+    wandb-core has flushed it."""
+    import wandb
+
+    wandb.teardown()
+    paths = [*(sweep / "wandb").glob("offline-run-*/run-*.wandb"), *(sweep / "wandb").glob("offline-run-*/files/**/*.json")]
+    return b"".join(path.read_bytes() for path in paths)
+
+
+def test_artifact_files_skip_missing_and_huge(tmp_path, monkeypatch):
+    assert artifact_files(None) == ([], []) and artifact_files(tmp_path / "missing") == ([], [])
+    (tmp_path / "heads.json").write_text("{}")
+    (tmp_path / ".lock").write_text("")
+    (tmp_path / "sub").mkdir()  # files only: folders are not walked
+    big = tmp_path / "heads.safetensors"
+    big.write_bytes(b"0" * 10)
+    monkeypatch.setattr("eebench.tracking.wandb_sink.MAX_ARTIFACT_FILE_BYTES", 5)
+    assert artifact_files(tmp_path) == ([tmp_path / "heads.json"], ["heads.safetensors"])
+    assert MAX_ARTIFACT_FILE_BYTES >= 2**20
+
+
+def test_wandb_sink_logs_heads_and_calibration_artifacts(tmp_path, offline_wandb, capsys):
+    heads_dir = tmp_path / "cache" / "heads" / "15e76889671b3524"
+    heads_dir.mkdir(parents=True)
+    (heads_dir / "heads.json").write_text('{"kind": "linear"}')
+    results = make_results(diagnostics=True)
+    # The trace dir is gone (cache cleared): the calibration artifact still carries the thresholds.
+    results["artifacts"] = {"heads_dir": str(heads_dir), "calibration_trace_dir": str(tmp_path / "gone" / "bbdee510")}
+    sink = _sink(tmp_path)
+    sink.log_results(results)
+    sink.finish()
+    assert "warning" not in capsys.readouterr().err
+    log = _offline_log(tmp_path / "sweep")
+    assert b"heads-15e76889671b3524" in log and b"calibration-bbdee510" in log
+    assert b"exit_histogram_chart" in log and b"acc_stderr" in log
+
+
+def test_sweep_summary_logs_pareto_scatter_and_report(tmp_path, offline_wandb, capsys):
+    sweep = make_sweep(tmp_path / "sweep")
+    # The tables the report writes, without drawing the (slow) report itself.
+    frame = add_pareto_flags(runs_to_frame(load_sweeps([sweep])[0]))
+    hypervolume_table(frame).to_csv(sweep / "hypervolume.csv", index=False)
+    (sweep / "report.md").write_text("# report\n")
+    log_sweep_summary(sweep, frame, pareto_table(frame), project="eebench-test", mode="offline")
+    assert "warning" not in capsys.readouterr().err
+    log = _offline_log(sweep)
+    assert b"pareto_measured" in log and b"pareto_theoretical" in log and b"hypervolume" in log
+    assert b"sweep-report" in log

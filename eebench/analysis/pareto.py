@@ -30,6 +30,12 @@ BASE_COLUMNS = [
     "early_exit_tokens_per_s", "timing_strategy", "mean_acc", "mean_baseline_acc", "acc_delta",
     "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "device", "hostname", "git_sha", "time",
 ]
+# Numeric columns read from results["exit"] and results["timing"]: {column: key in that section}.
+EXIT_NUMBERS = {key: key for key in ("agreement", "mean_layers", "theoretical_speedup", "depth_speedup")}
+TIMING_NUMBERS = {
+    "measured_speedup": "speedup", "speedup_min": "speedup_min", "speedup_max": "speedup_max",
+    "full_tokens_per_s": "full_tokens_per_s", "early_exit_tokens_per_s": "early_exit_tokens_per_s",
+}
 # Fronts are found within each group of these keys: a family's own trade-off, and the best a backbone
 # offers across all its families (placement/head/confidence choices).
 FRONT_SCOPES = {"family": "pareto", "backbone": "pareto_backbone"}
@@ -160,15 +166,6 @@ def run_to_row(results: dict) -> dict[str, Any]:
         threshold=_number(results.get("threshold")),
         exit_layers=_format_layers(results.get("exit_layers")),
         num_layers=_number(results.get("num_layers")),
-        agreement=_number(exit_info.get("agreement")),
-        mean_layers=_number(exit_info.get("mean_layers")),
-        theoretical_speedup=_number(exit_info.get("theoretical_speedup")),
-        depth_speedup=_number(exit_info.get("depth_speedup")),
-        measured_speedup=_number(timing.get("speedup")),
-        speedup_min=_number(timing.get("speedup_min")),
-        speedup_max=_number(timing.get("speedup_max")),
-        full_tokens_per_s=_number(timing.get("full_tokens_per_s")),
-        early_exit_tokens_per_s=_number(timing.get("early_exit_tokens_per_s")),
         timing_strategy=timing.get("strategy"),
         # The timing device is the one that matters for speed; fall back to the run's device.
         device=timing.get("device") or provenance.get("device"),
@@ -176,6 +173,8 @@ def run_to_row(results: dict) -> dict[str, Any]:
         git_sha=provenance.get("git_sha"),
         time=provenance.get("time"),
     )
+    row.update({column: _number(exit_info.get(key)) for column, key in EXIT_NUMBERS.items()})
+    row.update({column: _number(timing.get(key)) for column, key in TIMING_NUMBERS.items()})
     row.update(_accuracy_columns(results))
     row.update(_exit_columns(results))
     return row

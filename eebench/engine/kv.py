@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import torch
 
 
+_UNFILLED = torch.iinfo(torch.long).max  # position of an empty slot: no query ever sees it
+
+
 @dataclass
 class _Write:
     layer: int
     rows: torch.Tensor | None  # sequences in the call; None means all of them, in order (a view suffices)
-    cache_rows: torch.Tensor  # per written entry: sequence
-    cache_slots: torch.Tensor  # per written entry: slot
-    call_rows: torch.Tensor  # per written entry: row of the call's key tensor
-    call_cols: torch.Tensor  # per written entry: column of the call's key tensor
+    spans: list[tuple[int, int, int]]  # per call row: (sequence, first slot, count)
     width: int  # slots returned: the longest sequence in the call after the write
 
 
@@ -33,7 +33,7 @@ class RaggedKVCache:
         self.batch, self.capacity, self.device = batch, capacity, device
         self.keys: list[torch.Tensor | None] = [None] * num_layers
         self.values: list[torch.Tensor | None] = [None] * num_layers
-        self.positions = torch.full((num_layers, batch, capacity), -1, dtype=torch.long, device=device)
+        self.positions = torch.full((num_layers, batch, capacity), _UNFILLED, dtype=torch.long, device=device)
         self.lengths = [[0] * batch for _ in range(num_layers)]  # filled slots per (layer, sequence)
         self._write: _Write | None = None
 
@@ -43,27 +43,21 @@ class RaggedKVCache:
         ``query_positions`` [r, w] holds each row's true positions, right-padded by repeating the last one;
         only the first ``counts[i]`` entries of row i are real and get stored.
         """
-        starts = [self.lengths[layer][row] for row in rows]
-        ends = [start + count for start, count in zip(starts, counts)]
-        if max(ends) > self.capacity:
-            raise RuntimeError(f"KV cache capacity {self.capacity} exceeded at layer {layer}")
-        device = self.device
-        counts_t = torch.tensor(counts, device=device)
-        call_rows = torch.repeat_interleave(torch.arange(len(rows), device=device), counts_t)
-        call_cols = torch.cat([torch.arange(count, device=device) for count in counts])
-        rows_t = torch.tensor(rows, device=device)
-        cache_rows = rows_t[call_rows]
-        cache_slots = torch.tensor(starts, device=device)[call_rows] + call_cols
-        self.positions[layer, cache_rows, cache_slots] = query_positions[call_rows, call_cols]
-        for row, end in zip(rows, ends):
-            self.lengths[layer][row] = end
-        width = max(ends)
+        spans = []
+        for i, (row, count) in enumerate(zip(rows, counts)):
+            start = self.lengths[layer][row]
+            if start + count > self.capacity:
+                raise RuntimeError(f"KV cache capacity {self.capacity} exceeded at layer {layer}")
+            # Per-row slice copies: cheaper than building scatter indices at the small batches used here.
+            self.positions[layer, row, start : start + count] = query_positions[i, :count]
+            self.lengths[layer][row] = start + count
+            spans.append((row, start, count))
+        width = max(start + count for _, start, count in spans)
         all_rows = rows == list(range(self.batch))
-        self._write = _Write(layer, None if all_rows else rows_t, cache_rows, cache_slots, call_rows, call_cols, width)
+        rows_t = None if all_rows else torch.tensor(rows, device=self.device)
+        self._write = _Write(layer, rows_t, spans, width)
         key_positions = self.positions[layer, :, :width] if all_rows else self.positions[layer, rows_t, :width]
-        filled = torch.arange(width, device=device)[None, :] < torch.tensor(ends, device=device)[:, None]
-        visible = key_positions[:, None, :] <= query_positions[:, :, None]
-        return (visible & filled[:, None, :])[:, None]
+        return (key_positions[:, None, :] <= query_positions[:, :, None])[:, None]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         write, self._write = self._write, None
@@ -71,8 +65,9 @@ class RaggedKVCache:
             raise RuntimeError(f"KV cache update for layer {layer_idx} was not prepared by the engine")
         keys = self._stored(self.keys, layer_idx, key_states)
         values = self._stored(self.values, layer_idx, value_states)
-        keys[write.cache_rows, :, write.cache_slots] = key_states[write.call_rows, :, write.call_cols]
-        values[write.cache_rows, :, write.cache_slots] = value_states[write.call_rows, :, write.call_cols]
+        for i, (row, start, count) in enumerate(write.spans):
+            keys[row, :, start : start + count] = key_states[i, :, :count]
+            values[row, :, start : start + count] = value_states[i, :, :count]
         if write.rows is None:
             return keys[:, :, : write.width], values[:, :, : write.width]
         return keys[write.rows, :, : write.width], values[write.rows, :, : write.width]
@@ -92,8 +87,9 @@ class RaggedKVCache:
         """Drop every position >= ``keep_below`` of sequence ``row`` from every layer."""
         for layer, lengths in enumerate(self.lengths):
             # Slots are filled in increasing position order, so the kept ones are a prefix.
-            kept = self.positions[layer, row, : lengths[row]] < keep_below
-            lengths[row] = int(kept.sum())
+            kept = int((self.positions[layer, row, : lengths[row]] < keep_below).sum())
+            self.positions[layer, row, kept : lengths[row]] = _UNFILLED
+            lengths[row] = kept
 
     def stored_positions(self, layer: int, row: int) -> list[int]:
         return self.positions[layer, row, : self.lengths[layer][row]].tolist()

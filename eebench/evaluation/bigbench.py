@@ -37,7 +37,7 @@ LM_EVAL_PREFIX = "eebench_bb_"  # lm-eval ships its own ``bigbench_*`` tasks; ne
 RAW_PREFIX = "bigbench:"  # ``bigbench:<benchmark_tasks dir>[:<kind>]`` names any JSON task directly
 KINDS = ("multiple_choice", "generate")
 # Bump when the conversion below changes, so stale cached tasks are rebuilt rather than reused.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 # BIG-bench's own defaults for JSON tasks (bigbench/api/json_task.py), used when a task omits them.
 DEFAULT_INPUT_PREFIX = "\nQ: "
@@ -239,18 +239,20 @@ def _format_prompt(task: dict, text: str, listed_choices: list[str] | None) -> s
 
 def _multiple_choice_doc(task: dict, example: dict, rng: random.Random) -> dict | None:
     scores = example.get("target_scores") or {}
-    choices = [str(choice) for choice in scores]
+    file_choices = [str(choice) for choice in scores]
     values = [float(v) for v in scores.values()]
-    if len(choices) < 2 or max(values) <= min(values):
+    if len(file_choices) < 2 or max(values) <= min(values):
         return None  # nothing to discriminate: BIG-bench itself rejects such examples
-    gold = values.index(max(values))  # ties: the first, as BIG-bench does
-    listed = None
-    if task.get("append_choices_to_input", True):
-        # Listed in a seeded random order, as BIG-bench does, so file order (often gold first)
-        # cannot leak the answer through position.
-        listed = rng.sample(choices, len(choices))
+    best = values.index(max(values))  # ties: the first in file order, as BIG-bench does
+    # Task files often put the answer at a fixed position (always first in emoji_movie and
+    # date_understanding); a seeded shuffle keeps position from leaking it, e.g. through
+    # argmax tie-breaking when a weak early exit scores all choices alike. The prompt lists the
+    # choices in this same order, as BIG-bench lists them in a seeded random order.
+    order = rng.sample(range(len(file_choices)), len(file_choices))
+    choices = [file_choices[i] for i in order]
+    listed = choices if task.get("append_choices_to_input", True) else None
     return {"query": _format_prompt(task, str(example["input"]), listed), "choices": choices,
-            "gold": gold, "input": str(example["input"])}
+            "gold": order.index(best), "input": str(example["input"])}
 
 
 def _generate_doc(task: dict, example: dict) -> dict | None:
@@ -358,7 +360,7 @@ def _build_task_dir(tmp: Path, spec: dict, files: dict[str, dict]) -> None:
             handle.write(json.dumps(doc, ensure_ascii=False) + "\n")
     until, regex = _generation_settings(sources)
     meta = {**spec, "kind": kind, "num_docs": len(docs), "until": until, "output_regex": regex,
-            "chance": _chance(docs, kind)}
+            "chance": _chance(docs, kind), "majority": _majority(docs, kind)}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
 
@@ -366,6 +368,18 @@ def _chance(docs: list[dict], kind: str) -> float | None:
     if kind != "multiple_choice":
         return None
     return sum(1.0 / len(doc["choices"]) for doc in docs) / len(docs)
+
+
+def _majority(docs: list[dict], kind: str) -> float | None:
+    """Accuracy of always answering the most common correct choice text (e.g. "No"): with skewed
+    labels this, not ``_chance``, is the bar a model has to clear."""
+    if kind != "multiple_choice":
+        return None
+    counts: dict[str, int] = {}
+    for doc in docs:
+        answer = doc["choices"][doc["gold"]]
+        counts[answer] = counts.get(answer, 0) + 1
+    return max(counts.values()) / len(docs)
 
 
 def _ensure_task_dirs(tasks: list[dict], limit: int | None, seed: int, sdist: Path) -> list[Path]:
@@ -421,10 +435,10 @@ def _duplicates(names: list[str]) -> list[str]:
 
 
 def task_info(include_path: str) -> dict[str, dict[str, Any]]:
-    """Per lm-eval task name: number of docs, kind and chance accuracy, read from the built suite."""
+    """Per lm-eval task name: source, kind, number of docs, chance and majority-answer accuracy."""
     info = {}
     for yaml_file in sorted(Path(include_path).glob("*.yaml")):
         config = yaml.safe_load(yaml_file.read_text())
         meta = json.loads((Path(config["dataset_kwargs"]["data_files"]["test"]).parent / "meta.json").read_text())
-        info[config["task"]] = {k: meta[k] for k in ("bigbench", "kind", "num_docs", "chance")}
+        info[config["task"]] = {k: meta[k] for k in ("bigbench", "kind", "num_docs", "chance", "majority")}
     return info

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from eebench.reporting.formatting import exit_label_order
 from eebench.reporting.plots import exit_colours, family_styles, new_figure, save, say_no_data
@@ -37,14 +39,17 @@ def exit_columns(frame: pd.DataFrame) -> list[str]:
     return [f"exit:{label}" for label in sorted(labels, key=exit_label_order)]
 
 
+def _exit_name(label: str) -> str:
+    return "full model" if label == "final" else f"block {label}"
+
+
 def _draw_stacked_exits(ax, group: pd.DataFrame, columns: list[str], colours: dict[str, str]) -> None:
     shares = group[columns].fillna(0.0).to_numpy(dtype=float)
     positions = np.arange(len(group))
     left = np.zeros(len(group))
     for index, column in enumerate(columns):
         label = column.split(":", 1)[1]
-        ax.barh(positions, shares[:, index], left=left, color=colours[label], edgecolor="white",
-                linewidth=0.5, label=label if label == "final" else f"block {label}")
+        ax.barh(positions, shares[:, index], left=left, color=colours[label], edgecolor="white", linewidth=0.5)
         left += shares[:, index]
     ax.set_yticks(positions, [f"{t:g}" for t in group["threshold"]])
     ax.set_ylabel("target agreement threshold")
@@ -60,13 +65,15 @@ def plot_exit_histograms(frame: pd.DataFrame, path: str | Path) -> Path | None:
     families = list(dict.fromkeys(frame["family"]))
     figure, axes = _panel_grid(len(families), panel_width=5.2, panel_height=0.45 * frame.groupby(
         "family").size().max() + 1.8)
-    colours = exit_colours(c.split(":", 1)[1] for c in columns)
+    labels = [c.split(":", 1)[1] for c in columns]
+    colours = exit_colours(labels)
     for ax, family in zip(axes, families):
         group = frame[frame["family"] == family].sort_values("threshold")
-        used = [c for c in columns if group[c].fillna(0).gt(0).any()] or columns
-        _draw_stacked_exits(ax, group, used, colours)
+        _draw_stacked_exits(ax, group, columns, colours)
         ax.set_title(family, fontsize=9)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    # Colours are shared by all panels (same block, same colour), so one legend serves them all.
+    handles = [Patch(color=colours[label], label=_exit_name(label)) for label in labels]
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8), fontsize=8)
     figure.suptitle("Where tokens leave the model, per threshold")
     return save(figure, path)
 
@@ -99,13 +106,32 @@ def plot_reliability(curves: list[dict], path: str | Path, title: str, metric: s
     return save(figure, path)
 
 
-def _mark_chosen(ax, chosen: list[dict]) -> None:
+def _target_colours(chosen: dict[str, list[dict]]) -> dict:
+    """Light to dark red with the agreement target; a legend beats text labels, which pile up
+    because calibrated thresholds for neighbouring targets sit close together."""
+    targets = sorted({p["target"] for points in chosen.values() for p in points if isinstance(p.get("target"), (int, float))})
+    reds = matplotlib.colormaps["Reds"]
+    return {target: reds(0.35 + 0.6 * i / max(len(targets) - 1, 1)) for i, target in enumerate(targets)}
+
+
+def _mark_chosen(ax, chosen: list[dict], colours: dict) -> None:
     for point in chosen:
-        if point.get("threshold") is None or point.get("coverage") is None:
+        if point.get("threshold") is None or point.get("coverage") is None or point.get("target") not in colours:
             continue
-        ax.plot([point["threshold"]], [point["coverage"]], marker="o", color="C3", zorder=4)
-        ax.annotate(f"{point['target']:g}", (point["threshold"], point["coverage"]), fontsize=7,
-                    textcoords="offset points", xytext=(4, -10), color="C3")
+        ax.plot([point["threshold"]], [point["coverage"]], marker="o", linestyle="none", zorder=4,
+                color=colours[point["target"]], markeredgecolor="black", markeredgewidth=0.5,
+                label=f"chosen, target {point['target']:g}")
+
+
+def _shared_legend(figure, axes) -> None:
+    """One legend below the panels with every distinct entry of any panel."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        figure.legend(list(entries.values()), list(entries), loc="outside lower center",
+                      ncols=min(len(entries), 3), fontsize=8)
 
 
 def plot_coverage(curves: list[dict], chosen: dict[str, list[dict]], path: str | Path, title: str,
@@ -116,6 +142,7 @@ def plot_coverage(curves: list[dict], chosen: dict[str, list[dict]], path: str |
     coverage and target (the run's agreement target), drawn as red dots.
     """
     figure, axes = _panel_grid(len(curves))
+    colours = _target_colours(chosen)
     for ax, head in zip(axes, curves):
         grid = [g for g in head.get("coverage") or [] if g.get("threshold") is not None]
         ax.set_title(f"head at block {head.get('layer', '?')}", fontsize=9)
@@ -126,12 +153,13 @@ def plot_coverage(curves: list[dict], chosen: dict[str, list[dict]], path: str |
         ax.plot(thresholds, [g.get("coverage") for g in grid], color="C0", label="coverage")
         ax.plot(thresholds, [g.get("agreement") for g in grid], color="C1", linestyle="--",
                 label="agreement of exited")
-        _mark_chosen(ax, chosen.get(str(head.get("layer")), []))
+        _mark_chosen(ax, chosen.get(str(head.get("layer")), []), colours)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(f"{metric} threshold", fontsize=8)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-    figure.suptitle(f"{title}\nthreshold → coverage (red: thresholds chosen, labelled by target)", fontsize=10)
+    _shared_legend(figure, axes)
+    figure.suptitle(f"{title}\nthreshold → coverage (dots: thresholds calibration chose, darker = higher target)",
+                    fontsize=10)
     return save(figure, path)
 
 
@@ -146,8 +174,9 @@ def _draw_full_models(ax, frame: pd.DataFrame) -> None:
         ax.errorbar([100.0], [row["mean_baseline_acc"] * 100],
                     yerr=[row["mean_baseline_acc_se"] * 100], fmt="*", color="black", markersize=11,
                     capsize=2, zorder=4)
+        # To the right of the 100% line, where no early-exit point can be, so labels never collide.
         ax.annotate(f"full {row['backbone']}", (100.0, row["mean_baseline_acc"] * 100), fontsize=7,
-                    textcoords="offset points", xytext=(-6, 7), ha="right")
+                    textcoords="offset points", xytext=(9, -3), ha="left")
 
 
 def plot_cost_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
@@ -166,6 +195,7 @@ def plot_cost_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
             ax.annotate(f"{threshold:g}", (x, y), fontsize=7, textcoords="offset points", xytext=(4, 4))
     _draw_full_models(ax, points)
     ax.axvline(100.0, color="grey", linestyle="--", linewidth=1, zorder=0)
+    ax.set_xlim(right=max(ax.get_xlim()[1], 100.0) + 18)  # room for the full-model labels
     ax.set_xlabel("per-token cost, % of the full model (weight reads = 100 / theoretical speedup)")
     ax.set_ylabel("mean task accuracy (%)")
     ax.set_title("Accuracy vs compute (★ full model; bars: ±1 stderr; labels: threshold)", fontsize=10)

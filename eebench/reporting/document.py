@@ -55,7 +55,7 @@ class RawHtml:
 
     html: str
     text: str = ""
-    figure: Figure | None = None  # a picture of the same content, for the PDF
+    figures: list[Figure] = field(default_factory=list)  # pictures of the same content, for the PDF
 
 
 Block = Heading | Paragraph | Bullets | Callout | Table | Figure | RawHtml

@@ -15,7 +15,7 @@ import pandas as pd
 from eebench.analysis.pareto import family_name
 from eebench.reporting import diagnostics
 from eebench.reporting.document import Callout, Figure, Heading, Paragraph, RawHtml
-from eebench.reporting.findings import mixed_hardware_note
+from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.formatting import slug
 from eebench.reporting.plots import plot_pareto
 from eebench.reporting.token_view import MAX_VIEWS, collect_samples, plot_token_views, sample_text, samples_html
@@ -56,20 +56,19 @@ def _pareto_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> No
     note = mixed_hardware_note(frame)
     figures.blocks += [Callout(note)] if note else []
     backbones = sorted(frame["backbone"].unique()) if not frame.empty else []
-    overlay = figures.attempt("Pareto overlay", "", plot_pareto, frame, out_dir / OVERLAY_FILE, None,
-                              len(backbones) == 1)
+    single = len(backbones) == 1  # then the overlay is the backbone's figure, with its front drawn
+    front_note = " The dotted black line is the backbone's front across all its families."
+    warning = mixed_hardware_caption(frame)
+    overlay = figures.attempt("Pareto overlay", "", plot_pareto, frame, out_dir / OVERLAY_FILE, None, single)
     if overlay:
-        title = "All backbones" if len(backbones) > 1 else "Pareto fronts"
-        extra = " The dotted black line is the backbone's front across all its families." if len(backbones) == 1 else ""
-        figures.blocks.append(Figure(overlay, title, PARETO_CAPTION + extra))
-    if len(backbones) <= 1:
-        return
-    for backbone in backbones:
+        figures.blocks.append(Figure(overlay, "Pareto fronts" if single else "All backbones",
+                                     PARETO_CAPTION + (front_note if single else "") + warning))
+    for backbone in backbones if not single else []:
         path = out_dir / FIGURE_DIR / f"pareto_{slug(backbone)}.png"
         drawn = figures.attempt(f"Pareto for {backbone}", "", plot_pareto, frame[frame["backbone"] == backbone],
                                 path, f"{backbone}: accuracy vs speedup (dotted: front across its families)", True)
         if drawn:
-            figures.blocks.append(Figure(drawn, f"Backbone {backbone}", PARETO_CAPTION))
+            figures.blocks.append(Figure(drawn, f"Backbone {backbone}", PARETO_CAPTION + front_note + warning))
 
 
 def _cost_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None:
@@ -113,7 +112,8 @@ RELIABILITY_CAPTION = (
     "whose head prediction agrees with the full model. Dotted lines: agreement targets.")
 COVERAGE_CAPTION = (
     "For each head, the share of held-out tokens it would let out at each threshold (solid) and their "
-    "agreement with the full model (dashed); red dots are the thresholds calibration chose.")
+    "agreement with the full model (dashed); dots are the thresholds calibration chose (darker red: "
+    "higher agreement target).")
 
 
 def _family_calibration(figures: FigureSet, family: str, inputs: dict, out_dir: Path) -> None:
@@ -148,16 +148,16 @@ def _token_blocks(figures: FigureSet, runs: list[dict], out_dir: Path) -> None:
     if not samples:
         figures.skip("Per-token exit view", "no run recorded `timing.exit_sample` (timing disabled or an older eebench)")
         return
-    picture = figures.attempt("Per-token exit picture", "", plot_token_views, samples,
-                              out_dir / FIGURE_DIR / "token_exits.png")
+    pictures = figures.attempt("Per-token exit picture", "", plot_token_views, samples,
+                               out_dir / FIGURE_DIR / "token_exits") or []
     shown = samples[:MAX_VIEWS]
     more = f" ({len(samples) - MAX_VIEWS} more runs have a sample in their results.json)" if len(samples) > MAX_VIEWS else ""
     figures.blocks.append(Paragraph(
         "One generated sequence per run from the timing benchmark (early-exit decoder), each token coloured "
         f"by the block it left at; grey tokens ran the full model. The prompt is uncoloured.{more}"))
-    caption = "Tokens coloured by the block they left at (grey: full model)."
+    caption = "Tokens coloured by the block they left at (grey: full model); the prompt is uncoloured."
     figures.blocks.append(RawHtml(samples_html(shown), "\n\n".join(sample_text(s) for s in shown),
-                                  Figure(picture, "Per-token exits", caption) if picture else None))
+                                  [Figure(path, "Per-token exits", caption) for path in pictures]))
 
 
 def build_figures(frame: pd.DataFrame, runs: list[dict], out_dir: Path) -> FigureSet:

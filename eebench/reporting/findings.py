@@ -27,6 +27,15 @@ def mixed_hardware_note(frame: pd.DataFrame) -> str:
     )
 
 
+MIXED_HARDWARE_CAPTION = ("⚠ Timings come from different devices/hosts: compare measured speedups and "
+                          "tokens/s only within one device@host.")
+
+
+def mixed_hardware_caption(frame: pd.DataFrame) -> str:
+    """A short form of the mixed-hardware warning for table and figure captions ('' if not mixed)."""
+    return f" {MIXED_HARDWARE_CAPTION}" if mixed_hardware_note(frame) else ""
+
+
 def _fastest_within_tolerance(rows: pd.DataFrame, speedup: str) -> str:
     timed = rows.dropna(subset=[speedup, "acc_delta"])
     if timed.empty:

@@ -6,6 +6,13 @@ import re
 from typing import Any
 
 MISSING = "–"
+_NUMERIC = re.compile(r"^[+\-–]?(\d|\.\d|–$)")
+
+
+def numeric_columns(rows: list[list[str]], columns: int) -> list[bool]:
+    """Per column: True when every cell reads as a number (or –), so it is right-aligned and digits
+    line up; names and lists stay left-aligned so they read naturally."""
+    return [bool(rows) and all(_NUMERIC.match(str(row[c]) or MISSING) for row in rows) for c in range(columns)]
 
 
 def is_missing(value: Any) -> bool:

@@ -47,13 +47,18 @@ def _short_run_dir(run_dir: str) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else str(run_dir)
 
 
+def _short_time(value) -> str:
+    time = pd.to_datetime(value, utc=True, errors="coerce")
+    return MISSING if pd.isna(time) else f"{time:%Y-%m-%d %H:%M}"
+
+
 def _runs_table(frame: pd.DataFrame) -> Table:
     rows = []
     for _, row in frame.iterrows():
         name, digest = config_hash(row["run_dir"])
         rows.append([_short_run_dir(row["run_dir"]), row["family"], f"{row['threshold']:g}", name, digest,
                      str(row["git_sha"] or MISSING)[:10], f"{row['device']}@{row['hostname']}",
-                     str(row["time"] or MISSING)])
+                     _short_time(row["time"])])
     return Table(["run", "family", "threshold", "config file", "config sha256", "git sha", "device@host",
                   "date (UTC)"], rows, title="Runs and config hashes",
                  caption=f"Config sha256: first {HASH_CHARS} hex digits of the run's saved config file; "

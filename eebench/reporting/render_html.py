@@ -9,7 +9,7 @@ from pathlib import Path
 from eebench.reporting.document import (
     Bullets, Callout, Document, Figure, Heading, Paragraph, RawHtml, Table, inline_html,
 )
-from eebench.reporting.formatting import slug
+from eebench.reporting.formatting import numeric_columns, slug
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -22,9 +22,9 @@ code { background: #f2f2f2; padding: 0 .25em; border-radius: 3px; font-size: .9e
 .callout { background: #fff4e5; border-left: 4px solid #e69500; padding: .5em .8em; margin: .8em 0; }
 .table-wrap { overflow-x: auto; margin: .5em 0 1.2em; }
 table { border-collapse: collapse; font-size: .85em; }
-th, td { border: 1px solid #d0d0d0; padding: .25em .5em; text-align: right; white-space: nowrap; }
-th { background: #f0f0f0; }
-td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #d0d0d0; padding: .25em .5em; text-align: left; white-space: nowrap; }
+th { background: #f0f0f0; text-align: center; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) { background: #fafafa; }
 .caption { color: #555; font-size: .9em; margin: .2em 0; }
 figure { margin: 1em 0 2em; }
@@ -50,8 +50,9 @@ def _heading(block: Heading) -> str:
 
 def _table(block: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
-    body = "".join("<tr>" + "".join(f"<td>{inline_html(str(cell))}</td>" for cell in row) + "</tr>"
-                   for row in block.rows)
+    classes = [' class="num"' if numeric else "" for numeric in numeric_columns(block.rows, len(block.headers))]
+    body = "".join("<tr>" + "".join(f"<td{cls}>{inline_html(str(cell))}</td>" for cls, cell in zip(classes, row))
+                   + "</tr>" for row in block.rows)
     title = f"<h3>{inline_html(block.title)}</h3>" if block.title else ""
     caption = f'<p class="caption">{inline_html(block.caption)}</p>' if block.caption else ""
     return (f'{title}{caption}<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'

@@ -134,7 +134,9 @@ def _figure_page(pdf: PdfPages, block: Figure, footer: str) -> None:
     caption_lines = len(_wrap(block.caption, 8, 0)) if block.caption else 0
     bottom = (0.7 + 0.14 * caption_lines) / PAGE[1]
     ax = figure.add_axes((MARGIN / PAGE[0], bottom, 1 - 2 * MARGIN / PAGE[0], 1 - bottom - 0.85 / PAGE[1]))
-    ax.imshow(matplotlib.image.imread(block.path), interpolation="antialiased")
+    # "none" embeds the PNG as is (vector backends pass it through unresampled): sharper and faster.
+    ax.imshow(matplotlib.image.imread(block.path), interpolation="none")
+    ax.set_anchor("N")  # right below the title, whatever the picture's aspect ratio
     ax.axis("off")
     figure.text(MARGIN / PAGE[0], 1 - 0.45 / PAGE[1], plain_text(block.title), fontsize=12, fontweight="bold",
                 va="top", parse_math=False)
@@ -155,15 +157,22 @@ def _figures_of(document: Document) -> list[Figure]:
     for block in document.blocks:
         if isinstance(block, Figure):
             figures.append(block)
-        elif isinstance(block, RawHtml) and block.figure is not None:
-            figures.append(block.figure)
+        elif isinstance(block, RawHtml):
+            figures.extend(block.figures)
     return figures
 
 
 def _text_blocks(document: Document) -> list:
-    """Blocks for the text pages: a heading is kept only when text follows it in its own section
-    (a section holding only tables or figures would otherwise leave a bare heading)."""
-    text = [b for b in document.blocks if isinstance(b, (Heading, Paragraph, Bullets, Callout))]
+    """Blocks for the text pages. A warning repeated next to several tables/figures is shown once
+    here (the pages of those tables and figures carry it in their captions), and a heading is kept
+    only when text follows it in its own section, so table- or figure-only sections leave no bare heading."""
+    text, seen = [], set()
+    for block in document.blocks:
+        if isinstance(block, Callout) and block.text in seen:
+            continue
+        seen.update(block.items if isinstance(block, Bullets) else [getattr(block, "text", None)])
+        if isinstance(block, (Heading, Paragraph, Bullets, Callout)):
+            text.append(block)
 
     def introduces_text(i: int) -> bool:
         following = text[i + 1] if i + 1 < len(text) else None

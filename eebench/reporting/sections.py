@@ -10,7 +10,7 @@ import pandas as pd
 from eebench.analysis.hypervolume import REFERENCE_MARGIN_POINTS, REFERENCE_SPEEDUP
 from eebench.analysis.pareto import task_names
 from eebench.reporting.document import Bullets, Callout, Heading, Paragraph, Table
-from eebench.reporting.findings import mixed_hardware_note
+from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.formatting import distinct, fmt, pct, with_error
 from eebench.reporting.provenance import run_dates
 
@@ -101,7 +101,7 @@ def results_tables(frame: pd.DataFrame) -> list:
         layers = ", ".join(distinct(group["exit_layers"])) or "–"
         rows = [_table_row(row, shown_tasks, bool(note)) for _, row in group.iterrows()]
         blocks.append(Table(_table_headers(shown_tasks, bool(note)), rows, title=family,
-                            caption=f"Exit layers: {layers}. ± is one stderr."))
+                            caption=f"Exit layers: {layers}. ± is one stderr.{mixed_hardware_caption(frame)}"))
     return blocks
 
 

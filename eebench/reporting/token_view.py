@@ -15,6 +15,7 @@ from eebench.reporting.formatting import exit_label_order
 from eebench.reporting.plots import FINAL_COLOUR, exit_colours, new_figure, save
 
 MAX_VIEWS = 12  # one per run; beyond this the section becomes a wall of colour
+VIEWS_PER_PICTURE = 4  # per PDF page, so tokens stay legible
 CHARS_PER_LINE = 120  # PDF picture: monospace layout width
 VISIBLE = {"\n": "↵", "\t": "⇥", "\r": ""}
 
@@ -138,12 +139,8 @@ def _layout(pieces: list[_Piece]) -> list[tuple[float, int, _Piece]]:
     return placed
 
 
-def plot_token_views(samples: list[ExitSample], path: str | Path) -> Path | None:
-    """The token views as one PNG (for the PDF), laid out on a monospace character grid."""
-    pieces = [piece for sample in samples[:MAX_VIEWS] for piece in _pieces(sample)]
-    if not pieces:
-        return None
-    placed = _layout(pieces)
+def _plot_picture(samples: list[ExitSample], path: Path) -> Path:
+    placed = _layout([piece for sample in samples for piece in _pieces(sample)])
     lines = placed[-1][1] + 1
     figure = new_figure(11, 0.24 * lines + 0.5)
     ax = figure.subplots()
@@ -157,3 +154,11 @@ def plot_token_views(samples: list[ExitSample], path: str | Path) -> Path | None
                 fontweight="bold" if piece.bold else "normal", color=colour, bbox=box, va="center",
                 parse_math=False)
     return save(figure, path)
+
+
+def plot_token_views(samples: list[ExitSample], stem: str | Path) -> list[Path]:
+    """The token views as PNGs ``<stem>_<n>.png`` of VIEWS_PER_PICTURE each (for the PDF), laid out
+    on a monospace character grid."""
+    shown = samples[:MAX_VIEWS]
+    groups = [shown[i:i + VIEWS_PER_PICTURE] for i in range(0, len(shown), VIEWS_PER_PICTURE)]
+    return [_plot_picture(group, Path(f"{stem}_{number}.png")) for number, group in enumerate(groups, start=1)]

@@ -3,18 +3,24 @@
 Results are written to disk before anything here runs; every wandb call is guarded so that a
 missing login, no network, a broken install or an API change prints one warning line and the job
 carries on. Offline is the default; W&B files live in ``<sweep_dir>/wandb`` for a later `wandb sync`.
+
+Per job: summary metrics, tables (per-task accuracy with stderr, exit histogram with a bar chart) and,
+when the results name them, the trained heads and the calibration trace as artifacts. Per sweep:
+the summary/Pareto/hypervolume tables, Pareto scatter plots and the report files as an artifact.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
-from eebench.analysis.pareto import run_to_row, task_accuracies
+from eebench.analysis.pareto import SPEEDUP_COLUMNS, run_to_row, task_accuracies, task_scores
 from eebench.tracking.results import redact, write_json_atomic
 
 # Flat per-run metrics worth a W&B summary (and parallel-coordinates plot across a sweep).
@@ -24,6 +30,12 @@ SUMMARY_KEYS = (
     "mean_acc", "mean_baseline_acc", "acc_delta",
 )
 POINTER_FILE = "wandb_run.json"  # in the run dir: which W&B run holds this job's logs
+# Files bigger than this (e.g. a large model's head weights) stay in the local cache, named in the
+# artifact's metadata instead, so a sweep does not upload gigabytes per job.
+MAX_ARTIFACT_FILE_BYTES = 100 * 2**20
+# Sweep-level report files worth keeping next to the W&B run, when they exist.
+REPORT_FILES = ("report.md", "report.html", "report.pdf", "summary.csv", "pareto.csv", "hypervolume.csv")
+HYPERVOLUME_FILE = "hypervolume.csv"
 
 
 def _resolve_mode(mode: str | None) -> str:
@@ -47,6 +59,22 @@ def summary_metrics(results: dict) -> dict[str, float]:
         if column.startswith("exit:") and _is_finite_number(share):
             metrics[f"exit_fraction/{column.split(':', 1)[1]}"] = share
     return metrics
+
+
+def artifact_files(folder: str | Path | None) -> tuple[list[Path], list[str]]:
+    """(files to log, names left out as too big) directly inside ``folder``; empty if it is missing."""
+    folder = Path(folder) if folder else None
+    if folder is None or not folder.is_dir():
+        return [], []
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    small = [p for p in files if p.stat().st_size <= MAX_ARTIFACT_FILE_BYTES]
+    return small, [p.name for p in files if p not in small]
+
+
+def artifact_name(kind: str, folder: str | Path) -> str:
+    # Cache folders are named by a content hash, so equal heads/traces map to one artifact name and
+    # W&B deduplicates identical versions. Names allow only letters, digits, - _ and '.'.
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{kind}-{Path(folder).name}")
 
 
 def frame_to_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
@@ -120,17 +148,50 @@ class WandbSink:
 
     def _log_results(self, results: dict) -> None:
         self._run.summary.update(summary_metrics(results))
-        task_rows = [[task, early, full, (early - full) * 100]
-                     for task, (early, full) in task_accuracies(results).items()]
+        task_rows = [[task, score.early, score.early_se, score.full, score.full_se, score.delta_points,
+                      score.delta_se_points] for task, score in task_scores(results).items()]
         fractions = ((results.get("exit") or {}).get("fraction") or {}).items()
+        exits = self._table(["exit", "fraction"], [[str(k), v] for k, v in fractions])
         self._run.log({
-            "tasks": self._table(["task", "acc", "baseline_acc", "delta_points"], task_rows),
-            "exit_histogram": self._table(["exit", "fraction"], [[str(k), v] for k, v in fractions]),
+            "tasks": self._table(["task", "acc", "acc_stderr", "baseline_acc", "baseline_acc_stderr",
+                                  "delta_points", "delta_stderr_points"], task_rows),
+            "exit_histogram": exits,
+            "exit_histogram_chart": self._wandb.plot.bar(exits, "exit", "fraction", title="Exit histogram"),
         })
+
+    def _log_artifact(self, name: str, artifact_type: str, files: list[Path], metadata: dict,
+                      extra: dict | None = None) -> None:
+        """Log ``files`` (plus ``extra`` written as ``<artifact_type>.json``) as one artifact."""
+        artifact = self._wandb.Artifact(name, type=artifact_type, metadata=metadata)
+        for path in files:
+            artifact.add_file(str(path), name=path.name)
+        if extra:
+            with artifact.new_file(f"{artifact_type}.json", mode="w", encoding="utf-8") as handle:
+                json.dump(extra, handle, indent=2, default=str)
+        self._run.log_artifact(artifact)
+
+    def _log_folder(self, name: str, artifact_type: str, folder: str | None, extra: dict | None = None) -> None:
+        """The files directly in ``folder`` (plus ``extra``) as an artifact; nothing if there are none."""
+        files, too_big = artifact_files(folder)
+        if files or extra:
+            self._log_artifact(name, artifact_type, files, {"source_dir": folder, "left_out_too_big": too_big}, extra)
+
+    def _log_artifacts(self, results: dict) -> None:
+        artifacts = results.get("artifacts") if isinstance(results.get("artifacts"), dict) else {}
+        heads_dir = artifacts.get("heads_dir")
+        if not heads_dir:
+            return
+        self._log_folder(artifact_name("heads", heads_dir), "early-exit-heads", heads_dir)
+        trace_dir = artifacts.get("calibration_trace_dir")
+        # The thresholds and curves travel with the trace, so the artifact explains itself.
+        summary = {key: results[key] for key in ("calibration", "curves") if results.get(key) is not None}
+        self._log_folder(artifact_name("calibration", trace_dir or heads_dir), "calibration", trace_dir, summary)
 
     def log_results(self, results: dict) -> None:
         if self.active:
             self._guarded("log_results", self._log_results, results)
+            # Separately guarded: a failed upload must not cost the metrics logged above.
+            self._guarded("log artifacts", self._log_artifacts, results)
 
     def _log_frames(self, frames: dict[str, pd.DataFrame]) -> None:
         self._run.log({key: self._table(*frame_to_rows(frame)) for key, frame in frames.items()})
@@ -139,6 +200,34 @@ class WandbSink:
         """Log DataFrames as W&B tables, keyed by name."""
         if self.active:
             self._guarded("log tables", self._log_frames, frames)
+
+    def _log_pareto(self, summary: pd.DataFrame) -> None:
+        wanted = ["family", "threshold", "acc_delta", "acc_delta_se", *SPEEDUP_COLUMNS.values()]
+        frame = summary[[c for c in wanted if c in summary]]
+        charts = {}
+        for kind, speedup in SPEEDUP_COLUMNS.items():
+            if {speedup, "acc_delta"} <= set(frame):
+                points = frame.dropna(subset=[speedup, "acc_delta"])
+                table = self._table(*frame_to_rows(points))
+                charts[f"pareto_{kind}"] = self._wandb.plot.scatter(
+                    table, speedup, "acc_delta", title=f"Accuracy change (points) vs {kind} speedup")
+        if charts:
+            self._run.log(charts)
+
+    def log_pareto(self, summary: pd.DataFrame) -> None:
+        """Scatter plots of accuracy change vs measured and theoretical speedup, one point per run."""
+        if self.active:
+            self._guarded("log Pareto scatter", self._log_pareto, summary)
+
+    def _log_report_files(self, folder: Path) -> None:
+        files = [folder / name for name in REPORT_FILES if (folder / name).is_file()]
+        if files:
+            self._log_artifact(artifact_name("report", folder), "sweep-report", files, {"source_dir": str(folder)})
+
+    def log_report_files(self, folder: Path) -> None:
+        """The sweep report (md/html/pdf/csv) as one artifact; files that are missing are left out."""
+        if self.active:
+            self._guarded("log report files", self._log_report_files, Path(folder))
 
     def finish(self) -> None:
         """Close this run so the next job in a multirun process gets its own run."""
@@ -149,14 +238,20 @@ class WandbSink:
 
 def log_sweep_summary(sweep_dir: Path, summary_df: pd.DataFrame, pareto_df: pd.DataFrame,
                       project: str, mode: str, entity: str | None = None) -> None:
-    """One sweep-level W&B run holding the summary and Pareto tables; never raises."""
+    """One sweep-level W&B run: summary, Pareto and hypervolume tables, Pareto scatter plots and the
+    report files; never raises."""
     sweep_dir = Path(sweep_dir)
     try:
         sink = WandbSink(True, project, mode, entity, run_dir=sweep_dir, sweep_dir=sweep_dir,
                          group=sweep_dir.name, name=f"{sweep_dir.name}-summary",
                          config={"sweep_dir": str(sweep_dir), "points": len(summary_df)},
                          job_type="sweep-summary")
-        sink.log_frames({"summary": summary_df, "pareto": pareto_df})
+        frames = {"summary": summary_df, "pareto": pareto_df}
+        if (sweep_dir / HYPERVOLUME_FILE).is_file():
+            frames["hypervolume"] = pd.read_csv(sweep_dir / HYPERVOLUME_FILE)
+        sink.log_frames(frames)
+        sink.log_pareto(summary_df)
+        sink.log_report_files(sweep_dir)
         sink.finish()
     except Exception as exc:  # noqa: BLE001 - e.g. a malformed frame; the report is already on disk
         print(f"warning: W&B sweep summary failed ({type(exc).__name__}: {exc}); report files are on disk.",
