@@ -151,6 +151,17 @@ def test_a_failing_figure_is_reported_not_fatal(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "figures" / "coverage_tiny-a_equal_linear_entropy.png").exists()
 
 
+def test_malformed_diagnostics_do_not_stop_the_report(tmp_path):
+    results = make_results(diagnostics=True)
+    results["curves"] = [{"layer": 5, "reliability": "oops", "coverage": [{"threshold": None}]}, "not a head"]
+    results["calibration"]["per_head_heldout"] = ["bad", {"layer": 5, "threshold": 1.0}]
+    results["timing"]["exit_sample"] = {"prompt": None, "tokens": [["only text"], "x", ["ok", 5]]}
+    write_results(tmp_path / "run", results)
+    markdown = _read(write_report([tmp_path / "run"], tmp_path / "out"))
+    assert "ok[5]" in markdown  # the one well-formed token survives
+    assert (tmp_path / "out" / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
 def test_hypervolume_csv_written(report_dir):
     table = pd.read_csv(report_dir / "hypervolume.csv")
     assert set(table["scope"]) == {"family", "backbone"} and set(table["reference_speedup"]) == {1.0}

@@ -80,16 +80,23 @@ def plot_exit_histograms(frame: pd.DataFrame, path: str | Path) -> Path | None:
 
 # ----------------------------------------------------------------------------- calibration curves
 
+def _head_panels(axes, curves: list[dict], curve: str, x_key: str):
+    """Yield (axes, head, points of its ``curve`` that have ``x_key``) per head, titling each panel;
+    a head without such points gets a 'no data' panel instead."""
+    for ax, head in zip(axes, curves):
+        points = [p for p in head.get(curve) or [] if isinstance(p, dict) and p.get(x_key) is not None]
+        ax.set_title(f"head at block {head.get('layer', '?')}", fontsize=9)
+        if points:
+            yield ax, head, points
+        else:
+            say_no_data(ax, f"no {curve} data")
+
+
 def plot_reliability(curves: list[dict], path: str | Path, title: str, metric: str,
                      targets: list[float]) -> Path:
     """Per head: mean confidence value of a quantile bin vs agreement with the full model in that bin."""
     figure, axes = _panel_grid(len(curves))
-    for ax, head in zip(axes, curves):
-        bins = [b for b in head.get("reliability") or [] if b.get("value") is not None]
-        ax.set_title(f"head at block {head.get('layer', '?')}", fontsize=9)
-        if not bins:
-            say_no_data(ax, "no reliability bins")
-            continue
+    for ax, _head, bins in _head_panels(axes, curves, "reliability", "value"):
         values = [b["value"] for b in bins]
         agreement = [b.get("agreement") for b in bins]
         sizes = [12 + 60 * (b.get("count") or 0) / max(max(x.get("count") or 0 for x in bins), 1) for b in bins]
@@ -143,12 +150,7 @@ def plot_coverage(curves: list[dict], chosen: dict[str, list[dict]], path: str |
     """
     figure, axes = _panel_grid(len(curves))
     colours = _target_colours(chosen)
-    for ax, head in zip(axes, curves):
-        grid = [g for g in head.get("coverage") or [] if g.get("threshold") is not None]
-        ax.set_title(f"head at block {head.get('layer', '?')}", fontsize=9)
-        if not grid:
-            say_no_data(ax, "no coverage curve")
-            continue
+    for ax, head, grid in _head_panels(axes, curves, "coverage", "threshold"):
         thresholds = [g["threshold"] for g in grid]
         ax.plot(thresholds, [g.get("coverage") for g in grid], color="C0", label="coverage")
         ax.plot(thresholds, [g.get("agreement") for g in grid], color="C1", linestyle="--",

@@ -14,7 +14,7 @@ import pandas as pd
 
 from eebench.analysis.pareto import family_name
 from eebench.reporting import diagnostics
-from eebench.reporting.document import Callout, Figure, Heading, Paragraph, RawHtml
+from eebench.reporting.document import Callout, Figure, Heading, Paragraph, RawHtml, inline_html
 from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.formatting import slug
 from eebench.reporting.plots import plot_pareto
@@ -71,24 +71,31 @@ def _pareto_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> No
             figures.blocks.append(Figure(drawn, f"Backbone {backbone}", PARETO_CAPTION + front_note + warning))
 
 
-def _cost_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None:
-    figures.blocks.append(Heading("Accuracy vs compute"))
-    path = figures.attempt("Accuracy vs compute", "no run has both task accuracy and a theoretical speedup",
-                           diagnostics.plot_cost_accuracy, frame, out_dir / FIGURE_DIR / "cost_accuracy.png")
+def _figure_section(figures: FigureSet, heading: str, title: str, caption: str, missing: str, draw: Callable,
+                    *args) -> None:
+    """A section holding one figure, or the note saying why it is missing."""
+    figures.blocks.append(Heading(heading))
+    path = figures.attempt(title, missing, draw, *args)
     if path:
-        figures.blocks.append(Figure(path, "Accuracy vs per-token compute", (
-            "Mean task accuracy against the per-token cost of each configuration as a share of the full "
-            "model's (100 / theoretical speedup, counting every exit head evaluated). Stars: the full model.")))
+        figures.blocks.append(Figure(path, title, caption))
+
+
+def _cost_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None:
+    _figure_section(
+        figures, "Accuracy vs compute", "Accuracy vs per-token compute",
+        "Mean task accuracy against the per-token cost of each configuration as a share of the full model's "
+        "(100 / theoretical speedup, counting every exit head evaluated). Stars: the full model.",
+        "no run has both task accuracy and a theoretical speedup",
+        diagnostics.plot_cost_accuracy, frame, out_dir / FIGURE_DIR / "cost_accuracy.png")
 
 
 def _exit_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None:
-    figures.blocks.append(Heading("Where tokens exit"))
-    path = figures.attempt("Exit histograms", "no run recorded `exit.fraction`",
-                           diagnostics.plot_exit_histograms, frame, out_dir / FIGURE_DIR / "exit_histograms.png")
-    if path:
-        figures.blocks.append(Figure(path, "Exit histograms", (
-            "Share of held-out tokens leaving at each exit head (colour) or running the full model (grey), "
-            "one bar per threshold. Colours match the per-token view.")))
+    _figure_section(
+        figures, "Where tokens exit", "Exit histograms",
+        "Share of held-out tokens leaving at each exit head (colour) or running the full model (grey), one bar "
+        "per threshold. Colours match the per-token view.",
+        "no run recorded `exit.fraction`",
+        diagnostics.plot_exit_histograms, frame, out_dir / FIGURE_DIR / "exit_histograms.png")
 
 
 def _calibration_inputs(runs: list[dict]) -> dict[str, dict]:
@@ -97,13 +104,15 @@ def _calibration_inputs(runs: list[dict]) -> dict[str, dict]:
     for results in runs:
         family = families.setdefault(family_name(results), {"curves": None, "targets": [], "chosen": {},
                                                              "metric": results.get("confidence", "confidence")})
-        if family["curves"] is None and isinstance(results.get("curves"), list) and results["curves"]:
-            family["curves"] = results["curves"]
+        heads = [head for head in results.get("curves") or [] if isinstance(head, dict)]
+        if family["curves"] is None and heads:
+            family["curves"] = heads
         calibration = results.get("calibration") if isinstance(results.get("calibration"), dict) else {}
         target = calibration.get("target", results.get("threshold"))
         family["targets"].append(target)
         for head in calibration.get("per_head_heldout") or []:
-            family["chosen"].setdefault(str(head.get("layer")), []).append({**head, "target": target})
+            if isinstance(head, dict):
+                family["chosen"].setdefault(str(head.get("layer")), []).append({**head, "target": target})
     return families
 
 
@@ -152,19 +161,26 @@ def _token_blocks(figures: FigureSet, runs: list[dict], out_dir: Path) -> None:
                                out_dir / FIGURE_DIR / "token_exits") or []
     shown = samples[:MAX_VIEWS]
     more = f" ({len(samples) - MAX_VIEWS} more runs have a sample in their results.json)" if len(samples) > MAX_VIEWS else ""
-    figures.blocks.append(Paragraph(
-        "One generated sequence per run from the timing benchmark (early-exit decoder), each token coloured "
-        f"by the block it left at; grey tokens ran the full model. The prompt is uncoloured.{more}"))
-    caption = "Tokens coloured by the block they left at (grey: full model); the prompt is uncoloured."
-    figures.blocks.append(RawHtml(samples_html(shown), "\n\n".join(sample_text(s) for s in shown),
-                                  [Figure(path, "Per-token exits", caption) for path in pictures]))
+    # Part of the view block rather than a paragraph, so the PDF shows it on the pictures' pages only.
+    intro = ("One generated sequence per run from the timing benchmark (early-exit decoder), each token coloured "
+             f"by the block it left at; grey tokens ran the full model. The prompt is uncoloured.{more}")
+    figures.blocks.append(RawHtml(f"<p>{inline_html(intro)}</p>\n{samples_html(shown)}",
+                                  "\n\n".join([intro] + [sample_text(s) for s in shown]),
+                                  [Figure(path, "Per-token exits", intro) for path in pictures]))
 
 
 def build_figures(frame: pd.DataFrame, runs: list[dict], out_dir: Path) -> FigureSet:
     figures = FigureSet()
-    _pareto_blocks(figures, frame, out_dir)
-    _cost_blocks(figures, frame, out_dir)
-    _exit_blocks(figures, frame, out_dir)
-    _calibration_blocks(figures, runs, out_dir)
-    _token_blocks(figures, runs, out_dir)
+    sections = {
+        "Pareto figures": lambda: _pareto_blocks(figures, frame, out_dir),
+        "Accuracy vs compute": lambda: _cost_blocks(figures, frame, out_dir),
+        "Exit histograms": lambda: _exit_blocks(figures, frame, out_dir),
+        "Calibration figures": lambda: _calibration_blocks(figures, runs, out_dir),
+        "Per-token exit view": lambda: _token_blocks(figures, runs, out_dir),
+    }
+    for what, build in sections.items():
+        try:
+            build()
+        except Exception as exc:  # noqa: BLE001 - malformed results must not cost the rest of the report
+            figures.skip(what, f"failed ({type(exc).__name__}: {exc})")
     return figures

@@ -120,27 +120,31 @@ def _table_pages(pdf: PdfPages, document: Document, footer: str) -> None:
         pdf.savefig(figure)
 
 
-def _caption(figure, caption: str) -> None:
-    if caption:
-        lines = _wrap(caption, 8, 0)
-        figure.text(MARGIN / PAGE[0], (0.55 + 0.14 * len(lines)) / PAGE[1], "\n".join(lines), fontsize=8,
-                    color="#333333", va="top", parse_math=False)
-
-
 # ----------------------------------------------------------------------------- figure pages
+
+CAPTION_LINE = 8 * 1.4 / POINTS_PER_INCH  # inches per 8-pt caption line
+IMAGE_TOP = 0.85  # inches from the page top, below the title
+
 
 def _figure_page(pdf: PdfPages, block: Figure, footer: str) -> None:
     figure = new_figure(*PAGE, constrained=False)
-    caption_lines = len(_wrap(block.caption, 8, 0)) if block.caption else 0
-    bottom = (0.7 + 0.14 * caption_lines) / PAGE[1]
-    ax = figure.add_axes((MARGIN / PAGE[0], bottom, 1 - 2 * MARGIN / PAGE[0], 1 - bottom - 0.85 / PAGE[1]))
+    caption = _wrap(block.caption, 8, 0) if block.caption else []
+    image = matplotlib.image.imread(block.path)
+    # Largest size that keeps the aspect ratio and leaves room for the caption right under it.
+    room_width = PAGE[0] - 2 * MARGIN
+    room_height = PAGE[1] - IMAGE_TOP - 0.6 - CAPTION_LINE * len(caption) - 0.15
+    scale = min(room_width / image.shape[1], room_height / image.shape[0])
+    width, height = image.shape[1] * scale, image.shape[0] * scale
+    left = (PAGE[0] - width) / 2
+    ax = figure.add_axes((left / PAGE[0], 1 - (IMAGE_TOP + height) / PAGE[1], width / PAGE[0], height / PAGE[1]))
     # "none" embeds the PNG as is (vector backends pass it through unresampled): sharper and faster.
-    ax.imshow(matplotlib.image.imread(block.path), interpolation="none")
-    ax.set_anchor("N")  # right below the title, whatever the picture's aspect ratio
+    ax.imshow(image, interpolation="none")
     ax.axis("off")
     figure.text(MARGIN / PAGE[0], 1 - 0.45 / PAGE[1], plain_text(block.title), fontsize=12, fontweight="bold",
                 va="top", parse_math=False)
-    _caption(figure, block.caption)
+    if caption:
+        figure.text(MARGIN / PAGE[0], 1 - (IMAGE_TOP + height + 0.1) / PAGE[1], "\n".join(caption), fontsize=8,
+                    color="#333333", va="top", linespacing=1.25, parse_math=False)
     _footer(figure, footer)
     pdf.savefig(figure)
 

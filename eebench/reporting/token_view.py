@@ -29,13 +29,15 @@ class ExitSample:
 
 
 def _exit_sample(results: dict) -> ExitSample | None:
-    sample = (results.get("timing") or {}).get("exit_sample")
+    timing = results.get("timing")
+    sample = timing.get("exit_sample") if isinstance(timing, dict) else None
     if not isinstance(sample, dict) or not isinstance(sample.get("tokens"), list):
         return None
     tokens = [(str(t[0]), str(t[1])) for t in sample["tokens"] if isinstance(t, (list, tuple)) and len(t) == 2]
     if not tokens:
         return None
-    labels = {str(layer) for layer in results.get("exit_layers") or []} | {label for _, label in tokens}
+    layers = results.get("exit_layers") if isinstance(results.get("exit_layers"), list) else []
+    labels = {str(layer) for layer in layers} | {label for _, label in tokens}
     label = f"{family_name(results)} at threshold {results.get('threshold', '?')}"
     return ExitSample(label, str(sample.get("prompt") or ""), tokens,
                       sorted(labels | {"final"}, key=exit_label_order))
