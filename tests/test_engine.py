@@ -3,13 +3,22 @@ import math
 import pytest
 import torch
 
+from eebench.engine.exit_plan import fixed_exit
 from eebench.engine.generate import STRATEGIES, generate
-from eebench.engine.testing import median_entropy_policy, random_prompts, reference_greedy, tiny_backbone
+from eebench.engine.kv import RaggedKVCache
+from eebench.engine.layerwise import LayerwiseDecoder, Request
+from eebench.engine.testing import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
 from eebench.errors import EEBenchError
 from eebench.exits.policy import ExitPolicy
 
 LENGTHS = [5, 9, 3]  # prompts of different lengths in one batch
 NEW = 12
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
 
 
 def _early(output) -> int:
@@ -65,6 +74,41 @@ def test_never_exit_policy_equals_full_model(tiny_model_dir, strategy):
     out = generate(backbone.layered, prompts, NEW, heads, policy, strategy)
     assert torch.equal(out.tokens, plain.tokens)
     assert out.exit_index == [len(heads)] * (NEW * len(prompts))
+
+
+def _exit_once(lm, mode):
+    """Prompt of 5, then position 5 exits at block 1, then position 6 goes to full depth."""
+    decoder = LayerwiseDecoder(lm, fixed_exit(lm, 1), mode, batch=1, capacity=16, device="cpu")
+    decoder.step([Request(0, random_prompts([5], seed=14)[0], 0, may_exit=False)])
+    assert 0 in decoder.step([Request(0, torch.tensor([7]), 5)]).exits
+    queued = [list(q[0]) for q in decoder.queues]
+    decoder.step([Request(0, torch.tensor([8]), 6, may_exit=False)])
+    return decoder, queued
+
+
+@pytest.mark.parametrize("mode, deep_positions", [("lazy", [0, 1, 2, 3, 4, 5, 6]), ("skip", [0, 1, 2, 3, 4, 6])])
+def test_deeper_blocks_see_exited_positions_per_mode(tiny_model_dirs, mode, deep_positions):
+    backbone, _ = tiny_backbone(tiny_model_dirs["gpt_neox"])
+    decoder, _ = _exit_once(backbone.layered, mode)
+    for layer in range(backbone.layered.num_layers):
+        expected = list(range(7)) if layer <= 1 else deep_positions
+        assert decoder.cache.stored_positions(layer, 0) == expected, f"layer {layer}"
+
+
+def test_copy_computes_deeper_kv_from_the_exited_state(tiny_model_dirs):
+    backbone, _ = tiny_backbone(tiny_model_dirs["llama"])
+    lm = backbone.layered
+    decoder, queued = _exit_once(lm, "copy")
+    position = torch.tensor([[5]])
+    for layer in range(2, lm.num_layers):
+        (copy,) = queued[layer]  # what block `layer` was given for position 5: block 1's output
+        assert torch.equal(copy.positions, torch.tensor([5]))
+        probe = RaggedKVCache(lm.num_layers, 1, 1, torch.device("cpu"))
+        mask = probe.prepare(layer, [0], position, [1])
+        hidden = copy.hidden[None]
+        lm.run_block(layer, hidden, position, mask, probe, lm.rotary_embeddings(hidden, position))
+        torch.testing.assert_close(decoder.cache.keys[layer][0, :, 5], probe.keys[layer][0, :, 0])
+        torch.testing.assert_close(decoder.cache.values[layer][0, :, 5], probe.values[layer][0, :, 0])
 
 
 def test_left_padded_batch_equals_list_of_prompts(tiny_model_dirs):
@@ -130,7 +174,7 @@ def test_static_exit_through_a_head(tiny_model_dirs):
 
 
 def test_unknown_strategy_is_one_line_error(tiny_model_dirs):
-    backbone, heads = tiny_backbone(tiny_model_dirs["llama"])
+    backbone, _ = tiny_backbone(tiny_model_dirs["llama"])
     with pytest.raises(EEBenchError) as info:
         generate(backbone.layered, random_prompts([4]), 3, strategy="eager")
     message = str(info.value)

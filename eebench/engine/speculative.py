@@ -39,9 +39,15 @@ class SpeculationStats:
         """Accepted drafts per verification pass (the full model's own token not counted)."""
         return self.accepted / self.verifications if self.verifications else 0.0
 
+    @property
+    def tokens_per_full_pass(self) -> float:
+        """New tokens per full-depth pass (accepted drafts plus the full model's own token)."""
+        return (self.accepted + self.full_passes) / self.full_passes if self.full_passes else 0.0
+
     def to_dict(self) -> dict:
         return {"drafted": self.drafted, "accepted": self.accepted, "acceptance_rate": self.acceptance_rate,
-                "mean_accepted_length": self.mean_accepted_length, "full_passes": self.full_passes,
+                "mean_accepted_length": self.mean_accepted_length,
+                "tokens_per_full_pass": self.tokens_per_full_pass, "full_passes": self.full_passes,
                 "verifications": self.verifications}
 
 

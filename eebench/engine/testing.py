@@ -8,6 +8,8 @@ varies from token to token.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from eebench.backbones import load_backbone
@@ -73,3 +75,14 @@ def reference_greedy(model, prompt: torch.Tensor, max_new_tokens: int, eos_token
         kwargs = {"eos_token_id": eos_token_id, "pad_token_id": eos_token_id}
     out = model.generate(prompt[None], max_new_tokens=max_new_tokens, do_sample=False, **kwargs)
     return out[0, len(prompt):]
+
+
+@contextmanager
+def single_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared CPU their spinning costs 10x."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -92,6 +92,13 @@ def _head_panels(axes, curves: list[dict], curve: str, x_key: str):
             say_no_data(ax, f"no {curve} data")
 
 
+def _agreement_floor(agreement: list, targets: list[float]) -> float:
+    """Bottom of the agreement axis: just below the lowest bin or target, so well-calibrated heads
+    (agreement 0.9-1.0) are not squashed flat against the top of a 0-1 axis."""
+    values = [a for a in agreement if isinstance(a, (int, float)) and math.isfinite(a)] + list(targets)
+    return max(0.0, min(values, default=0.0) - 0.05) - 0.01
+
+
 def plot_reliability(curves: list[dict], path: str | Path, title: str, metric: str,
                      targets: list[float]) -> Path:
     """Per head: mean confidence value of a quantile bin vs agreement with the full model in that bin."""
@@ -104,7 +111,7 @@ def plot_reliability(curves: list[dict], path: str | Path, title: str, metric: s
         ax.scatter(values, agreement, s=sizes, color="C0", zorder=3)
         for target in targets:
             ax.axhline(target, color="grey", linestyle=":", linewidth=0.8)
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylim(_agreement_floor(agreement, targets), 1.01)
         ax.set_xlabel(metric, fontsize=8)
         ax.set_ylabel("agreement with full model", fontsize=8)
         ax.grid(True, alpha=0.3)

@@ -166,7 +166,8 @@ def _token_blocks(figures: FigureSet, runs: list[dict], out_dir: Path) -> None:
              f"by the block it left at; grey tokens ran the full model. The prompt is uncoloured.{more}")
     figures.blocks.append(RawHtml(f"<p>{inline_html(intro)}</p>\n{samples_html(shown)}",
                                   "\n\n".join([intro] + [sample_text(s) for s in shown]),
-                                  [Figure(path, "Per-token exits", intro) for path in pictures]))
+                                  [Figure(path, "Per-token exits" + (f" ({n} of {len(pictures)})" if len(pictures) > 1 else ""),
+                                          intro) for n, path in enumerate(pictures, start=1)]))
 
 
 def build_figures(frame: pd.DataFrame, runs: list[dict], out_dir: Path) -> FigureSet:

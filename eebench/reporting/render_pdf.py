@@ -36,6 +36,7 @@ class _Line:
     colour: str = "black"
     indent: float = 0.0  # inches
     space_before: float = 0.0  # points
+    keep_with_next: int = 0  # lines that must share this line's page (a heading is never left alone)
 
 
 def _wrap(text: str, size: float, indent: float, first_prefix: str = "", later_prefix: str = "") -> list[str]:
@@ -48,7 +49,7 @@ def _wrap(text: str, size: float, indent: float, first_prefix: str = "", later_p
 def _block_lines(block) -> list[_Line]:
     if isinstance(block, Heading):
         size = {1: 18, 2: 13, 3: 11}.get(block.level, 10)
-        return [_Line(text, size, "bold", "#1a1a1a", space_before=10 if i == 0 else 0)
+        return [_Line(text, size, "bold", "#1a1a1a", space_before=10 if i == 0 else 0, keep_with_next=3)
                 for i, text in enumerate(_wrap(block.text, size, 0))]
     if isinstance(block, Callout):
         return [_Line(text, 9, colour="#a04000", space_before=4 if i == 0 else 0)
@@ -68,8 +69,9 @@ def _line_height(line: _Line) -> float:
 def _paginate(lines: list[_Line]) -> list[list[_Line]]:
     usable = (PAGE[1] - 2 * MARGIN) * POINTS_PER_INCH
     pages, current, used = [], [], 0.0
-    for line in lines:
-        if current and used + _line_height(line) > usable:
+    for index, line in enumerate(lines):
+        needed = sum(map(_line_height, lines[index:index + 1 + line.keep_with_next]))
+        if current and used + needed > usable:
             pages.append(current)
             current, used = [], 0.0
         current.append(line)

@@ -92,7 +92,7 @@ def samples_html(samples: list[ExitSample]) -> str:
 
 def sample_text(sample: ExitSample) -> str:
     """Plain version: each token followed by its exit in brackets, e.g. `the[3] cat[final]`."""
-    tokens = " ".join(f"{visible_token(text)}[{label}]" for text, label in sample.tokens)
+    tokens = " ".join(f"{text.strip() or visible_token(text)}[{label}]" for text, label in sample.tokens)
     return f"{sample.label}: prompt `{sample.prompt}` → {tokens}"
 
 
