@@ -37,7 +37,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def register_report(subparsers) -> None:
     parser = subparsers.add_parser(
-        "report", help="write summary.csv, pareto.csv, pareto.png and report.md for sweep(s)")
+        "report", help="write summary.csv, pareto.csv, hypervolume.csv, figures and report.md/.html/.pdf for sweep(s)")
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="sweep (multirun) or run directories")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="output directory (default: the single DIR given; required for several)")
