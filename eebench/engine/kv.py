@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 
-
 _UNFILLED = torch.iinfo(torch.long).max  # position of an empty slot: no query ever sees it
 
 
