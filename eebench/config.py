@@ -19,7 +19,7 @@ CONFIDENCE_METRICS = ("entropy", "max_prob", "margin", "gate")
 CALIBRATION_METHODS = ("max_coverage", "platt", "risk_controlled")
 PLACEMENT_KINDS = ("equal", "explicit", "every")
 HEAD_KINDS = ("linear", "mlp", "lens", "logit_lens")
-ENGINE_STRATEGIES = ("full", "lazy")
+ENGINE_STRATEGIES = ("full", "lazy", "copy", "skip", "dssd")
 LOGGERS = ("wandb", "none")
 
 

@@ -13,12 +13,24 @@ import torch
 from eebench.errors import require
 
 
+Decision = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor | None]"]
+
+
 @dataclass
 class ExitPoint:
     block: int
     label: int  # exit index reported for tokens leaving here
-    logits: Callable[[torch.Tensor], torch.Tensor]  # [r, hidden] -> [r, vocab]
-    confident: Callable[[torch.Tensor], torch.Tensor]  # [r, vocab] -> [r] bool
+    # [r, hidden] -> ([r] bool confident, [r, vocab] logits or None when no row exits and a gate made
+    # projecting to the vocabulary unnecessary)
+    decide: Decision
+
+
+def _always_with(logits_fn) -> Decision:
+    def decide(hidden: torch.Tensor):
+        logits = logits_fn(hidden)
+        return torch.ones(logits.shape[:-1], dtype=torch.bool, device=logits.device), logits
+
+    return decide
 
 
 @dataclass
@@ -31,10 +43,6 @@ class ExitPlan:
         return len(self.exit_layers)
 
 
-def _always(logits: torch.Tensor) -> torch.Tensor:
-    return torch.ones(logits.shape[:-1], dtype=torch.bool, device=logits.device)
-
-
 def no_exits() -> ExitPlan:
     return ExitPlan([], [])
 
@@ -43,7 +51,7 @@ def confidence_exits(heads, policy) -> ExitPlan:
     """The paper's rule: the first head whose policy is confident decides the token."""
     require(policy is not None, "early exit with heads needs an exit policy (policy=None was given)")
     points = [
-        ExitPoint(block, index, lambda h, i=index: heads.logits(i, h), lambda z, i=index: policy.confident(i, z))
+        ExitPoint(block, index, lambda h, i=index: policy.exit_decision(heads, i, h))
         for index, block in enumerate(heads.exit_layers)
     ]
     return ExitPlan(points, list(heads.exit_layers))
@@ -59,9 +67,9 @@ def fixed_exit(lm, exit_layer, heads=None, deepest: int | None = None) -> ExitPl
     require(isinstance(exit_layer, int) and 0 <= exit_layer <= deepest,
             f"exit_layer={exit_layer!r} is invalid; allowed: a block index from 0 to {deepest}")
     if heads is None:
-        return ExitPlan([ExitPoint(exit_layer, 0, lm.final_logits, _always)], [exit_layer])
+        return ExitPlan([ExitPoint(exit_layer, 0, _always_with(lm.final_logits))], [exit_layer])
     require(exit_layer in heads.exit_layers,
             f"exit_layer={exit_layer} has no exit head; allowed: {', '.join(map(str, heads.exit_layers))}")
     index = heads.exit_layers.index(exit_layer)
-    point = ExitPoint(exit_layer, index, lambda h: heads.logits(index, h), _always)
+    point = ExitPoint(exit_layer, index, _always_with(lambda h: heads.logits(index, h)))
     return ExitPlan([point], list(heads.exit_layers))

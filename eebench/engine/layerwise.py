@@ -119,8 +119,10 @@ class LayerwiseDecoder:
         if not candidates:
             return
         point = self.points[layer]
-        logits = point.logits(torch.stack([live[row].hidden[-1] for row in candidates]))
-        confident = point.confident(logits).tolist()
+        confident, logits = point.decide(torch.stack([live[row].hidden[-1] for row in candidates]))
+        if logits is None:  # a gate said no row exits: the vocabulary projection was skipped
+            return
+        confident = confident.tolist()
         tokens = logits.argmax(-1).tolist()
         for row, ok, token in zip(candidates, confident, tokens):
             if ok:
