@@ -222,6 +222,17 @@ def test_curated_registry_is_extendable_and_forced_kind(fake_sdist, monkeypatch)
     assert _configs(include)["eebench_bb_toy"]["metadata"]["bigbench"] == "toy_mc"
 
 
+def test_curated_generative_task_can_take_the_last_number(fake_sdist, monkeypatch):
+    monkeypatch.setitem(CURATED_TASKS, "toy_sum", {"bigbench": "toy_gen", "kind": "generate", "answer": "last"})
+    include, names = build_suite(["toy_sum", "bigbench:toy_gen"], sdist=fake_sdist)
+    configs = _configs(include)
+    regex_step = [c["filter_list"][0]["filter"][0] for c in (configs[n] for n in names)]
+    assert [step["group_select"] for step in regex_step] == [-1, 0]
+    monkeypatch.setitem(CURATED_TASKS, "toy_bad", {"bigbench": "toy_gen", "kind": "generate", "answer": "middle"})
+    with pytest.raises(EEBenchError, match="middle"):
+        build_suite(["toy_bad"], sdist=fake_sdist)
+
+
 def test_curated_defaults_are_consistent():
     assert set(SMOKE_TASKS) <= set(CURATED_TASKS) and set(DEMO_TASKS) <= set(CURATED_TASKS)
     assert all(CURATED_TASKS[name]["kind"] == "multiple_choice" for name in SMOKE_TASKS + DEMO_TASKS)

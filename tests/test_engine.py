@@ -179,3 +179,27 @@ def test_unknown_strategy_is_one_line_error(tiny_model_dirs):
         generate(backbone.layered, random_prompts([4]), 3, strategy="eager")
     message = str(info.value)
     assert "'eager'" in message and all(s in message for s in STRATEGIES) and "\n" not in message
+
+
+def test_gate_exits_keep_lazy_equal_to_full(tiny_model_dirs):
+    from torch import nn
+
+    from eebench.heads.gate import ExitGate
+
+    backbone, heads = tiny_backbone(tiny_model_dirs["llama"])
+    torch.manual_seed(2)
+    lm = backbone.layered
+    heads.gates = nn.ModuleList([ExitGate(lm.norm, lm.hidden_size, 8) for _ in heads.exit_layers])
+    for gate in heads.gates:  # spread the random gates' probabilities so decisions vary from token to token
+        gate.out.weight.data *= 3
+    prompt = random_prompts([7], seed=6)[0][None]
+    reference = generate(lm, prompt, 16).tokens
+    with torch.no_grad():  # each gate lets out the most confident tenth of the full model's generated text
+        hidden = backbone.model(torch.cat([prompt, reference], 1), output_hidden_states=True).hidden_states
+        levels = [float(torch.quantile(-heads.gate_probability(i, hidden[l + 1]).flatten(), 0.1))
+                  for i, l in enumerate(heads.exit_layers)]
+    policy = ExitPolicy(heads.exit_layers, "gate", levels)
+    full = generate(lm, prompt, 16, heads, policy, strategy="full")
+    lazy = generate(lm, prompt, 16, heads, policy, strategy="lazy")
+    assert torch.equal(full.tokens, lazy.tokens) and full.exit_index == lazy.exit_index
+    assert _early(lazy) > 0 and lazy.exit_index.count(len(heads.exit_layers)) > 1
