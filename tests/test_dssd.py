@@ -3,7 +3,7 @@ import torch
 
 from eebench.engine.generate import generate
 from eebench.engine.kv import RaggedKVCache
-from eebench.engine.testing import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
+from engine_support import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
 from eebench.errors import EEBenchError
 
 NEW = 16

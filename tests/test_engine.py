@@ -7,7 +7,7 @@ from eebench.engine.exit_plan import fixed_exit
 from eebench.engine.generate import STRATEGIES, generate
 from eebench.engine.kv import RaggedKVCache
 from eebench.engine.layerwise import LayerwiseDecoder, Request
-from eebench.engine.testing import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
+from engine_support import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
 from eebench.errors import EEBenchError
 from eebench.exits.policy import ExitPolicy
 

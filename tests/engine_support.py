@@ -1,4 +1,4 @@
-"""Tiny-model setups for engine tests, where early exits and drafts really happen and sometimes fail.
+"""Tiny-model setups for engine tests (test support, not part of the package), where early exits and drafts really happen and sometimes fail.
 
 A freshly initialised tiny model barely changes its residual stream after the embedding (tied models
 then just repeat their last input token) and its heads are close to uniform, so every exit decision
