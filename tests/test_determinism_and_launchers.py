@@ -1,0 +1,36 @@
+"""Same config + seed -> identical heads, thresholds and accuracies; sweeps run through submitit too."""
+import json
+
+from safetensors.torch import load_file
+
+from conftest import run_eebench
+
+
+def _heads_file(results):
+    return load_file(results["artifacts"]["heads_dir"] + "/heads.safetensors")
+
+
+def test_same_config_and_seed_give_identical_artifacts(tmp_path, sweep_env):
+    env, common = sweep_env
+    runs = []
+    for name in ("first", "second"):  # separate caches, so the second run really retrains everything
+        proc = run_eebench([*common, "logger=none", "timing=none", f"hydra.run.dir={tmp_path / name}"],
+                           tmp_path, {**env, "EEBENCH_CACHE": str(tmp_path / f"cache_{name}")})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(json.loads((tmp_path / name / "results.json").read_text()))
+    first, second = runs
+    assert first["artifacts"]["heads_dir"] != second["artifacts"]["heads_dir"]
+    heads_a, heads_b = _heads_file(first), _heads_file(second)
+    assert heads_a.keys() == heads_b.keys() and all(bool((heads_a[k] == heads_b[k]).all()) for k in heads_a)
+    assert first["thresholds"] == second["thresholds"]
+    assert first["tasks"] == second["tasks"] and first["exit"] == second["exit"]
+
+
+def test_submitit_local_launcher_runs_a_sweep(tmp_path, sweep_env):
+    env, common = sweep_env
+    sweep = tmp_path / "sweep"
+    proc = run_eebench(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *common, "logger=none",
+                        "timing=none", "threshold=0.8,0.95", f"hydra.sweep.dir={sweep}"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(json.loads((sweep / str(i) / "results.json").read_text())["threshold"] for i in (0, 1)) == [0.8, 0.95]
+    assert (sweep / "report.md").exists()
