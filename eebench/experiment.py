@@ -84,6 +84,10 @@ def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Tr
 
 def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     seed_everything(cfg.seed)
+    if cfg.eval.tasks:  # resolve task names before hours of training, so a typo fails in seconds
+        from eebench.evaluation.runner import prepare_tasks
+
+        tasks = prepare_tasks(cfg.eval)
     backbone = load_backbone(cfg.backbone, cfg.device)
     layers = place_heads(cfg.placement, backbone.num_layers)
     splits = prepare_splits(cfg.data, backbone.tokenizer)
@@ -124,7 +128,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     if cfg.eval.tasks:
         from eebench.evaluation.runner import evaluate_tasks
 
-        results.update(evaluate_tasks(cfg.eval, ee_model, policy, heads_dir))
+        results.update(evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir))
     checkpoint("timing")
     if cfg.timing.enabled:
         from eebench.timing.generation import measure_generation, timing_prompts

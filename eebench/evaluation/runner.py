@@ -46,12 +46,18 @@ def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
     return metrics_of(out)
 
 
-def evaluate_tasks(cfg: EvalConfig, ee_model, policy, heads_dir: Path) -> dict:
+def prepare_tasks(cfg: EvalConfig) -> tuple[str | None, list[str], object]:
+    """(include path, lm-eval task names, task manager), or a one-line error for an unknown task."""
     include_path, tasks = resolve_tasks(cfg)
     manager = task_manager(include_path)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
         raise EEBenchError(f"eval.tasks contains unknown task(s) {unknown}; allowed: tasks lm-eval knows or YAMLs under eval.include_path")
+    return include_path, tasks, manager
+
+
+def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path) -> dict:
+    include_path, tasks, manager = prepared
     # Scores depend on backbone + heads (heads_dir's key covers the backbone) and the task data.
     store_key = content_key({"heads": heads_dir.name, "tasks": tasks, "include": include_path, "limit": cfg.limit, "fewshot": cfg.num_fewshot})
     store = ScoreStore(cache_root() / "scores" / f"{store_key}.safetensors")
