@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from eebench.backbones import Backbone, load_backbone
-from eebench.cache import cache_root, content_key, get_or_build
+from eebench.cache import content_key, get_or_build
 from eebench.config import ExperimentConfig
 from eebench.data.corpus import prepare_splits
 from eebench.engine.flops import CostModel

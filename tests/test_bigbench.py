@@ -239,15 +239,22 @@ def test_curated_defaults_are_consistent():
     assert any(entry["kind"] == "generate" for entry in CURATED_TASKS.values())
 
 
-def test_ensure_sdist_reuses_a_present_file_and_reports_pip_failure(tmp_path, monkeypatch):
+def test_ensure_sdist_reuses_a_present_file_and_reports_download_failure(tmp_path, monkeypatch):
+    from eebench import downloads
+
     monkeypatch.delenv(bigbench.SDIST_ENV_VAR, raising=False)
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+    monkeypatch.setattr(downloads.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
         a, 1, stdout="", stderr="ERROR: No matching distribution found for bigbench==1.0.0"))
+
+    def offline_index(*args):
+        raise OSError("index unreachable")
+
+    monkeypatch.setattr(downloads, "_download_from_simple_index", offline_index)
     present = tmp_path / "have"
     present.mkdir()
     (present / bigbench.SDIST_FILENAME).write_bytes(b"x")
     assert ensure_sdist(present) == (present / bigbench.SDIST_FILENAME).resolve()
     with pytest.raises(EEBenchError, match="bigbench==1.0.0") as error:
-        ensure_sdist(tmp_path / "empty")
-    assert "No matching distribution" in str(error.value)
-    assert not list((tmp_path / "empty").iterdir())  # no half-download left behind
+        ensure_sdist()
+    assert "No matching distribution" in str(error.value) and "index unreachable" in str(error.value)
+    assert not list(downloads.downloads_dir().iterdir())  # no half-download left behind

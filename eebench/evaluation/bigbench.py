@@ -17,14 +17,13 @@ import json
 import os
 import random
 import re
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
+from eebench.downloads import pip_download
 from eebench.cache import cache_root, content_key, file_digest, get_or_build, is_complete
 from eebench.errors import EEBenchError, require
 
@@ -110,40 +109,17 @@ def _sanitize(text: str) -> str:
 
 
 def ensure_sdist(download_dir: Path | None = None) -> Path:
-    """Path of the BIG-bench sdist tarball, pip-downloading it once if we do not have it yet."""
+    """Path of the BIG-bench sdist tarball, downloading it from the package index once if we do not have it yet."""
     override = os.environ.get(SDIST_ENV_VAR)
     if override:
         path = Path(override).expanduser().resolve()
         require(path.is_file(), f"{SDIST_ENV_VAR}={override!r} is not a file; point it at {SDIST_FILENAME}")
         return path
-    directory = Path(download_dir) if download_dir is not None else cache_root() / "downloads"
-    target = directory / SDIST_FILENAME
-    if target.is_file():
-        return target.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    _pip_download_into(directory, target)
-    return target.resolve()
-
-
-def _pip_download_into(directory: Path, target: Path) -> None:
-    # Download into a private temporary folder first so a killed download never leaves a
-    # truncated tarball at the final path that later calls would trust.
-    staging = directory / f".staging-{os.getpid()}"
-    staging.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", BIGBENCH_SDIST, "-d", str(staging)]
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True)
-        downloaded = staging / SDIST_FILENAME
-        if proc.returncode != 0 or not downloaded.is_file():
-            last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise EEBenchError(
-                f"could not download {BIGBENCH_SDIST} with pip (exit {proc.returncode}: {last[0]}); "
-                f"fetch it with `pip download --no-deps {BIGBENCH_SDIST} -d DIR` and set {SDIST_ENV_VAR}")
-        os.replace(downloaded, target)
-    finally:
-        for leftover in staging.glob("*"):
-            leftover.unlink()
-        staging.rmdir()
+    if download_dir is not None and (Path(download_dir) / SDIST_FILENAME).is_file():
+        return (Path(download_dir) / SDIST_FILENAME).resolve()
+    # pip >= 25 refuses this sdist (it declares a direct-URL dependency even with --no-deps);
+    # pip_download falls back to the index's simple page with a sha256 check.
+    return pip_download(BIGBENCH_SDIST, SDIST_FILENAME, sdist=True).resolve()
 
 
 def _sdist_identity(sdist: Path) -> dict[str, Any]:
