@@ -87,7 +87,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     if cfg.eval.tasks:  # resolve task names before hours of training, so a typo fails in seconds
         from eebench.evaluation.runner import prepare_tasks
 
-        tasks = prepare_tasks(cfg.eval)
+        tasks = prepare_tasks(cfg.eval, cfg.data.source)
     backbone = load_backbone(cfg.backbone, cfg.device)
     layers = place_heads(cfg.placement, backbone.num_layers)
     splits = prepare_splits(cfg.data, backbone.tokenizer)

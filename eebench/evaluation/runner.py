@@ -10,18 +10,29 @@ from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
 from eebench.evaluation.scores import ScoreStore
 
 
-def resolve_tasks(cfg: EvalConfig, seed: int = 0) -> tuple[str | None, list[str]]:
-    if cfg.suite == "bigbench":
-        from eebench.evaluation.bigbench import build_suite
+def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(include paths, lm-eval task names). Offline suite names map to generated local tasks."""
+    if cfg.suite != "bigbench":
+        return ([cfg.include_path] if cfg.include_path else []), list(cfg.tasks)
+    from eebench.evaluation.bigbench import build_suite
+    from eebench.evaluation.prose_tasks import PROSE_TASKS, build_prose_tasks
 
-        return build_suite(list(cfg.tasks), cfg.limit, seed=seed)
-    return cfg.include_path, list(cfg.tasks)
+    prose = [t for t in cfg.tasks if t in PROSE_TASKS]
+    bigbench = [t for t in cfg.tasks if t not in PROSE_TASKS]
+    paths, names = [], []
+    for builder, chosen in ((lambda ts: build_suite(ts, cfg.limit, seed=seed), bigbench),
+                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit, seed), prose)):
+        if chosen:
+            path, built = builder(chosen)
+            paths.append(path)
+            names += built
+    return paths, names
 
 
-def task_manager(include_path: str | None):
+def task_manager(include_paths: list[str]):
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=include_path) if include_path else TaskManager()
+    return TaskManager(include_path=include_paths) if include_paths else TaskManager()
 
 
 def metrics_of(results: dict) -> dict[str, dict[str, float]]:
@@ -46,9 +57,9 @@ def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
     return metrics_of(out)
 
 
-def prepare_tasks(cfg: EvalConfig) -> tuple[str | None, list[str], object]:
-    """(include path, lm-eval task names, task manager), or a one-line error for an unknown task."""
-    include_path, tasks = resolve_tasks(cfg)
+def prepare_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[str], object]:
+    """(include paths, lm-eval task names, task manager), or a one-line error for an unknown task."""
+    include_path, tasks = resolve_tasks(cfg, data_source)
     manager = task_manager(include_path)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:

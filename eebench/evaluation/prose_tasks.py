@@ -1,0 +1,72 @@
+"""Offline lm-eval tasks on held-out prose (documents never used for head training or calibration):
+
+- ``prose_lastword``: LAMBADA-style; the context is a paragraph without its last word, the target that
+  word; accuracy = the word is the greedy continuation (``acc``), plus its perplexity.
+- ``prose_perplexity``: loglikelihood_rolling over whole held-out paragraphs (word/byte perplexity, bits per byte).
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import yaml
+
+from eebench.cache import get_or_build
+from eebench.data.corpus import DJANGO_SDIST, load_documents, split_documents
+
+PROSE_TASKS = ("prose_lastword", "prose_perplexity")
+_PREFIX = "eebench_"
+
+
+def _paragraphs(source: str) -> list[str]:
+    heldout = split_documents(load_documents(source))["heldout"]
+    return [p.strip() for doc in heldout for p in doc.split("\n\n") if 20 <= len(p.split()) <= 120]
+
+
+def _lastword_rows(paragraphs: list[str]) -> list[dict]:
+    rows = []
+    for text in paragraphs:
+        head, _, last = text.rstrip(" .!?").rpartition(" ")
+        if last.isalpha():  # a real word, not code or a number
+            rows.append({"context": head, "target": " " + last})
+    return rows
+
+
+def _task_yaml(name: str, data: Path, output_type: str, extra: dict) -> dict:
+    return {"task": _PREFIX + name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
+            "test_split": "test", "output_type": output_type, **extra}
+
+
+_TASKS = {
+    "prose_lastword": ("loglikelihood", {
+        "doc_to_text": "{{context}}", "doc_to_target": "{{target}}",
+        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                        {"metric": "perplexity", "aggregation": "perplexity", "higher_is_better": False}]}),
+    "prose_perplexity": ("loglikelihood_rolling", {
+        "doc_to_text": "", "doc_to_target": "{{text}}",
+        "metric_list": [{"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")]}),
+}
+
+
+def _write_data(tmp: Path, source: str, limit: int | None, seed: int) -> None:
+    paragraphs = _paragraphs(source)
+    random.Random(seed).shuffle(paragraphs)
+    rows = {"prose_lastword": _lastword_rows(paragraphs)[:limit], "prose_perplexity": [{"text": p} for p in paragraphs[:limit]]}
+    for name, docs in rows.items():
+        (tmp / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in docs) + "\n")
+
+
+def _write_yamls(tmp: Path, data_dir: Path) -> None:
+    # A second artifact, written once the data directory has its final (absolute) path.
+    for name, (output_type, extra) in _TASKS.items():
+        config = _task_yaml(name, data_dir / f"{name}.jsonl", output_type, extra)
+        (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def build_prose_tasks(names: list[str], source: str, limit: int | None, seed: int = 0) -> tuple[str, list[str]]:
+    """Held-out prose tasks as lm-eval local tasks: (include_path, lm-eval task names)."""
+    spec = {"source": source if source != "bundled:django-docs" else DJANGO_SDIST[0], "limit": limit, "seed": seed, "version": 1}
+    data_dir = get_or_build("prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed))
+    suite = get_or_build("prose_suite", {"data": str(data_dir)}, lambda tmp: _write_yamls(tmp, data_dir))
+    return str(suite), [_PREFIX + n for n in names]
