@@ -10,6 +10,7 @@ so every speedup is a ratio measured side by side.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import statistics
 import sys
@@ -53,7 +54,8 @@ class Bench:
                "full_tokens_per_s": tokens / statistics.median(full_times),
                "speedup": statistics.median(f / t for f, t in zip(full_times, times)),
                "speedup_min": min(f / t for f, t in zip(full_times, times)),
-               "speedup_max": max(f / t for f, t in zip(full_times, times))}
+               "speedup_max": max(f / t for f, t in zip(full_times, times)),
+               "load_average_1min": os.getloadavg()[0]}
         outs = outputs["last"]
         if isinstance(outs, list) and hasattr(outs[0], "tokens"):
             row["exact_match"] = sum(torch.equal(o.tokens, r) for o, r in zip(outs, self.reference)) / len(outs)
@@ -95,12 +97,12 @@ def run_all(args) -> list[dict]:
         rows.append(bench.measure(f"dssd @{target}", lambda: [generate(lm, p, args.new_tokens, heads, policy, "dssd", max_draft=5) for p in prompts]))
     layerskip = []
     for layer in heads.exit_layers:
-        for draft in (3, 6):
+        for draft in args.draft_lengths:
             layerskip.append(bench.measure(f"layerskip block {layer} draft {draft}", lambda k=layer, d=draft: [
                 generate(lm, p, args.new_tokens, strategy="layerskip", exit_layer=k, draft_length=d) for p in prompts]))
     rows.extend(layerskip)
     for layer in heads.exit_layers:
-        for draft in (3, 6):
+        for draft in args.draft_lengths:
             rows.append(bench.measure(f"assistant_early_exit {layer} x{draft}", hf_generate(
                 model, prompts, args.new_tokens, assistant_early_exit=layer + 1, num_assistant_tokens=draft)))
     return rows
@@ -117,6 +119,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--draft-lengths", type=int, nargs="+", default=[3, 6], help="LayerSkip / assistant draft lengths")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args()
     rows = run_all(args)
