@@ -1,7 +1,6 @@
 """Load a backbone from a hub id, a local directory, a directory + GGUF file, or the bundled default."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +89,3 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
     identity["dtype"] = cfg.dtype
     return Backbone(cfg.name, source, model, tokenizer, layered, target, identity)
 
-
-def describe(backbone: Backbone) -> dict:
-    return {"name": backbone.name, "path": backbone.path, "num_layers": backbone.num_layers, "identity": json.dumps(backbone.identity)}
