@@ -29,9 +29,7 @@ class RequestScores:
         num_heads = self.logprob.shape[0] - 1
         if policy is None:
             return torch.full((self.logprob.shape[1],), num_heads)
-        unc = to_uncertainty(policy.metric, self.metrics[policy.metric])
-        confident = unc <= torch.tensor(policy.thresholds, dtype=unc.dtype)[:, None]
-        return torch.where(confident.any(0), confident.float().argmax(0), torch.tensor(num_heads))
+        return policy.first_exit(to_uncertainty(policy.metric, self.metrics[policy.metric]))
 
     def answer(self, policy: ExitPolicy | None) -> tuple[float, bool, torch.Tensor]:
         first = self.exit_index(policy)

@@ -18,6 +18,12 @@ class ExitPolicy:
     def confident(self, index: int, logits: torch.Tensor) -> torch.Tensor:
         return uncertainty(self.metric, logits) <= self.thresholds[index]
 
+    def first_exit(self, uncertainty: torch.Tensor) -> torch.Tensor:
+        """uncertainty [num_heads, tokens] -> per token the first confident head, or num_heads (the full model)."""
+        confident = uncertainty <= torch.tensor(self.thresholds, dtype=uncertainty.dtype)[:, None]
+        none = torch.tensor(len(self.exit_layers))
+        return torch.where(confident.any(0), confident.float().argmax(0), none)
+
     def exit_decision(self, heads, index: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(confident per row, head logits or None). With a gate the head projects only when some row exits."""
         if self.metric == "gate":

@@ -10,12 +10,7 @@ from eebench.traces.trace import Trace
 
 def exit_indices(trace: Trace, policy: ExitPolicy) -> torch.Tensor:
     """Per token, the index of the first confident head, or num_heads when none is (the full model)."""
-    unc = trace.uncertainty(policy.metric)
-    thresholds = torch.tensor(policy.thresholds, dtype=unc.dtype)[:, None]
-    confident = unc <= thresholds
-    num_heads = len(policy.exit_layers)
-    first = torch.where(confident.any(0), confident.float().argmax(0), torch.tensor(num_heads))
-    return first
+    return policy.first_exit(trace.uncertainty(policy.metric))
 
 
 def simulate(trace: Trace, policy: ExitPolicy, costs: CostModel) -> dict:
