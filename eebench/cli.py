@@ -25,12 +25,15 @@ def _existing_dirs(paths: list[str]) -> list[Path]:
 
 def run_report(args: argparse.Namespace) -> int:
     from eebench.reporting.report import write_report  # keep `eebench --help` fast
+    from eebench.tracking.wandb_runs import gather_sources, is_wandb_source, parse_wandb_source
 
-    sweep_dirs = _existing_dirs(args.dirs)
-    require(args.out is not None or len(sweep_dirs) == 1,
-            "several directories given; choose where the combined report goes with --out DIR")
-    out_dir = Path(args.out) if args.out else sweep_dirs[0]
-    report = write_report(sweep_dirs, out_dir)
+    wandb_sources = [parse_wandb_source(source) for source in args.dirs if is_wandb_source(source)]
+    local_dirs = _existing_dirs([source for source in args.dirs if not is_wandb_source(source)])
+    require(args.out is not None or (len(local_dirs) == 1 and not wandb_sources),
+            "several sources or a wandb: source given; choose where the report goes with --out DIR")
+    out_dir = Path(args.out) if args.out else local_dirs[0]
+    sweep_dirs, skipped = gather_sources(local_dirs, wandb_sources, out_dir)
+    report = write_report(sweep_dirs, out_dir, skipped)
     print(f"report written to {report}")
     return 0
 
@@ -38,9 +41,11 @@ def run_report(args: argparse.Namespace) -> int:
 def register_report(subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="write summary.csv, pareto.csv, hypervolume.csv, figures and report.md/.html/.pdf for sweep(s)")
-    parser.add_argument("dirs", nargs="+", metavar="DIR", help="sweep (multirun) or run directories")
+    parser.add_argument("dirs", nargs="+", metavar="DIR",
+                        help="sweep (multirun), run or W&B (e.g. SWEEP/wandb) directories, "
+                             "or wandb:ENTITY/PROJECT[/GROUP] to download the runs' results from W&B")
     parser.add_argument("--out", metavar="DIR", default=None,
-                        help="output directory (default: the single DIR given; required for several)")
+                        help="output directory (default: the single DIR given; required otherwise)")
     parser.set_defaults(handler=run_report)
 
 

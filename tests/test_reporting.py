@@ -185,8 +185,10 @@ def test_report_without_timing_or_tasks(tmp_path):
 def test_cli_report(sweep, tmp_path, capsys):
     assert main(["report", str(sweep)]) == 0
     assert (sweep / "report.md").exists()
-    assert main(["report", str(sweep), str(sweep), "--out", str(tmp_path / "both")]) == 0
-    assert len(pd.read_csv(tmp_path / "both" / "summary.csv")) == 2 * len(POINTS)
+    write_results(tmp_path / "other" / "0", make_results(threshold=0.7))
+    assert main(["report", str(sweep), str(tmp_path / "other"), str(sweep), "--out", str(tmp_path / "both")]) == 0
+    # The points of both sweeps; a record found twice (here: a dir given twice) is counted once.
+    assert len(pd.read_csv(tmp_path / "both" / "summary.csv")) == len(POINTS) + 1
 
 
 def test_cli_errors_are_one_line(sweep, tmp_path, capsys):

@@ -39,15 +39,17 @@ class ReportData:
     hypervolume: pd.DataFrame  # per family and per backbone
 
 
-def build_report_data(sweep_dirs: list[Path]) -> ReportData:
+def build_report_data(sweep_dirs: list[Path], extra_skipped: list[tuple[str, str]] = ()) -> ReportData:
+    """``extra_skipped``: what the sources skipped before any dir was read (e.g. W&B runs without results)."""
     runs, skipped = load_sweeps(sweep_dirs)
+    skipped += extra_skipped
     frame = add_pareto_flags(runs_to_frame(runs))
     return ReportData(runs, skipped, frame, pareto_table(frame), hypervolume_table(frame))
 
 
 def build_document(data: ReportData, sweep_dirs: list[Path], figures: FigureSet) -> Document:
     """The report's content in reading order: conclusions first, then the evidence, then the record."""
-    names = ", ".join(Path(d).name or str(d) for d in sweep_dirs)
+    names = ", ".join(Path(d).name or str(d) for d in sweep_dirs) or "no readable source"
     document = Document(f"eebench report: {names}")
     document.add(*what_was_run(data.frame, data.runs, data.skipped, sweep_dirs))
     document.add(*findings_section(data.frame, len(data.skipped)))
@@ -60,12 +62,12 @@ def build_document(data: ReportData, sweep_dirs: list[Path], figures: FigureSet)
     return document
 
 
-def write_report(sweep_dirs: list[Path], out_dir: Path) -> Path:
+def write_report(sweep_dirs: list[Path], out_dir: Path, extra_skipped: list[tuple[str, str]] = ()) -> Path:
     """Write all report files into out_dir and return the path of report.md."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sweep_dirs = [Path(d) for d in sweep_dirs]
-    data = build_report_data(sweep_dirs)
+    data = build_report_data(sweep_dirs, extra_skipped)
     data.frame.to_csv(out_dir / SUMMARY_FILE, index=False)
     data.front.to_csv(out_dir / PARETO_FILE, index=False)
     data.hypervolume.to_csv(out_dir / HYPERVOLUME_FILE, index=False)

@@ -11,7 +11,7 @@ from eebench.analysis.hypervolume import REFERENCE_MARGIN_POINTS, REFERENCE_SPEE
 from eebench.analysis.pareto import task_names
 from eebench.reporting.document import Bullets, Callout, Heading, Paragraph, Table
 from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
-from eebench.reporting.formatting import distinct, fmt, pct, with_error
+from eebench.reporting.formatting import MISSING, distinct, fmt, is_missing, pct, with_error
 from eebench.reporting.provenance import run_dates
 
 MAX_TASKS_IN_TABLE = 3  # beyond this, per-task columns make the table unreadable; see summary.csv
@@ -32,7 +32,7 @@ SHORT_KIND = {"measured": "meas.", "theoretical": "theor."}
 def what_was_run(frame: pd.DataFrame, runs: list, skipped: list, sweep_dirs: list[Path]) -> list:
     total = len(runs) + len(skipped)
     return [Heading("What was run"), Bullets([
-        f"Sweep directories: {', '.join(f'`{d}`' for d in sweep_dirs)}",
+        f"Sweep directories: {', '.join(f'`{d}`' for d in sweep_dirs) or 'none readable'}",
         f"Backbones: {', '.join(distinct(frame['backbone'])) or 'none completed'}",
         f"Points: {total} ({len(runs)} complete, {len(skipped)} skipped or failed)",
         f"Configuration families (backbone/placement/head/confidence): {frame['family'].nunique()}",
@@ -49,7 +49,8 @@ def _table_headers(tasks: list[str], mixed: bool) -> list[str]:
     for task in tasks:
         headers += [f"{task} EE %", f"{task} full %"]
     headers += ["agreement", "mean exit layer", "theor. speedup", "meas. speedup (min–max)",
-                "tok/s full", "tok/s EE", "family front", "backbone front"]
+                "tok/s full", "tok/s EE", "decode tok/s full / EE", "decode ms/token full / EE",
+                "family front", "backbone front"]
     return headers + (["device@host"] if mixed else [])
 
 
@@ -58,6 +59,13 @@ def _measured_cell(row: pd.Series) -> str:
     low, high = row["speedup_min"], row["speedup_max"]
     spread = "" if math.isnan(low) or math.isnan(high) else f" ({low:.2f}–{high:.2f})"
     return fmt(row["measured_speedup"], ".2f") + spread
+
+
+def _full_and_early_cell(row: pd.Series, key: str, spec: str) -> str:
+    full, early = row.get(f"full_{key}"), row.get(f"early_exit_{key}")
+    if is_missing(full) and is_missing(early):  # e.g. runs from before prefill and decode were timed apart
+        return MISSING
+    return f"{fmt(full, spec)} / {fmt(early, spec)}"
 
 
 def _front_cell(row: pd.Series, prefix: str) -> str:
@@ -79,6 +87,8 @@ def _table_row(row: pd.Series, tasks: list[str], mixed: bool) -> list[str]:
     cells += [fmt(row["agreement"], ".3f"), fmt(row["mean_layers"], ".1f"),
               fmt(row["theoretical_speedup"], ".2f"), _measured_cell(row),
               fmt(row["full_tokens_per_s"], ".1f"), fmt(row["early_exit_tokens_per_s"], ".1f"),
+              _full_and_early_cell(row, "decode_tokens_per_s", ".1f"),
+              _full_and_early_cell(row, "decode_ms_per_token", ".1f"),
               _front_cell(row, "pareto"), _front_cell(row, "pareto_backbone")]
     return cells + ([f"{row['device']}@{row['hostname']}"] if mixed else [])
 
@@ -95,7 +105,9 @@ def results_tables(frame: pd.DataFrame) -> list:
         "points. *family front* / *backbone front* mark Pareto-optimal points (maximising accuracy "
         "change and speedup) within the family or across all families of the backbone, by measured "
         "(meas.) or theoretical (theor.) speedup. ± is one standard error (see *How accuracy was "
-        "measured*). Per-run details, including the exit histogram, are in `summary.csv`."))
+        "measured*). *decode* columns leave out the prompt pass (prefill and first token), which runs "
+        "at full depth; ms/token is the time between two tokens of one sequence. "
+        "Per-run details, including the exit histogram and prefill times, are in `summary.csv`."))
     blocks += [Callout(note)] if note else []
     for family, group in frame.groupby("family", sort=False):
         layers = ", ".join(distinct(group["exit_layers"])) or "–"

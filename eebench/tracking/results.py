@@ -6,6 +6,7 @@ with a reason, so one broken point cannot hide the rest of a sweep.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -33,8 +34,11 @@ PROVENANCE_PACKAGES = ("torch", "transformers", "lm_eval", "wandb", "hydra-core"
 # `WANDB_API_KEY`, `hfToken` and `db_password` are removed.
 SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "credentials"})
 
-# Directories inside a sweep that never hold run results; pruned when discovering runs.
-_NOT_RUN_DIRS = frozenset({"wandb", ".hydra", "__pycache__"})
+# Where `eebench report wandb:...` puts the results.json files it downloads, inside the report's dir.
+DOWNLOADED_RUNS_DIR = "wandb_runs"
+# Directories inside a sweep that never hold run results of that sweep; pruned when discovering runs.
+# W&B folders hold copies of results.json: read when given directly, never when a sweep is scanned.
+_NOT_RUN_DIRS = frozenset({"wandb", DOWNLOADED_RUNS_DIR, ".hydra", "__pycache__"})
 
 
 # ----------------------------------------------------------------------------- writing
@@ -241,14 +245,17 @@ def _looks_like_run_dir(folder: Path) -> bool:
     return any((folder / name).exists() for name in (RESULTS_FILE, ERROR_FILE, ".hydra"))
 
 
-def find_run_dirs(sweep_dir: str | Path) -> list[Path]:
-    """Run directories at or below `sweep_dir` (a single run dir counts), in a stable order."""
-    found = []
+def walk_sweep(sweep_dir: str | Path):
+    """`sweep_dir` and the folders below it that may hold runs; `wandb`, `.hydra` and the like are
+    entered only when given as `sweep_dir` itself."""
     for root, dirs, _files in os.walk(sweep_dir):
         dirs[:] = sorted(d for d in dirs if d not in _NOT_RUN_DIRS)
-        if _looks_like_run_dir(Path(root)):
-            found.append(Path(root))
-    return sorted(found, key=_natural_key)
+        yield Path(root)
+
+
+def find_run_dirs(sweep_dir: str | Path) -> list[Path]:
+    """Run directories at or below `sweep_dir` (a single run dir counts), in a stable order."""
+    return sorted((folder for folder in walk_sweep(sweep_dir) if _looks_like_run_dir(folder)), key=_natural_key)
 
 
 def _natural_key(path: Path) -> list:
@@ -256,10 +263,21 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
 
 
+def record_identity(results: dict) -> str:
+    """Hash of a results record, without the ``run_dir`` added on loading: the copy of a results.json
+    kept in a W&B run (local or downloaded) has the same identity as the file in the run dir."""
+    record = {key: value for key, value in results.items() if key != "run_dir"}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def load_sweeps(sweep_dirs: list[str | Path]) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Load every run under the given dirs: (complete runs, [(dir, why skipped), ...])."""
+    """Load every run under the given dirs: (complete runs, [(dir, why skipped), ...]).
+
+    A record found more than once (a run dir and its W&B copy, or a dir given twice) counts once,
+    the first place it was found."""
     runs: list[dict] = []
     skipped: list[tuple[str, str]] = []
+    seen: set[str] = set()
     for sweep_dir in sweep_dirs:
         run_dirs = find_run_dirs(sweep_dir)
         if not run_dirs:
@@ -268,6 +286,9 @@ def load_sweeps(sweep_dirs: list[str | Path]) -> tuple[list[dict], list[tuple[st
             results, reason = check_run(run_dir)
             if results is None:
                 skipped.append((str(run_dir), reason or "unknown"))
-            else:
+                continue
+            identity = record_identity(results)
+            if identity not in seen:
+                seen.add(identity)
                 runs.append(results)
-    return runs, skipped
+    return runs, list(dict.fromkeys(skipped))

@@ -4,7 +4,8 @@ Results are written to disk before anything here runs; every wandb call is guard
 missing login, no network, a broken install or an API change prints one warning line and the job
 carries on. Offline is the default; W&B files live in ``<sweep_dir>/wandb`` for a later `wandb sync`.
 
-Per job: summary metrics, tables (per-task accuracy with stderr, exit histogram with a bar chart) and,
+Per job: summary metrics, tables (per-task accuracy with stderr, exit histogram with a bar chart), the
+job's ``results.json`` as a run file (so `eebench report` can rebuild the point from W&B alone) and,
 when the results name them, the trained heads and the calibration trace as artifacts. Per sweep:
 the summary/Pareto/hypervolume tables, Pareto scatter plots and the report files as an artifact.
 """
@@ -14,6 +15,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +23,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS, run_to_row, task_accuracies, task_scores
-from eebench.tracking.results import redact, write_json_atomic
+from eebench.tracking.results import RESULTS_FILE, redact, write_json_atomic
 
 # Flat per-run metrics worth a W&B summary (and parallel-coordinates plot across a sweep).
 SUMMARY_KEYS = (
@@ -187,9 +189,19 @@ class WandbSink:
         summary = {key: results[key] for key in ("calibration", "curves") if results.get(key) is not None}
         self._log_folder(artifact_name("calibration", trace_dir or heads_dir), "calibration", trace_dir, summary)
 
+    def _save_results_file(self) -> None:
+        # wandb's save() symlinks by default; a symlink breaks when the wandb folder is copied off
+        # the machine or the run dir is deleted, so the run gets a real copy of the file as written.
+        source = self.run_dir / RESULTS_FILE
+        if source.is_file():
+            copy = Path(self._run.dir) / RESULTS_FILE
+            shutil.copyfile(source, copy)
+            self._run.save(str(copy), base_path=self._run.dir, policy="now")
+
     def log_results(self, results: dict) -> None:
         if self.active:
             self._guarded("log_results", self._log_results, results)
+            self._guarded("save results.json", self._save_results_file)
             # Separately guarded: a failed upload must not cost the metrics logged above.
             self._guarded("log artifacts", self._log_artifacts, results)
 
