@@ -55,3 +55,25 @@ def test_policy_mixes_exits_and_reuses_stored_scores(tiny_model_dirs, tmp_path):
     head_scores = first_head.loglikelihood(_instances())
     assert set(first_head.exit_counts) == {0}
     assert [s for s, _ in head_scores] != pytest.approx([s for s, _ in full])
+
+
+def _generation_instances(max_gen_toks: int = 6):
+    options = {"until": ["\n\n"], "max_gen_toks": max_gen_toks, "do_sample": False}
+    return [Instance("generate_until", {}, (context, options), i) for i, (context, _) in enumerate(REQUESTS)]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_generate_until_goes_through_the_batched_engine(tiny_model_dirs, arch):
+    ee = _ee_model(tiny_model_dirs[arch])
+    never = ExitPolicy([1, 3], "entropy", [-math.inf, -math.inf])
+    always = ExitPolicy([1, 3], "entropy", [math.inf, math.inf])
+    # No head confident: the engine's greedy text equals the stock HF generate path (exits=False).
+    stock = EarlyExitLM(ee_model=ee, exits=False, batch_size=3).generate_until(_generation_instances())
+    assert EarlyExitLM(ee_model=ee, policy=never, batch_size=3).generate_until(_generation_instances()) == stock
+    # Every token from head 0: rows of different lengths batched together give what each gives alone.
+    batched_lm = EarlyExitLM(ee_model=ee, policy=always, batch_size=3)
+    batched = batched_lm.generate_until(_generation_instances())
+    alone = EarlyExitLM(ee_model=ee, policy=always, batch_size=1).generate_until(_generation_instances())
+    assert batched == alone and batched != stock
+    # Each row's first token comes from the full-depth prompt pass; every later one exits at head 0.
+    assert set(batched_lm.exit_counts) == {0, 2} and batched_lm.exit_counts[2] == len(REQUESTS)

@@ -26,6 +26,21 @@ def test_multirun_writes_results_report_and_wandb(tmp_path, sweep_env):
     assert list((sweep / "wandb").glob("offline-run-*")), "no offline W&B runs inside the sweep dir"
 
 
+def test_full_model_baseline_is_computed_once_per_backbone(tmp_path, sweep_env):
+    env, common = sweep_env
+    sweep = tmp_path / "sweep"
+    proc = _run(["-m", *common, "head=linear,lens", "logger=none", "timing=none", f"hydra.sweep.dir={sweep}"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads((sweep / str(i) / "results.json").read_text()) for i in (0, 1)]
+    assert [r["head"] for r in results] == ["linear", "lens"]
+    assert results[0]["artifacts"]["heads_dir"] != results[1]["artifacts"]["heads_dir"]
+    # Different heads, one backbone: the second point reads the first point's baseline from the cache.
+    assert results[0]["baseline_cache_key"] == results[1]["baseline_cache_key"]
+    assert results[0]["baseline_tasks"] == results[1]["baseline_tasks"]
+    baselines = [p for p in (tmp_path / "cache" / "baselines").iterdir() if p.is_dir()]
+    assert [p.name for p in baselines] == [results[0]["baseline_cache_key"]]
+
+
 def test_bad_threshold_is_one_line_error(tmp_path, sweep_env):
     env, common = sweep_env
     proc = _run([*common, "threshold=1.5", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)

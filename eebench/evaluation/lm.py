@@ -82,16 +82,13 @@ class EarlyExitLM(HFLM):
     def _model_generate(self, context, max_length, stop, **generation_kwargs):
         if self.policy is None:
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
-        rows = []
         attention = generation_kwargs.get("attention_mask")
-        for i in range(context.shape[0]):
-            prompt = context[i : i + 1]
-            if attention is not None:  # lm-eval pads on the left
-                prompt = prompt[:, attention[i].bool()]
-            out = generate(self.ee_model.backbone.layered, prompt, max_length - context.shape[1], self.ee_model.heads,
-                           self.policy, self.strategy, self.tokenizer.eos_token_id)
-            self.exit_counts.update(out.exit_index)
-            rows.append(torch.cat([context[i], out.tokens[0].to(context.device)]))
+        # lm-eval pads on the left; the engine takes each prompt's real tokens and batches them itself.
+        prompts = [row[attention[i].bool()] if attention is not None else row for i, row in enumerate(context)]
+        out = generate(self.ee_model.backbone.layered, prompts, max_length - context.shape[1], self.ee_model.heads,
+                       self.policy, self.strategy, self.tokenizer.eos_token_id)
+        self.exit_counts.update(out.exit_index)
+        rows = [torch.cat([context[i], out.tokens[i, : out.lengths[i]].to(context.device)]) for i in range(len(prompts))]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         return torch.stack([torch.nn.functional.pad(r, (0, width - len(r)), value=pad) for r in rows])

@@ -1,9 +1,10 @@
 """Run lm-eval tasks under the exit policy and with the full model, sharing one scoring pass."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from eebench.cache import cache_root, content_key
+from eebench.cache import cache_root, content_key, get_or_build
 from eebench.config import EvalConfig
 from eebench.errors import EEBenchError
 from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
@@ -67,6 +68,31 @@ def prepare_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[st
     return include_path, tasks, manager
 
 
+BASELINE_FILE = "baseline_tasks.json"
+
+
+def baseline_spec(cfg: EvalConfig, prepared: tuple, backbone_identity: dict) -> dict:
+    """What the full model's task scores depend on: the backbone and the tasks, never the heads."""
+    import lm_eval
+
+    include_path, tasks, _ = prepared
+    return {"backbone": backbone_identity, "tasks": tasks, "include": include_path, "limit": cfg.limit,
+            "fewshot": cfg.num_fewshot, "lm_eval": getattr(lm_eval, "__version__", "unknown")}
+
+
+def full_model_baseline(cfg: EvalConfig, prepared: tuple, ee_model, store: ScoreStore) -> tuple[dict, str]:
+    """(per-task metrics of the full model, cache key): computed once per backbone and task set and
+    reused by every threshold, metric and head type, so a sweep never re-generates baseline answers."""
+    include_path, tasks, manager = prepared
+
+    def build(tmp: Path) -> None:
+        full = EarlyExitLM(ee_model=ee_model, exits=False, score_store=store, batch_size=cfg.batch_size)
+        (tmp / BASELINE_FILE).write_text(json.dumps(_simple_evaluate(full, tasks, manager, cfg), indent=2))
+
+    directory = get_or_build("baselines", baseline_spec(cfg, prepared, ee_model.backbone.identity), build)
+    return json.loads((directory / BASELINE_FILE).read_text()), directory.name
+
+
 def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path) -> dict:
     include_path, tasks, manager = prepared
     # Scores depend on backbone + heads (heads_dir's key covers the backbone) and the task data.
@@ -74,13 +100,13 @@ def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir
     store = ScoreStore(cache_root() / "scores" / f"{store_key}.safetensors")
     early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size)
     early_tasks = _simple_evaluate(early, tasks, manager, cfg)
-    full = EarlyExitLM(ee_model=ee_model, exits=False, score_store=store, batch_size=cfg.batch_size)
-    baseline_tasks = _simple_evaluate(full, tasks, manager, cfg)
+    baseline_tasks, baseline_key = full_model_baseline(cfg, prepared, ee_model, store)
     counts = early.exit_counts
     total = max(1, sum(counts.values()))
     return {
         "tasks": early_tasks,
         "baseline_tasks": baseline_tasks,
+        "baseline_cache_key": baseline_key,
         "eval_mode": EVAL_MODE,
         "eval_exit_fraction": {("final" if i == len(policy.exit_layers) else str(policy.exit_layers[i])): n / total
                                for i, n in sorted(counts.items())},
