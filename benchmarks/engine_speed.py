@@ -3,7 +3,9 @@
 Times, in one process and on the same held-out prompts, full-model greedy decoding against every KV
 strategy, DSSD, the best LayerSkip-style setting, static exit and transformers' assistant_early_exit,
 at several calibration targets. Each method is timed alternately with the full model (paired repeats),
-so every speedup is a ratio measured side by side.
+so every speedup is a ratio measured side by side. The prompt pass (prefill + first token) is timed
+separately (see eebench/timing/generation.py), giving prefill ms, decode tokens/s, per-token decode
+latency and the decode-only speedup next to the end-to-end numbers.
 
     python benchmarks/engine_speed.py --run-dir outputs/sweeps/demo_.../0 [--metric entropy|gate]
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -21,9 +22,10 @@ import torch
 from eebench.config import DataConfig
 from eebench.data.corpus import prepare_splits
 from eebench.engine.flops import CostModel
-from eebench.engine.generate import generate
+from eebench.engine.generate import GenerationOutput, generate
 from eebench.model import EarlyExitModel
-from eebench.timing.timer import paired_runs
+from eebench.timing.generation import compare_generation, generated_rows
+from eebench.timing.timer import process_peak_rss_mib
 
 
 def held_out_prompts(model: EarlyExitModel, count: int, length: int) -> list[torch.Tensor]:
@@ -37,48 +39,39 @@ class Bench:
         self.model, self.prompts, self.new_tokens = model, prompts, new_tokens
         self.warmup, self.repeats = warmup, repeats
         self.lm = model.backbone.layered
-        self.reference = [generate(self.lm, p, new_tokens).tokens for p in prompts]
+        self.reference = generated_rows(self._full(new_tokens))
 
-    def _full(self):
-        return [generate(self.lm, p, self.new_tokens) for p in self.prompts]
+    def _full(self, new_tokens: int):
+        return [generate(self.lm, p, new_tokens) for p in self.prompts]
 
     def measure(self, name: str, run, costs: CostModel | None = None) -> dict:
-        outputs = {}
-
-        def candidate():
-            outputs["last"] = run()
-
-        full_times, times = paired_runs(self._full, candidate, self.model.backbone.device, self.warmup, self.repeats)
-        tokens = self.new_tokens * len(self.prompts)
-        row = {"method": name, "tokens_per_s": tokens / statistics.median(times),
-               "full_tokens_per_s": tokens / statistics.median(full_times),
-               "speedup": statistics.median(f / t for f, t in zip(full_times, times)),
-               "speedup_min": min(f / t for f, t in zip(full_times, times)),
-               "speedup_max": max(f / t for f, t in zip(full_times, times)),
-               "load_average_1min": os.getloadavg()[0]}
-        outs = outputs["last"]
-        if isinstance(outs, list) and hasattr(outs[0], "tokens"):
-            row["exact_match"] = sum(torch.equal(o.tokens, r) for o, r in zip(outs, self.reference)) / len(outs)
-            row["token_match"] = sum(float((o.tokens == r).float().mean()) for o, r in zip(outs, self.reference)) / len(outs)
-            stats = [o.speculation for o in outs if o.speculation is not None]
-            if stats:
-                drafted, accepted = sum(s.drafted for s in stats), sum(s.accepted for s in stats)
-                row["acceptance"] = accepted / drafted if drafted else 0.0
-                row["mean_accepted"] = accepted / max(1, sum(s.verifications for s in stats))
-            elif costs is not None:
-                exits = torch.tensor([i for o in outs for i in o.exit_index[1:]])
-                row["theoretical_speedup"] = costs.theoretical_speedup(exits)
-                row["early_exit_share"] = float((exits < len(costs.exit_layers)).float().mean())
-        else:  # transformers generate returns token tensors
-            row["exact_match"] = sum(torch.equal(o, r) for o, r in zip(outs, self.reference)) / len(outs)
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+        """Time ``run(new_tokens)`` alternately with full greedy; unprefixed keys are the method's own."""
+        fields, outputs = compare_generation(self._full, run, self.new_tokens, self.model.backbone.device,
+                                             self.warmup, self.repeats, candidate_prefix="")
+        row = {"method": name, **fields, "load_average_1min": os.getloadavg()[0]}
+        outs, rows = outputs[""], generated_rows(outputs[""])
+        row["exact_match"] = sum(torch.equal(o, r) for o, r in zip(rows, self.reference)) / len(rows)
+        row["token_match"] = sum(float((o == r).float().mean()) for o, r in zip(rows, self.reference)) / len(rows)
+        stats = [o.speculation for o in outs if isinstance(o, GenerationOutput) and o.speculation is not None]
+        if stats:
+            drafted, accepted = sum(s.drafted for s in stats), sum(s.accepted for s in stats)
+            row["acceptance"] = accepted / drafted if drafted else 0.0
+            row["mean_accepted"] = accepted / max(1, sum(s.verifications for s in stats))
+        elif costs is not None:
+            # The first token of every sequence comes from the prompt pass, at full depth.
+            exits = torch.tensor([i for o in outs for seq in o.exit_indices for i in seq[1:]])
+            row["theoretical_speedup"] = costs.theoretical_speedup(exits)
+            row["early_exit_share"] = float((exits < len(costs.exit_layers)).float().mean())
+        scalars = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items() if not isinstance(v, (dict, list))}
+        print(json.dumps(scalars), flush=True)
         return row
 
 
-def hf_generate(model, prompts, new_tokens, **kwargs):
+def hf_generate(model, prompts, **kwargs):
     hf = model.backbone.model
-    return lambda: [hf.generate(p, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                                pad_token_id=model.backbone.tokenizer.eos_token_id, **kwargs)[:, p.shape[1]:] for p in prompts]
+    return lambda new_tokens: [
+        hf.generate(p, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                    pad_token_id=model.backbone.tokenizer.eos_token_id, **kwargs)[:, p.shape[1]:] for p in prompts]
 
 
 def run_all(args) -> list[dict]:
@@ -88,25 +81,25 @@ def run_all(args) -> list[dict]:
     bench = Bench(model, prompts, args.new_tokens, args.warmup, args.repeats)
     lm, heads = model.backbone.layered, model.heads
     costs = CostModel.from_layered(lm, heads, gated=args.metric == "gate")
-    rows = [bench.measure("transformers greedy", hf_generate(model, prompts, args.new_tokens))]
+    rows = [bench.measure("transformers greedy", hf_generate(model, prompts))]
     for target in args.targets:
         model._policies.clear()
         policy = model.policy(target)
         for strategy in ("full", "lazy", "copy", "skip"):
             # "full" runs every block whatever exits, so the cost model's saving does not apply to it
-            rows.append(bench.measure(f"{strategy} @{target}", lambda s=strategy: [generate(lm, p, args.new_tokens, heads, policy, s) for p in prompts],
+            rows.append(bench.measure(f"{strategy} @{target}", lambda n, s=strategy: [generate(lm, p, n, heads, policy, s) for p in prompts],
                                       None if strategy == "full" else costs))
-        rows.append(bench.measure(f"dssd @{target}", lambda: [generate(lm, p, args.new_tokens, heads, policy, "dssd", max_draft=5) for p in prompts]))
+        rows.append(bench.measure(f"dssd @{target}", lambda n: [generate(lm, p, n, heads, policy, "dssd", max_draft=5) for p in prompts]))
     layerskip = []
     for layer in heads.exit_layers:
         for draft in args.draft_lengths:
-            layerskip.append(bench.measure(f"layerskip block {layer} draft {draft}", lambda k=layer, d=draft: [
-                generate(lm, p, args.new_tokens, strategy="layerskip", exit_layer=k, draft_length=d) for p in prompts]))
+            layerskip.append(bench.measure(f"layerskip block {layer} draft {draft}", lambda n, k=layer, d=draft: [
+                generate(lm, p, n, strategy="layerskip", exit_layer=k, draft_length=d) for p in prompts]))
     rows.extend(layerskip)
     for layer in heads.exit_layers:
         for draft in args.draft_lengths:
             rows.append(bench.measure(f"assistant_early_exit {layer} x{draft}", hf_generate(
-                model, prompts, args.new_tokens, assistant_early_exit=layer + 1, num_assistant_tokens=draft)))
+                model, prompts, assistant_early_exit=layer + 1, num_assistant_tokens=draft)))
     return rows
 
 
@@ -126,16 +119,19 @@ def main() -> int:
     args = parser.parse_args()
     rows = run_all(args)
     if args.out:
-        Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+        # Process-wide and monotone: the peak over every method run so far, not of any one of them.
+        summary = {"args": vars(args), "process_peak_rss_mib": process_peak_rss_mib(), "rows": rows}
+        Path(args.out).write_text(json.dumps(summary, indent=2))
     print_table(rows)
     return 0
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["method", "tokens_per_s", "speedup", "theoretical_speedup", "acceptance", "mean_accepted", "exact_match"]
+    cols = ["method", "tokens_per_s", "speedup", "prefill_ms", "decode_tokens_per_s", "decode_ms_per_token",
+            "decode_speedup", "theoretical_speedup", "acceptance", "mean_accepted", "exact_match"]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for row in rows:
-        cells = [row.get(c) for c in cols]
+        cells = [1000 * row["prefill_seconds"] if c == "prefill_ms" else row.get(c) for c in cols]
         print("| " + " | ".join(f"{c:.3f}" if isinstance(c, float) else ("" if c is None else str(c)) for c in cells) + " |")
 
 

@@ -162,11 +162,15 @@ class TimingConfig:
     max_new_tokens: int = 48
     warmup: int = 1
     repeats: int = 3
+    batch_size: int = 1  # prompts generated together; 1 times per-sequence latency
 
     def __post_init__(self) -> None:
         _one_of("timing.strategy", self.strategy, ENGINE_STRATEGIES)
-        for name in ("num_prompts", "prompt_tokens", "max_new_tokens", "repeats"):
+        for name in ("num_prompts", "prompt_tokens", "repeats", "batch_size"):
             _positive(f"timing.{name}", getattr(self, name))
+        # Decode time is the whole generation minus the prompt pass, which already yields the first token.
+        require(self.max_new_tokens >= 2, f"timing.max_new_tokens={self.max_new_tokens!r} must be >= 2 "
+                                          "(the first token comes from the prompt pass; decode timing needs more)")
         require(self.warmup >= 0, f"timing.warmup={self.warmup} must be >= 0")
 
 

@@ -211,3 +211,24 @@ def test_hydra_callback_writes_report_and_never_raises(sweep, tmp_path, capsys):
     ReportCallback().on_multirun_end(bad)  # must only warn
     assert "warning: sweep report failed" in capsys.readouterr().err
 
+
+
+def test_head_by_metric_comparison_table(tmp_path):
+    from eebench.analysis.pareto import runs_to_frame
+    from eebench.reporting.comparison import comparison_section
+
+    sweep_dir = tmp_path / "compare"
+    for job, (head, metric, threshold) in enumerate([("linear", "entropy", 0.8), ("linear", "entropy", 0.9),
+                                                     ("mlp", "gate", 0.9)]):
+        results = make_results(threshold=threshold, acc=0.40)
+        results.update(head=head, confidence=metric)
+        write_results(sweep_dir / str(job), results)
+    frame = runs_to_frame(load_sweeps([sweep_dir])[0])
+    _, _, table = comparison_section(frame)
+    assert table.headers[-2:] == ["target 0.8", "target 0.9"]
+    rows = {tuple(row[2:4]): row[4:] for row in table.rows}
+    # coverage = 1 - final share (0.5), agreement, theoretical speedup, Δ = (0.40 - 0.43) * 100.
+    assert rows[("linear", "entropy")] == ["0.50 / 0.800 / 1.50 / -3.0", "0.50 / 0.900 / 1.50 / -3.0"]
+    assert rows[("mlp", "gate")] == ["–", "0.50 / 0.900 / 1.50 / -3.0"]
+    # A sweep over thresholds only gets no comparison table.
+    assert comparison_section(frame[frame["head"] == "linear"]) == []

@@ -27,7 +27,10 @@ BASE_COLUMNS = [
     "run_dir", "family", "backbone", "placement", "head", "confidence", "calibration_method",
     "threshold", "exit_layers", "num_layers", "agreement", "mean_layers", "theoretical_speedup",
     "depth_speedup", "measured_speedup", "speedup_min", "speedup_max", "full_tokens_per_s",
-    "early_exit_tokens_per_s", "timing_strategy", "mean_acc", "mean_baseline_acc", "acc_delta",
+    "early_exit_tokens_per_s", "decode_speedup", "full_decode_tokens_per_s",
+    "early_exit_decode_tokens_per_s", "full_decode_ms_per_token", "early_exit_decode_ms_per_token",
+    "full_prefill_seconds", "early_exit_prefill_seconds", "timing_batch_size", "timing_strategy",
+    "mean_acc", "mean_baseline_acc", "acc_delta",
     "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "device", "hostname", "git_sha", "time",
 ]
 # Numeric columns read from results["exit"] and results["timing"]: {column: key in that section}.
@@ -35,6 +38,9 @@ EXIT_NUMBERS = {key: key for key in ("agreement", "mean_layers", "theoretical_sp
 TIMING_NUMBERS = {
     "measured_speedup": "speedup", "speedup_min": "speedup_min", "speedup_max": "speedup_max",
     "full_tokens_per_s": "full_tokens_per_s", "early_exit_tokens_per_s": "early_exit_tokens_per_s",
+    "decode_speedup": "decode_speedup", "timing_batch_size": "batch_size",
+    **{f"{workload}_{key}": f"{workload}_{key}" for workload in ("full", "early_exit")
+       for key in ("decode_tokens_per_s", "decode_ms_per_token", "prefill_seconds")},
 }
 # Fronts are found within each group of these keys: a family's own trade-off, and the best a backbone
 # offers across all its families (placement/head/confidence choices).

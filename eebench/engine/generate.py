@@ -30,6 +30,7 @@ import torch
 
 from eebench.backbones.layered import LayeredModel
 from eebench.engine.exit_plan import ExitPlan, confidence_exits, fixed_exit, no_exits
+from eebench.engine.kv import RaggedKVCache
 from eebench.engine.layerwise import LayerwiseDecoder, Request, final_predictions
 from eebench.engine.speculative import SpeculationStats, SpeculativeDecoder
 from eebench.errors import require
@@ -48,6 +49,7 @@ class GenerationOutput:
     lengths: list[int] = field(default_factory=list)  # new tokens per row, EOS included
     exit_layers: list[int] = field(default_factory=list)  # the block each exit index stands for
     speculation: SpeculationStats | None = None  # dssd / layerskip only
+    kv_cache_bytes: int = 0  # what the engine's KV cache allocated for this call (see RaggedKVCache)
 
 
 @torch.no_grad()
@@ -68,11 +70,11 @@ def generate(lm: LayeredModel, input_ids, max_new_tokens: int, heads=None, polic
                                          drafts, max_new_tokens, eos_token_id)
         sequences = speculative.run(prompts)
         rows = [(s.tokens, s.labels) for s in sequences]
-        return _output(rows, plan, eos_token_id, device, speculative.stats)
+        return _output(rows, plan, eos_token_id, device, speculative.decoder.cache, speculative.stats)
     plan, mode = _plain_plan(lm, strategy, heads, policy, exit_layer)
     decoder = LayerwiseDecoder(lm, plan, mode, len(prompts), capacity, device)
     rows = _decode(decoder, prompts, max_new_tokens, eos_token_id, prompt_may_exit=strategy == "static")
-    return _output(rows, plan, eos_token_id, device)
+    return _output(rows, plan, eos_token_id, device, decoder.cache)
 
 
 def split_prompts(input_ids, attention_mask=None) -> list[torch.Tensor]:
@@ -135,7 +137,8 @@ def _step_tokens(decoder: LayerwiseDecoder, requests: list[Request]) -> dict[int
     return chosen
 
 
-def _output(rows, plan: ExitPlan, eos_token_id, device, stats: SpeculationStats | None = None) -> GenerationOutput:
+def _output(rows, plan: ExitPlan, eos_token_id, device, cache: RaggedKVCache,
+            stats: SpeculationStats | None = None) -> GenerationOutput:
     width = max(len(tokens) for tokens, _ in rows)
     pad = 0 if eos_token_id is None else eos_token_id  # only EOS-stopped rows are ever short
     table = torch.full((len(rows), width), pad, dtype=torch.long, device=device)
@@ -143,4 +146,5 @@ def _output(rows, plan: ExitPlan, eos_token_id, device, stats: SpeculationStats 
         table[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
     per_row = [labels for _, labels in rows]
     flat = [label for labels in per_row for label in labels]
-    return GenerationOutput(table, flat, per_row, [len(t) for t, _ in rows], list(plan.exit_layers), stats)
+    return GenerationOutput(table, flat, per_row, [len(t) for t, _ in rows], list(plan.exit_layers), stats,
+                            cache.allocated_bytes())

@@ -90,5 +90,10 @@ class RaggedKVCache:
             self.positions[layer, row, kept : lengths[row]] = _UNFILLED
             lengths[row] = kept
 
+    def allocated_bytes(self) -> int:
+        """Bytes this cache holds: keys and values of every block that ran, plus the slot positions."""
+        tensors = [t for t in self.keys + self.values if t is not None] + [self.positions]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
     def stored_positions(self, layer: int, row: int) -> list[int]:
         return self.positions[layer, row, : self.lengths[layer][row]].tolist()

@@ -28,7 +28,9 @@ from eebench.tracking.results import RESULTS_FILE, redact, write_json_atomic
 # Flat per-run metrics worth a W&B summary (and parallel-coordinates plot across a sweep).
 SUMMARY_KEYS = (
     "threshold", "agreement", "mean_layers", "theoretical_speedup", "depth_speedup",
-    "measured_speedup", "full_tokens_per_s", "early_exit_tokens_per_s",
+    "measured_speedup", "full_tokens_per_s", "early_exit_tokens_per_s", "decode_speedup",
+    "full_decode_tokens_per_s", "early_exit_decode_tokens_per_s", "full_decode_ms_per_token",
+    "early_exit_decode_ms_per_token", "full_prefill_seconds", "early_exit_prefill_seconds",
     "mean_acc", "mean_baseline_acc", "acc_delta",
 )
 POINTER_FILE = "wandb_run.json"  # in the run dir: which W&B run holds this job's logs

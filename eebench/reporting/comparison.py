@@ -1,0 +1,58 @@
+"""Head type x confidence metric comparison: one row per (backbone, placement, head, metric), one
+column group per threshold target, so the effect of the head and of the metric reads off one table.
+
+Shown only when a report varies the head type or the confidence metric; a sweep over thresholds
+alone is fully described by the per-family tables.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from eebench.reporting.document import Heading, Paragraph, Table
+from eebench.reporting.formatting import MISSING, fmt, is_missing
+
+COMPARED = ("head", "confidence")
+ROW_KEYS = ("backbone", "placement", "head", "confidence")
+CELL_FORMAT = "coverage / agreement / theor. speedup / Δ pts"
+
+
+def coverage(row: pd.Series) -> float:
+    """Share of held-out tokens that leave before the final layer."""
+    final = row.get("exit:final")
+    return float("nan") if is_missing(final) else 1.0 - float(final)
+
+
+def comparison_cell(row: pd.Series) -> str:
+    delta = row.get("acc_delta")
+    delta_text = MISSING if is_missing(delta) else f"{delta:+.1f}"
+    return (f"{fmt(coverage(row), '.2f')} / {fmt(row.get('agreement'), '.3f')} / "
+            f"{fmt(row.get('theoretical_speedup'), '.2f')} / {delta_text}")
+
+
+def comparison_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """(threshold targets as column names, one row per configuration with a cell per target)."""
+    thresholds = sorted(frame["threshold"].dropna().unique())
+    rows = []
+    for keys, group in frame.groupby(list(ROW_KEYS), sort=True, dropna=False):
+        by_threshold = {t: row for t, row in zip(group["threshold"], (r for _, r in group.iterrows()))}
+        cells = [comparison_cell(by_threshold[t]) if t in by_threshold else MISSING for t in thresholds]
+        rows.append([*map(str, keys), *cells])
+    return [f"target {fmt(t)}" for t in thresholds], rows
+
+
+def varies_head_or_metric(frame: pd.DataFrame) -> bool:
+    return not frame.empty and any(frame[column].nunique() > 1 for column in COMPARED if column in frame)
+
+
+def comparison_section(frame: pd.DataFrame) -> list:
+    if not varies_head_or_metric(frame):
+        return []
+    targets, rows = comparison_rows(frame)
+    return [
+        Heading("Head type × confidence metric"),
+        Paragraph(f"Each cell: {CELL_FORMAT}. Coverage is the share of held-out tokens that exit before the "
+                  "final layer, agreement the share of held-out tokens whose exit prediction equals the full "
+                  "model's (calibration and held-out documents are disjoint), theoretical speedup the cost "
+                  "model's (head and gate cost counted), Δ the mean task accuracy change in points."),
+        Table(["backbone", "placement", "head", "confidence", *targets], rows),
+    ]
