@@ -90,13 +90,15 @@ def run_all(args) -> list[dict]:
             rows.append(bench.measure(f"{strategy} @{target}", lambda n, s=strategy: [generate(lm, p, n, heads, policy, s) for p in prompts],
                                       None if strategy == "full" else costs))
         rows.append(bench.measure(f"dssd @{target}", lambda n: [generate(lm, p, n, heads, policy, "dssd", max_draft=5) for p in prompts]))
-    layerskip = []
+    for layer in args.static_layers or heads.exit_layers[-1:]:
+        # No confidence: every token leaves at this block through its trained head.
+        rows.append(bench.measure(f"static block {layer}", lambda n, k=layer: [
+            generate(lm, p, n, heads, strategy="static", exit_layer=k) for p in prompts]))
     for layer in heads.exit_layers:
         for draft in args.draft_lengths:
-            layerskip.append(bench.measure(f"layerskip block {layer} draft {draft}", lambda n, k=layer, d=draft: [
+            rows.append(bench.measure(f"layerskip block {layer} draft {draft}", lambda n, k=layer, d=draft: [
                 generate(lm, p, n, strategy="layerskip", exit_layer=k, draft_length=d) for p in prompts]))
-    rows.extend(layerskip)
-    for layer in heads.exit_layers:
+    for layer in args.assistant_layers or heads.exit_layers:
         for draft in args.draft_lengths:
             rows.append(bench.measure(f"assistant_early_exit {layer} x{draft}", hf_generate(
                 model, prompts, assistant_early_exit=layer + 1, num_assistant_tokens=draft)))
@@ -115,6 +117,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--draft-lengths", type=int, nargs="+", default=[3, 6], help="LayerSkip / assistant draft lengths")
+    parser.add_argument("--static-layers", type=int, nargs="*", default=None,
+                        help="blocks for the static-exit baseline (default: the deepest exit block)")
+    parser.add_argument("--assistant-layers", type=int, nargs="*", default=None,
+                        help="exit blocks for transformers' assistant_early_exit (default: every exit block)")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args()
     rows = run_all(args)
