@@ -3,9 +3,18 @@ import torch
 from transformers import DynamicCache
 
 from eebench.backbones import load_backbone
-from eebench.backbones.layered import causal_mask
 from eebench.config import BackboneConfig
 from eebench.errors import EEBenchError
+
+
+def causal_mask(query_len: int, past_len: int, key_padding: torch.Tensor | None = None, device=None) -> torch.Tensor:
+    """Boolean mask [B or 1, 1, q, past+q]: query i sees keys up to past+i (and no padded key)."""
+    keys = torch.arange(past_len + query_len, device=device)
+    queries = torch.arange(query_len, device=device) + past_len
+    mask = (keys[None, :] <= queries[:, None])[None, None]
+    if key_padding is not None:  # key_padding: [B, past+q] True where the key is a real token
+        mask = mask & key_padding[:, None, None, :].bool()
+    return mask
 
 
 def _layered_logits(backbone, ids, chunks):
