@@ -12,8 +12,9 @@ latency and the decode-only speedup next to the end-to-end numbers.
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from eebench.config import DataConfig
 from eebench.data.corpus import prepare_splits
 from eebench.engine.flops import CostModel
 from eebench.engine.generate import GenerationOutput, generate
+from eebench.exits.policy import ExitPolicy
 from eebench.model import EarlyExitModel
 from eebench.timing.generation import compare_generation, generated_rows
 from eebench.timing.timer import process_peak_rss_mib
@@ -74,6 +76,19 @@ def hf_generate(model, prompts, **kwargs):
                     pad_token_id=model.backbone.tokenizer.eos_token_id, **kwargs)[:, p.shape[1]:] for p in prompts]
 
 
+def no_exit_rows(bench: Bench, lm, heads, prompts) -> list[dict]:
+    """The price of asking: a policy whose heads never fire, so every token runs the full depth and
+    pays only for the exit decisions (the gate's small MLP, or every head's vocabulary projection)."""
+    metrics = ["gate", "entropy"] if len(heads.gates) else ["entropy"]
+    rows = []
+    for metric in metrics:
+        never = ExitPolicy(heads.exit_layers, metric, [-math.inf] * len(heads.exit_layers))
+        costs = CostModel.from_layered(lm, heads, gated=metric == "gate")
+        rows.append(bench.measure(f"no exit, {metric} decides", lambda n, policy=never: [
+            generate(lm, p, n, heads, policy, "lazy") for p in prompts], costs))
+    return rows
+
+
 def run_all(args) -> list[dict]:
     model = EarlyExitModel.from_run(args.run_dir, device=args.device)
     model.metric = args.metric
@@ -82,6 +97,7 @@ def run_all(args) -> list[dict]:
     lm, heads = model.backbone.layered, model.heads
     costs = CostModel.from_layered(lm, heads, gated=args.metric == "gate")
     rows = [bench.measure("transformers greedy", hf_generate(model, prompts))]
+    rows += no_exit_rows(bench, lm, heads, prompts)
     for target in args.targets:
         model._policies.clear()
         policy = model.policy(target)
