@@ -237,6 +237,9 @@ def test_curated_defaults_are_consistent():
     assert set(SMOKE_TASKS) <= set(CURATED_TASKS) and set(DEMO_TASKS) <= set(CURATED_TASKS)
     assert all(CURATED_TASKS[name]["kind"] == "multiple_choice" for name in SMOKE_TASKS + DEMO_TASKS)
     assert any(entry["kind"] == "generate" for entry in CURATED_TASKS.values())
+    # eval=offline is "every curated task plus the prose tasks": a newly curated task cannot be left out.
+    offline = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "eval" / "offline.yaml").read_text())
+    assert set(CURATED_TASKS) <= set(offline["tasks"])
 
 
 def test_ensure_sdist_reuses_a_present_file_and_reports_download_failure(tmp_path, monkeypatch):

@@ -52,8 +52,11 @@ CURATED_TASKS: dict[str, dict[str, Any]] = {
     "arithmetic_1d": {"bigbench": "arithmetic/1_digit_addition", "kind": "multiple_choice"},
     "phrase_relatedness": {"bigbench": "phrase_relatedness", "kind": "multiple_choice"},
     "strategyqa": {"bigbench": "strategyqa", "kind": "multiple_choice"},
-    # Generative: greedy first line, last number on it, exact match after stripping.
+    # Generative: greedy first line, last number on it ("7 + 6 = 13"), exact match after stripping.
     "arithmetic_1d_gen": {"bigbench": "arithmetic/1_digit_addition", "kind": "generate", "answer": "last"},
+    "arithmetic_1d_sub_gen": {"bigbench": "arithmetic/1_digit_subtraction", "kind": "generate", "answer": "last"},
+    "arithmetic_1d_mul_gen": {"bigbench": "arithmetic/1_digit_multiplication", "kind": "generate", "answer": "last"},
+    "arithmetic_2d_gen": {"bigbench": "arithmetic/2_digit_addition", "kind": "generate", "answer": "last"},
 }
 # Smallest useful check: 2 short choices ("Yes"/"No"), the cheapest task to score.
 SMOKE_TASKS: list[str] = ["strategyqa"]
