@@ -52,6 +52,9 @@ CURATED_TASKS: dict[str, dict[str, Any]] = {
     "arithmetic_1d": {"bigbench": "arithmetic/1_digit_addition", "kind": "multiple_choice"},
     "phrase_relatedness": {"bigbench": "phrase_relatedness", "kind": "multiple_choice"},
     "strategyqa": {"bigbench": "strategyqa", "kind": "multiple_choice"},
+    "metaphor_met2lit": {"bigbench": "metaphor_understanding/met2lit", "kind": "multiple_choice"},
+    # An in-context copy task (the question names the unit): at the ceiling, the easy end of the suite.
+    "unit_identification": {"bigbench": "unit_conversion/unit_identification", "kind": "multiple_choice"},
     # Generative: greedy first line, last number on it ("7 + 6 = 13"), exact match after stripping.
     "arithmetic_1d_gen": {"bigbench": "arithmetic/1_digit_addition", "kind": "generate", "answer": "last"},
     "arithmetic_1d_sub_gen": {"bigbench": "arithmetic/1_digit_subtraction", "kind": "generate", "answer": "last"},
