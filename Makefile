@@ -9,10 +9,12 @@ STAMP := $(VENV)/.eebench-installed
 
 .PHONY: setup demo smoke test report clean-outputs
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py eebench_lm_eval.pth
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH)"
 	$(BIN)/pip install -e ".[test]"
+	# An editable install does not ship the .pth that lets `lm_eval --model eebench` find the model.
+	$(BIN)/python -c "import shutil, sysconfig; shutil.copy('eebench_lm_eval.pth', sysconfig.get_paths()['purelib'])"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,5 +1,8 @@
 """End to end through the real Hydra launcher, lm-eval evaluator and wandb client (offline), on a tiny model."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from conftest import run_eebench as _run
 
@@ -72,6 +75,14 @@ def test_finished_run_serves_python_api_and_lm_eval(tmp_path, sweep_env):
     out = lm_eval.simple_evaluate(model="eebench", model_args=f"run_dir={run_dir},threshold=0.9,device=cpu",
                                   tasks=["tiny_mc"], task_manager=TaskManager(include_path=str(tmp_path / "tasks")))
     assert 0.0 <= out["results"]["tiny_mc"]["acc,none"] <= 1.0
+    # lm-eval's own CLI finds the model through the installed .pth hook, without importing eebench first.
+    cli = subprocess.run([str(Path(sys.executable).with_name("lm_eval")), "--model", "eebench", "--model_args",
+                          f"run_dir={run_dir},threshold=0.9", "--device", "cpu", "--tasks", "tiny_mc", "--include_path",
+                          str(tmp_path / "tasks"), "--output_path", str(tmp_path / "cli")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    cli_results = json.loads(next((tmp_path / "cli").rglob("results*.json")).read_text())
+    assert cli_results["results"]["tiny_mc"]["acc,none"] == out["results"]["tiny_mc"]["acc,none"]
     # A second launch of the same point is skipped, not recomputed.
     again = _run([*common, "logger=none", "timing=none", f"hydra.run.dir={run_dir}"], tmp_path, env)
     assert again.returncode == 0 and "skipping it" in again.stdout
