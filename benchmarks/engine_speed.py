@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -26,8 +25,9 @@ from eebench.engine.flops import CostModel
 from eebench.engine.generate import GenerationOutput, generate
 from eebench.exits.policy import ExitPolicy
 from eebench.model import EarlyExitModel
-from eebench.timing.generation import compare_generation, generated_rows
-from eebench.timing.timer import process_peak_rss_mib
+from eebench.timing.generation import (compare_generation, decoded_exit_indices, generated_rows,
+                                       match_with_reference)
+from eebench.timing.timer import load_average_1min, process_peak_rss_mib
 
 
 def held_out_prompts(model: EarlyExitModel, count: int, length: int) -> list[torch.Tensor]:
@@ -50,18 +50,16 @@ class Bench:
         """Time ``run(new_tokens)`` alternately with full greedy; unprefixed keys are the method's own."""
         fields, outputs = compare_generation(self._full, run, self.new_tokens, self.model.backbone.device,
                                              self.warmup, self.repeats, candidate_prefix="")
-        row = {"method": name, **fields, "load_average_1min": os.getloadavg()[0]}
-        outs, rows = outputs[""], generated_rows(outputs[""])
-        row["exact_match"] = sum(torch.equal(o, r) for o, r in zip(rows, self.reference)) / len(rows)
-        row["token_match"] = sum(float((o == r).float().mean()) for o, r in zip(rows, self.reference)) / len(rows)
+        row = {"method": name, **fields, "load_average_1min": load_average_1min()}
+        outs = outputs[""]
+        row["exact_match"], row["token_match"] = match_with_reference(self.reference, generated_rows(outs))
         stats = [o.speculation for o in outs if isinstance(o, GenerationOutput) and o.speculation is not None]
         if stats:
             drafted, accepted = sum(s.drafted for s in stats), sum(s.accepted for s in stats)
             row["acceptance"] = accepted / drafted if drafted else 0.0
             row["mean_accepted"] = accepted / max(1, sum(s.verifications for s in stats))
         elif costs is not None:
-            # The first token of every sequence comes from the prompt pass, at full depth.
-            exits = torch.tensor([i for o in outs for seq in o.exit_indices for i in seq[1:]])
+            exits = torch.tensor(decoded_exit_indices(outs))
             row["theoretical_speedup"] = costs.theoretical_speedup(exits)
             row["early_exit_share"] = float((exits < len(costs.exit_layers)).float().mean())
         scalars = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items() if not isinstance(v, (dict, list))}

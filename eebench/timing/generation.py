@@ -9,7 +9,6 @@ The price is one extra prompt pass per repeat, and no per-step latency percentil
 """
 from __future__ import annotations
 
-import os
 import statistics
 from dataclasses import dataclass
 from typing import Callable
@@ -19,7 +18,7 @@ import torch
 from eebench.config import TimingConfig
 from eebench.engine.generate import GenerationOutput, generate
 from eebench.errors import require
-from eebench.timing.timer import MIB, interleaved_runs, process_peak_rss_mib, spread
+from eebench.timing.timer import MIB, interleaved_runs, load_average_1min, process_peak_rss_mib, spread
 
 PREFILL_TOKENS = 1  # a run asked for one token does the prompt pass and nothing else
 
@@ -49,6 +48,18 @@ def generated_rows(outputs: list) -> list[torch.Tensor]:
         else:
             rows += list(output)
     return rows
+
+
+def match_with_reference(reference: list[torch.Tensor], rows: list[torch.Tensor]) -> tuple[float, float]:
+    """(share of sequences equal to the reference token for token, share of all tokens equal to it)."""
+    exact = sum(torch.equal(ref, row) for ref, row in zip(reference, rows)) / len(rows)
+    same = sum(int((ref == row).sum()) for ref, row in zip(reference, rows)) / max(1, sum(map(len, reference)))
+    return exact, same
+
+
+def decoded_exit_indices(outputs: list[GenerationOutput]) -> list[int]:
+    """The exit index of every new token but each sequence's first, which the full-depth prompt pass made."""
+    return [index for output in outputs for row in output.exit_indices for index in row[1:]]
 
 
 def exit_sample(tokenizer, output: GenerationOutput, exit_layers: list[int]) -> list[list]:
@@ -161,9 +172,8 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
         lambda n: generate_batches(lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy),
         cfg.max_new_tokens, device, cfg.warmup, cfg.repeats,
     )
-    full_rows, ee_rows = generated_rows(outputs["full"]), generated_rows(outputs["early_exit"])
-    # The first token of every sequence comes from the prompt pass, at full depth.
-    exits = [i for o in outputs["early_exit"] for row in o.exit_indices for i in row[1:]]
+    exact, same = match_with_reference(generated_rows(outputs["full"]), generated_rows(outputs["early_exit"]))
+    exits = decoded_exit_indices(outputs["early_exit"])
     return {
         **fields,
         "strategy": cfg.strategy,
@@ -175,13 +185,12 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
         "warmup": cfg.warmup,
         "repeats": cfg.repeats,
         "generated_exit_fraction_early": sum(1 for i in exits if i < len(heads.exit_layers)) / max(1, len(exits)),
-        "sequence_exact_match_with_full": sum(torch.equal(a, b) for a, b in zip(full_rows, ee_rows)) / len(prompts),
-        "token_match_with_full": sum(int((a == b).sum()) for a, b in zip(full_rows, ee_rows)) / max(1, sum(map(len, full_rows))),
+        "sequence_exact_match_with_full": exact,
+        "token_match_with_full": same,
         "exit_sample": {"prompt": backbone.tokenizer.decode(prompts[0].reshape(-1).tolist()),
                         "tokens": exit_sample(backbone.tokenizer, outputs["early_exit"][0], heads.exit_layers)},
         # Process-wide and monotone: the peak of everything this process did so far, not of one workload.
         "process_peak_rss_mib": process_peak_rss_mib(),
         "torch_threads": torch.get_num_threads(),
-        # Other processes competing for the CPU distort timings; the load average says whether they did.
-        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "load_average_1min": load_average_1min(),
     }

@@ -1,6 +1,7 @@
 """Wall-clock timing: perf_counter on CPU, CUDA events (after synchronising) on GPU; peak memory."""
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -81,3 +82,8 @@ def process_peak_rss_mib() -> float | None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / MIB if sys.platform == "darwin" else peak / 1024
+
+
+def load_average_1min() -> float | None:
+    """Runnable processes averaged over the last minute; other jobs competing for the CPU distort timings."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
