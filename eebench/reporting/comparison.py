@@ -34,7 +34,7 @@ def comparison_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     thresholds = sorted(frame["threshold"].dropna().unique())
     rows = []
     for keys, group in frame.groupby(list(ROW_KEYS), sort=True, dropna=False):
-        by_threshold = {t: row for t, row in zip(group["threshold"], (r for _, r in group.iterrows()))}
+        by_threshold = {row["threshold"]: row for _, row in group.iterrows()}
         cells = [comparison_cell(by_threshold[t]) if t in by_threshold else MISSING for t in thresholds]
         rows.append([*map(str, keys), *cells])
     return [f"target {fmt(t)}" for t in thresholds], rows
