@@ -1,58 +1,88 @@
-"""A uniform layered view of a decoder-only HF causal LM: embed -> blocks -> final norm -> lm_head.
+"""A uniform layered view of a decoder-only HF causal LM: embed -> blocks -> final readout -> lm_head.
 
-Early exit needs to run blocks one at a time and stop; HF models only expose whole forwards. This view
-finds the pieces by architecture family and calls each block with the keyword names its signature uses
-(those differ across families and transformers versions), with an explicit boolean attention mask so
-that multi-token calls against a partly filled KV cache stay causal.
+Early exit needs to run blocks one at a time and stop; HF models only expose whole forwards. The view
+is built from the model's family (eebench/backbones/families.py), which says where each piece is and
+what the model's own forward adds around the blocks (embedding scales, learned or ALiBi positions,
+rotary per layer type, sliding-window layers, logit scaling). Blocks are called with the keyword names
+their signature uses and an explicit attention mask, so that multi-token calls against a partly filled
+KV cache stay causal.
 """
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 from torch import nn
 
+from eebench.backbones.families import Family, family_for, layer_types, sliding_windows
 from eebench.errors import EEBenchError
 
-SUPPORTED_FAMILIES = "llama-style (Llama, SmolLM2, Qwen2, Mistral, Phi-3), GPT-NeoX, GPT-2"
 _CACHE_KWARGS = ("cache", "past_key_values", "past_key_value", "layer_past")
 
 
-def _first_attr(module: nn.Module, names: tuple[str, ...]) -> Optional[nn.Module]:
-    for name in names:
-        if getattr(module, name, None) is not None:
-            return getattr(module, name)
-    return None
+def _module_at(root: nn.Module, path: str) -> Optional[nn.Module]:
+    for name in path.split("."):
+        root = getattr(root, name, None)
+        if root is None:
+            return None
+    return root
+
+
+class Readout(nn.Sequential):
+    """What follows the last block before lm_head: the final norm (and OPT's project_out). Heads copy it."""
 
 
 @dataclass
 class LayeredModel:
     model: nn.Module
+    family: Family
     token_embedding: nn.Module
-    position_embedding: Optional[nn.Module]  # learned absolute positions (GPT-2)
+    position_embedding: Optional[nn.Module]
+    embed_extras: list[nn.Module]
     blocks: nn.ModuleList
     norm: nn.Module
     lm_head: nn.Module
     rotary: Optional[nn.Module]
     cache_kwarg: str
+    layer_types: list[str]  # per block: full_attention | sliding_attention
+    sliding_windows: list[Optional[int]]  # per block: attention window, None for global attention
+    additive_mask: bool  # eager attention adds the mask to the scores: it needs 0 / -inf, not booleans
+    alibi_slopes: Optional[torch.Tensor] = None  # [heads] (ALiBi families)
+    _scale: dict = field(default_factory=dict)
 
     @classmethod
     def from_model(cls, model: nn.Module) -> "LayeredModel":
+        family = family_for(model.config)
         base = getattr(model, "base_model", model)
-        blocks = _first_attr(base, ("layers", "h"))
-        norm = _first_attr(base, ("norm", "final_layer_norm", "ln_f"))
-        embed = _first_attr(base, ("embed_tokens", "embed_in", "wte"))
+        pieces = {name: _module_at(base, path) for name, path in (("embed", family.embed), ("blocks", family.blocks))}
         lm_head = model.get_output_embeddings()
-        if blocks is None or norm is None or embed is None or lm_head is None:
-            arch = type(model).__name__
-            raise EEBenchError(f"architecture {arch} is not supported; allowed: {SUPPORTED_FAMILIES}")
+        missing = [name for name, module in pieces.items() if module is None] + ([] if lm_head is not None else ["lm_head"])
+        if missing:
+            raise EEBenchError(f"backbone {type(model).__name__} (family {family.model_type!r}) lacks {', '.join(missing)}; "
+                               "it is not the transformers implementation eebench was tested with")
+        blocks = pieces["blocks"]
         params = inspect.signature(type(blocks[0]).forward).parameters
         cache_kwarg = next((name for name in _CACHE_KWARGS if name in params), None)
         if cache_kwarg is None:
             raise EEBenchError(f"cannot find the KV-cache argument of {type(blocks[0]).__name__}.forward")
-        return cls(model, embed, getattr(base, "wpe", None), blocks, norm, lm_head, getattr(base, "rotary_emb", None), cache_kwarg)
+        config, count = model.config, len(blocks)
+        readout = Readout(*[m for m in (_module_at(base, p) for p in family.readout) if m is not None])
+        extras = [m for m in (_module_at(base, p) for p in family.embed_extras) if m is not None]
+        position = _module_at(base, family.position_embedding) if family.position_embedding else None
+        rotary = getattr(base, "rotary_emb", None) if family.positions.startswith("rotary") else None
+        view = cls(model, family, pieces["embed"], position, extras, blocks, readout, lm_head, rotary, cache_kwarg,
+                   layer_types(family, config, count), sliding_windows(family, config, count),
+                   getattr(config, "_attn_implementation", "eager") != "sdpa")
+        if family.positions == "alibi":
+            from transformers.models.bloom.modeling_bloom import _get_alibi_slopes
+
+            view.alibi_slopes = _get_alibi_slopes(config.n_head, lm_head.weight.device)
+        view._scale = {key: getattr(config, attr) for key, attr in (("embed", family.embedding_multiplier),
+                       ("divide", family.logits_divisor), ("softcap", family.logit_softcap))
+                       if attr and getattr(config, attr, None) is not None}
+        return view
 
     @property
     def num_layers(self) -> int:
@@ -60,6 +90,7 @@ class LayeredModel:
 
     @property
     def hidden_size(self) -> int:
+        """Width of what the readout gives lm_head (heads and gates work at this width)."""
         return self.lm_head.weight.shape[1]
 
     @property
@@ -67,23 +98,76 @@ class LayeredModel:
         return self.lm_head.weight.shape[0]
 
     def embed(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        hidden = self.token_embedding(input_ids)
+        hidden = self.token_embedding(input_ids)  # Gemma's sqrt(hidden) scale lives inside this module
+        if "embed" in self._scale:
+            hidden = hidden * self._scale["embed"]
+        for module in self.embed_extras:
+            hidden = module(hidden)
         if self.position_embedding is not None:
-            hidden = hidden + self.position_embedding(position_ids)
+            if self.family.model_type == "opt":  # OPT's module takes positions by keyword and adds its offset of 2
+                hidden = hidden + self.position_embedding(None, 0, position_ids=position_ids)
+            else:
+                hidden = hidden + self.position_embedding(position_ids)
         return hidden
 
     def rotary_embeddings(self, hidden: torch.Tensor, position_ids: torch.Tensor):
-        return None if self.rotary is None else self.rotary(hidden, position_ids)
+        """Rotary (cos, sin) for a block call; a dict by layer type where the family rotates per type (Gemma 3)."""
+        if self.rotary is None:
+            return None
+        if self.family.positions == "rotary_per_layer_type":
+            return {kind: self.rotary(hidden, position_ids, kind) for kind in sorted(set(self.layer_types))}
+        return self.rotary(hidden, position_ids)
+
+    def block_mask(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The boolean mask in the form the attention implementation expects."""
+        if not self.additive_mask or mask.dtype != torch.bool:
+            return mask
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
+
+    def alibi(self, batch: int, keys: int, dtype: torch.dtype) -> torch.Tensor:
+        """Bloom's ALiBi bias [batch * heads, 1, keys]: slope * key index, as transformers builds it unpadded."""
+        positions = torch.arange(keys, device=self.alibi_slopes.device)
+        return (self.alibi_slopes[:, None, None] * positions).repeat(batch, 1, 1).to(dtype)
 
     def run_block(self, index, hidden, position_ids, attention_mask, cache=None, rotary=None) -> torch.Tensor:
-        kwargs = {"attention_mask": attention_mask, "position_ids": position_ids, "use_cache": cache is not None}
+        kwargs = {"attention_mask": self.block_mask(attention_mask, hidden.dtype), "position_ids": position_ids,
+                  "use_cache": cache is not None}
         if cache is not None:
             kwargs[self.cache_kwarg] = cache
+        if isinstance(rotary, dict):
+            rotary = rotary[self.layer_types[index]]
         if rotary is not None:
             kwargs["position_embeddings"] = rotary
+        if self.alibi_slopes is not None:
+            kwargs["alibi"] = self.alibi(hidden.shape[0], attention_mask.shape[-1], hidden.dtype)
+            del kwargs["position_ids"]
+        elif self.family.model_type == "falcon":
+            kwargs["alibi"] = None  # a required argument of Falcon's blocks, unused with rotary
         out = self.blocks[index](hidden, **kwargs)
         return out[0] if isinstance(out, tuple) else out
 
     def final_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(self.norm(hidden))
+        logits = self.lm_head(self.norm(hidden))
+        if "divide" in self._scale:
+            logits = logits / self._scale["divide"]
+        if "softcap" in self._scale:
+            cap = self._scale["softcap"]
+            logits = torch.tanh(logits / cap) * cap
+        return logits
 
+
+@torch.no_grad()
+def check_against_forward(layered: LayeredModel, model: nn.Module, name: str, tokens: int = 8) -> None:
+    """Refuse a model whose block-by-block run differs from its own forward (used for custom modelling code)."""
+    device = layered.lm_head.weight.device
+    ids = torch.arange(1, tokens + 1, device=device)[None] % layered.vocab_size
+    positions = torch.arange(tokens, device=device)[None]
+    mask = (positions[0, None, :] <= positions[0, :, None])[None, None]
+    hidden = layered.embed(ids, positions)
+    rotary = layered.rotary_embeddings(hidden, positions)
+    for index in range(layered.num_layers):
+        hidden = layered.run_block(index, hidden, positions, mask, None, rotary)
+    expected = model(ids, use_cache=False).logits.float()
+    if not torch.allclose(layered.final_logits(hidden).float(), expected, atol=1e-3, rtol=1e-3):
+        raise EEBenchError(f"backbone.name_or_path={name!r}: its modelling code computes differently from the "
+                           f"{layered.family.model_type!r} family eebench knows; it is refused rather than run wrongly")

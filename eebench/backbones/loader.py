@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from eebench.backbones.bundled import bundled_model_dir, converted_gguf_dir
-from eebench.backbones.layered import LayeredModel
+from eebench.backbones.families import family_for
+from eebench.backbones.layered import LayeredModel, check_against_forward
 from eebench.cache import file_digest
 from eebench.config import BackboneConfig
 from eebench.errors import EEBenchError
@@ -63,25 +64,54 @@ def local_identity(directory: str) -> dict:
     return {"config": file_digest(root / "config.json"), "weights": [file_digest(p) for p in weights]}
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def _load_config(source: str, cfg: BackboneConfig, common: dict):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source, **common)
+    except Exception as exc:  # transformers raises many types for a bad or custom-code config
+        if "trust_remote_code" in str(exc) and not cfg.trust_remote_code:
+            raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} needs its own modelling code; "
+                               "set backbone.trust_remote_code=true to run it (its family must still be supported)") from None
+        raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({_first_line(exc)}); allowed: {_ALLOWED}") from None
+
+
+def _load_model(source: str, cfg: BackboneConfig, common: dict, dtype, family):
+    """The model with the first attention implementation of the family's list that loads (sdpa, else eager)."""
+    from transformers import AutoModelForCausalLM
+
+    error = None
+    for implementation in family.attention:
+        try:
+            return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=implementation, **common)
+        except Exception as exc:  # e.g. "does not support ... scaled_dot_product_attention": try the next one
+            error = exc
+    raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({_first_line(error)}); allowed: {_ALLOWED}")
+
+
 def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     source, is_local = resolve_source(cfg)
     dtype = getattr(torch, cfg.dtype)
     common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
+    family = family_for(_load_config(source, cfg, common))  # refuse an unsupported family before reading weights
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **common)
-    except EEBenchError:
-        raise
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({reason}); allowed: {_ALLOWED}") from None
+        raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({_first_line(exc)}); allowed: {_ALLOWED}") from None
+    model = _load_model(source, cfg, common, dtype, family)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     target = pick_device(device)
     model.to(target).eval().requires_grad_(False)
     layered = LayeredModel.from_model(model)
+    if not type(model).__module__.startswith("transformers."):
+        check_against_forward(layered, model, cfg.name_or_path)  # custom code: prove the layered view equal first
     if is_local:
         identity = {"local": local_identity(source)}
     else:

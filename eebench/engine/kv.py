@@ -4,7 +4,8 @@ Early exit makes the positions a block has seen depend on the sequence and the b
 exited positions, ``skip`` never shows them to deeper blocks, speculation drops rejected ones. So every
 (layer, sequence) keeps its own slots, filled in increasing position order, and remembers the true
 position of each slot. Attention masks are built from those positions (a query sees the slots at or
-before its own position), which also makes prompts of different lengths need no padding in the cache.
+before its own position; on a sliding-window layer only those less than ``window`` behind it), which also
+makes prompts of different lengths need no padding in the cache.
 
 HF attention modules only call ``cache.update(keys, values, layer_idx, ...)``; the engine announces
 before each block call which sequences and positions the call writes (``prepare``), and ``update``
@@ -28,8 +29,10 @@ class _Write:
 
 
 class RaggedKVCache:
-    def __init__(self, num_layers: int, batch: int, capacity: int, device: torch.device):
+    def __init__(self, num_layers: int, batch: int, capacity: int, device: torch.device,
+                 windows: list[int | None] | None = None):
         self.batch, self.capacity, self.device = batch, capacity, device
+        self.windows = list(windows) if windows is not None else [None] * num_layers  # per layer, None = global
         self.keys: list[torch.Tensor | None] = [None] * num_layers
         self.values: list[torch.Tensor | None] = [None] * num_layers
         self.positions = torch.full((num_layers, batch, capacity), _UNFILLED, dtype=torch.long, device=device)
@@ -55,8 +58,12 @@ class RaggedKVCache:
         all_rows = rows == list(range(self.batch))
         rows_t = None if all_rows else torch.tensor(rows, device=self.device)
         self._write = _Write(layer, rows_t, spans, width)
-        key_positions = self.positions[layer, :, :width] if all_rows else self.positions[layer, rows_t, :width]
-        return (key_positions[:, None, :] <= query_positions[:, :, None])[:, None]
+        keys = (self.positions[layer, :, :width] if all_rows else self.positions[layer, rows_t, :width])[:, None, :]
+        queries = query_positions[:, :, None]
+        mask = keys <= queries
+        if self.windows[layer] is not None:  # sliding window: keys in (p - window, p], as transformers masks them
+            mask &= keys > queries - self.windows[layer]
+        return mask[:, None]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         write, self._write = self._write, None

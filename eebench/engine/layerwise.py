@@ -74,7 +74,7 @@ class LayerwiseDecoder:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {MODES}")
         self.lm, self.plan, self.mode = lm, plan, mode
-        self.cache = RaggedKVCache(lm.num_layers, batch, capacity, torch.device(device))
+        self.cache = RaggedKVCache(lm.num_layers, batch, capacity, torch.device(device), lm.sliding_windows)
         self.queues: list[list[list[Chunk]]] = [[[] for _ in range(batch)] for _ in range(lm.num_layers)]
         self.points = {point.block: point for point in plan.points}
 
