@@ -109,7 +109,20 @@ def register_tiny_model(subparsers) -> None:
     parser.set_defaults(handler=run_tiny_model)
 
 
-COMMANDS: list[Callable] = [register_report, register_cache, register_lm_eval, register_tiny_model]
+def run_families(args: argparse.Namespace) -> int:
+    from eebench.backbones.families import markdown_table
+
+    print(markdown_table() if args.markdown else markdown_table().replace("`", ""))
+    return 0
+
+
+def register_families(subparsers) -> None:
+    parser = subparsers.add_parser("families", help="list the backbone families eebench supports (and refuses)")
+    parser.add_argument("--markdown", action="store_true", help="print the README's markdown table")
+    parser.set_defaults(handler=run_families)
+
+
+COMMANDS: list[Callable] = [register_report, register_cache, register_lm_eval, register_tiny_model, register_families]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,7 +54,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
     _llama_like("mistral", "Mistral 7B (sliding window on every layer)", windows="all"),
     _llama_like("qwen2", "Qwen2, Qwen2.5 (use_sliding_window per layer)", windows="layer_types"),
     _llama_like("qwen3", "Qwen3", windows="layer_types"),
-    _llama_like("phi3", "Phi-3, Phi-3.5, Phi-4-mini", windows="all"),
+    _llama_like("phi3", "Phi-3, Phi-3.5", windows="all"),
     _llama_like("olmo2", "OLMo 2"),
     _llama_like("stablelm", "StableLM 2, StableLM 3B (partial rotary)"),
     _llama_like("granite", "Granite 3 (embedding / logit multipliers)",

@@ -53,7 +53,7 @@ _EXTRA = {
     "falcon": dict(num_attention_heads=4, multi_query=True, parallel_attn=True),
     "bloom": dict(n_head=4),
     "opt": dict(num_attention_heads=4, ffn_dim=128, word_embed_proj_dim=32, max_position_embeddings=512),
-    "gpt_neo": dict(num_heads=4, attention_types=[[["global", "local"], 3]], window_size=WINDOW),
+    "gpt_neo": dict(num_heads=4, window_size=WINDOW),
     "mpt": dict(d_model=64, n_heads=4, n_layers=2),
     "codegen": dict(n_embd=64, n_layer=2, n_head=4, rotary_dim=8),
 }
@@ -78,7 +78,8 @@ def _config(arch: str, vocab: int, layers: int, hidden: int):
     elif arch not in ("opt", "gpt_neo"):
         sizes.update(intermediate_size=hidden * 2, max_position_embeddings=512)
     elif arch == "gpt_neo":
-        sizes = dict(hidden_size=hidden, num_layers=layers, max_position_embeddings=512)
+        sizes = dict(hidden_size=hidden, num_layers=layers, max_position_embeddings=512,
+                     attention_types=[[["global", "local"], layers // 2]])
     return AutoConfig.for_model(arch, **sizes, **extra, **common)
 
 
