@@ -34,7 +34,7 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def family_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("families")
-    return {arch: make_tiny_model(arch, root / arch, num_layers=4) for arch in FAMILY_ARCHS}
+    return {arch: make_tiny_model(arch, root / arch, num_layers=4, family_features=True) for arch in FAMILY_ARCHS}
 
 
 @pytest.fixture(scope="session")
