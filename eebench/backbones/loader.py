@@ -64,8 +64,9 @@ def local_identity(directory: str) -> dict:
     return {"config": file_digest(root / "config.json"), "weights": [file_digest(p) for p in weights]}
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+def _load_error(cfg: BackboneConfig, exc: Exception) -> EEBenchError:
+    reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({reason}); allowed: {_ALLOWED}")
 
 
 def _load_config(source: str, cfg: BackboneConfig, common: dict):
@@ -77,7 +78,7 @@ def _load_config(source: str, cfg: BackboneConfig, common: dict):
         if "trust_remote_code" in str(exc) and not cfg.trust_remote_code:
             raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} needs its own modelling code; "
                                "set backbone.trust_remote_code=true to run it (its family must still be supported)") from None
-        raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({_first_line(exc)}); allowed: {_ALLOWED}") from None
+        raise _load_error(cfg, exc) from None
 
 
 def _load_model(source: str, cfg: BackboneConfig, common: dict, dtype, family):
@@ -90,7 +91,7 @@ def _load_model(source: str, cfg: BackboneConfig, common: dict, dtype, family):
             return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=implementation, **common)
         except Exception as exc:  # e.g. "does not support ... scaled_dot_product_attention": try the next one
             error = exc
-    raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({_first_line(error)}); allowed: {_ALLOWED}")
+    raise _load_error(cfg, error) from None
 
 
 def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
@@ -103,7 +104,7 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
     except Exception as exc:
-        raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({_first_line(exc)}); allowed: {_ALLOWED}") from None
+        raise _load_error(cfg, exc) from None
     model = _load_model(source, cfg, common, dtype, family)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
