@@ -9,6 +9,7 @@ import torch
 
 from eebench.backbones.bundled import bundled_model_dir, converted_gguf_dir
 from eebench.backbones.layered import LayeredModel
+from eebench.backbones.precision import resolve_dtype
 from eebench.cache import file_digest
 from eebench.config import BackboneConfig
 from eebench.errors import EEBenchError
@@ -67,7 +68,9 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source, is_local = resolve_source(cfg)
-    dtype = getattr(torch, cfg.dtype)
+    target = pick_device(device)
+    dtype_name = resolve_dtype(cfg.dtype, target)  # "auto" -> what this hardware runs natively
+    dtype = getattr(torch, dtype_name)
     common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
@@ -79,13 +82,12 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
         raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} could not be loaded ({reason}); allowed: {_ALLOWED}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    target = pick_device(device)
     model.to(target).eval().requires_grad_(False)
     layered = LayeredModel.from_model(model)
     if is_local:
         identity = {"local": local_identity(source)}
     else:
         identity = {"hub": source, "revision": cfg.revision, "commit": getattr(model.config, "_commit_hash", None)}
-    identity["dtype"] = cfg.dtype
+    identity["dtype"] = dtype_name  # the resolved dtype: an "auto" run on bf16 and on fp32 hardware never share heads
     return Backbone(cfg.name, source, model, tokenizer, layered, target, identity)
 
