@@ -220,15 +220,18 @@ def compare_with_reference(transformers: Workload, full: Workload, candidate: Wo
     return fields, outputs
 
 
-def noise_floor(transformers: Workload, new_tokens: int, device: torch.device, warmup: int, repeats: int,
-                seed: int) -> dict:
-    """A/A: transformers greedy timed twice as two workloads of one schedule. Its ratio's CI is how far
-    two identical workloads drift apart here, the smallest effect this machine can resolve."""
-    schedule = time_schedule({"transformers": transformers, "transformers_again": transformers},
+def noise_floor(transformers: Workload, full: Workload, new_tokens: int, device: torch.device, warmup: int,
+                repeats: int, seed: int) -> dict:
+    """A/A: transformers greedy timed twice as two workloads of one schedule (``aa_speedup``: how far two identical
+    workloads drift apart here, the smallest effect this machine resolves), with the engine's full path in the same
+    schedule (``engine_full_speedup``: transformers time / engine full-depth time)."""
+    schedule = time_schedule({"transformers": transformers, "transformers_again": transformers, "full": full},
                              new_tokens, device, warmup, repeats, seed)
-    first, again = schedule.times["transformers"], schedule.times["transformers_again"]
-    return {**speedup_fields("aa_speedup", first, again, seed, "aa_decode_speedup"),
-            **workload_fields("transformers", first, Generated.of(schedule.outputs["transformers"])),
+    hf, again, engine = (schedule.times[name] for name in ("transformers", "transformers_again", "full"))
+    return {**speedup_fields("aa_speedup", hf, again, seed, "aa_decode_speedup"),
+            **speedup_fields("engine_full_speedup", hf, engine, seed, "engine_full_decode_speedup"),
+            **workload_fields("transformers", hf, Generated.of(schedule.outputs["transformers"])),
+            **workload_fields("full", engine, Generated.of(schedule.outputs["full"])),
             **schedule_fields(schedule, seed)}
 
 
