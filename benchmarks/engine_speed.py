@@ -28,7 +28,7 @@ from eebench.backbones import load_backbone
 from eebench.config import MIN_TIMING_REPEATS, BackboneConfig, DataConfig
 from eebench.data.corpus import prepare_splits
 from eebench.engine.flops import CostModel
-from eebench.engine.generate import GenerationOutput, generate
+from eebench.engine.generate import GenerationOutput
 from eebench.errors import require
 from eebench.exits.policy import ExitPolicy
 from eebench.timing.generation import (bound_for, compare_with_reference, decoded_exit_indices, flag_fields,
@@ -195,13 +195,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--assistant-layers", type=int, nargs="*", default=None,
                         help="exit blocks for transformers' assistant_early_exit (default: every exit block)")
     parser.add_argument("--estimate-ci", action="store_true",
-                        help="only time the A/A and engine-full schedule and print CI half-widths and the repeats for --ci-target")
+                        help="only time the A/A and engine-full schedule; print CI half-widths and the repeats for --ci-target")
     parser.add_argument("--backbone", default="bundled:smollm2-135m", help="with --estimate-ci: the backbone to time")
     parser.add_argument("--ci-target", type=float, default=0.03, help="relative 95%% CI half-width to aim for")
     parser.add_argument("--out", default=None, help="write the rows and provenance as JSON here")
     args = parser.parse_args(argv)
     require(args.estimate_ci or bool(args.run_dir), "--run-dir is required (or --estimate-ci with --backbone)")
-    require(args.repeats >= MIN_TIMING_REPEATS, f"--repeats={args.repeats} is too few for a bootstrap CI; allowed: >= {MIN_TIMING_REPEATS}")
+    require(args.repeats >= MIN_TIMING_REPEATS,
+            f"--repeats={args.repeats} is too few for a bootstrap CI; allowed: >= {MIN_TIMING_REPEATS}")
     require(args.threads is None or args.threads > 0, f"--threads={args.threads} must be a positive integer")
     return args
 

@@ -2,9 +2,9 @@
 
 Task prompts are the contexts lm-eval builds for the tasks' requests (``Task.build_all_requests``, the
 same path ``simple_evaluate`` takes, with the same task manager and few-shot setting), one per
-document, tokenised like lm-eval's HF model does (no special tokens added) and cut to their last ``prompt_tokens`` tokens, where the
-question sits. Their lengths differ: batches of them are ragged, which the engine and transformers'
-left-padded ``generate`` both handle.
+document, tokenised like lm-eval's HF model does (no special tokens added) and cut to their last
+``prompt_tokens`` tokens, where the question sits. Their lengths differ: batches of them are ragged,
+which the engine and transformers' left-padded ``generate`` both handle.
 """
 from __future__ import annotations
 
