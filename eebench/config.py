@@ -38,11 +38,13 @@ class BackboneConfig:
     name_or_path: str = "bundled:smollm2-135m"
     gguf_file: Optional[str] = None
     revision: Optional[str] = None
-    dtype: str = "float32"
+    # auto: bfloat16 where the hardware runs it natively (bf16 CUDA, CPUs with AVX512-BF16 or AMX), else float32.
+    # Exactness (engine == transformers, lossless strategies) holds in float32 only: pin it where that matters.
+    dtype: str = "auto"
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        _one_of("backbone.dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        _one_of("backbone.dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
 
 
 @dataclass
@@ -153,20 +155,33 @@ class EvalConfig:
         require(self.limit is None or self.limit > 0, f"eval.limit={self.limit} must be a positive integer or null")
 
 
+TIMING_PROMPTS = ("heldout", "tasks")
+MIN_TIMING_REPEATS = 5  # fewer paired repeats give a bootstrap CI with too few distinct resamples to mean anything
+
+
 @dataclass
 class TimingConfig:
     enabled: bool = True
     strategy: str = "lazy"
+    # heldout: the start of held-out prose documents; tasks: the evaluation tasks' own request contexts.
+    prompts: str = "heldout"
     num_prompts: int = 4
-    prompt_tokens: int = 64
+    prompt_tokens: int = 64  # heldout: prompt length; tasks: each context keeps its last prompt_tokens tokens
     max_new_tokens: int = 48
     warmup: int = 1
-    repeats: int = 3
+    repeats: int = 10
     batch_size: int = 1  # prompts generated together; 1 times per-sequence latency
+    threads: Optional[int] = None  # torch intra-op threads while timing; null = this machine's physical cores
+    seed: int = 0  # order of the workloads in each repeat, and the bootstrap resamples
 
     def __post_init__(self) -> None:
         _one_of("timing.strategy", self.strategy, ENGINE_STRATEGIES)
-        for name in ("num_prompts", "prompt_tokens", "repeats", "batch_size"):
+        _one_of("timing.prompts", self.prompts, TIMING_PROMPTS)
+        require(self.threads is None or self.threads > 0,
+                f"timing.threads={self.threads} must be a positive integer or null (null = physical cores)")
+        require(self.repeats >= MIN_TIMING_REPEATS, f"timing.repeats={self.repeats} is too few for a bootstrap CI; "
+                                                    f"allowed: >= {MIN_TIMING_REPEATS}")
+        for name in ("num_prompts", "prompt_tokens", "batch_size"):
             _positive(f"timing.{name}", getattr(self, name))
         # Decode time is the whole generation minus the prompt pass, which already yields the first token.
         require(self.max_new_tokens >= 2, f"timing.max_new_tokens={self.max_new_tokens!r} must be >= 2 "
@@ -210,6 +225,8 @@ class ExperimentConfig:
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
         require(self.confidence.metric != "gate" or self.head.gate.width > 0,
                 "confidence.metric=gate needs exit gates; set head.gate.width > 0")
+        require(not self.timing.enabled or self.timing.prompts != "tasks" or bool(self.eval.tasks),
+                "timing.prompts=tasks needs evaluation tasks (eval.tasks is empty); allowed here: heldout")
 
 
 def register_configs() -> None:

@@ -84,6 +84,7 @@ def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Tr
 
 def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     seed_everything(cfg.seed)
+    tasks = None
     if cfg.eval.tasks:  # resolve task names before hours of training, so a typo fails in seconds
         from eebench.evaluation.runner import prepare_tasks
 
@@ -102,6 +103,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
         "status": "running",
         "backbone": cfg.backbone.name,
         "backbone_path": backbone.path,
+        "backbone_dtype": backbone.identity["dtype"],  # resolved: backbone.dtype=auto records what was loaded
         "num_layers": backbone.num_layers,
         "exit_layers": layers,
         "placement": cfg.placement.kind,
@@ -131,7 +133,9 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
         results.update(evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir))
     checkpoint("timing")
     if cfg.timing.enabled:
-        from eebench.timing.generation import measure_generation, timing_prompts
+        from eebench.timing.generation import measure_generation
+        from eebench.timing.prompts import timing_prompts
 
-        results["timing"] = measure_generation(backbone, heads, policy, timing_prompts(splits["heldout"], cfg.timing), cfg.timing)
+        prompts = timing_prompts(cfg.timing, splits["heldout"], backbone.tokenizer, cfg.eval, tasks)
+        results["timing"] = measure_generation(backbone, heads, policy, prompts, cfg.timing, costs)
     return results

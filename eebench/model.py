@@ -48,7 +48,8 @@ class EarlyExitModel:
                         self.backbone.tokenizer.eos_token_id).tokens
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto") -> "EarlyExitModel":
+    def from_run(cls, run_dir: str | Path, device: str = "auto", dtype: str | None = None) -> "EarlyExitModel":
+        """``dtype``: load the backbone (and cast the heads) in this precision instead of the run's own."""
         results_path = Path(run_dir) / "results.json"
         require(results_path.exists(), f"run dir {str(run_dir)!r} has no results.json; give the directory of a finished eebench run")
         results = json.loads(results_path.read_text())
@@ -56,7 +57,8 @@ class EarlyExitModel:
         heads_dir, trace_dir = artifacts.get("heads_dir"), artifacts.get("calibration_trace_dir")
         if not heads_dir or not Path(heads_dir).exists():
             raise EEBenchError(f"run dir {str(run_dir)!r} names no existing heads (artifacts.heads_dir={heads_dir!r}); re-run it to rebuild the cache")
-        backbone = load_backbone(BackboneConfig(**artifacts["backbone_config"]), device)
+        backbone_cfg = {**artifacts["backbone_config"], **({"dtype": dtype} if dtype else {})}
+        backbone = load_backbone(BackboneConfig(**backbone_cfg), device)
         heads = load_heads(Path(heads_dir), backbone.layered)
         calibration_cfg = CalibrationConfig(**artifacts.get("calibration_config", {"method": results["calibration_method"]}))
         return cls(backbone, heads, Trace.load(Path(trace_dir)), results["confidence"], calibration_cfg)

@@ -60,8 +60,9 @@ def random_prompts(lengths: list[int], seed: int = 0, high: int = 300) -> list[t
 
 
 def tiny_backbone(model_dir, exit_layers: list[int] = (1, 3)):
-    """A tiny backbone whose depth matters, with imperfect heads at ``exit_layers``."""
-    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(model_dir)), "cpu")
+    """A tiny backbone whose depth matters, with imperfect heads at ``exit_layers``. float32 whatever the CPU:
+    the engine tests assert token-for-token equality, which bfloat16 (dtype=auto on a bf16 CPU) does not keep."""
+    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(model_dir), dtype="float32"), "cpu")
     make_depth_matter(backbone.layered)
     return backbone, imperfect_heads(backbone.layered, list(exit_layers))
 

@@ -22,7 +22,7 @@ def _instances():
 
 
 def _ee_model(model_dir):
-    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(model_dir)), "cpu")
+    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(model_dir), dtype="float32"), "cpu")  # exactness: fp32
     torch.manual_seed(0)
     heads = ExitHeads.create(backbone.layered, [1, 3])
     for head in heads.heads:

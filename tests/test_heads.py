@@ -10,7 +10,7 @@ from eebench.heads.train import train_heads
 
 @pytest.fixture(scope="module")
 def backbone(tiny_model_dirs):
-    return load_backbone(BackboneConfig(name="tiny", name_or_path=str(tiny_model_dirs["llama"])), "cpu")
+    return load_backbone(BackboneConfig(name="tiny", name_or_path=str(tiny_model_dirs["llama"]), dtype="float32"), "cpu")  # exactness: fp32
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp", "lens", "logit_lens"])

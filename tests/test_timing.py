@@ -1,24 +1,32 @@
 """Generation timing: structure and consistency of the measured fields (never how fast anything is)."""
 import importlib.util
+import json
 import math
-from types import SimpleNamespace
+import statistics
 
 import pytest
 import torch
 
 from engine_support import median_entropy_policy, random_prompts, single_thread, tiny_backbone
-from eebench.config import TimingConfig
+from eebench.config import ExperimentConfig, EvalConfig, TimingConfig
+from eebench.engine.flops import CostModel
 from eebench.engine.generate import generate
 from eebench.errors import EEBenchError
 from eebench.timing.generation import (
-    compare_generation, generate_batches, generated_rows, measure_generation, prompt_batches,
+    generate_batches, generated_rows, measure_generation, prompt_batches, time_schedule,
 )
 from eebench.timing.timer import interleaved_runs
 from conftest import ROOT
 
 NEW = 6
 PROMPTS = 3  # with batch_size=2: one full batch and one partial batch
-WORKLOADS = ("full", "early_exit")
+REPEATS = 5
+WORKLOADS = ("transformers", "full", "early_exit")
+RATIOS = {  # whole-generation ratio, its decode-only twin, baseline workload, candidate workload
+    "speedup": ("decode_speedup", "transformers", "early_exit"),
+    "engine_full_speedup": ("engine_full_decode_speedup", "transformers", "full"),
+    "speedup_vs_engine_full": ("decode_speedup_vs_engine_full", "full", "early_exit"),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -39,10 +47,11 @@ def setup(tiny_model_dirs):
 def timings(setup):
     """measure_generation at batch sizes 1 and 2 on the same prompts."""
     backbone, heads, policy, prompts = setup
+    costs = CostModel.from_layered(backbone.layered, heads)
     with single_thread():
         return {size: measure_generation(backbone, heads, policy, prompts, TimingConfig(
-            num_prompts=PROMPTS, prompt_tokens=8, max_new_tokens=NEW, warmup=1, repeats=2, batch_size=size))
-            for size in (1, 2)}
+            num_prompts=PROMPTS, prompt_tokens=8, max_new_tokens=NEW, warmup=1, repeats=REPEATS, batch_size=size,
+            threads=1), costs) for size in (1, 2)}
 
 
 def _positive_number(value) -> bool:
@@ -52,22 +61,26 @@ def _positive_number(value) -> bool:
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_timing_fields_are_present_finite_and_positive(timings, batch_size):
     timing = timings[batch_size]
-    scalars = ["speedup", "speedup_min", "speedup_max", "decode_speedup", "decode_speedup_min",
-               "decode_speedup_max", "process_peak_rss_mib"]
+    scalars = ["process_peak_rss_mib", "depth_bound"]
+    for ratio, (decode, _, _) in RATIOS.items():
+        scalars += [f"{name}{suffix}" for name in (ratio, decode) for suffix in ("", "_min", "_max")]
     for workload in WORKLOADS:
-        scalars += [f"{workload}_{name}" for name in (
-            "tokens_per_s", "prefill_seconds", "decode_tokens_per_s", "decode_ms_per_token", "engine_kv_cache_bytes")]
+        scalars += [f"{workload}_{name}" for name in ("tokens_per_s", "prefill_seconds", "decode_tokens_per_s",
+                                                      "decode_ms_per_token")]
+    scalars += ["full_engine_kv_cache_bytes", "early_exit_engine_kv_cache_bytes"]
     for key in scalars:
         assert _positive_number(timing[key]), f"{key}={timing[key]!r}"
     for workload in WORKLOADS:
         for name in ("tokens_per_s", "prefill_seconds", "decode_tokens_per_s"):
             summary = timing[f"{workload}_{name}_spread"]
             assert summary["min"] <= summary["median"] == timing[f"{workload}_{name}"] <= summary["max"]
-            assert summary["n"] == 2
+            assert summary["n"] == REPEATS
         assert timing[f"{workload}_peak_cuda_allocated_mib"] is None  # CPU: no per-workload peak to measure
-    assert timing["speedup_min"] <= timing["speedup"] <= timing["speedup_max"]
-    assert timing["decode_speedup_min"] <= timing["decode_speedup"] <= timing["decode_speedup_max"]
+    assert timing["transformers_engine_kv_cache_bytes"] is None  # not the engine
     assert timing["batch_size"] == batch_size and timing["device"] == "cpu"
+    assert timing["reference"] == "transformers_greedy" and timing["prompts"] == "heldout"
+    assert timing["num_prompts"] == PROMPTS and timing["threads"] == 1 and timing["dtype"] == "float32"
+    assert timing["seed"] == 0 and timing["bootstrap_resamples"] == 2000 and "bootstrap" in timing["ci_method"]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2])
@@ -75,7 +88,7 @@ def test_prompt_pass_is_part_of_every_repeat(timings, batch_size):
     timing = timings[batch_size]
     for workload in WORKLOADS:
         repeats = timing[f"{workload}_repeat_seconds"]
-        assert len(repeats["prefill"]) == len(repeats["total"]) == 2
+        assert len(repeats["prefill"]) == len(repeats["total"]) == REPEATS
         for prefill, total in zip(repeats["prefill"], repeats["total"]):
             assert 0 < prefill < total, workload
         assert timing[f"{workload}_decode_tokens"] == PROMPTS * (NEW - 1)
@@ -87,17 +100,110 @@ def test_decode_rates_agree_with_the_repeat_times(timings, batch_size):
     batches = math.ceil(PROMPTS / batch_size)
     for workload in WORKLOADS:
         repeats = timing[f"{workload}_repeat_seconds"]
-        decode = sorted(t - p for p, t in zip(repeats["prefill"], repeats["total"]))
-        # With two repeats the median is the mean of both.
-        expected_rate = sum(PROMPTS * (NEW - 1) / d for d in decode) / 2
-        expected_ms = sum(1000 * d / (batches * (NEW - 1)) for d in decode) / 2
+        decode = [t - p for p, t in zip(repeats["prefill"], repeats["total"])]
+        expected_rate = statistics.median(PROMPTS * (NEW - 1) / d for d in decode)
+        expected_ms = statistics.median(1000 * d / (batches * (NEW - 1)) for d in decode)
         assert timing[f"{workload}_decode_tokens_per_s"] == pytest.approx(expected_rate)
         assert timing[f"{workload}_decode_ms_per_token"] == pytest.approx(expected_ms)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_every_ratio_is_summed_repeat_times_with_a_ci_around_it(timings, batch_size):
+    timing = timings[batch_size]
+    for ratio, (decode, baseline, candidate) in RATIOS.items():
+        base, cand = timing[f"{baseline}_repeat_seconds"], timing[f"{candidate}_repeat_seconds"]
+        assert timing[ratio] == pytest.approx(sum(base["total"]) / sum(cand["total"]))
+        base_decode = sum(t - p for p, t in zip(base["prefill"], base["total"]))
+        cand_decode = sum(t - p for p, t in zip(cand["prefill"], cand["total"]))
+        assert timing[decode] == pytest.approx(base_decode / cand_decode)
+        for name in (ratio, decode):
+            lo, hi = timing[f"{name}_ci95"]
+            assert lo <= timing[name] <= hi, name
+            per_repeat = [b / c for b, c in zip(base["total"], cand["total"])] if name == ratio else None
+            if per_repeat:
+                assert timing[f"{name}_min"] == pytest.approx(min(per_repeat))
+    # Every phase of every workload ran once per repeat, in a recorded order.
+    assert len(timing["repeat_orders"]) == REPEATS
+    assert all(sorted(order) == sorted(f"{w}/{p}" for w in ("transformers", "full", "candidate") for p in ("prefill", "total"))
+               for order in timing["repeat_orders"])
+
+
+def test_engine_full_path_equals_transformers_greedy_in_float32(timings):
+    for timing in timings.values():
+        assert timing["engine_full_sequence_exact_match_with_reference"] == 1.0
+        assert timing["engine_full_token_match_with_reference"] == 1.0
+        # The early exit is compared with the same tokens either way.
+        assert timing["token_match_with_reference"] == timing["token_match_with_full"]
+
+
+def test_bootstrap_is_reproducible_with_its_seed():
+    from eebench.timing.statistics import bootstrap_ratio_ci
+
+    base, cand = [1.0, 1.2, 0.9, 1.1, 1.05, 1.3], [0.8, 1.0, 0.85, 0.7, 0.9, 1.1]
+    assert bootstrap_ratio_ci(base, cand, seed=1) == bootstrap_ratio_ci(base, cand, seed=1)
+    assert bootstrap_ratio_ci(base, cand, seed=1) != bootstrap_ratio_ci(base, cand, seed=2)
+    lo, hi = bootstrap_ratio_ci(base, cand, seed=1)
+    assert lo < sum(base) / sum(cand) < hi
+    assert bootstrap_ratio_ci([2.0] * 5, [1.0] * 5, seed=0) == [2.0, 2.0]  # no spread, no interval
+
+
+def _costs() -> CostModel:
+    # 8 blocks of cost 10, heads after blocks 1 and 3 of cost 4, the final head of cost 4.
+    return CostModel(num_layers=8, exit_layers=[1, 3], block_cost=10.0, head_cost=4.0, lm_head_cost=4.0)
+
+
+def test_depth_bound_counts_only_the_blocks_the_exits_still_run():
+    from eebench.timing.statistics import depth_bound
+
+    costs = _costs()
+    assert depth_bound(costs, [0, 0]) == pytest.approx(84 / 20)  # every token after 2 blocks, no head counted
+    assert depth_bound(costs, [0, 2]) == pytest.approx(84 / ((20 + 84) / 2))
+    assert depth_bound(costs, [2, 2]) == pytest.approx(1.0)
+    assert depth_bound(costs, [0, 0], every_block=True) == pytest.approx(84 / 80)  # "full" avoids only the final head
+    assert depth_bound(costs, [0, 1]) >= costs.theoretical_speedup(torch.tensor([0, 1]))
+
+
+def test_speedup_above_its_depth_bound_is_flagged_as_a_measurement_error():
+    from eebench.timing.generation import bound_for, flag_fields
+    from eebench.timing.statistics import ratio_fields
+
+    costs, exits = _costs(), [2, 2, 2, 1]  # three tokens at full depth, one after 4 blocks: bound 84/73 ~ 1.15
+    hf = [1.0, 1.1, 0.95, 1.05, 1.0]
+    engine = [1.0, 1.08, 0.97, 1.02, 1.01]
+
+    def fields(early_exit):
+        return {**ratio_fields("speedup", hf, early_exit, 0), **ratio_fields("engine_full_speedup", hf, engine, 0),
+                **ratio_fields("speedup_vs_engine_full", engine, early_exit, 0),
+                **ratio_fields("decode_speedup_vs_engine_full", engine, early_exit, 0)}
+
+    bound = bound_for("lazy", costs, exits)
+    plausible = flag_fields(fields([t / 1.1 for t in engine]), bound)
+    assert plausible["flags"] == [] and plausible["measurement_error"] is False
+    impossible = flag_fields(fields([t / 13.9 for t in engine]), bound)  # the issue's 13.9 on a tiny model
+    assert impossible["measurement_error"] is True
+    assert any("above the depth bound" in flag and "speedup_vs_engine_full" in flag for flag in impossible["flags"])
+    assert bound_for("dssd", costs, exits) is None and flag_fields(fields([t / 13.9 for t in engine]), None)["flags"] == []
+
+
+def test_dtype_auto_is_bfloat16_only_where_the_hardware_runs_it_natively(tiny_model_dirs):
+    from eebench.backbones import load_backbone
+    from eebench.backbones.precision import native_bf16, resolve_dtype
+    from eebench.config import BackboneConfig
+
+    cpu = torch.device("cpu")
+    assert native_bf16(cpu, {"avx2", "avx512_bf16"}) and native_bf16(cpu, {"amx_bf16"})
+    assert not native_bf16(cpu, {"avx2", "avx512f"})
+    assert resolve_dtype("float32", cpu) == "float32" and resolve_dtype("bfloat16", cpu) == "bfloat16"
+    assert BackboneConfig().dtype == "auto"
+    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(tiny_model_dirs["llama"])), "cpu")
+    expected = "bfloat16" if native_bf16(cpu) else "float32"
+    assert backbone.identity["dtype"] == expected and backbone.model.dtype == getattr(torch, expected)
 
 
 def test_batch_size_changes_no_generated_token(timings):
     one, two = timings[1], timings[2]
     for key in ("sequence_exact_match_with_full", "token_match_with_full", "generated_exit_fraction_early",
+                "sequence_exact_match_with_reference", "token_match_with_reference",
                 "exit_sample", "full_decode_tokens", "early_exit_decode_tokens"):
         assert one[key] == two[key], key
     assert len(one["exit_sample"]["tokens"]) == NEW
@@ -126,27 +232,40 @@ def test_engine_reports_its_kv_cache_allocation(setup):
     assert 0 < generate(lm, [prompt], NEW, strategy="static", exit_layer=1).kv_cache_bytes < one
 
 
-@pytest.mark.parametrize("field, value", [("batch_size", 0), ("batch_size", -2), ("max_new_tokens", 1)])
+@pytest.mark.parametrize("field, value", [("batch_size", 0), ("batch_size", -2), ("max_new_tokens", 1), ("threads", 0),
+                                          ("prompts", "bogus"), ("repeats", 4)])
 def test_bad_timing_config_is_one_line_error(field, value):
     with pytest.raises(EEBenchError) as error:
         TimingConfig(**{field: value})
     message = str(error.value)
-    assert f"timing.{field}={value}" in message and "\n" not in message
+    assert f"timing.{field}={value}" in message.replace("'", "") and "\n" not in message
 
 
-def test_interleaved_runs_alternate_workloads_and_keep_last_results():
+def test_task_prompts_need_evaluation_tasks():
+    with pytest.raises(EEBenchError, match="timing.prompts=tasks needs evaluation tasks"):
+        ExperimentConfig(timing=TimingConfig(prompts="tasks"), eval=EvalConfig(tasks=[]))
+    assert ExperimentConfig(timing=TimingConfig(prompts="tasks"), eval=EvalConfig(tasks=["strategyqa"])).timing.prompts == "tasks"
+
+
+def test_interleaved_runs_follow_a_seeded_random_order_per_repeat():
     calls = []
-    workloads = {name: (lambda n=name: calls.append(n) or len(calls)) for name in ("a", "b")}
-    runs = interleaved_runs(workloads, torch.device("cpu"), warmup=1, repeats=2)
-    assert calls == ["a", "b"] * 3
-    assert {name: len(seconds) for name, seconds in runs.seconds.items()} == {"a": 2, "b": 2}
-    assert runs.last_result == {"a": 5, "b": 6}
-    assert runs.peak_cuda_bytes == {"a": None, "b": None}
+    names = ("a", "b", "c", "d")
+    workloads = {name: (lambda n=name: calls.append(n) or len(calls)) for name in names}
+    runs = interleaved_runs(workloads, torch.device("cpu"), warmup=1, repeats=6, seed=3)
+    assert calls[:4] == list(names)  # warmup in declaration order, then the recorded orders
+    assert calls[4:] == [name for order in runs.orders for name in order]
+    assert all(sorted(order) == list(names) for order in runs.orders)
+    assert len({tuple(order) for order in runs.orders}) > 1  # the order changes between repeats
+    assert interleaved_runs(workloads, torch.device("cpu"), 0, 6, seed=3).orders == runs.orders  # reproducible
+    assert interleaved_runs(workloads, torch.device("cpu"), 0, 6, seed=4).orders != runs.orders
+    assert {name: len(seconds) for name, seconds in runs.seconds.items()} == dict.fromkeys(names, 6)
+    assert runs.last_result == {name: 4 + 4 * 5 + runs.orders[-1].index(name) + 1 for name in names}
+    assert runs.peak_cuda_bytes == dict.fromkeys(names)
 
 
 def test_too_few_new_tokens_for_decode_timing_is_refused():
     with pytest.raises(EEBenchError, match="new_tokens=1 "):
-        compare_generation(lambda n: [], lambda n: [], 1, torch.device("cpu"), 0, 1)
+        time_schedule({"a": lambda n: []}, 1, torch.device("cpu"), 0, 5, 0)
 
 
 def _engine_speed_module():
@@ -156,23 +275,48 @@ def _engine_speed_module():
     return module
 
 
-def test_engine_benchmark_reports_prefill_and_decode(setup, capsys):
+def test_engine_benchmark_has_noise_floor_reference_and_ci_rows(setup, capsys):
     bench_module = _engine_speed_module()
     backbone, heads, policy, prompts = setup
-    model = SimpleNamespace(backbone=backbone)
-    bench = bench_module.Bench(model, prompts, NEW, warmup=0, repeats=1)
-    rows = [bench.measure("transformers greedy", bench_module.hf_generate(model, prompts)),
-            bench.measure("lazy", lambda n: [generate(backbone.layered, p, n, heads, policy, "lazy") for p in prompts])]
+    costs = CostModel.from_layered(backbone.layered, heads)
+    bench = bench_module.Bench(backbone, prompts, NEW, warmup=0, repeats=REPEATS)
+    rows = bench.reference_rows() + [bench.measure("lazy", bench.engine(heads=heads, policy=policy, strategy="lazy"),
+                                                   costs, "lazy")]
+    assert [row["method"] for row in rows] == ["A/A transformers vs itself", "engine full depth", "lazy"]
+    aa, engine, lazy = rows
+    assert aa["speedup"] == aa["aa_speedup"] and engine["speedup"] == engine["engine_full_speedup"]
     for row in rows:
-        for key in ("tokens_per_s", "full_tokens_per_s", "speedup", "prefill_seconds", "decode_tokens_per_s",
-                    "decode_ms_per_token", "full_decode_tokens_per_s", "decode_speedup"):
-            assert _positive_number(row[key]), f"{row['method']} {key}={row[key]!r}"
-        assert row["decode_tokens"] == PROMPTS * (NEW - 1)
-    assert rows[0]["exact_match"] == 1.0  # transformers' greedy decoding equals the engine's
-    assert 0 <= rows[1]["exact_match"] <= 1
-    assert rows[0]["engine_kv_cache_bytes"] is None and rows[1]["engine_kv_cache_bytes"] > 0
+        for key in ("speedup", "decode_speedup"):
+            lo, hi = row[f"{key}_ci95"]
+            assert lo <= row[key] <= hi, (row["method"], key)
+    assert lazy["engine_full_sequence_exact_match_with_reference"] == 1.0  # float32: engine full == transformers
+    # The depth bound counts no head or gate, so the cost model's own speedup stays below it.
+    assert lazy["theoretical_speedup"] <= lazy["depth_bound"]
+    assert lazy["measurement_error"] == bool(lazy["flags"])
+    assert lazy["decode_tokens"] == PROMPTS * (NEW - 1)
     bench_module.print_table(rows)
-    assert "| prefill_ms | decode_tokens_per_s | decode_ms_per_token |" in capsys.readouterr().out
+    assert "| speedup | speedup_ci95 |" in capsys.readouterr().out
+
+
+def test_engine_benchmark_ci_estimate_writes_provenance(tiny_model_dirs, tmp_path, capsys):
+    out = tmp_path / "estimate.json"
+    with single_thread():
+        assert _engine_speed_module().main([
+            "--estimate-ci", "--backbone", str(tiny_model_dirs["llama"]), "--dtype", "float32", "--prompts", "2",
+            "--prompt-tokens", "8", "--new-tokens", "3", "--warmup", "0", "--repeats", "5", "--threads", "1",
+            "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    estimate, provenance = summary["ci_estimate"], summary["provenance"]
+    assert summary["dtype"] == "float32" and estimate["repeats"] == 5
+    assert estimate["aa_speedup_ci95_half_width"] > 0 and estimate["aa_speedup_repeats_for_target"] >= 5
+    for key in ("git_sha", "git_dirty", "packages", "cpu_model", "threads", "load_average_1min", "cuda_device"):
+        assert key in provenance, key
+    assert provenance["threads"] == 1 and provenance["packages"]["torch"] == torch.__version__
+
+
+def test_engine_benchmark_refuses_too_few_repeats():
+    with pytest.raises(EEBenchError, match="--repeats=3 is too few"):
+        _engine_speed_module().parse_args(["--run-dir", "x", "--repeats", "3"])
 
 
 def test_report_table_shows_decode_rates_and_latency(timings):

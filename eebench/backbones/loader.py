@@ -10,6 +10,7 @@ import torch
 from eebench.backbones.bundled import bundled_model_dir, converted_gguf_dir
 from eebench.backbones.families import family_for
 from eebench.backbones.layered import LayeredModel, check_against_forward
+from eebench.backbones.precision import resolve_dtype
 from eebench.cache import file_digest
 from eebench.config import BackboneConfig
 from eebench.errors import EEBenchError
@@ -98,7 +99,9 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
     from transformers import AutoTokenizer
 
     source, is_local = resolve_source(cfg)
-    dtype = getattr(torch, cfg.dtype)
+    target = pick_device(device)
+    dtype_name = resolve_dtype(cfg.dtype, target)  # "auto" -> what this hardware runs natively
+    dtype = getattr(torch, dtype_name)
     common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     family = family_for(_load_config(source, cfg, common))  # refuse an unsupported family before reading weights
     try:
@@ -108,7 +111,6 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
     model = _load_model(source, cfg, common, dtype, family)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    target = pick_device(device)
     model.to(target).eval().requires_grad_(False)
     layered = LayeredModel.from_model(model)
     if not type(model).__module__.startswith("transformers."):
@@ -117,6 +119,6 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
         identity = {"local": local_identity(source)}
     else:
         identity = {"hub": source, "revision": cfg.revision, "commit": getattr(model.config, "_commit_hash", None)}
-    identity["dtype"] = cfg.dtype
+    identity["dtype"] = dtype_name  # the resolved dtype: an "auto" run on bf16 and on fp32 hardware never share heads
     return Backbone(cfg.name, source, model, tokenizer, layered, target, identity)
 

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+import platform
+import random
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -38,27 +42,37 @@ def spread(values: list[float]) -> dict:
 
 @dataclass
 class Runs:
-    """Per workload: the seconds of each repeat, the peak CUDA allocation (None off CUDA), the last result."""
+    """Per workload: the seconds of each repeat, the peak CUDA allocation (None off CUDA), the last result;
+    and the order the workloads ran in, per repeat."""
 
     seconds: dict[str, list[float]] = field(default_factory=dict)
     peak_cuda_bytes: dict[str, int | None] = field(default_factory=dict)
     last_result: dict[str, object] = field(default_factory=dict)
+    orders: list[list[str]] = field(default_factory=list)
+
+
+def repeat_orders(names: list[str], repeats: int, seed: int) -> list[list[str]]:
+    """A fresh random order of the workloads for every repeat, reproducible from ``seed``."""
+    rng = random.Random(seed)
+    return [rng.sample(names, len(names)) for _ in range(repeats)]
 
 
 def interleaved_runs(workloads: dict[str, Callable[[], object]], device: torch.device,
-                     warmup: int, repeats: int) -> Runs:
+                     warmup: int, repeats: int, seed: int = 0) -> Runs:
     """Time the workloads in turn, each repeat running all of them, so every ratio compares like with like.
 
     Interleaving spreads drifts in machine load (other processes, thermal throttling) evenly over the
-    workloads instead of penalising whichever happened to run last.
+    workloads; a seeded random order per repeat also keeps a fixed position (always right after a
+    given other workload, whose caches or allocations it inherits) from biasing one of them.
     """
     for _ in range(warmup):
         for fn in workloads.values():
             fn()
     runs = Runs({name: [] for name in workloads}, {name: None for name in workloads})
-    for _ in range(repeats):
-        for name, fn in workloads.items():
-            _timed_call(runs, name, fn, device)
+    runs.orders = repeat_orders(list(workloads), repeats, seed)
+    for order in runs.orders:
+        for name in order:
+            _timed_call(runs, name, workloads[name], device)
     return runs
 
 
@@ -87,3 +101,43 @@ def process_peak_rss_mib() -> float | None:
 def load_average_1min() -> float | None:
     """Runnable processes averaged over the last minute; other jobs competing for the CPU distort timings."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def physical_cores(cpuinfo: str = "/proc/cpuinfo") -> int:
+    """Physical cores this process may use: hyperthread siblings share one core's arithmetic units, so
+    more threads than cores only adds contention. Falls back to the logical CPU count off Linux."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return usable
+    cores, physical = set(), "0"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "physical id":
+            physical = value.strip()
+        elif key.strip() == "core id":
+            cores.add((physical, value.strip()))
+    return max(1, min(usable, len(cores) or usable))
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    try:
+        for line in Path(cpuinfo).read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run with ``threads`` intra-op threads (None: physical cores), restoring the previous count after.
+    Yields the count in force, which is what the timing records."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or physical_cores())
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,73 @@
+"""Paired ratios of repeat times with a bootstrap CI, and the depth bound that a speedup cannot beat.
+
+Estimator: the ratio of summed times over the repeats, i.e. of mean times, which is what a user waits
+for in total; a per-repeat ratio's median would throw away how long the repeats took. The CI is a paired
+percentile bootstrap: resample repeat indices with replacement and take the same indices for both
+workloads, since they ran side by side in the same repeat and share its machine load.
+"""
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import torch
+
+BOOTSTRAP_RESAMPLES = 2000
+CI_LEVEL = 0.95
+CI_METHOD = ("paired percentile bootstrap over repeats (same resampled repeats for both workloads), "
+             f"{BOOTSTRAP_RESAMPLES} resamples, 95%; estimate = ratio of summed repeat times")
+
+
+def ratio_of_sums(baseline: list[float], candidate: list[float]) -> float:
+    return sum(baseline) / sum(candidate)
+
+
+def bootstrap_ratio_ci(baseline: list[float], candidate: list[float], seed: int,
+                       resamples: int = BOOTSTRAP_RESAMPLES) -> list[float]:
+    """[lo, hi] of the 95% paired bootstrap interval of sum(baseline) / sum(candidate)."""
+    base, cand = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
+    picks = np.random.default_rng(seed).integers(0, len(base), size=(resamples, len(base)))
+    ratios = base[picks].sum(axis=1) / cand[picks].sum(axis=1)
+    tail = (1 - CI_LEVEL) / 2
+    return [float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))]
+
+
+def ratio_fields(name: str, baseline: list[float], candidate: list[float], seed: int) -> dict:
+    """``name`` (ratio of sums), its 95% CI, and the smallest and largest single-repeat ratios."""
+    per_repeat = [b / c for b, c in zip(baseline, candidate)]
+    return {name: ratio_of_sums(baseline, candidate), f"{name}_ci95": bootstrap_ratio_ci(baseline, candidate, seed),
+            f"{name}_min": min(per_repeat), f"{name}_max": max(per_repeat),
+            f"{name}_median_of_repeats": statistics.median(per_repeat)}
+
+
+def depth_bound(costs, exit_indices: list[int], every_block: bool = False) -> float:
+    """The largest speedup over the full-depth model that this exit pattern could give: the full model's
+    weight reads per token over the blocks the exiting tokens still run, counting no exit head, gate or
+    attention at all (so a real run always stays below it). ``every_block``: the strategy runs every
+    block whatever exits (``full``), leaving only the final head to avoid."""
+    if not exit_indices:
+        return 1.0
+    final = len(costs.exit_layers)
+    index = torch.tensor(exit_indices)
+    blocks = torch.tensor([costs.num_layers if every_block else costs.blocks_run(i) for i in range(final + 1)],
+                          dtype=torch.float64)[index]
+    cheapest = blocks * costs.block_cost + (index == final).double() * costs.lm_head_cost
+    return costs.full_cost / float(cheapest.mean())
+
+
+def depth_bound_flags(fields: dict, bound: float | None) -> list[str]:
+    """Reasons why the measured speedups cannot be right: a CI wholly above what skipping the blocks
+    could give. The depth-only ratios (against the engine's own full path) must stay below the bound;
+    the speedup over transformers only by as much more as the engine's full path beats transformers."""
+    if bound is None:
+        return []
+    flags = []
+    for key in ("speedup_vs_engine_full", "decode_speedup_vs_engine_full"):
+        low = fields[f"{key}_ci95"][0]
+        if low > bound:
+            flags.append(f"{key} CI lower bound {low:.3f} is above the depth bound {bound:.3f} of its own exit pattern")
+    allowed = bound * max(1.0, fields["engine_full_speedup_ci95"][1])
+    if fields["speedup_ci95"][0] > allowed:
+        flags.append(f"speedup CI lower bound {fields['speedup_ci95'][0]:.3f} is above the depth bound {bound:.3f} "
+                     f"times the engine's full-path advantage over transformers (allowed up to {allowed:.3f})")
+    return flags
