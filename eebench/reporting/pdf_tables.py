@@ -28,12 +28,13 @@ BREAK_AFTER = re.compile(r"(?<=[/@,])(?=\S)")
 BREAK_MARK = "\x01"  # survives inline markup conversion, then becomes a line break
 
 
-def _pieces(text: str, numeric: bool) -> list[str]:
+def _pieces(text: str, kind: str) -> list[str]:
     """The parts of a cell's plain text that are never split across lines (unless nothing else fits).
-    A number with its error or range (``40.0 ± 3.0``, ``1.50 (1.45–1.55)``) is one piece."""
-    if numeric:
+    A number with its error or range (``40.0 ± 3.0``, ``1.50 (1.45–1.55)``) is one piece; a header
+    breaks only at spaces (``tok/s`` stays whole); names may also break after / @ and commas."""
+    if kind == "number":
         return [text]
-    return [piece for word in text.split() for piece in BREAK_AFTER.split(word)]
+    return [piece for word in text.split() for piece in ([word] if kind == "header" else BREAK_AFTER.split(word))]
 
 
 def _width(text: str, font: str, size: float) -> float:
@@ -44,9 +45,10 @@ def _column_extents(headers: list[str], rows: list[list[str]], size: float):
     """Per column: (narrowest width without breaking a piece, width with no wrapping at all), in points."""
     extents = []
     for column, (header, numeric) in enumerate(zip(headers, numeric_columns(rows, len(headers)))):
-        cells = [(plain_text(header), BOLD, False)] + [(plain_text(str(row[column])), REGULAR, numeric) for row in rows]
-        narrowest = max(_width(piece, font, size) for text, font, whole in cells
-                        for piece in _pieces(text, whole) or [""])
+        kind = "number" if numeric else "text"
+        cells = [(plain_text(header), BOLD, "header")] + [(plain_text(str(row[column])), REGULAR, kind) for row in rows]
+        narrowest = max(_width(piece, font, size) for text, font, cell_kind in cells
+                        for piece in _pieces(text, cell_kind) or [""])
         widest = max(_width(text, font, size) for text, font, _ in cells)
         extents.append((narrowest + 2 * CELL_PAD, widest + 2 * CELL_PAD))
     return extents

@@ -44,7 +44,7 @@ def _styles() -> dict[str, ParagraphStyle]:
                 for level, size in HEADING_SIZES.items()}
     return {
         **headings,
-        "body": _style("body", spaceAfter=4),
+        "body": _style("body", spaceBefore=2, spaceAfter=4),
         "bullet": _style("bullet", leftIndent=14, bulletIndent=4, spaceAfter=2, bulletFontName=REGULAR),
         "callout": _style("callout", textColor=colors.HexColor("#7a3800"), backColor=colors.HexColor("#fff4e5"),
                           borderColor=colors.HexColor("#e69500"), borderWidth=0.75, borderPadding=4,
