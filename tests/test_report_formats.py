@@ -16,6 +16,7 @@ import pytest
 from eebench.analysis.hypervolume import hypervolume_2d, hypervolume_table, reference_point
 from eebench.analysis.pareto import add_pareto_flags, run_to_row, runs_to_frame
 from eebench.reporting import diagnostics
+from eebench.reporting.pdf_tables import CELL_PAD, report_table
 from eebench.reporting.report import write_report
 from eebench.tracking.results import write_results
 from test_reporting import make_results, make_sweep
@@ -42,6 +43,34 @@ def test_pdf_has_summary_tables_and_figures(report_dir):
     assert len(PAGE_OBJECT.findall(pdf)) >= 3
     # Every figure is embedded as an image: at least the Pareto overlay and the two per-backbone ones.
     assert len(IMAGE_OBJECT.findall(pdf)) >= 3
+
+
+def _pieces_of(table) -> list:
+    """The parts Platypus would put on successive 300-pt-high page areas."""
+    parts, rest = [], table
+    while rest.wrap(560, 300)[1] > 300:
+        first, rest = rest.split(560, 300)
+        parts.append(first)
+    return parts + [rest]
+
+
+def test_pdf_table_fits_the_page_wraps_cells_and_repeats_its_header():
+    long_name = "/models/backbone-" + "x" * 200 + "/equal/linear/entropy"  # wider than the page
+    rows = [[f"{long_name}-{i}", "equal", f"{i}.00 ± 0.10"] for i in range(60)]
+    table = report_table(["backbone path", "placement", "acc EE %"], rows, 560)
+    widths, cells = table._colWidths, [list(row) for row in table._cellvalues]  # Paragraphs, before layout
+    assert sum(widths) <= 560 + 1e-6
+    parts = _pieces_of(table)
+    assert len(parts) > 1
+    # Laid-out cells hold a tuple of flowables: the header's paragraph starts every page's part.
+    assert all(part._cellvalues[0][0][0].getPlainText() == "backbone path" for part in parts)
+    assert sum(len(part._cellvalues) - 1 for part in parts) == len(rows)  # every row exactly once
+    for backbone, placement, accuracy in cells[1:]:
+        backbone.wrap(widths[0] - 2 * CELL_PAD, 10_000)
+        assert max(backbone.getActualLineWidths0()) <= widths[0] - 2 * CELL_PAD + 0.01  # wrapped, not clipped
+        for cell, width in ((placement, widths[1]), (accuracy, widths[2])):
+            cell.wrap(width - 2 * CELL_PAD, 10_000)
+            assert len(cell.blPara.lines) == 1  # the long name does not squeeze short names or numbers
 
 
 def test_html_is_self_contained_with_token_view(report_dir):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ from eebench.analysis.hypervolume import hypervolume_table
 from eebench.analysis.pareto import add_pareto_flags, pareto_table, runs_to_frame
 from eebench.tracking import results as results_mod
 from eebench.tracking.results import (
-    collect_provenance, git_sha, load_run, load_sweeps, redact, write_error, write_json_atomic,
+    collect_provenance, git_dirty, git_sha, load_run, load_sweeps, redact, write_error, write_json_atomic,
     write_results,
 )
 from eebench.tracking.wandb_sink import (
@@ -108,16 +109,29 @@ def test_collect_provenance_fields():
     json.dumps(provenance)
 
 
-def test_git_sha_reads_refs_without_git_binary(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", "")  # no git executable anywhere
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    (tmp_path / ".git").mkdir()
-    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    (tmp_path / ".git" / "packed-refs").write_text(f"# pack-refs\n{sha} refs/heads/main\n")
-    (tmp_path / "pkg").mkdir()
-    assert git_sha(tmp_path / "pkg") == sha
-    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/gone\n")
-    assert git_sha(tmp_path / "pkg") is None
+def _git(repo, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo, check=True,
+                   capture_output=True)
+
+
+def test_git_sha_and_dirty_flag_from_git(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "code.py").write_text("x = 1\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "first")
+    # The commit git wrote into the branch ref, read without git: what the checkout's HEAD must resolve to.
+    assert git_sha(repo / "pkg" / "code.py") == (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
+    assert git_dirty(repo / "pkg") is False
+    (repo / "pkg" / "notes.txt").write_text("untracked files do not make a checkout dirty")
+    assert git_dirty(repo / "pkg") is False
+    (repo / "pkg" / "code.py").write_text("x = 2\n")
+    assert git_dirty(repo / "pkg") is True
+    (tmp_path / "elsewhere").mkdir()
+    assert git_sha(tmp_path / "elsewhere") is None and git_dirty(tmp_path / "elsewhere") is None
+    monkeypatch.setenv("PATH", "")  # no git executable: unknown, not an error
+    assert git_sha(repo / "pkg") is None and git_dirty(repo / "pkg") is None
 
 
 def test_summary_metrics_are_flat_numbers():

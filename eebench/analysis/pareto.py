@@ -160,6 +160,26 @@ def family_name(results: dict) -> str:
     return "/".join(str(results.get(key, "?")) for key in FAMILY_KEYS)
 
 
+def _interval(value: Any) -> tuple[float, float]:
+    pair = value if isinstance(value, (list, tuple)) and len(value) == 2 else (None, None)
+    return _number(pair[0]), _number(pair[1])
+
+
+def timing_ci_columns(results: dict) -> dict[str, Any]:
+    """95% CIs of the speedups, the engine's full path against the reference, what the reference and
+    precision were, and flagged measurement errors; NaN / None / "" in results written before them."""
+    timing = _dict(results.get("timing"))
+    columns: dict[str, Any] = {}
+    for name in ("speedup", "decode_speedup", "engine_full_speedup"):
+        columns[f"{name}_ci_lo"], columns[f"{name}_ci_hi"] = _interval(timing.get(f"{name}_ci95"))
+    flags = timing.get("flags") or []
+    flags = flags if isinstance(flags, (list, tuple)) else [flags]
+    return {**columns, "engine_full_speedup": _number(timing.get("engine_full_speedup")),
+            "timing_reference": timing.get("reference"),
+            "timing_flags": "; ".join(str(f.get("message", f)) if isinstance(f, dict) else str(f) for f in flags),
+            "backbone_dtype": results.get("backbone_dtype")}
+
+
 def run_to_row(results: dict) -> dict[str, Any]:
     """One flat row for one run; every field is optional so older/partial results still load."""
     exit_info, timing = _dict(results.get("exit")), _dict(results.get("timing"))
@@ -181,6 +201,7 @@ def run_to_row(results: dict) -> dict[str, Any]:
     )
     row.update({column: _number(exit_info.get(key)) for column, key in EXIT_NUMBERS.items()})
     row.update({column: _number(timing.get(key)) for column, key in TIMING_NUMBERS.items()})
+    row.update(timing_ci_columns(results))
     row.update(_accuracy_columns(results))
     row.update(_exit_columns(results))
     return row

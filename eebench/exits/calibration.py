@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+from scipy.stats import binom
 
 from eebench.config import CalibrationConfig
 
@@ -59,15 +60,8 @@ def platt(uncertainty: torch.Tensor, agree: torch.Tensor, target: float, cfg: Ca
 
 
 def binomial_cdf(k: torch.Tensor, n: torch.Tensor, p: float) -> torch.Tensor:
-    """P(Binomial(n, p) <= k), elementwise, via the regularised incomplete beta identity."""
-    k, n = k.double(), n.double()
-    out = torch.ones_like(k)
-    inside = k < n
-    # P(X <= k) = I_{1-p}(n-k, k+1)
-    from scipy.special import betainc  # scipy ships with lm-eval's dependencies
-
-    out[inside] = torch.from_numpy(betainc((n - k)[inside].numpy(), (k + 1)[inside].numpy(), 1 - p))
-    return out
+    """P(Binomial(n, p) <= k), elementwise (float64)."""
+    return torch.from_numpy(binom.cdf(k.double().numpy(), n.double().numpy(), p))
 
 
 def hoeffding_bentkus_pvalue(k: torch.Tensor, n: torch.Tensor, alpha: float) -> torch.Tensor:

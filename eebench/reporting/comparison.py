@@ -54,6 +54,5 @@ def comparison_section(frame: pd.DataFrame) -> list:
                   "final layer, agreement the share of held-out tokens whose exit prediction equals the full "
                   "model's (calibration and held-out documents are disjoint), theoretical speedup the cost "
                   "model's (head and gate cost counted), Δ the mean task accuracy change in points."),
-        # The caption travels with the table onto the PDF's table pages, away from the paragraph above.
         Table(["backbone", "placement", "head", "confidence", *targets], rows, caption=f"Each cell: {CELL_FORMAT}."),
     ]

@@ -5,6 +5,9 @@ import pandas as pd
 
 from eebench.reporting.document import Bullets, Heading, Paragraph
 from eebench.reporting.formatting import distinct, fmt
+from eebench.reporting.speed import (
+    NO_DIFFERENCE, column, fastest, flagged, has_intervals, reference_short, speedup_text, verdict,
+)
 
 WITHIN_POINTS = 1.0  # "as accurate as the full model" means losing at most this many points
 MAX_EXAMPLES = 8
@@ -36,25 +39,49 @@ def mixed_hardware_caption(frame: pd.DataFrame) -> str:
     return f" {MIXED_HARDWARE_CAPTION}" if mixed_hardware_note(frame) else ""
 
 
-def _fastest_within_tolerance(rows: pd.DataFrame, speedup: str) -> str:
+def _smallest_loss(timed: pd.DataFrame, speedup: str) -> str:
+    best = timed.loc[timed["acc_delta"].idxmax()]
+    speed = speedup_text(best) if speedup == "measured_speedup" else f"{fmt(best[speedup], '.2f')}x"
+    return (f"no configuration stays within {WITHIN_POINTS:g} point of the full model; the smallest "
+            f"loss is {fmt(best['acc_delta'], '+.1f')} points ({describe_point(best)}, {speed}).")
+
+
+def _fastest_by_interval(close: pd.DataFrame, reference: str) -> str:
+    """The fastest accurate configuration, or the set that the CIs cannot tell apart."""
+    best = fastest(close)
+    if len(best) > 1:
+        listed = _examples(best, lambda r: f"{describe_point(r)} ({speedup_text(r)})")
+        return (f"within {WITHIN_POINTS:g} point of the full model, {len(best)} configurations are the fastest and "
+                f"**indistinguishable** (their 95% CIs overlap, so none is measurably faster): {listed}.")
+    row = best.iloc[0]
+    outcome = {NO_DIFFERENCE: f" — **{NO_DIFFERENCE}** from {reference} (the CI contains 1.0)",
+               "slower": f" — measurably **slower** than {reference}"}.get(verdict(row), "")
+    lead = (f"the only configuration within {WITHIN_POINTS:g} point of the full model" if len(close) == 1 else
+            f"the fastest configuration within {WITHIN_POINTS:g} point of the full model (its 95% CI lies above "
+            "every other's)")
+    return (f"{lead} is {describe_point(row)}: {speedup_text(row)} measured speedup against {reference}, "
+            f"accuracy change {fmt(row['acc_delta'], '+.1f')} points{outcome}.")
+
+
+def _fastest_within_tolerance(rows: pd.DataFrame, speedup: str, reference: str = "the full model") -> str:
     timed = rows.dropna(subset=[speedup, "acc_delta"])
     if timed.empty:
         return ""
     close = timed[timed["acc_delta"] >= -WITHIN_POINTS]
     if close.empty:
-        best = timed.loc[timed["acc_delta"].idxmax()]
-        return (f"no configuration stays within {WITHIN_POINTS:g} point of the full model; the smallest "
-                f"loss is {fmt(best['acc_delta'], '+.1f')} points ({describe_point(best)}, "
-                f"{fmt(best[speedup], '.2f')}x).")
+        return _smallest_loss(timed, speedup)
+    if speedup == "measured_speedup" and has_intervals(close):
+        return _fastest_by_interval(close, reference)
     best = close.loc[close[speedup].idxmax()]
-    verdict = "" if best[speedup] > 1 else " — which is **not faster** than the full model"
+    verdict_text = "" if best[speedup] > 1 else " — which is **not faster** than the full model"
+    estimate = " (point estimates: these results carry no confidence intervals)" if speedup == "measured_speedup" else ""
     return (f"the fastest configuration within {WITHIN_POINTS:g} point of the full model is "
-            f"{describe_point(best)}: {fmt(best[speedup], '.2f')}x {speedup.split('_')[0]} speedup, "
-            f"accuracy change {fmt(best['acc_delta'], '+.1f')} points{verdict}.")
+            f"{describe_point(best)}: {fmt(best[speedup], '.2f')}x {speedup.split('_')[0]} speedup{estimate}, "
+            f"accuracy change {fmt(best['acc_delta'], '+.1f')} points{verdict_text}.")
 
 
-def _backbone_finding(backbone: str, rows: pd.DataFrame) -> str:
-    measured = _fastest_within_tolerance(rows, "measured_speedup")
+def _backbone_finding(backbone: str, rows: pd.DataFrame, reference: str) -> str:
+    measured = _fastest_within_tolerance(rows, "measured_speedup", reference)
     if measured:
         text = f"**{backbone}**: {measured}"
     else:
@@ -75,10 +102,25 @@ def _examples(rows: pd.DataFrame, describe=describe_point) -> str:
     return text + (f"; and {len(rows) - MAX_EXAMPLES} more" if len(rows) > MAX_EXAMPLES else "")
 
 
-def _slower_than_full(frame: pd.DataFrame) -> str:
+def _verdict_counts(timed: pd.DataFrame, reference: str) -> str:
+    """Timed points sorted by what their CI says against the reference."""
+    verdicts = timed.apply(verdict, axis=1)
+    parts = []
+    for outcome, wording in (("slower", "**measurably slower**"), (NO_DIFFERENCE, f"**{NO_DIFFERENCE}** (CI contains 1.0)"),
+                             ("faster", "measurably faster")):
+        chosen = timed[verdicts == outcome]
+        if not chosen.empty:
+            listed = "" if outcome == "faster" else ": " + _examples(chosen, lambda r: f"{describe_point(r)} ({speedup_text(r)})")
+            parts.append(f"{len(chosen)} {wording}{listed}")
+    return f"Against {reference}, of {len(timed)} timed points: " + "; ".join(parts) + "."
+
+
+def _slower_than_full(frame: pd.DataFrame, reference: str = "the full model") -> str:
     timed = frame.dropna(subset=["measured_speedup"])
     if timed.empty:
         return "No point has a measured speedup (timing was disabled or failed), so real speed is unknown."
+    if has_intervals(timed):
+        return _verdict_counts(timed, reference)
     slower = timed[timed["measured_speedup"] < 1.0]
     if slower.empty:
         return f"No timed point is slower than the full model (all {len(timed)} have measured speedup ≥ 1)."
@@ -90,7 +132,9 @@ def _slower_than_full(frame: pd.DataFrame) -> str:
 def _caveats(frame: pd.DataFrame) -> list[str]:
     """Data-quality warnings worth stating plainly next to the headline numbers."""
     notes = []
-    noisy = frame[(frame["speedup_min"] < 1.0) & (frame["speedup_max"] > 1.0)]
+    # A min–max range over repeats is the only noise measure of results without a CI.
+    without_ci = frame[column(frame, "speedup_ci_lo").isna()]
+    noisy = without_ci[(without_ci["speedup_min"] < 1.0) & (without_ci["speedup_max"] > 1.0)]
     if not noisy.empty:
         notes.append(f"{len(noisy)} timed point(s) have a measured min–max range spanning 1x, so timing "
                      f"cannot distinguish them from the full model: {_examples(noisy)}.")
@@ -101,12 +145,21 @@ def _caveats(frame: pd.DataFrame) -> list[str]:
     return notes
 
 
+def measurement_errors(frame: pd.DataFrame) -> list[str]:
+    """One line per point whose timing was flagged: stated as an error, kept out of every finding."""
+    bad = frame[flagged(frame)]
+    return [f"{describe_point(row)}: measured {fmt(row['measured_speedup'], '.2f')}x — {row['timing_flags']}"
+            for _, row in bad.iterrows()]
+
+
 def findings_items(frame: pd.DataFrame, skipped_count: int) -> list[str]:
-    """The Findings bullets, empty when no run completed."""
+    """The Findings bullets, empty when no run completed. Points with flagged timings are left out."""
     if frame.empty:
         return []
-    items = [_backbone_finding(backbone, rows) for backbone, rows in frame.groupby("backbone", sort=True)]
-    items += [_slower_than_full(frame)] + _caveats(frame)
+    trusted = frame[~flagged(frame)]
+    reference = reference_short(frame)
+    items = [_backbone_finding(backbone, rows, reference) for backbone, rows in trusted.groupby("backbone", sort=True)]
+    items += [_slower_than_full(trusted, reference)] + _caveats(trusted)
     hardware = mixed_hardware_note(frame)
     items += [hardware] if hardware else []
     if skipped_count:
@@ -119,4 +172,10 @@ def findings_section(frame: pd.DataFrame, skipped_count: int) -> list:
     if not items:
         return [Heading("Findings"),
                 Paragraph("No complete runs, so there is nothing to conclude; see *Skipped* below.")]
-    return [Heading("Findings"), Bullets(items)]
+    blocks = [Heading("Findings"), Bullets(items)]
+    errors = measurement_errors(frame)
+    if errors:
+        blocks += [Paragraph(f"**Measurement errors** ({len(errors)} point(s)): their timing failed a sanity check, so "
+                             "their measured speedups are not findings and are left out of everything above."),
+                   Bullets(errors)]
+    return blocks

@@ -1,201 +1,158 @@
-"""Render a report Document as a PDF with matplotlib's PdfPages (no extra dependency).
+"""Render a report Document as a PDF with reportlab's Platypus, in the same order as report.md/.html.
 
-Layout, in order: text pages (title, what was run, findings, notes, provenance, skipped), then each
-table on its own page(s), then each figure on its own page. Pages are landscape A4 so the wide
-result tables fit.
+Platypus typesets: paragraphs wrap and break across pages, tables wrap their cells and repeat their
+header row on every page they span (see pdf_tables), and headings stay with what follows them.
+Pages are landscape A4 so the wide result tables fit; the PDF outline lists the sections and tables.
 """
 from __future__ import annotations
 
-import textwrap
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import matplotlib.image
-from matplotlib.backends.backend_pdf import PdfPages
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import inch
+from reportlab.lib.utils import ImageReader
+from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer
 
 from eebench.reporting.document import (
-    Bullets, Callout, Document, Figure, Heading, Paragraph, RawHtml, Table, plain_text,
+    Bullets, Callout, Document, Figure, Heading, Paragraph as TextParagraph, RawHtml, Table, plain_text,
 )
-from eebench.reporting.pdf_tables import GAP, draw_piece, layout_table, pack
-from eebench.reporting.plots import new_figure
+from eebench.reporting.pdf_fonts import BOLD, REGULAR, markup, register_fonts
+from eebench.reporting.pdf_tables import report_table
+from eebench.reporting.plots import DPI
 
-PAGE = (11.69, 8.27)  # landscape A4, inches
-MARGIN = 0.6  # inches
-POINTS_PER_INCH = 72
-CHAR_WIDTH_EM = 0.56  # average width of DejaVu Sans text, in font sizes; used to wrap lines
-
-
-# ----------------------------------------------------------------------------- text pages
-
-@dataclass
-class _Line:
-    text: str
-    size: float
-    weight: str = "normal"
-    colour: str = "black"
-    indent: float = 0.0  # inches
-    space_before: float = 0.0  # points
-    keep_with_next: int = 0  # lines that must share this line's page (a heading is never left alone)
+PAGE = landscape(A4)
+MARGIN = 0.5 * inch
+FOOTER_ROOM = 0.25 * inch
+FRAME_WIDTH = PAGE[0] - 2 * MARGIN
+FRAME_HEIGHT = PAGE[1] - 2 * MARGIN - FOOTER_ROOM
+HEADING_SIZES = {1: 18, 2: 13, 3: 11}
+# Height kept free beside a figure's title, picture and caption: paragraph spacing plus a section heading
+# that may share the page, so the group never outgrows a page (Platypus would then split it).
+FIGURE_SLACK = 80
 
 
-def _wrap(text: str, size: float, indent: float, first_prefix: str = "", later_prefix: str = "") -> list[str]:
-    width_pt = (PAGE[0] - 2 * MARGIN - indent) * POINTS_PER_INCH
-    chars = max(20, int(width_pt / (size * CHAR_WIDTH_EM)))
-    return textwrap.wrap(plain_text(text), chars, initial_indent=first_prefix, subsequent_indent=later_prefix,
-                         break_on_hyphens=False) or [""]
+def _style(name: str, size: float = 9, font: str = REGULAR, **options) -> ParagraphStyle:
+    return ParagraphStyle(name, fontName=font, fontSize=size, leading=size * 1.3, **options)
 
 
-def _block_lines(block) -> list[_Line]:
-    if isinstance(block, Heading):
-        size = {1: 18, 2: 13, 3: 11}.get(block.level, 10)
-        return [_Line(text, size, "bold", "#1a1a1a", space_before=10 if i == 0 else 0, keep_with_next=3)
-                for i, text in enumerate(_wrap(block.text, size, 0))]
-    if isinstance(block, Callout):
-        return [_Line(text, 9, colour="#a04000", space_before=4 if i == 0 else 0)
-                for i, text in enumerate(_wrap("⚠ " + block.text, 9, 0.1))]
-    if isinstance(block, Bullets):
-        return [_Line(text, 9, indent=0.15, space_before=2 if i == 0 else 0)
-                for item in block.items for i, text in enumerate(_wrap(item, 9, 0.15, "• ", "   "))]
-    if isinstance(block, Paragraph):
-        return [_Line(text, 9, space_before=4 if i == 0 else 0) for i, text in enumerate(_wrap(block.text, 9, 0))]
-    return []  # tables and figures get their own pages
+def _styles() -> dict[str, ParagraphStyle]:
+    headings = {f"h{level}": _style(f"h{level}", size, BOLD, spaceBefore=size * 0.8, spaceAfter=size * 0.35,
+                                    keepWithNext=1, textColor=colors.HexColor("#1a1a1a"))
+                for level, size in HEADING_SIZES.items()}
+    return {
+        **headings,
+        "body": _style("body", spaceBefore=2, spaceAfter=4),
+        "bullet": _style("bullet", leftIndent=14, bulletIndent=4, spaceAfter=2, bulletFontName=REGULAR),
+        "callout": _style("callout", textColor=colors.HexColor("#7a3800"), backColor=colors.HexColor("#fff4e5"),
+                          borderColor=colors.HexColor("#e69500"), borderWidth=0.75, borderPadding=4,
+                          spaceBefore=6, spaceAfter=8),
+        "caption": _style("caption", 8, textColor=colors.HexColor("#333333"), spaceBefore=4, spaceAfter=12),
+        "table_caption": _style("table_caption", 8, textColor=colors.HexColor("#333333"), spaceAfter=3,
+                                keepWithNext=1),
+        "meta": _style("meta", 8, textColor=colors.grey, spaceAfter=6),
+    }
 
 
-def _line_height(line: _Line) -> float:
-    return line.size * 1.4 + line.space_before
+class _KeepWithNext(KeepTogether):
+    """What Platypus wraps a heading or caption in to keep it with the flowable after it. A group taller
+    than a page (a heading over a long table) starts where it stands when a quarter page is left, rather
+    than leaving most of this page blank."""
+
+    def split(self, available_width: float, available_height: float) -> list[Flowable]:
+        self.wrap(available_width, available_height)
+        if self._H > FRAME_HEIGHT and available_height >= FRAME_HEIGHT / 4:
+            return self._content[:]
+        return super().split(available_width, available_height)
 
 
-def _paginate(lines: list[_Line]) -> list[list[_Line]]:
-    usable = (PAGE[1] - 2 * MARGIN) * POINTS_PER_INCH
-    pages, current, used = [], [], 0.0
-    for index, line in enumerate(lines):
-        needed = sum(map(_line_height, lines[index:index + 1 + line.keep_with_next]))
-        if current and used + needed > usable:
-            pages.append(current)
-            current, used = [], 0.0
-        current.append(line)
-        used += _line_height(line)
-    return pages + ([current] if current else [])
+class _ReportTemplate(SimpleDocTemplate):
+    """Adds every flowable carrying an ``outline_level`` to the PDF outline (the viewer's sidebar)."""
+
+    def afterFlowable(self, flowable: Flowable) -> None:
+        level = getattr(flowable, "outline_level", None)
+        if level is not None:
+            key = f"section-{id(flowable)}"
+            self.canv.bookmarkPage(key)
+            self.canv.addOutlineEntry(flowable.getPlainText(), key, level=level, closed=level > 0)
 
 
-def _text_page(pdf: PdfPages, lines: list[_Line], footer: str) -> None:
-    figure = new_figure(*PAGE, constrained=False)
-    y = MARGIN * POINTS_PER_INCH
-    height = PAGE[1] * POINTS_PER_INCH
-    for line in lines:
-        y += line.space_before
-        figure.text((MARGIN + line.indent) / PAGE[0], 1 - y / height, line.text, fontsize=line.size,
-                    fontweight=line.weight, color=line.colour, va="top", parse_math=False)
-        y += line.size * 1.4
-    _footer(figure, footer)
-    pdf.savefig(figure)
+class _Builder:
+    """Turns document blocks into flowables; tracks the outline depth, which may deepen one step at a time."""
 
+    def __init__(self) -> None:
+        self.styles = _styles()
+        self.outline_level = -1
 
-def _footer(figure, text: str) -> None:
-    figure.text(0.5, 0.3 / PAGE[1], text, ha="center", fontsize=7, color="grey", parse_math=False)
+    def heading(self, text: str, level: int) -> Paragraph:
+        paragraph = Paragraph(markup(text), self.styles[f"h{min(level, 3)}"])
+        paragraph.outline_level = self.outline_level = min(max(level - 2, 0), self.outline_level + 1)
+        return paragraph
 
-
-# ----------------------------------------------------------------------------- table pages
-
-def _titled_tables(document: Document) -> list[tuple[str, Table]]:
-    """Each table with its own title, or the heading it sits under when it has none."""
-    tables, heading = [], "Table"
-    for block in document.blocks:
+    def flowables(self, block) -> list[Flowable]:
         if isinstance(block, Heading):
-            heading = block.text
-        elif isinstance(block, Table):
-            tables.append((block.title or heading, block))
-    return tables
-
-
-def _table_pages(pdf: PdfPages, document: Document, footer: str) -> None:
-    width, height = PAGE[0] - 2 * MARGIN, PAGE[1] - 2 * MARGIN - 0.2
-    pieces = [piece for title, table in _titled_tables(document)
-              for piece in layout_table(plain_text(title), table.caption, table.headers, table.rows, width, height)]
-    for page in pack(pieces, height):
-        figure = new_figure(*PAGE, constrained=False)
-        top = MARGIN
-        for piece in page:
-            top = draw_piece(figure, piece, MARGIN, top, PAGE) + GAP
-        _footer(figure, footer)
-        pdf.savefig(figure)
-
-
-# ----------------------------------------------------------------------------- figure pages
-
-CAPTION_LINE = 8 * 1.4 / POINTS_PER_INCH  # inches per 8-pt caption line
-IMAGE_TOP = 0.85  # inches from the page top, below the title
-
-
-def _figure_page(pdf: PdfPages, block: Figure, footer: str) -> None:
-    figure = new_figure(*PAGE, constrained=False)
-    caption = _wrap(block.caption, 8, 0) if block.caption else []
-    image = matplotlib.image.imread(block.path)
-    # Largest size that keeps the aspect ratio and leaves room for the caption right under it.
-    room_width = PAGE[0] - 2 * MARGIN
-    room_height = PAGE[1] - IMAGE_TOP - 0.6 - CAPTION_LINE * len(caption) - 0.15
-    scale = min(room_width / image.shape[1], room_height / image.shape[0])
-    width, height = image.shape[1] * scale, image.shape[0] * scale
-    left = (PAGE[0] - width) / 2
-    ax = figure.add_axes((left / PAGE[0], 1 - (IMAGE_TOP + height) / PAGE[1], width / PAGE[0], height / PAGE[1]))
-    # "none" embeds the PNG as is (vector backends pass it through unresampled): sharper and faster.
-    ax.imshow(image, interpolation="none")
-    ax.axis("off")
-    figure.text(MARGIN / PAGE[0], 1 - 0.45 / PAGE[1], plain_text(block.title), fontsize=12, fontweight="bold",
-                va="top", parse_math=False)
-    if caption:
-        figure.text(MARGIN / PAGE[0], 1 - (IMAGE_TOP + height + 0.1) / PAGE[1], "\n".join(caption), fontsize=8,
-                    color="#333333", va="top", linespacing=1.25, parse_math=False)
-    _footer(figure, footer)
-    pdf.savefig(figure)
-
-
-# ----------------------------------------------------------------------------- document
-
-def _title_lines(document: Document) -> list[_Line]:
-    generated = f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by eebench"
-    return [_Line(text, 18, "bold") for text in _wrap(document.title, 18, 0)] + [_Line(generated, 9, colour="grey")]
-
-
-def _figures_of(document: Document) -> list[Figure]:
-    figures = []
-    for block in document.blocks:
+            return [self.heading(block.text, block.level)]
+        if isinstance(block, TextParagraph):
+            return [Paragraph(markup(block.text), self.styles["body"])]
+        if isinstance(block, Bullets):
+            return [Paragraph(markup(item), self.styles["bullet"], bulletText="•") for item in block.items]
+        if isinstance(block, Callout):
+            return [Paragraph("⚠ " + markup(block.text), self.styles["callout"])]
+        if isinstance(block, Table):
+            return self.table(block)
         if isinstance(block, Figure):
-            figures.append(block)
-        elif isinstance(block, RawHtml):
-            figures.extend(block.figures)
-    return figures
+            return self.figure(block)
+        if isinstance(block, RawHtml):  # the PDF shows its pictures, or its text when it has none
+            return ([part for figure in block.figures for part in self.figure(figure)] if block.figures else
+                    [Paragraph(markup(part), self.styles["body"]) for part in block.text.split("\n\n") if part])
+        raise TypeError(f"no PDF rendering for {type(block).__name__}")
+
+    def table(self, block: Table) -> list[Flowable]:
+        title = [self.heading(block.title, 3)] if block.title else []
+        caption = [Paragraph(markup(block.caption), self.styles["table_caption"])] if block.caption else []
+        return title + caption + [report_table(block.headers, block.rows, FRAME_WIDTH), Spacer(1, 8)]
+
+    def figure(self, block: Figure) -> list[Flowable]:
+        """Title, picture and caption chained by keepWithNext, so Platypus keeps them on one page together
+        with a heading right above; the picture is as large as that leaves room for, but never larger than
+        its size at the resolution it was drawn."""
+        title = Paragraph(markup(block.title), self.styles["h3"])
+        caption = Paragraph(markup(block.caption), self.styles["caption"]) if block.caption else Spacer(1, 6)
+        text_height = title.wrap(FRAME_WIDTH, FRAME_HEIGHT)[1] + caption.wrap(FRAME_WIDTH, FRAME_HEIGHT)[1]
+        room = FRAME_HEIGHT - text_height - FIGURE_SLACK
+        pixels_wide, pixels_high = ImageReader(str(block.path)).getSize()
+        scale = min(FRAME_WIDTH / pixels_wide, room / pixels_high, 72 / DPI)
+        image = Image(str(block.path), width=pixels_wide * scale, height=pixels_high * scale, hAlign="LEFT")
+        image.keepWithNext = 1
+        return [title, image, caption]
 
 
-def _text_blocks(document: Document) -> list:
-    """Blocks for the text pages. A warning repeated next to several tables/figures is shown once
-    here (the pages of those tables and figures carry it in their captions), and a heading is kept
-    only when text follows it in its own section, so table- or figure-only sections leave no bare heading."""
-    text, seen = [], set()
-    for block in document.blocks:
-        if isinstance(block, Callout) and block.text in seen:
-            continue
-        seen.update(block.items if isinstance(block, Bullets) else [getattr(block, "text", None)])
-        if isinstance(block, (Heading, Paragraph, Bullets, Callout)):
-            text.append(block)
-
-    def introduces_text(i: int) -> bool:
-        following = text[i + 1] if i + 1 < len(text) else None
-        return following is not None and not (isinstance(following, Heading) and following.level <= text[i].level)
-
-    return [block for i, block in enumerate(text) if not isinstance(block, Heading) or introduces_text(i)]
+def _footer(text: str):
+    def draw(canvas, doc) -> None:
+        canvas.saveState()
+        canvas.setFont(REGULAR, 7)
+        canvas.setFillColor(colors.grey)
+        canvas.drawString(MARGIN, MARGIN * 0.6, text)
+        canvas.drawRightString(PAGE[0] - MARGIN, MARGIN * 0.6, f"page {doc.page}")
+        canvas.restoreState()
+    return draw
 
 
 def write_pdf(document: Document, path: str | Path) -> Path:
+    register_fonts()
     path = Path(path)
-    footer = plain_text(document.title)
-    metadata = {"Title": footer, "Creator": "eebench", "CreationDate": datetime.now(timezone.utc)}
-    lines = _title_lines(document) + [line for block in _text_blocks(document) for line in _block_lines(block)]
-    with PdfPages(path, metadata=metadata) as pdf:
-        for page in _paginate(lines):
-            _text_page(pdf, page, footer)
-        _table_pages(pdf, document, footer)
-        for figure in _figures_of(document):
-            _figure_page(pdf, figure, footer)
+    title = plain_text(document.title)
+    builder = _Builder()
+    story: list[Flowable] = [
+        builder.heading(document.title, 1),
+        Paragraph(f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by eebench", builder.styles["meta"]),
+    ]
+    for block in document.blocks:
+        story += builder.flowables(block)
+    template = _ReportTemplate(str(path), pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
+                               bottomMargin=MARGIN + FOOTER_ROOM, title=title, author="eebench", creator="eebench",
+                               keepTogetherClass=_KeepWithNext)
+    template.build(story, onFirstPage=_footer(title), onLaterPages=_footer(title))
     return path

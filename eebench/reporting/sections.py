@@ -13,6 +13,7 @@ from eebench.reporting.document import Bullets, Callout, Heading, Paragraph, Tab
 from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.formatting import MISSING, distinct, fmt, is_missing, pct, with_error
 from eebench.reporting.provenance import run_dates
+from eebench.reporting.speed import NO_DIFFERENCE, column, engine_overhead, interval, reference_label, verdict
 
 MAX_TASKS_IN_TABLE = 3  # beyond this, per-task columns make the table unreadable; see summary.csv
 TEACHER_FORCED_NOTE = (
@@ -38,6 +39,8 @@ def what_was_run(frame: pd.DataFrame, runs: list, skipped: list, sweep_dirs: lis
         f"Configuration families (backbone/placement/head/confidence): {frame['family'].nunique()}",
         f"Calibration: {', '.join(distinct(frame['calibration_method'])) or '–'}",
         f"Tasks: {', '.join(task_names(frame)) or 'none'}",
+        f"Precision (backbone dtype): {', '.join(distinct(column(frame, 'backbone_dtype'))) or 'not recorded'}",
+        f"Speed reference: {reference_label(frame)}" + (f"; {overhead}" if (overhead := engine_overhead(frame)) else ""),
         f"Run dates: {run_dates(frame)}",
     ])]
 
@@ -48,17 +51,22 @@ def _table_headers(tasks: list[str], mixed: bool) -> list[str]:
     headers = ["threshold", "acc EE %", "acc full %", "Δ pts"]
     for task in tasks:
         headers += [f"{task} EE %", f"{task} full %"]
-    headers += ["agreement", "mean exit layer", "theor. speedup", "meas. speedup (min–max)",
+    headers += ["agreement", "mean exit layer", "theor. speedup", "meas. speedup [95% CI] (min–max)",
                 "tok/s full", "tok/s EE", "decode tok/s full / EE", "decode ms/token full / EE",
                 "family front", "backbone front"]
     return headers + (["device@host"] if mixed else [])
 
 
 def _measured_cell(row: pd.Series) -> str:
-    # The min-max over repeats shows whether a speedup is distinguishable from timing noise.
-    low, high = row["speedup_min"], row["speedup_max"]
-    spread = "" if math.isnan(low) or math.isnan(high) else f" ({low:.2f}–{high:.2f})"
-    return fmt(row["measured_speedup"], ".2f") + spread
+    # The 95% CI (or, in results without one, the min-max over repeats) shows whether a speedup is
+    # distinguishable from timing noise; a flagged measurement error says so in its own cell.
+    ci, low, high = interval(row), row["speedup_min"], row["speedup_max"]
+    if ci is not None:
+        spread = f" [{ci[0]:.2f}–{ci[1]:.2f}]" + (" ≈ 1" if verdict(row) == NO_DIFFERENCE else "")
+    else:
+        spread = "" if math.isnan(low) or math.isnan(high) else f" ({low:.2f}–{high:.2f})"
+    error = " ⚠ measurement error" if str(row.get("timing_flags") or "").strip() else ""
+    return fmt(row["measured_speedup"], ".2f") + spread + error
 
 
 def _full_and_early_cell(row: pd.Series, key: str, spec: str) -> str:
@@ -104,7 +112,9 @@ def results_tables(frame: pd.DataFrame) -> list:
         "Accuracy is the mean over tasks (EE = early exit, full = full model); Δ is EE minus full in "
         "points. *family front* / *backbone front* mark Pareto-optimal points (maximising accuracy "
         "change and speedup) within the family or across all families of the backbone, by measured "
-        "(meas.) or theoretical (theor.) speedup. ± is one standard error (see *How accuracy was "
+        "(meas.) or theoretical (theor.) speedup. Measured speedups are against the speed reference (see "
+        "*What was run*); [..] is their 95% CI (≈ 1: it contains 1.0, **no measurable difference**), (..) the "
+        "min–max over repeats for results without a CI. ± is one standard error (see *How accuracy was "
         "measured*). *decode* columns leave out the prompt pass (prefill and first token), which runs "
         "at full depth; ms/token is the time between two tokens of one sequence. "
         "Per-run details, including the exit histogram and prefill times, are in `summary.csv`."))

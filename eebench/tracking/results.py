@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import socket
+import subprocess
 import tempfile
 import traceback
 from datetime import datetime, timezone
@@ -131,48 +132,28 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _git_dir(start: Path) -> Path | None:
-    """Find the .git directory above `start`, following the `gitdir:` file used by worktrees."""
-    for folder in (start, *start.parents):
-        dot_git = folder / ".git"
-        if dot_git.is_dir():
-            return dot_git
-        if dot_git.is_file():
-            text = dot_git.read_text(encoding="utf-8").strip()
-            if text.startswith("gitdir:"):
-                return (folder / text.split(":", 1)[1].strip()).resolve()
-    return None
-
-
-def _resolve_ref(git_dir: Path, ref: str) -> str | None:
-    # Worktrees keep branch refs in the shared "common" directory.
-    common = git_dir
-    if (git_dir / "commondir").is_file():
-        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
-    for base in (git_dir, common):
-        if (base / ref).is_file():
-            return (base / ref).read_text(encoding="utf-8").strip()
-    packed = common / "packed-refs"
-    if packed.is_file():
-        for line in packed.read_text(encoding="utf-8").splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1] == ref:
-                return parts[0]
-    return None
+def _git(args: list[str], start: Path | None) -> str | None:
+    """Output of ``git <args>`` run in the checkout holding ``start`` (default: this package); None when
+    git is missing, fails or ``start`` is not in a repository, so a run never fails for provenance."""
+    folder = (start or Path(__file__)).resolve()
+    while not folder.is_dir():  # a file, or a path not created yet: ask from the nearest folder
+        folder = folder.parent
+    try:
+        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
 
 
 def git_sha(start: Path | None = None) -> str | None:
-    """Commit of the eebench checkout, read from .git files so a missing git binary cannot fail a run."""
-    try:
-        git_dir = _git_dir((start or Path(__file__)).resolve())
-        if git_dir is None:
-            return None
-        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-        if head.startswith("ref:"):
-            return _resolve_ref(git_dir, head.split(":", 1)[1].strip())
-        return head or None  # detached HEAD holds the sha itself
-    except OSError:
-        return None
+    """Commit checked out where eebench (or ``start``) lives; None outside a repository or without git."""
+    return _git(["rev-parse", "--verify", "--quiet", "HEAD"], start) or None
+
+
+def git_dirty(start: Path | None = None) -> bool | None:
+    """Whether tracked files differ from that commit (untracked files do not count); None when unknown."""
+    status = _git(["status", "--porcelain", "--untracked-files=no"], start)
+    return None if status is None else bool(status)
 
 
 def _cuda_device_name() -> str | None:
@@ -188,6 +169,7 @@ def collect_provenance(device: str, seed: int) -> dict:
     """Everything needed to tell where and with what code a number was produced."""
     return {
         "git_sha": git_sha(),
+        "git_dirty": git_dirty(),
         "packages": {name: _package_version(name) for name in PROVENANCE_PACKAGES},
         "python": platform.python_version(),
         "platform": platform.platform(),
