@@ -14,9 +14,19 @@ from eebench.heads.loop import LoopSettings, train_loop
 from eebench.heads.modules import ExitHeads
 
 
-def distillation_loss(head_logits: torch.Tensor, teacher_logprobs: torch.Tensor) -> torch.Tensor:
-    student = F.log_softmax(head_logits.float(), dim=-1).flatten(0, -2)
-    return F.kl_div(student, teacher_logprobs.flatten(0, -2), log_target=True, reduction="batchmean")
+class Teacher:
+    """The final layer's next-token distribution for one batch, shared by every head's loss."""
+
+    def __init__(self, logits: torch.Tensor):
+        logprobs = F.log_softmax(logits.float(), dim=-1).flatten(0, -2)
+        self.probs = logprobs.exp()
+        self.entropy = -(self.probs * logprobs).sum(-1).mean()
+
+
+def distillation_loss(head_logits: torch.Tensor, teacher: Teacher) -> torch.Tensor:
+    """Mean per-token KL(teacher || head) as cross-entropy with soft targets minus the teacher's entropy: the same value
+    and gradient as ``kl_div(log_target=True, reduction="batchmean")``, in fewer passes over vocabulary-sized tensors."""
+    return F.cross_entropy(head_logits.flatten(0, -2).float(), teacher.probs) - teacher.entropy
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -40,9 +50,9 @@ class _Task:
         self.layered, self.heads, self.states, self.batch_size = layered, heads, states, batch_size
         self.num_train, self.val_rows = validation_split(len(states), val_sequences)
 
-    def teacher(self, final: torch.Tensor) -> torch.Tensor:
+    def teacher(self, final: torch.Tensor) -> Teacher:
         with torch.no_grad():
-            return F.log_softmax(self.layered.final_logits(final).float(), dim=-1)
+            return Teacher(self.layered.final_logits(final))
 
     def evaluate(self, active: list[int]) -> dict[int, float]:
         totals = dict.fromkeys(active, 0.0)
