@@ -1,7 +1,7 @@
 """Head-training throughput before and after the hidden-state cache, side by side in one process.
 
-OLD: the frozen backbone runs for every training batch (what `main` did before the cache: one backbone pass per
-step, teacher from the final layer, then the heads' forward and backward).
+OLD: main's algorithm before the cache: the whole frozen model (with its lm_head) runs for every training batch, the
+teacher is its log-softmax, and each head's loss is ``kl_div(log_target=True)`` (``OldPathTask`` below).
 NEW: the backbone runs once over the training text and writes its hidden states to disk (timed separately, as
 `cache_build`), then the same heads train from the memory-mapped states.
 Both use eebench's one training loop with the same data order, heads, optimizer and batch; held-out evaluations
@@ -23,14 +23,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from eebench.backbones import load_backbone
+from eebench.backbones.states import hidden_states_at
 from eebench.config import BackboneConfig, DataConfig, HeadTrainingConfig, PlacementConfig
 from eebench.data.corpus import prepare_splits
 from eebench.heads import ExitHeads
 from eebench.heads.placement import exit_layers
 from eebench.heads.states import LiveStates, cached_states
-from eebench.heads.train import train_heads
+from eebench.heads.loop import LoopSettings, train_loop
+from eebench.heads.train import DistillationTask, label_members, train_heads
 from eebench.timing.timer import load_average_1min
 from eebench.tracking.results import collect_provenance
 
@@ -74,10 +77,46 @@ def fresh_cache():
                 os.environ["EEBENCH_CACHE"] = previous
 
 
-def train_once(backbone, layers, states, args, cfg) -> dict:
+class OldPathTask(DistillationTask):
+    """The per-step work of main before the hidden-state cache, in the same loop (same data order and optimizer)."""
+
+    def losses(self, final, hiddens, active):
+        raise AssertionError("unused: step and evaluate are overridden")
+
+    def _old_losses(self, rows, active):
+        logits, hiddens = hidden_states_at(self.layered.model, self.states.tokens[rows].to(self.states.device), self.heads.exit_layers)
+        teacher = F.log_softmax(logits.float(), dim=-1).flatten(0, -2)
+        for index in active:
+            student = F.log_softmax(self.heads.logits(index, hiddens[index]).float(), dim=-1).flatten(0, -2)
+            yield index, F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+
+    def step(self, rows, active):
+        out = {}
+        for index, loss in self._old_losses(rows, active):
+            (loss / len(self.heads)).backward()
+            out[index] = loss.item()
+        return out
+
+    def evaluate(self, active):
+        chunks = self.val_rows.split(self.batch_size)
+        totals = dict.fromkeys(active, 0.0)
+        for rows in chunks:
+            for index, loss in self._old_losses(rows, active):
+                totals[index] += loss.item() / len(chunks)
+        return totals
+
+
+def train_once(backbone, layers, states, args, cfg, old: bool = False) -> dict:
     torch.manual_seed(0)
     heads = ExitHeads.create(backbone.layered, layers, args.head)
-    log = train_heads(backbone.layered, heads, states, cfg, seed=0)
+    if old:
+        task = OldPathTask(backbone.layered, heads, states, cfg.val_sequences, cfg.batch_size)
+        settings = LoopSettings(cfg.max_tokens, cfg.batch_size, cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.eval_every,
+                                cfg.patience, cfg.min_delta, cfg.precision)
+        log = label_members(train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, 0,
+                                       backbone.device, "old path"), "head", layers)
+    else:
+        log = train_heads(backbone.layered, heads, states, cfg, seed=0)
     return {"tokens": log["tokens"], "steps": log["steps"], "tokens_per_s": log["tokens_per_s"],
             "seconds_incl_eval": log["seconds"], "final_heldout_kl": [h["final_heldout_loss"] for h in log["per_head"]]}
 
@@ -96,7 +135,7 @@ def main() -> None:
     cfg = HeadTrainingConfig(max_tokens=args.train_tokens, batch_size=args.batch_size, eval_every=10**12, patience=10**6,
                              val_sequences=val, state_dtype=args.state_dtype, precision=args.precision)
     started = time.perf_counter()
-    old = train_once(backbone, layers, LiveStates(backbone.layered, tokens, layers), args, cfg)
+    old = train_once(backbone, layers, LiveStates(backbone.layered, tokens, layers), args, cfg, old=True)
     with fresh_cache():  # so the one-off build is always measured
         tick = time.perf_counter()
         states = cached_states(backbone, tokens, layers, args.state_dtype)
