@@ -60,30 +60,48 @@ class PlacementConfig:
         _positive("placement.every", self.every)
 
 
+STATE_DTYPES = ("float16", "bfloat16", "float32")
+TRAINING_PRECISIONS = ("auto", "float32", "bfloat16")
+
+
 @dataclass
 class HeadTrainingConfig:
-    steps: int = 200
+    max_tokens: int = 1_000_000  # token budget per head (training stops earlier once the held-out KL stops improving)
     batch_size: int = 4  # sequences per step
     lr: float = 1e-3
     warmup_steps: int = 10
     weight_decay: float = 0.0
+    eval_every: int = 65_536  # tokens between held-out KL evaluations
+    patience: int = 3  # evaluations without an improvement of at least min_delta before a head stops
+    min_delta: float = 1e-3
+    val_sequences: int = 16  # validation slice carved from the end of the training split (never trained on)
+    state_dtype: str = "float16"  # how cached hidden states are stored on disk
+    precision: str = "auto"  # auto: bf16 autocast on GPUs that support it, float32 elsewhere
 
     def __post_init__(self) -> None:
-        _positive("head.training.steps", self.steps)
+        _positive("head.training.max_tokens", self.max_tokens)
         _positive("head.training.batch_size", self.batch_size)
         _positive("head.training.lr", self.lr)
+        _positive("head.training.eval_every", self.eval_every)
+        require(self.patience >= 1, f"head.training.patience={self.patience} must be >= 1 (evaluations without improvement)")
+        require(self.min_delta >= 0, f"head.training.min_delta={self.min_delta} must be >= 0")
+        require(self.warmup_steps >= 0, f"head.training.warmup_steps={self.warmup_steps} must be >= 0")
+        _positive("head.training.val_sequences", self.val_sequences)
+        _one_of("head.training.state_dtype", self.state_dtype, STATE_DTYPES)
+        _one_of("head.training.precision", self.precision, TRAINING_PRECISIONS)
 
 
 @dataclass
 class GateConfig:
     width: int = 64  # 0: no gates
-    steps: int = 60
+    max_tokens: int = 30_720  # token budget per gate (stops earlier once the held-out loss stops improving)
     batch_size: int = 4
     lr: float = 3e-3
 
     def __post_init__(self) -> None:
         require(self.width >= 0, f"head.gate.width={self.width} must be >= 0 (0 disables gates)")
-        _positive("head.gate.steps", self.steps)
+        _positive("head.gate.max_tokens", self.max_tokens)
+        _positive("head.gate.batch_size", self.batch_size)
 
 
 @dataclass
@@ -227,6 +245,19 @@ class ExperimentConfig:
                 "confidence.metric=gate needs exit gates; set head.gate.width > 0")
         require(not self.timing.enabled or self.timing.prompts != "tasks" or bool(self.eval.tasks),
                 "timing.prompts=tasks needs evaluation tasks (eval.tasks is empty); allowed here: heldout")
+        self._check_budgets()
+
+    def _check_budgets(self) -> None:
+        """A budget below one batch would train nothing; the validation slice must leave sequences to train on."""
+        for key, budget in (("head.training", self.head.training), ("head.gate", self.head.gate)):
+            batch_tokens = budget.batch_size * self.data.seq_len
+            require(budget.max_tokens >= batch_tokens,
+                    f"{key}.max_tokens={budget.max_tokens} is smaller than one batch ({key}.batch_size={budget.batch_size} x "
+                    f"data.seq_len={self.data.seq_len} = {batch_tokens} tokens); allowed: >= {batch_tokens}")
+        val = self.head.training.val_sequences
+        require(val < self.data.train_sequences,
+                f"head.training.val_sequences={val} leaves no training sequences; allowed: < data.train_sequences="
+                f"{self.data.train_sequences}")
 
 
 def register_configs() -> None:

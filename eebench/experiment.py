@@ -23,8 +23,8 @@ from eebench.faults import checkpoint
 from eebench.exits.policy import ExitPolicy
 from eebench.heads import ExitHeads, load_heads, save_heads
 from eebench.heads.placement import exit_layers as place_heads
-from eebench.heads.gate import train_gates
-from eebench.heads.train import train_heads
+from eebench.heads.states import cached_states
+from eebench.heads.train import train_gates, train_heads
 from eebench.model import EarlyExitModel
 from eebench.traces.curves import head_curves, per_head_heldout
 from eebench.traces.simulate import simulate
@@ -48,15 +48,27 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
     def build(tmp: Path) -> None:
         seed_everything(cfg.seed)
         heads = ExitHeads.create(backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head, cfg.head.gate.width)
-        log = train_heads(backbone.model, heads, splits["train"], cfg.head.training, cfg.seed) if heads.trainable else {"steps": 0}
-        if cfg.head.gate.width:
-            gate = cfg.head.gate
-            log.update(train_gates(backbone.model, heads, splits["train"], gate.steps, gate.batch_size, gate.lr, cfg.seed))
+        log = train_from_states(cfg, backbone, heads, splits["train"]) if heads.trainable or cfg.head.gate.width else {}
         checkpoint("heads")  # crash tests kill here: trained but not yet saved or renamed into the cache
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
 
     directory = get_or_build("heads", spec, build)
     return load_heads(directory, backbone.layered), directory
+
+
+def train_from_states(cfg: ExperimentConfig, backbone: Backbone, heads: ExitHeads, tokens: torch.Tensor) -> dict:
+    """Cache the backbone's hidden states over the training text once, then train heads and gates from them."""
+    training = cfg.head.training
+    states = cached_states(backbone, tokens, heads.exit_layers, training.state_dtype)
+    log = {"hidden_states": {"dir": str(states.directory), "dtype": states.meta["dtype"],
+                             "build_tokens_per_s": states.meta["tokens_per_s"], "build_seconds": states.meta["build_seconds"]}}
+    if heads.trainable:
+        log["heads"] = train_heads(backbone.layered, heads, states, training, cfg.seed)
+    if cfg.head.gate.width:
+        log["gates"] = train_gates(backbone.layered, heads, states, cfg.head.gate, training, cfg.seed)
+    # One flat list of loss-vs-tokens curves (heads' KL, gates' BCE) for W&B and the report.
+    log["curves"] = [curve for part in ("heads", "gates") for curve in log.get(part, {}).pop("curves", [])]
+    return log
 
 
 def build_trace(model, heads: ExitHeads, heads_dir: Path, tokens: torch.Tensor, split: str) -> tuple[Trace, Path]:
@@ -125,7 +137,6 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
                       "backbone_config": dataclasses.asdict(cfg.backbone),
                       "calibration_config": dataclasses.asdict(cfg.calibration)},
     }
-    results["heads_training"].pop("loss_curve", None)
     checkpoint("eval")
     if cfg.eval.tasks:
         from eebench.evaluation.runner import evaluate_tasks

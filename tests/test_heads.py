@@ -5,6 +5,7 @@ from eebench.backbones import load_backbone
 from eebench.config import BackboneConfig, HeadTrainingConfig
 from eebench.engine.flops import CostModel
 from eebench.heads import ExitHeads, load_heads, save_heads
+from eebench.heads.states import cached_states
 from eebench.heads.train import train_heads
 
 
@@ -34,9 +35,13 @@ def test_heads_start_as_logit_lens_and_round_trip(backbone, kind, tmp_path):
 def test_self_distillation_lowers_the_kl(backbone, kind):
     torch.manual_seed(0)
     heads = ExitHeads.create(backbone.layered, [1, 3], kind)
+    for param in (p for p in heads.parameters() if p.requires_grad):  # start away from the logit lens
+        param.data += 0.1 * torch.randn_like(param)
     tokens = torch.randint(1, 300, (8, 32), generator=torch.Generator().manual_seed(0))
-    log = train_heads(backbone.model, heads, tokens, HeadTrainingConfig(steps=25, batch_size=4, lr=1e-2, warmup_steps=2), seed=0)
-    assert log["final_loss"] < 0.8 * log["first_loss"]
+    cfg = HeadTrainingConfig(max_tokens=25 * 4 * 32, batch_size=4, lr=1e-2, warmup_steps=2, eval_every=10 * 4 * 32,
+                             patience=5, val_sequences=2, precision="float32")
+    log = train_heads(backbone.layered, heads, cached_states(backbone, tokens, [1, 3]), cfg, seed=0)
+    assert all(h["best_heldout_loss"] < 0.8 * h["first_heldout_loss"] for h in log["per_head"])
     assert all(not p.requires_grad for p in backbone.model.parameters()), "the backbone must stay frozen"
 
 
@@ -53,15 +58,18 @@ def test_gates_learn_and_skip_the_vocab_projection_when_nobody_exits(backbone):
     import math
 
     from eebench.exits.policy import ExitPolicy
-    from eebench.heads.gate import train_gates
+    from eebench.config import GateConfig
+    from eebench.heads.train import train_gates
 
     torch.manual_seed(0)
     heads = ExitHeads.create(backbone.layered, [1, 3], "linear", gate_width=16)
     for head in heads.heads:
         head.proj.weight.data += 0.2 * torch.randn_like(head.proj.weight)
     tokens = torch.randint(1, 300, (8, 32), generator=torch.Generator().manual_seed(0))
-    log = train_gates(backbone.model, heads, tokens, steps=30, batch_size=4, lr=1e-2, seed=0)
-    assert log["gate_final_loss"] < log["gate_first_loss"]
+    gate = GateConfig(width=16, max_tokens=30 * 4 * 32, batch_size=4, lr=1e-2)
+    train_cfg = HeadTrainingConfig(eval_every=10 * 4 * 32, val_sequences=2, precision="float32")
+    log = train_gates(backbone.layered, heads, cached_states(backbone, tokens, [1, 3]), gate, train_cfg, seed=0)
+    assert all(g["best_heldout_loss"] < g["first_heldout_loss"] for g in log["per_gate"])
     hidden = torch.randn(1, 1, backbone.layered.hidden_size)
     confident, logits = ExitPolicy([1, 3], "gate", [-math.inf, -math.inf]).exit_decision(heads, 0, hidden)
     assert not bool(confident.any()) and logits is None

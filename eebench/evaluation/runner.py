@@ -30,10 +30,27 @@ def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0) -> tuple[lis
     return paths, names
 
 
-def task_manager(include_paths: list[str]):
-    from lm_eval.tasks import TaskManager
+_TASK_MANAGERS: dict = {}
 
-    return TaskManager(include_path=include_paths) if include_paths else TaskManager()
+
+def task_manager(include_paths: list[str]):
+    """lm-eval's TaskManager indexes every task lm-eval ships (about 10 s on 2 cores), so the points of a sweep that
+    run in one process (Hydra's basic launcher, a joblib worker) share one per set of task YAMLs."""
+    key = _task_index_key(include_paths)
+    if key not in _TASK_MANAGERS:
+        from lm_eval.tasks import TaskManager
+
+        _TASK_MANAGERS[key] = TaskManager(include_path=include_paths) if include_paths else TaskManager()
+    return _TASK_MANAGERS[key]
+
+
+def _task_index_key(include_paths: list[str]) -> tuple:
+    """The include paths and every YAML under them with its mtime, so tasks written after indexing are seen."""
+    files = []
+    for root in map(Path, include_paths):
+        for path in ([root] if root.is_file() else sorted(root.rglob("*.yaml"))):
+            files.append((str(path), path.stat().st_mtime_ns))
+    return tuple(include_paths), tuple(files)
 
 
 def metrics_of(results: dict) -> dict[str, dict[str, float]]:

@@ -1,76 +1,119 @@
-"""Self-distillation of exit heads: KL(final-layer distribution || head distribution), backbone frozen."""
-from __future__ import annotations
+"""Self-distillation of exit heads (KL(final-layer distribution || head distribution)) and fitting of exit gates,
+both from hidden states of the frozen backbone (``heads.states``) through the one loop in ``heads.loop``.
 
-import math
+The teacher distribution is the backbone's own final norm + lm_head applied to the last block's output, computed
+once per batch and shared by all heads.
+"""
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from eebench.config import HeadTrainingConfig
-from eebench.errors import EEBenchError
+from eebench.config import GateConfig, HeadTrainingConfig
+from eebench.heads.loop import LoopSettings, train_loop
 from eebench.heads.modules import ExitHeads
 
 
-def hidden_states_at(model, input_ids: torch.Tensor, exit_layers: list[int]):
-    """One backbone pass: (final logits, [output of block l for l in exit_layers])."""
-    out = model(input_ids, output_hidden_states=True, use_cache=False)
-    # hidden_states[0] is the embedding output, so block l's output is hidden_states[l + 1].
-    return out.logits, [out.hidden_states[layer + 1] for layer in exit_layers]
+class Teacher:
+    """The final layer's next-token distribution for one batch, shared by every head's loss."""
+
+    def __init__(self, logits: torch.Tensor):
+        logprobs = F.log_softmax(logits.float(), dim=-1).flatten(0, -2)
+        self.probs = logprobs.exp()
+        self.entropy = -(self.probs * logprobs).sum(-1).mean()
 
 
-def distillation_loss(head_logits: torch.Tensor, teacher_logprobs: torch.Tensor) -> torch.Tensor:
-    student = F.log_softmax(head_logits.float(), dim=-1).flatten(0, -2)
-    return F.kl_div(student, teacher_logprobs.flatten(0, -2), log_target=True, reduction="batchmean")
+def distillation_loss(head_logits: torch.Tensor, teacher: Teacher) -> torch.Tensor:
+    """Mean per-token KL(teacher || head) as cross-entropy with soft targets minus the teacher's entropy: the same value
+    and gradient as ``kl_div(log_target=True, reduction="batchmean")``, in fewer passes over vocabulary-sized tensors."""
+    return F.cross_entropy(head_logits.flatten(0, -2).float(), teacher.probs) - teacher.entropy
 
 
-def cosine_with_warmup(optimizer, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``auto``: bf16 autocast where the GPU runs it natively; float32 on CPU, where it would change what is learned."""
+    if requested != "auto":
+        return requested
+    native = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return "bfloat16" if native else "float32"
 
 
-def train_heads(model, heads: ExitHeads, tokens: torch.Tensor, cfg: HeadTrainingConfig, seed: int) -> dict:
-    """Train all heads from one backbone pass per batch; returns a loss log."""
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    params = [p for p in heads.heads.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
-    device = next(model.parameters()).device
-    order = torch.randperm(len(tokens), generator=generator)
-    losses = []
-    heads.train()
-    bar = tqdm(range(cfg.steps), desc="training exit heads", unit="step")
-    for step in bar:
-        picks = order[(torch.arange(cfg.batch_size) + step * cfg.batch_size) % len(tokens)]
-        try:
-            loss = distillation_step(model, heads, tokens[picks].to(device))
-        except torch.OutOfMemoryError:
-            raise EEBenchError(
-                f"out of memory while training heads with head.training.batch_size={cfg.batch_size}; try a smaller batch size"
-            ) from None
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss)
-        bar.set_postfix(kl=f"{loss:.3f}")
-    heads.eval()
-    return {"steps": cfg.steps, "first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:]), "loss_curve": losses}
+def validation_split(num_sequences: int, val_sequences: int) -> tuple[int, torch.Tensor]:
+    """Train on the first sequences, hold out the last ``val_sequences`` (disjoint tokens, never trained on)."""
+    train = num_sequences - val_sequences
+    return train, torch.arange(train, num_sequences)
 
 
-def distillation_step(model, heads: ExitHeads, batch: torch.Tensor) -> float:
-    with torch.no_grad():
-        final_logits, hiddens = hidden_states_at(model, batch, heads.exit_layers)
-        teacher = F.log_softmax(final_logits.float(), dim=-1)
-    total = 0.0
-    for index, hidden in enumerate(hiddens):
-        # Backward per head so only one head's vocab-sized activations are alive at a time.
-        loss = distillation_loss(heads.logits(index, hidden), teacher) / len(hiddens)
-        loss.backward()
-        total += loss.item()
-    return total
+class _Task:
+    """Training and held-out batches from a state source (``states.CachedStates`` or ``states.LiveStates``)."""
+
+    def __init__(self, layered, heads: ExitHeads, states, val_sequences: int, batch_size: int):
+        self.layered, self.heads, self.states, self.batch_size = layered, heads, states, batch_size
+        self.num_train, self.val_rows = validation_split(len(states), val_sequences)
+
+    def teacher(self, final: torch.Tensor) -> Teacher:
+        with torch.no_grad():
+            return Teacher(self.layered.final_logits(final))
+
+    def evaluate(self, active: list[int]) -> dict[int, float]:
+        totals = dict.fromkeys(active, 0.0)
+        chunks = self.val_rows.split(self.batch_size)
+        for rows in chunks:
+            final, hiddens = self.states.batch(rows)
+            for index, loss in self.losses(final, hiddens, active):
+                totals[index] += loss.item() / len(chunks)
+        return totals
+
+    def step(self, rows: torch.Tensor, active: list[int]) -> dict[int, float]:
+        final, hiddens = self.states.batch(rows)
+        out = {}
+        for index, loss in self.losses(final, hiddens, active):
+            loss.backward()  # per module, so only one vocabulary-sized activation is alive at a time
+            out[index] = loss.item()
+        return out
+
+
+class DistillationTask(_Task):
+    def losses(self, final, hiddens, active):
+        teacher = self.teacher(final)
+        # A generator: each head's logits are built only when the caller reaches it.
+        return ((i, distillation_loss(self.heads.logits(i, hiddens[i]), teacher)) for i in active)
+
+
+class GateTask(_Task):
+    """Each gate learns whether its (trained, frozen) head's argmax equals the full model's next token."""
+
+    def losses(self, final, hiddens, active):
+        with torch.no_grad():
+            target = self.layered.final_logits(final).argmax(-1)
+            agree = {i: (self.heads.logits(i, hiddens[i]).argmax(-1) == target).float() for i in active}
+        gates = self.heads.gates
+        return ((i, F.binary_cross_entropy_with_logits(gates[i].logit(hiddens[i]).float(), agree[i])) for i in active)
+
+
+def train_heads(layered, heads: ExitHeads, states, cfg: HeadTrainingConfig, seed: int) -> dict:
+    """Distil every head to the final layer; returns the training log (per head: tokens, KL curve, stop reason)."""
+    device = layered.lm_head.weight.device
+    settings = LoopSettings(cfg.max_tokens, cfg.batch_size, cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.eval_every,
+                            cfg.patience, cfg.min_delta, resolve_precision(cfg.precision, device))
+    task = DistillationTask(layered, heads, states, cfg.val_sequences, cfg.batch_size)
+    log = train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, seed, device, "training exit heads")
+    return {**label_members(log, "head", heads.exit_layers), "loss": "kl", "validation_sequences": cfg.val_sequences}
+
+
+def train_gates(layered, heads: ExitHeads, states, gate: GateConfig, cfg: HeadTrainingConfig, seed: int) -> dict:
+    """Fit each gate with the heads' loop; evaluation cadence and patience come from ``head.training``."""
+    device = layered.lm_head.weight.device
+    settings = LoopSettings(gate.max_tokens, gate.batch_size, gate.lr, 0, 0.0, cfg.eval_every, cfg.patience, cfg.min_delta,
+                            resolve_precision(cfg.precision, device))
+    task = GateTask(layered, heads, states, cfg.val_sequences, gate.batch_size)
+    log = train_loop(list(heads.gates), task, task.num_train, states.seq_len, settings, seed, device, "training exit gates")
+    return {**label_members(log, "gate", heads.exit_layers), "loss": "bce"}
+
+
+def label_members(log: dict, kind: str, exit_layers: list[int]) -> dict:
+    """Name each module by its exit layer and move its loss-vs-tokens curve into one flat list (for W&B and reports)."""
+    members = log.pop("members")
+    curves = [{"module": kind, "exit_layer": layer, **{key: [p[key] for p in m["curve"]] for key in ("tokens", "train", "heldout")}}
+              for layer, m in zip(exit_layers, members)]
+    per_module = [{"exit_layer": layer, **{k: v for k, v in m.items() if k != "curve"}} for layer, m in zip(exit_layers, members)]
+    return {**log, f"per_{kind}": per_module, "curves": curves}

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from eebench.backbones.states import hidden_states_at
 from eebench.exits.confidence import head_metric_values, to_uncertainty
-from eebench.heads.train import hidden_states_at
 
 TRACE_FILE = "trace.safetensors"
 

@@ -1,0 +1,14 @@
+"""lm-eval's task index is built once per process and set of task YAMLs, and rebuilt when a YAML is added."""
+from __future__ import annotations
+
+from eebench.evaluation.runner import task_manager
+from conftest import _write_task
+
+
+def test_task_manager_is_shared_until_the_task_yamls_change(tmp_path):
+    root = _write_task(tmp_path / "tasks")
+    first = task_manager([str(root)])
+    assert task_manager([str(root)]) is first and "tiny_mc" in first.all_tasks
+    (root / "tiny_mc2.yaml").write_text((root / "tiny_mc.yaml").read_text().replace("task: tiny_mc", "task: tiny_mc2"))
+    second = task_manager([str(root)])
+    assert second is not first and "tiny_mc2" in second.all_tasks
