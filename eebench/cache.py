@@ -227,7 +227,7 @@ def list_entries() -> list[dict]:
     for kind_dir in sorted(p for p in cache_root().iterdir() if p.is_dir() and p.name[0] != "." and p.name not in NOT_ARTIFACT_KINDS):
         for item in sorted(kind_dir.iterdir()):
             if item.name == CORRUPT_DIR:
-                entries += [_entry(kind_dir.name, p, "corrupt") for p in sorted(item.iterdir())]
+                entries += [_entry(kind_dir.name, p, "corrupt") for p in sorted(item.iterdir()) if p.suffix != ".lock"]
             elif item.suffix not in (".lock", ".sha256"):
                 entries.append(_entry(kind_dir.name, item))
     return entries
@@ -240,13 +240,19 @@ def _lock_of(entry: dict) -> FileLock:
     return FileLock(str(path.parent / key) + ".lock")
 
 
+def _delete(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    Path(str(path) + ".sha256").unlink(missing_ok=True)  # a score file's checksum goes with it
+
+
 def _remove(entry: dict) -> bool:
-    """Remove an entry unless a live builder holds its lock; a score file takes its checksum along."""
+    """Remove an entry unless a live builder holds its lock (entries moved aside as corrupt have none)."""
+    if entry["state"] == "corrupt":
+        _delete(entry["path"])
+        return True
     try:
         with _lock_of(entry).acquire(timeout=0 if entry["state"] == "temp" else -1):
-            path = entry["path"]
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-            Path(str(path) + ".sha256").unlink(missing_ok=True)
+            _delete(entry["path"])
             return True
     except Timeout:
         return False

@@ -14,6 +14,7 @@ with status 1 after its report, naming them. An unwritable output folder is refu
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +55,17 @@ def _require_writable(config: DictConfig, key: str) -> None:
         sys.exit(2)
 
 
-def failed_points(sweep_dir: Path) -> list[tuple[Path, str]]:
-    """(run dir, first line of its error) for every point of the sweep whose last launch failed."""
+def failed_points(sweep_dir: Path, since: float = 0.0) -> list[tuple[Path, str]]:
+    """(run dir, first line of its error) for every point of the sweep that failed at or after ``since``
+    (the launch's start: points an earlier launch left failed are in the report, not this exit code)."""
     from eebench.tracking.results import ERROR_FILE, check_run, find_run_dirs
 
-    return [(run, check_run(run)[1] or "failed") for run in find_run_dirs(sweep_dir) if (run / ERROR_FILE).exists()]
+    return [(run, check_run(run)[1] or "failed") for run in find_run_dirs(sweep_dir)
+            if (run / ERROR_FILE).exists() and (run / ERROR_FILE).stat().st_mtime >= since]
 
 
-def _exit_if_failed(sweep_dir: Path) -> None:
-    failed = failed_points(sweep_dir)
+def _exit_if_failed(sweep_dir: Path, since: float) -> None:
+    failed = failed_points(sweep_dir, since)
     if failed:
         named = "; ".join(f"{run.name} ({reason})" for run, reason in failed)
         print(f"error: {len(failed)} point(s) of {sweep_dir} failed: {named}", file=sys.stderr, flush=True)
@@ -74,12 +77,14 @@ class ReportCallback(Callback):
         _require_writable(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time() - 1  # error.json times of this launch's points; 1 s for coarse file clocks
         _require_writable(config, "hydra.sweep.dir")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir", default=None)))
         self._report(config, sweep_dir)
-        _exit_if_failed(sweep_dir)  # after the report: CI and schedulers must notice a failed point
+        # After the report: CI and schedulers must notice a failed point.
+        _exit_if_failed(sweep_dir, getattr(self, "started", 0.0))
 
     def _report(self, config: DictConfig, sweep_dir: Path) -> None:
         try:
