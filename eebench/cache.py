@@ -72,7 +72,8 @@ def path_digest(path: str | Path) -> str:
     if path.is_file():
         return file_digest(path)
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts[len(path.parts):])):
+    visible = (p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    for file in sorted(visible):
         digest.update(f"{file.relative_to(path)}\0{file_digest(file)}\n".encode())
     return digest.hexdigest()
 
@@ -224,7 +225,8 @@ def list_entries() -> list[dict]:
     """Every artifact in the cache (directories, per-request score files, leftover temp folders and
     entries moved aside as corrupt), with size, age, state and code fingerprint."""
     entries = []
-    for kind_dir in sorted(p for p in cache_root().iterdir() if p.is_dir() and p.name[0] != "." and p.name not in NOT_ARTIFACT_KINDS):
+    kinds = (p for p in cache_root().iterdir() if p.is_dir() and p.name[0] != "." and p.name not in NOT_ARTIFACT_KINDS)
+    for kind_dir in sorted(kinds):
         for item in sorted(kind_dir.iterdir()):
             if item.name == CORRUPT_DIR:
                 entries += [_entry(kind_dir.name, p, "corrupt") for p in sorted(item.iterdir()) if p.suffix != ".lock"]

@@ -74,7 +74,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
 def register_cache(subparsers) -> None:
     parser = subparsers.add_parser(
-        "cache", help="list, verify (checksums; exit 1 on problems) or clear cached artifacts (every kind, temp folders included)")
+        "cache", help="list, verify (checksums; exit 1 on problems) or clear cached artifacts (all kinds, temp folders too)")
     parser.add_argument("action", choices=["ls", "verify", "clear"])
     parser.add_argument("--kind", default=None, help="only this kind of artifact, e.g. heads")
     parser.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="only entries older than DAYS (clear)")

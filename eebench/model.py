@@ -107,4 +107,4 @@ def check_backbone_path(run_dir: Path, name_or_path: str) -> None:
         return
     require(_inside(path, _trusted_roots(run_dir)),
             f"run dir {str(run_dir)!r}: backbone_config.name_or_path={name_or_path!r} lies outside the eebench cache and "
-            "the run dir; pass it yourself to trust it: EarlyExitModel.from_run(run_dir, backbone=PATH) or model_args backbone=PATH")
+            "the run dir; to trust it, pass it yourself: from_run(run_dir, backbone=PATH) or model_args backbone=PATH")

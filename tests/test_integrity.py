@@ -1,6 +1,7 @@
 """Issue 14: nothing stale (keys from every input), nothing lost (checksums, sweep dirs by configuration),
 nothing executed (run dirs are data). Real files, real tiny models, real wandb offline, real Hydra."""
 import json
+from pathlib import Path
 import shutil
 import sys
 
@@ -275,7 +276,8 @@ def test_finished_point_missing_from_wandb_is_reported_then_logged_on_resume(tmp
     write_results(killed, make_results(threshold=0.95))
     assert eebench_cli(["report", str(sweep / "wandb"), "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "report.md").read_text()
-    assert str(killed) in report and "missing from W&B" in report and str(logged) not in report.split("missing from W&B")[0][-300:]
+    missing = [line for line in report.splitlines() if "missing from W&B" in line]
+    assert len(missing) == 1 and str(killed) in missing[0]
     # The resumed sweep finds b finished but not logged, and logs it.
     cfg = OmegaConf.structured(ExperimentConfig())
     _log_if_missing(cfg, {}, killed, sweep, json.loads((killed / "results.json").read_text()))
@@ -312,3 +314,19 @@ def test_relaunching_another_sweep_keeps_every_point_and_failed_points_exit_nonz
     assert [r["threshold"] for r in point_results(sweep, "threshold")] == [0.8, 0.95]
     summary = (sweep / "summary.csv").read_text()
     assert "0.8" in summary and "0.95" in summary
+
+
+def test_report_counts_one_point_per_configuration(tmp_path):
+    import os
+
+    from eebench.tracking.results import load_sweeps, write_results
+
+    sweep = tmp_path / "sweep"
+    for name, threshold in (("0", 0.8), ("threshold=0.8_abc", 0.8), ("threshold=0.9_def", 0.9)):
+        write_results(sweep / name, make_results(threshold=threshold, acc=0.4 if name == "0" else 0.5))
+        (sweep / name / "config.json").write_text(json.dumps({"threshold": threshold, "logger": {"kind": name}}))
+    os.utime(sweep / "0" / "results.json", (1, 1))  # the index-named folder of an old launch is older
+    runs, skipped = load_sweeps([sweep])
+    assert sorted(Path(r["run_dir"]).name for r in runs) == ["threshold=0.8_abc", "threshold=0.9_def"]
+    expected = ("0", f"same configuration as {sweep / 'threshold=0.8_abc'}")
+    assert [(Path(d).name, why.split(" (")[0]) for d, why in skipped] == [expected]

@@ -80,7 +80,8 @@ def test_finished_run_serves_python_api_and_lm_eval(tmp_path, sweep_env):
     assert 0.0 <= out["results"]["tiny_mc"]["acc,none"] <= 1.0
     # lm-eval's own CLI finds the model through the installed .pth hook, without importing eebench first.
     cli = subprocess.run([str(Path(sys.executable).with_name("lm_eval")), "--model", "eebench", "--model_args",
-                          f"run_dir={run_dir},threshold=0.9,backbone={model_dir}", "--device", "cpu", "--tasks", "tiny_mc", "--include_path",
+                          f"run_dir={run_dir},threshold=0.9,backbone={model_dir}",
+                          "--device", "cpu", "--tasks", "tiny_mc", "--include_path",
                           str(tmp_path / "tasks"), "--output_path", str(tmp_path / "cli")],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert cli.returncode == 0, cli.stderr[-3000:]

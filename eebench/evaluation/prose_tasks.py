@@ -68,6 +68,7 @@ def build_prose_tasks(names: list[str], source: str, limit: int | None, seed: in
     """Held-out prose tasks as lm-eval local tasks: (include_path, lm-eval task names)."""
     spec = {"source": source if source != "bundled:django-docs" else DJANGO_SDIST[0], "source_content": source_identity(source),
             "limit": limit, "seed": seed, "version": 1}
-    data_dir = get_or_build("prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed), code=(__name__, "eebench.data.corpus"))
+    data_dir = get_or_build("prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed),
+                            code=(__name__, "eebench.data.corpus"))
     suite = get_or_build("prose_suite", {"data": str(data_dir)}, lambda tmp: _write_yamls(tmp, data_dir), code=(__name__,))
     return str(suite), [_PREFIX + n for n in names]
