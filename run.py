@@ -15,8 +15,10 @@ from omegaconf import DictConfig  # noqa: E402
 
 from eebench.config import register_configs  # noqa: E402
 from eebench.pipeline import run_job  # noqa: E402
+from eebench.sweep_dirs import register_resolvers  # noqa: E402
 
 register_configs()
+register_resolvers()  # hydra.sweep.subdir names each point by its configuration
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

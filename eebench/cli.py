@@ -54,24 +54,30 @@ def run_cache(args: argparse.Namespace) -> int:
 
     from eebench import cache
 
-    if args.action == "ls":
-        entries = cache.list_entries()
-        for e in entries:
-            when = datetime.fromtimestamp(e["mtime"]).strftime("%Y-%m-%d %H:%M")
-            state = "" if e["complete"] else "  (incomplete)"
-            print(f"{e['kind']:<11} {e['key']}  {e['bytes'] / 2**20:9.1f} MiB  {when}{state}")
-        print(f"{len(entries)} entries in {cache.cache_root()}")
+    if args.action == "clear":
+        removed = cache.clear(args.kind, args.older_than)
+        print(f"removed {len(removed)} entries from {cache.cache_root()}")
         return 0
-    removed = cache.clear(args.kind, args.older_than)
-    print(f"removed {len(removed)} entries from {cache.cache_root()}")
-    return 0
+    entries = [e for e in cache.list_entries() if args.kind is None or e["kind"] == args.kind]
+    problems = 0
+    for e in entries:
+        when = datetime.fromtimestamp(e["mtime"]).strftime("%Y-%m-%d %H:%M")
+        line = f"{e['kind']:<14} {e['key']:<34} {e['bytes'] / 2**20:9.1f} MiB  {when}  code={e['code'] or '-':<12} {e['state']}"
+        if args.action == "verify":
+            problem = cache.entry_check(e)
+            problems += problem is not None
+            line += f"  PROBLEM: {problem}" if problem else "  verified"
+        print(line)
+    print(f"{len(entries)} entries in {cache.cache_root()}" + (f", {problems} with problems" if args.action == "verify" else ""))
+    return 1 if problems else 0
 
 
 def register_cache(subparsers) -> None:
-    parser = subparsers.add_parser("cache", help="list or clear cached artifacts (backbones, heads, traces, scores)")
-    parser.add_argument("action", choices=["ls", "clear"])
+    parser = subparsers.add_parser(
+        "cache", help="list, verify (checksums; exit 1 on problems) or clear cached artifacts (all kinds, temp folders too)")
+    parser.add_argument("action", choices=["ls", "verify", "clear"])
     parser.add_argument("--kind", default=None, help="only this kind of artifact, e.g. heads")
-    parser.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="only entries older than DAYS")
+    parser.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="only entries older than DAYS (clear)")
     parser.set_defaults(handler=run_cache)
 
 

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from eebench.backbones import Backbone, load_backbone
-from eebench.cache import content_key, get_or_build
+from eebench.cache import content_digest, content_key, get_or_build
 from eebench.config import ExperimentConfig
-from eebench.data.corpus import prepare_splits
+from eebench.data.corpus import prepare_splits, source_identity
 from eebench.engine.flops import CostModel
+from eebench.errors import require
 from eebench.exits.calibration import calibrate
 from eebench.faults import checkpoint
 from eebench.exits.policy import ExitPolicy
@@ -37,9 +38,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# The modules whose source determines each artifact kind: their fingerprint is part of its cache key.
+HEADS_CODE = ("eebench.heads.modules", "eebench.heads.train", "eebench.heads.loop", "eebench.heads.gate",
+              "eebench.heads.store", "eebench.heads.states", "eebench.backbones.layered", "eebench.data.corpus")
+TRACE_CODE = ("eebench.traces.trace", "eebench.heads.modules", "eebench.heads.train", "eebench.exits.confidence",
+              "eebench.backbones.layered")
+
+
 def heads_spec(cfg: ExperimentConfig, backbone: Backbone, layers: list[int]) -> dict:
     data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("calibration_sequences", "heldout_sequences")}
+    data["source_content"] = source_identity(cfg.data.source)
     return {"backbone": backbone.identity, "exit_layers": layers, "head": dataclasses.asdict(cfg.head), "data": data, "seed": cfg.seed}
+
+
+def check_positions(cfg: ExperimentConfig, backbone: Backbone) -> None:
+    """Sequences longer than the backbone's positions fail deep inside (gpt2) or silently degrade (llama)."""
+    config = backbone.model.config
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if positions:
+        require(cfg.data.seq_len <= positions, f"data.seq_len={cfg.data.seq_len} exceeds the {positions} positions of "
+                                               f"backbone {cfg.backbone.name_or_path!r}; allowed: <= {positions}")
+        longest = min(cfg.timing.prompt_tokens, cfg.data.seq_len) + cfg.timing.max_new_tokens  # timing prompts are cut from data
+        require(not cfg.timing.enabled or longest <= positions,
+                f"timing.max_new_tokens={cfg.timing.max_new_tokens} after a {longest - cfg.timing.max_new_tokens}-token prompt "
+                f"exceeds the {positions} positions of backbone {cfg.backbone.name_or_path!r}; allowed: a total <= {positions}")
 
 
 def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], splits) -> tuple[ExitHeads, Path]:
@@ -52,7 +74,7 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
         checkpoint("heads")  # crash tests kill here: trained but not yet saved or renamed into the cache
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
 
-    directory = get_or_build("heads", spec, build)
+    directory = get_or_build("heads", spec, build, code=HEADS_CODE)
     return load_heads(directory, backbone.layered), directory
 
 
@@ -71,9 +93,11 @@ def train_from_states(cfg: ExperimentConfig, backbone: Backbone, heads: ExitHead
     return log
 
 
-def build_trace(model, heads: ExitHeads, heads_dir: Path, tokens: torch.Tensor, split: str) -> tuple[Trace, Path]:
-    spec = {"heads": heads_dir.name, "split": split, "tokens": content_key({"t": tokens.flatten().tolist()})}
-    directory = get_or_build("traces", spec, lambda tmp: collect_trace(model, heads, tokens).save(tmp))
+def build_trace(backbone: Backbone, heads: ExitHeads, heads_dir: Path, tokens: torch.Tensor, split: str) -> tuple[Trace, Path]:
+    # Keyed on the heads' file contents (not their folder's name) and the backbone that runs them.
+    spec = {"heads": content_digest(heads_dir), "backbone": backbone.identity, "split": split,
+            "tokens": content_key({"t": tokens.flatten().tolist()})}
+    directory = get_or_build("traces", spec, lambda tmp: collect_trace(backbone.model, heads, tokens).save(tmp), code=TRACE_CODE)
     return Trace.load(directory), directory
 
 
@@ -102,11 +126,12 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
 
         tasks = prepare_tasks(cfg.eval, cfg.data.source)
     backbone = load_backbone(cfg.backbone, cfg.device)
+    check_positions(cfg, backbone)
     layers = place_heads(cfg.placement, backbone.num_layers)
     splits = prepare_splits(cfg.data, backbone.tokenizer)
     heads, heads_dir = build_heads(cfg, backbone, layers, splits)
-    calibration, calibration_dir = build_trace(backbone.model, heads, heads_dir, splits["calibration"], "calibration")
-    heldout, _ = build_trace(backbone.model, heads, heads_dir, splits["heldout"], "heldout")
+    calibration, calibration_dir = build_trace(backbone, heads, heads_dir, splits["calibration"], "calibration")
+    heldout, _ = build_trace(backbone, heads, heads_dir, splits["heldout"], "heldout")
     policy = calibrated_policy(cfg, layers, calibration)
     costs = CostModel.from_layered(backbone.layered, heads, gated=cfg.confidence.metric == "gate")
     ee_model = EarlyExitModel(backbone, heads, calibration, cfg.confidence.metric, cfg.calibration)

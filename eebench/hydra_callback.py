@@ -8,11 +8,13 @@ Register it in the Hydra config::
           _target_: eebench.hydra_callback.ReportCallback
 
 Every job's results are already on disk when this runs, so a failure here only prints a warning
-(the report can be regenerated with ``eebench report <sweep dir>``).
+(the report can be regenerated with ``eebench report <sweep dir>``). A sweep with failed points exits
+with status 1 after its report, naming them. An unwritable output folder is refused before any job.
 """
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +43,51 @@ def _log_to_wandb(config: DictConfig, sweep_dir: Path) -> None:
     )
 
 
+def _require_writable(config: DictConfig, key: str) -> None:
+    """An unwritable output folder is one line naming the key, before Hydra fails on it with a traceback."""
+    from eebench.errors import EEBenchError
+    from eebench.pipeline import check_writable
+
+    try:
+        check_writable(Path(str(OmegaConf.select(config, key))), key)
+    except EEBenchError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def failed_points(sweep_dir: Path, since: float = 0.0) -> list[tuple[Path, str]]:
+    """(run dir, first line of its error) for every point of the sweep that failed at or after ``since``
+    (the launch's start: points an earlier launch left failed are in the report, not this exit code)."""
+    from eebench.tracking.results import ERROR_FILE, check_run, find_run_dirs
+
+    return [(run, check_run(run)[1] or "failed") for run in find_run_dirs(sweep_dir)
+            if (run / ERROR_FILE).exists() and (run / ERROR_FILE).stat().st_mtime >= since]
+
+
+def _exit_if_failed(sweep_dir: Path, since: float) -> None:
+    failed = failed_points(sweep_dir, since)
+    if failed:
+        named = "; ".join(f"{run.name} ({reason})" for run, reason in failed)
+        print(f"error: {len(failed)} point(s) of {sweep_dir} failed: {named}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
 class ReportCallback(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _require_writable(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time() - 1  # error.json times of this launch's points; 1 s for coarse file clocks
+        _require_writable(config, "hydra.sweep.dir")
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = OmegaConf.select(config, "hydra.sweep.dir", default=None)
+        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir", default=None)))
+        self._report(config, sweep_dir)
+        # After the report: CI and schedulers must notice a failed point.
+        _exit_if_failed(sweep_dir, getattr(self, "started", 0.0))
+
+    def _report(self, config: DictConfig, sweep_dir: Path) -> None:
         try:
-            sweep_dir = Path(sweep_dir)
             report = write_report([sweep_dir], sweep_dir)
             print(f"eebench: sweep report written to {report}", flush=True)
         except Exception as exc:  # noqa: BLE001 - never fail a finished sweep over its report

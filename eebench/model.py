@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from eebench.backbones import Backbone, load_backbone
+from eebench.cache import MANIFEST, cache_root, entry_problem
 from eebench.config import BackboneConfig, CalibrationConfig
 from eebench.engine.generate import generate
 from eebench.errors import EEBenchError, require
@@ -48,17 +49,65 @@ class EarlyExitModel:
                         self.backbone.tokenizer.eos_token_id).tokens
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto", dtype: str | None = None) -> "EarlyExitModel":
-        """``dtype``: load the backbone (and cast the heads) in this precision instead of the run's own."""
-        results_path = Path(run_dir) / "results.json"
+    def from_run(cls, run_dir: str | Path, device: str = "auto", trust_remote_code: bool = False,
+                 backbone: str | None = None, dtype: str | None = None) -> "EarlyExitModel":
+        """Load a finished run. A run directory is data, never code: ``trust_remote_code`` comes only from this
+        argument (never from results.json), and the heads, trace and a local backbone it names must lie in
+        the eebench cache or the run directory; ``backbone=`` names the backbone explicitly instead.
+        ``dtype``: load the backbone (and cast the heads) in this precision instead of the run's own."""
+        run_dir = Path(run_dir)
+        results_path = run_dir / "results.json"
         require(results_path.exists(), f"run dir {str(run_dir)!r} has no results.json; give the directory of a finished eebench run")
-        results = json.loads(results_path.read_text())
-        artifacts = results.get("artifacts") or {}
-        heads_dir, trace_dir = artifacts.get("heads_dir"), artifacts.get("calibration_trace_dir")
-        if not heads_dir or not Path(heads_dir).exists():
-            raise EEBenchError(f"run dir {str(run_dir)!r} names no existing heads (artifacts.heads_dir={heads_dir!r}); re-run it to rebuild the cache")
-        backbone_cfg = {**artifacts["backbone_config"], **({"dtype": dtype} if dtype else {})}
-        backbone = load_backbone(BackboneConfig(**backbone_cfg), device)
-        heads = load_heads(Path(heads_dir), backbone.layered)
+        try:
+            results = json.loads(results_path.read_text())
+            artifacts = results.get("artifacts") or {}
+            backbone_fields = dict(artifacts["backbone_config"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise EEBenchError(f"{results_path} is not the results.json of a finished eebench run (unreadable or "
+                               "no artifacts.backbone_config)") from None
+        heads_dir = trusted_artifact(run_dir, "heads_dir", artifacts.get("heads_dir"))
+        trace_dir = trusted_artifact(run_dir, "calibration_trace_dir", artifacts.get("calibration_trace_dir"))
+        if backbone is not None:
+            backbone_fields["name_or_path"] = backbone
+        else:
+            check_backbone_path(run_dir, backbone_fields.get("name_or_path", ""))
+        backbone_fields["trust_remote_code"] = bool(trust_remote_code)
+        if dtype:
+            backbone_fields["dtype"] = dtype
+        loaded = load_backbone(BackboneConfig(**backbone_fields), device)
+        heads = load_heads(heads_dir, loaded.layered)
         calibration_cfg = CalibrationConfig(**artifacts.get("calibration_config", {"method": results["calibration_method"]}))
-        return cls(backbone, heads, Trace.load(Path(trace_dir)), results["confidence"], calibration_cfg)
+        return cls(loaded, heads, Trace.load(trace_dir), results["confidence"], calibration_cfg)
+
+
+def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    resolved = path.resolve()  # follows symlinks: a link in the run dir to elsewhere does not count as inside
+    return any(resolved == root or root in resolved.parents for root in roots)
+
+
+def _trusted_roots(run_dir: Path) -> tuple[Path, ...]:
+    return cache_root(), run_dir.resolve()
+
+
+def trusted_artifact(run_dir: Path, key: str, value) -> Path:
+    """An artifact folder named by results.json: inside the cache or the run dir, present and intact."""
+    where = f"run dir {str(run_dir)!r}: artifacts.{key}={value!r}"
+    require(isinstance(value, str) and value, f"{where} names no artifact; re-run the point to rebuild it")
+    path = Path(value)
+    require(_inside(path, _trusted_roots(run_dir)), f"{where} lies outside the eebench cache ({cache_root()}) and the "
+                                                    "run dir; allowed: artifacts in either")
+    require(path.is_dir(), f"{where} does not exist; re-run the point to rebuild the cache")
+    if (path / MANIFEST).exists():
+        problem = entry_problem(path)
+        require(problem is None, f"{where} is corrupt ({problem}); re-run the point to rebuild it")
+    return path
+
+
+def check_backbone_path(run_dir: Path, name_or_path: str) -> None:
+    """A local backbone named by results.json must lie in the cache or the run dir (hub ids and bundled names pass)."""
+    path = Path(name_or_path).expanduser()
+    if name_or_path.startswith("bundled:") or not (path.exists() or name_or_path.startswith(("/", ".", "~"))):
+        return
+    require(_inside(path, _trusted_roots(run_dir)),
+            f"run dir {str(run_dir)!r}: backbone_config.name_or_path={name_or_path!r} lies outside the eebench cache and "
+            "the run dir; to trust it, pass it yourself: from_run(run_dir, backbone=PATH) or model_args backbone=PATH")

@@ -13,8 +13,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from eebench.errors import EEBenchError
+from eebench.errors import EEBenchError, require
+from eebench.sweep_dirs import point_identity
 from eebench.tracking.results import collect_provenance, redact, write_error, write_json_atomic, write_results
+
+INPUTS_FILE = "inputs.json"  # content hashes of the code and local files a finished point was computed from
 
 
 def job_dirs() -> tuple[Path, Path, bool]:
@@ -26,16 +29,46 @@ def job_dirs() -> tuple[Path, Path, bool]:
     return run_dir, sweep_dir, multirun
 
 
-def finished_results(run_dir: Path, plain: dict) -> dict | None:
-    """Results of an earlier launch of this same point, if it completed (re-launching a sweep resumes it)."""
+def _local_content(location: str) -> str | None:
+    from eebench.cache import path_digest
+
+    path = Path(str(location)).expanduser()
+    return path_digest(path) if path.exists() else None
+
+
+def point_inputs(plain: dict) -> dict:
+    """What a point's results depend on beyond its config: eebench's code and local backbone / data files."""
+    from eebench.cache import package_fingerprint
+
+    return {"code": package_fingerprint(),
+            "backbone": _local_content((plain.get("backbone") or {}).get("name_or_path", "")),
+            "data": _local_content((plain.get("data") or {}).get("source", ""))}
+
+
+def finished_results(run_dir: Path, plain: dict, inputs: dict | None = None) -> dict | None:
+    """Results of an earlier launch of this same point, if it completed from the same configuration, code and
+    input files (re-launching a sweep resumes it; anything changed recomputes the point)."""
     import json
 
     try:
         results = json.loads((run_dir / "results.json").read_text())
-        same_config = json.loads((run_dir / "config.json").read_text()) == json.loads(json.dumps(plain))
-    except (OSError, ValueError):
+        same_config = point_identity(json.loads((run_dir / "config.json").read_text())) == point_identity(plain)
+        same_inputs = inputs is None or json.loads((run_dir / INPUTS_FILE).read_text()) == inputs
+    except (OSError, ValueError, AttributeError):
         return None
-    return results if results.get("status") == "complete" and same_config else None
+    return results if isinstance(results, dict) and results.get("status") == "complete" and same_config and same_inputs else None
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """One line naming the key when the output folder cannot be created or written."""
+    import os
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+    except OSError:
+        writable = False
+    require(writable, f"{key}={str(folder)!r} is not a writable directory; allowed: a folder you can write to")
 
 
 def run_job(cfg: DictConfig) -> dict | None:
@@ -43,11 +76,14 @@ def run_job(cfg: DictConfig) -> dict | None:
 
     run_dir, sweep_dir, multirun = job_dirs()
     plain = redact(OmegaConf.to_container(cfg, resolve=True))
-    finished = finished_results(run_dir, plain)
+    inputs = point_inputs(plain)
+    finished = finished_results(run_dir, plain, inputs)
     if finished is not None:
         print(f"eebench: {run_dir} already has complete results for this config; skipping it")
+        _log_if_missing(cfg, plain, run_dir, sweep_dir, finished)
         return finished
     write_json_atomic(run_dir / "config.json", plain)
+    write_json_atomic(run_dir / INPUTS_FILE, inputs)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
     try:
         typed = validate(cfg)
@@ -66,16 +102,32 @@ def run_job(cfg: DictConfig) -> dict | None:
     return None
 
 
+def _log_if_missing(cfg: DictConfig, plain: dict, run_dir: Path, sweep_dir: Path, results: dict) -> None:
+    """A point finished by an earlier launch that was killed before logging it to W&B is logged now."""
+    from eebench.config import validate
+    from eebench.tracking.wandb_sink import is_logged
+
+    typed = validate(cfg)
+    if typed.logger.kind == "wandb" and not is_logged(run_dir):
+        print(f"eebench: {run_dir} was not yet logged to W&B; logging it now")
+        _log_to_wandb(typed, plain, run_dir, sweep_dir, results)
+
+
+def _log_to_wandb(typed, plain: dict, run_dir: Path, sweep_dir: Path, results: dict) -> None:
+    from eebench.tracking.wandb_sink import WandbSink
+
+    sink = WandbSink(typed.logger.kind == "wandb", typed.logger.project, typed.logger.mode, typed.logger.entity,
+                     run_dir, sweep_dir, group=sweep_dir.name, name=run_dir.name if run_dir != sweep_dir else "run", config=plain)
+    sink.log_results(results)
+    sink.finish()
+
+
 def _run_and_record(typed, plain: dict, run_dir: Path, sweep_dir: Path) -> dict:
     from eebench.experiment import run_experiment
-    from eebench.tracking.wandb_sink import WandbSink
 
     results = run_experiment(typed, run_dir)
     results["provenance"] = collect_provenance(results.get("timing", {}).get("device", typed.device), typed.seed)
     results["status"] = "complete"
     write_results(run_dir, results)
-    sink = WandbSink(typed.logger.kind == "wandb", typed.logger.project, typed.logger.mode, typed.logger.entity,
-                     run_dir, sweep_dir, group=sweep_dir.name, name=run_dir.name if run_dir != sweep_dir else "run", config=plain)
-    sink.log_results(results)
-    sink.finish()
+    _log_to_wandb(typed, plain, run_dir, sweep_dir, results)
     return results

@@ -72,3 +72,9 @@ def sweep_env(tmp_path, tiny_model_dirs):
         f"eval.include_path={_write_task(tmp_path / 'tasks')}", "eval.tasks=[tiny_mc]",
     ]
     return env, common
+
+
+def point_results(sweep: Path, order_by: str) -> list[dict]:
+    """The results of every point of a sweep (folders are named by configuration), each with its run_dir."""
+    runs = [{**json.loads(p.read_text()), "run_dir": str(p.parent)} for p in sweep.glob("*/results.json")]
+    return sorted(runs, key=lambda r: r[order_by])

@@ -3,7 +3,7 @@ import json
 
 from safetensors.torch import load_file
 
-from conftest import run_eebench
+from conftest import point_results, run_eebench
 
 
 def _heads_file(results):
@@ -32,5 +32,5 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path, sweep_env):
     proc = run_eebench(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *common, "logger=none",
                         "timing=none", "threshold=0.8,0.95", f"hydra.sweep.dir={sweep}"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(json.loads((sweep / str(i) / "results.json").read_text())["threshold"] for i in (0, 1)) == [0.8, 0.95]
+    assert [r["threshold"] for r in point_results(sweep, "threshold")] == [0.8, 0.95]
     assert (sweep / "report.md").exists()

@@ -205,7 +205,9 @@ def test_cli_errors_are_one_line(sweep, tmp_path, capsys):
 
 def test_hydra_callback_writes_report_and_never_raises(sweep, tmp_path, capsys):
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "logger": {"kind": "none"}})
-    ReportCallback().on_multirun_end(config)
+    with pytest.raises(SystemExit) as exit_info:  # the sweep holds a failed point: report first, then exit 1
+        ReportCallback().on_multirun_end(config)
+    assert exit_info.value.code == 1 and "failed: RuntimeError: out of memory" in capsys.readouterr().err
     assert (sweep / "report.md").exists()
     assert len(pd.read_csv(sweep / "summary.csv")) == len(POINTS)
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import point_results
 from conftest import run_eebench as _run
 
 def test_multirun_writes_results_report_and_wandb(tmp_path, sweep_env):
@@ -11,9 +12,9 @@ def test_multirun_writes_results_report_and_wandb(tmp_path, sweep_env):
     sweep = tmp_path / "sweep"
     proc = _run(["-m", *common, "threshold=0.8,0.95", f"hydra.sweep.dir={sweep}"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = [json.loads((sweep / str(i) / "results.json").read_text()) for i in (0, 1)]
+    results = point_results(sweep, "threshold")
     assert [r["threshold"] for r in results] == [0.8, 0.95]
-    assert all((sweep / str(i) / "config.yaml").exists() for i in (0, 1))
+    assert all((Path(r["run_dir"]) / "config.yaml").exists() for r in results)
     for r in results:
         assert r["status"] == "complete" and r["num_layers"] == 6 and len(r["thresholds"]) == len(r["exit_layers"])
         assert set(r["exit"]["fraction"]) == {*map(str, r["exit_layers"]), "final"}
@@ -34,8 +35,8 @@ def test_full_model_baseline_is_computed_once_per_backbone(tmp_path, sweep_env):
     sweep = tmp_path / "sweep"
     proc = _run(["-m", *common, "head=linear,lens", "logger=none", "timing=none", f"hydra.sweep.dir={sweep}"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = [json.loads((sweep / str(i) / "results.json").read_text()) for i in (0, 1)]
-    assert [r["head"] for r in results] == ["linear", "lens"]
+    results = point_results(sweep, "head")
+    assert [r["head"] for r in results] == ["lens", "linear"]
     assert results[0]["artifacts"]["heads_dir"] != results[1]["artifacts"]["heads_dir"]
     # Different heads, one backbone: the second point reads the first point's baseline from the cache.
     assert results[0]["baseline_cache_key"] == results[1]["baseline_cache_key"]
@@ -67,17 +68,20 @@ def test_finished_run_serves_python_api_and_lm_eval(tmp_path, sweep_env):
 
     env, common = sweep_env
     run_dir = tmp_path / "run"
+    model_dir = next(arg.split("=", 1)[1] for arg in common if arg.startswith("backbone.name_or_path="))
     proc = _run([*common, "logger=none", "timing=none", f"hydra.run.dir={run_dir}"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    model = eebench.EarlyExitModel.from_run(run_dir, device="cpu")
+    # The tiny model lies outside the cache and the run dir: the caller names it to trust it.
+    model = eebench.EarlyExitModel.from_run(run_dir, device="cpu", backbone=str(model_dir))
     ids = model.backbone.tokenizer("model layer token", return_tensors="pt").input_ids
     assert model.generate(ids, max_new_tokens=5, threshold=0.9).shape == (1, 5)
-    out = lm_eval.simple_evaluate(model="eebench", model_args=f"run_dir={run_dir},threshold=0.9,device=cpu",
+    out = lm_eval.simple_evaluate(model="eebench", model_args=f"run_dir={run_dir},threshold=0.9,device=cpu,backbone={model_dir}",
                                   tasks=["tiny_mc"], task_manager=TaskManager(include_path=str(tmp_path / "tasks")))
     assert 0.0 <= out["results"]["tiny_mc"]["acc,none"] <= 1.0
     # lm-eval's own CLI finds the model through the installed .pth hook, without importing eebench first.
     cli = subprocess.run([str(Path(sys.executable).with_name("lm_eval")), "--model", "eebench", "--model_args",
-                          f"run_dir={run_dir},threshold=0.9", "--device", "cpu", "--tasks", "tiny_mc", "--include_path",
+                          f"run_dir={run_dir},threshold=0.9,backbone={model_dir}",
+                          "--device", "cpu", "--tasks", "tiny_mc", "--include_path",
                           str(tmp_path / "tasks"), "--output_path", str(tmp_path / "cli")],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert cli.returncode == 0, cli.stderr[-3000:]

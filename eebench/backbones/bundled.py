@@ -58,4 +58,4 @@ def converted_gguf_dir(directory: Path, gguf_file: str) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    return get_or_build("backbones", spec, build)
+    return get_or_build("backbones", spec, build, code=(__name__,))

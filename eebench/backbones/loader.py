@@ -53,16 +53,32 @@ def resolve_source(cfg: BackboneConfig) -> tuple[str, bool]:
         return str(converted_gguf_dir(path, cfg.gguf_file)), True
     if path.is_dir():
         return str(path.resolve()), True
+    if path.is_file():
+        raise EEBenchError(f"backbone.name_or_path={source!r} is a file, not a model directory; allowed: {_ALLOWED}")
     if source.startswith(("/", ".", "~")) or path.suffix:
         raise EEBenchError(f"backbone.name_or_path={source!r} does not exist; allowed: {_ALLOWED}")
     return source, False
 
 
+# Files besides the weights that change what a model computes: its tokenizer (ids of the same text),
+# generation defaults and any custom code.
+_TOKENIZER_FILES = ("vocab.json", "merges.txt", "vocab.txt", "special_tokens_map.json", "added_tokens.json",
+                    "generation_config.json", "chat_template.jinja")
+_TOKENIZER_SUFFIXES = (".model", ".tiktoken", ".py")
+
+
+def _determining_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_file() and (
+        p.name.startswith("tokenizer") or p.name in _TOKENIZER_FILES or p.suffix in _TOKENIZER_SUFFIXES))
+
+
 def local_identity(directory: str) -> dict:
-    """Hash the config and weight files so a changed checkpoint never reuses stale heads."""
+    """Hash the config, weight and tokenizer files so a changed checkpoint or tokenizer never reuses stale
+    heads, traces or baselines."""
     root = Path(directory)
     weights = sorted(p for p in root.iterdir() if p.suffix in (".safetensors", ".bin"))
-    return {"config": file_digest(root / "config.json"), "weights": [file_digest(p) for p in weights]}
+    return {"config": file_digest(root / "config.json"), "weights": [file_digest(p) for p in weights],
+            "tokenizer": {p.name: file_digest(p) for p in _determining_files(root)}}
 
 
 def _load_error(cfg: BackboneConfig, exc: Exception) -> EEBenchError:
@@ -110,6 +126,9 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
         raise _load_error(cfg, exc) from None
     model = _load_model(source, cfg, common, dtype, family)
     if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token is None:
+            raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} has a tokenizer with neither a pad nor an EOS "
+                               "token; allowed: a tokenizer that defines eos_token (or pad_token) in its tokenizer_config.json")
         tokenizer.pad_token = tokenizer.eos_token
     model.to(target).eval().requires_grad_(False)
     layered = LayeredModel.from_model(model)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from eebench.downloads import pip_download
-from eebench.cache import get_or_build
+from eebench.cache import get_or_build, path_digest
 from eebench.config import DataConfig
 from eebench.errors import EEBenchError, require
 
@@ -48,7 +48,7 @@ def rst_to_prose(text: str) -> str:
 
 def django_documents() -> dict[str, str]:
     """Prose of every documentation page, parsed once and cached as JSON."""
-    directory = get_or_build("corpus", {"source": DJANGO_SDIST[0]}, _write_django_documents)
+    directory = get_or_build("corpus", {"source": DJANGO_SDIST[0]}, _write_django_documents, code=(__name__,))
     return json.loads((directory / "documents.json").read_text())
 
 
@@ -90,6 +90,17 @@ def load_documents(source: str) -> dict[str, str]:
     path = Path(source).expanduser()
     require(path.exists(), f"data.source={source!r} does not exist; allowed: bundled:django-docs, a .txt file or directory, hf:<dataset>")
     return local_documents(path)
+
+
+def source_identity(source: str) -> str | None:
+    """What a data source's contents are, for cache keys: a local file or directory is hashed, so an
+    edited file never reuses heads trained on its old text."""
+    if source == "bundled:django-docs":
+        return DJANGO_SDIST[0]
+    if source.startswith("hf:"):
+        return source
+    path = Path(source).expanduser()
+    return path_digest(path) if path.exists() else None
 
 
 def split_of(doc_id: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from eebench.cache import cache_root, content_key, get_or_build, is_complete
+from eebench.cache import entry_dir, entry_problem, get_or_build
 from eebench.errors import EEBenchError, require
 
 from eebench.evaluation.bigbench_sdist import (  # noqa: E402  re-exported: part of this module's interface
@@ -293,11 +293,11 @@ def _majority(docs: list[dict], kind: str) -> float | None:
 def _ensure_task_dirs(tasks: list[dict], limit: int | None, seed: int, sdist: Path) -> list[Path]:
     sdist_id = _sdist_identity(sdist)
     specs = [_task_spec(task, limit, seed, sdist_id) for task in tasks]
-    missing = [s for s in specs if not is_complete(cache_root() / "bigbench_task" / content_key(s))]
+    missing = [s for s in specs if entry_problem(entry_dir("bigbench_task", s, code=(__name__,))) is not None]
     # Only cache misses pay for the ~10 s stream through the tarball, and all of them share one pass.
     files = _read_task_files(sdist, {s["bigbench"] for s in missing}) if missing else {}
     return [get_or_build("bigbench_task", spec,
-                         lambda tmp, spec=spec: _build_task_dir(tmp, spec, files[spec["bigbench"]]))
+                         lambda tmp, spec=spec: _build_task_dir(tmp, spec, files[spec["bigbench"]]), code=(__name__,))
             for spec in specs]
 
 
@@ -333,7 +333,7 @@ def build_suite(task_names: list[str], limit: int | None = None, sdist: Path | N
     require(sdist_path.is_file(), f"sdist={str(sdist)!r} is not a file; pass the {SDIST_FILENAME} tarball")
     task_dirs = _ensure_task_dirs(tasks, limit, seed, sdist_path)
     suite_spec = {"converter": CONVERTER_VERSION, "tasks": [str(p) for p in task_dirs]}
-    suite = get_or_build("bigbench_suite", suite_spec, lambda tmp: _write_suite_dir(tmp, task_dirs))
+    suite = get_or_build("bigbench_suite", suite_spec, lambda tmp: _write_suite_dir(tmp, task_dirs), code=(__name__,))
     return str(suite), [t["lm_eval_name"] for t in tasks]
 
 

@@ -29,13 +29,16 @@ def _as_bool(value) -> bool:
 class EarlyExitLM(HFLM):
     def __init__(self, run_dir: str | None = None, threshold: float | None = None, exits: bool | str = True,
                  ee_model=None, policy=None, score_store: ScoreStore | None = None, batch_size: int | str = 8,
-                 strategy: str = "full", device: str | None = "auto", **kwargs):
+                 strategy: str = "full", device: str | None = "auto", trust_remote_code: bool | str = False,
+                 backbone: str | None = None, **kwargs):
         if ee_model is None:
             from eebench.model import EarlyExitModel
 
             if run_dir is None:
                 raise ValueError("model_args need run_dir=<directory of a finished eebench run>")
-            ee_model = EarlyExitModel.from_run(run_dir, device=device or "auto")  # lm_eval's CLI passes None
+            # Remote code and a backbone outside the cache/run dir only on the caller's explicit say-so.
+            ee_model = EarlyExitModel.from_run(run_dir, device=device or "auto",  # lm_eval's CLI passes None
+                                               trust_remote_code=_as_bool(trust_remote_code), backbone=backbone)
         self.ee_model = ee_model
         self.exits = _as_bool(exits)
         if self.exits and policy is None:

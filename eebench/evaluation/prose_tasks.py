@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from eebench.cache import get_or_build
-from eebench.data.corpus import DJANGO_SDIST, load_documents, split_documents
+from eebench.data.corpus import DJANGO_SDIST, load_documents, source_identity, split_documents
 
 PROSE_TASKS = ("prose_lastword", "prose_perplexity")
 _PREFIX = "eebench_"
@@ -66,7 +66,9 @@ def _write_yamls(tmp: Path, data_dir: Path) -> None:
 
 def build_prose_tasks(names: list[str], source: str, limit: int | None, seed: int = 0) -> tuple[str, list[str]]:
     """Held-out prose tasks as lm-eval local tasks: (include_path, lm-eval task names)."""
-    spec = {"source": source if source != "bundled:django-docs" else DJANGO_SDIST[0], "limit": limit, "seed": seed, "version": 1}
-    data_dir = get_or_build("prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed))
-    suite = get_or_build("prose_suite", {"data": str(data_dir)}, lambda tmp: _write_yamls(tmp, data_dir))
+    spec = {"source": source if source != "bundled:django-docs" else DJANGO_SDIST[0], "source_content": source_identity(source),
+            "limit": limit, "seed": seed, "version": 1}
+    data_dir = get_or_build("prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed),
+                            code=(__name__, "eebench.data.corpus"))
+    suite = get_or_build("prose_suite", {"data": str(data_dir)}, lambda tmp: _write_yamls(tmp, data_dir), code=(__name__,))
     return str(suite), [_PREFIX + n for n in names]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eebench.cache import cache_root, content_key, get_or_build
+from eebench.cache import cache_root, code_fingerprint, content_digest, content_key, get_or_build, path_digest
 from eebench.config import EvalConfig
 from eebench.errors import EEBenchError
 from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
@@ -86,15 +86,30 @@ def prepare_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[st
 
 
 BASELINE_FILE = "baseline_tasks.json"
+# The modules whose source determines per-request scores and the full model's task metrics.
+SCORES_CODE = ("eebench.evaluation.scores", "eebench.evaluation.lm", "eebench.exits.confidence", "eebench.heads.modules")
+BASELINE_CODE = ("eebench.evaluation.runner", "eebench.evaluation.lm", "eebench.evaluation.scores")
+
+
+def task_identity(cfg: EvalConfig, prepared: tuple) -> dict:
+    """The tasks and the contents of their YAML/data folders (an edited task file is a new task)."""
+    import lm_eval
+
+    include_path, tasks, _ = prepared
+    return {"tasks": tasks, "include": include_path, "include_content": [path_digest(p) for p in include_path],
+            "limit": cfg.limit, "fewshot": cfg.num_fewshot, "lm_eval": getattr(lm_eval, "__version__", "unknown")}
 
 
 def baseline_spec(cfg: EvalConfig, prepared: tuple, backbone_identity: dict) -> dict:
     """What the full model's task scores depend on: the backbone and the tasks, never the heads."""
-    import lm_eval
+    return {"backbone": backbone_identity, **task_identity(cfg, prepared)}
 
-    include_path, tasks, _ = prepared
-    return {"backbone": backbone_identity, "tasks": tasks, "include": include_path, "limit": cfg.limit,
-            "fewshot": cfg.num_fewshot, "lm_eval": getattr(lm_eval, "__version__", "unknown")}
+
+def score_store_path(cfg: EvalConfig, prepared: tuple, backbone_identity: dict, heads_dir: Path) -> Path:
+    """Scores depend on the backbone, the heads' file contents, the tasks and the scoring code."""
+    key = content_key({"heads": content_digest(heads_dir), "backbone": backbone_identity, **task_identity(cfg, prepared),
+                       "code": code_fingerprint(*SCORES_CODE)})
+    return cache_root() / "scores" / f"{key}.safetensors"
 
 
 def full_model_baseline(cfg: EvalConfig, prepared: tuple, ee_model, store: ScoreStore) -> tuple[dict, str]:
@@ -106,15 +121,13 @@ def full_model_baseline(cfg: EvalConfig, prepared: tuple, ee_model, store: Score
         full = EarlyExitLM(ee_model=ee_model, exits=False, score_store=store, batch_size=cfg.batch_size)
         (tmp / BASELINE_FILE).write_text(json.dumps(_simple_evaluate(full, tasks, manager, cfg), indent=2))
 
-    directory = get_or_build("baselines", baseline_spec(cfg, prepared, ee_model.backbone.identity), build)
+    directory = get_or_build("baselines", baseline_spec(cfg, prepared, ee_model.backbone.identity), build, code=BASELINE_CODE)
     return json.loads((directory / BASELINE_FILE).read_text()), directory.name
 
 
 def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path) -> dict:
     include_path, tasks, manager = prepared
-    # Scores depend on backbone + heads (heads_dir's key covers the backbone) and the task data.
-    store_key = content_key({"heads": heads_dir.name, "tasks": tasks, "include": include_path, "limit": cfg.limit, "fewshot": cfg.num_fewshot})
-    store = ScoreStore(cache_root() / "scores" / f"{store_key}.safetensors")
+    store = ScoreStore(score_store_path(cfg, prepared, ee_model.backbone.identity, heads_dir))
     early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size)
     early_tasks = _simple_evaluate(early, tasks, manager, cfg)
     baseline_tasks, baseline_key = full_model_baseline(cfg, prepared, ee_model, store)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from eebench.cache import file_problem, quarantine, write_checksum
 from eebench.exits.confidence import metric_values, to_uncertainty
 from eebench.exits.policy import ExitPolicy
 
@@ -52,13 +53,17 @@ class ScoreStore:
             self._load()
 
     def _load(self) -> None:
-        grouped: dict[str, dict[str, torch.Tensor]] = {}
-        for name, tensor in load_file(str(self.path)).items():
-            key, field = name.split("/", 1)
-            grouped.setdefault(key, {})[field] = tensor
-        for key, fields in grouped.items():
-            metrics = {f.split(".", 1)[1]: t for f, t in fields.items() if f.startswith("metric.")}
-            self.items[key] = RequestScores(fields["logprob"], fields["greedy"].bool(), metrics)
+        """Read the file; a corrupt one (checksum, format or layout) is moved aside and rescored."""
+        problem = file_problem(self.path)
+        if problem is None:
+            try:
+                self.items = _parse(load_file(str(self.path)))
+                return
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a bad file
+                problem = f"unreadable: {type(exc).__name__}"
+        quarantine(self.path, problem)
+        Path(str(self.path) + ".sha256").unlink(missing_ok=True)
+        self.items = {}
 
     def save(self) -> None:
         if not (self.path and self.dirty):
@@ -73,7 +78,20 @@ class ScoreStore:
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         save_file(tensors, str(tmp))
         os.replace(tmp, self.path)
+        write_checksum(self.path)
         self.dirty = False
+
+
+def _parse(tensors: dict[str, torch.Tensor]) -> dict[str, RequestScores]:
+    grouped: dict[str, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        key, field = name.split("/", 1)
+        grouped.setdefault(key, {})[field] = tensor
+    items = {}
+    for key, fields in grouped.items():
+        metrics = {f.split(".", 1)[1]: t for f, t in fields.items() if f.startswith("metric.")}
+        items[key] = RequestScores(fields["logprob"], fields["greedy"].bool(), metrics)
+    return items
 
 
 @torch.no_grad()

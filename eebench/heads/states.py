@@ -77,6 +77,10 @@ class CachedStates(LiveStates):
         return self._read(self.layered.num_layers - 1, picks), [self._read(layer, picks) for layer in self.exit_layers]
 
 
+# What computes the cached states: a change here rebuilds them.
+STATES_CODE = ("eebench.heads.states", "eebench.backbones.states", "eebench.backbones.layered", "eebench.backbones.families")
+
+
 def tokens_digest(tokens: torch.Tensor) -> str:
     return hashlib.sha256(tokens.to(torch.int64).contiguous().numpy().tobytes()).hexdigest()[:16]
 
@@ -95,12 +99,12 @@ def cached_states(backbone, tokens: torch.Tensor, exit_layers: list[int], dtype:
     def build(tmp: Path) -> None:
         write_states(backbone.layered, tokens, spec, tmp, batch_size)
 
-    directory = get_or_build("hidden_states", spec, build)
+    directory = get_or_build("hidden_states", spec, build, code=STATES_CODE)
     problem = mismatch(directory, spec, backbone.layered.hidden_size)
     if problem:  # never train from states of another backbone or text: rebuild them once
         print(f"eebench: cached hidden states in {directory} do not match this run ({problem}); rebuilding them")
         shutil.rmtree(directory)
-        directory = get_or_build("hidden_states", spec, build)
+        directory = get_or_build("hidden_states", spec, build, code=STATES_CODE)
         problem = mismatch(directory, spec, backbone.layered.hidden_size)
         if problem:
             raise EEBenchError(f"cached hidden states in {directory} do not match this run ({problem}) even after a rebuild")

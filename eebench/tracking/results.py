@@ -273,4 +273,33 @@ def load_sweeps(sweep_dirs: list[str | Path]) -> tuple[list[dict], list[tuple[st
             if identity not in seen:
                 seen.add(identity)
                 runs.append(results)
-    return runs, list(dict.fromkeys(skipped))
+    runs, older = one_per_configuration(runs)
+    return runs, list(dict.fromkeys(skipped + older))
+
+
+def _configuration(run_dir: str) -> str | None:
+    config, problem = _read_json(Path(run_dir) / "config.json")
+    if problem or not isinstance(config, dict):
+        return None
+    from eebench.sweep_dirs import point_identity
+
+    return point_identity(config)
+
+
+def one_per_configuration(runs: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Group points by configuration (their config.json): the newest results of one configuration count,
+    older copies (e.g. a folder of an earlier launch) are listed as skipped."""
+    newest: dict[str, dict] = {}
+    for run in runs:
+        key = _configuration(run["run_dir"])
+        mtime = (Path(run["run_dir"]) / RESULTS_FILE).stat().st_mtime
+        if key is not None and (key not in newest or mtime >= newest[key][1]):
+            newest[key] = (run, mtime)
+    result, older = [], []
+    for run in runs:
+        key = _configuration(run["run_dir"])
+        if key is None or newest[key][0] is run:
+            result.append(run)
+        else:
+            older.append((run["run_dir"], f"same configuration as {newest[key][0]['run_dir']} (an older copy)"))
+    return result, older

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from eebench.errors import EEBenchError, require
-from eebench.tracking.results import DOWNLOADED_RUNS_DIR, RESULTS_FILE, walk_sweep
+from eebench.tracking.results import DOWNLOADED_RUNS_DIR, RESULTS_FILE, check_run, find_run_dirs, record_identity, walk_sweep
 
 SOURCE_PREFIX = "wandb:"
 SOURCE_FORMS = "wandb:ENTITY/PROJECT or wandb:ENTITY/PROJECT/GROUP"
@@ -138,14 +138,52 @@ def fetch_or_skip(source: WandbSource, out_dir: Path, api: Any | None) -> tuple[
         return None, [(str(source), str(exc).removeprefix(f"{source}: "))]
 
 
+def is_local_wandb_folder(folder: Path) -> bool:
+    """A W&B folder (``<sweep>/wandb``) or W&B run folders gathered in one place."""
+    folder = Path(folder)
+    return folder.name == "wandb" or bool(_RUN_FOLDER.match(folder.name)) or any(
+        _RUN_FOLDER.match(child.name) for child in folder.iterdir() if child.is_dir())
+
+
+def _logged_identities(folders: list[Path]) -> set[str]:
+    identities = set()
+    for folder in folders:
+        for path in Path(folder).rglob(RESULTS_FILE):
+            results, _ = check_run(path.parent)
+            if results is not None:
+                identities.add(record_identity(results))
+    return identities
+
+
+def missing_from_wandb(sweeps: list[Path], wandb_folders: list[Path], sources: list[str]) -> list[Skipped]:
+    """Points complete in the given sweeps (a W&B folder's own sweep included) that no W&B source holds."""
+    logged = _logged_identities(wandb_folders)
+    missing = []
+    for sweep in dict.fromkeys(sweeps):
+        for run_dir in find_run_dirs(sweep):
+            results, _ = check_run(run_dir)
+            if results is not None and record_identity(results) not in logged:
+                missing.append((str(run_dir), f"complete locally but missing from W&B ({', '.join(sources)}); "
+                                              "relaunch its sweep with logger=wandb to log it"))
+    return missing
+
+
 def gather_sources(local_dirs: list[Path], wandb_sources: list[WandbSource], out_dir: Path,
                    api: Any | None = None) -> tuple[list[Path], list[Skipped]]:
     """(dirs to load as sweeps, skipped entries the loading cannot see). Local dirs come first so that
-    a point found both locally and on W&B is reported with its local run dir."""
+    a point found both locally and on W&B is reported with its local run dir. When W&B sources are given,
+    complete local points they lack are listed as missing from W&B."""
     dirs = list(local_dirs)
     skipped = [entry for folder in local_dirs for entry in local_runs_without_results(folder)]
+    wandb_folders = [folder for folder in local_dirs if is_local_wandb_folder(folder)]
     for source in wandb_sources:
         folder, source_skipped = fetch_or_skip(source, out_dir, api)
         dirs += [folder] if folder else []
+        wandb_folders += [folder] if folder else []
         skipped += source_skipped
+    if wandb_folders or wandb_sources:
+        sweeps = [folder for folder in local_dirs if folder not in wandb_folders]
+        sweeps += [folder.parent for folder in wandb_folders if folder.name == "wandb" and folder in local_dirs]
+        names = [str(folder) for folder in local_dirs if folder in wandb_folders] + [str(s) for s in wandb_sources]
+        skipped += missing_from_wandb(sweeps, wandb_folders, names)
     return dirs, skipped

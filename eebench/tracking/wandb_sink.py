@@ -33,7 +33,11 @@ SUMMARY_KEYS = (
     "early_exit_decode_ms_per_token", "full_prefill_seconds", "early_exit_prefill_seconds",
     "mean_acc", "mean_baseline_acc", "acc_delta",
 )
-POINTER_FILE = "wandb_run.json"  # in the run dir: which W&B run holds this job's logs
+POINTER_FILE = "wandb_run.json"  # in the run dir: which W&B run holds this job's logs (and "logged": true once done)
+# W&B's own staging copies, artifact cache and downloads go inside <sweep>/wandb unless the user chose
+# other places: a sweep directory stays self-contained and nothing piles up in ~/.local/share/wandb.
+WANDB_FILE_DIRS = {"WANDB_DATA_DIR": ".data", "WANDB_CACHE_DIR": ".cache", "WANDB_ARTIFACT_DIR": ".artifacts"}
+_USER_SET_DIRS = frozenset(var for var in WANDB_FILE_DIRS if var in os.environ)
 # Files bigger than this (e.g. a large model's head weights) stay in the local cache, named in the
 # artifact's metadata instead, so a sweep does not upload gigabytes per job.
 MAX_ARTIFACT_FILE_BYTES = 100 * 2**20
@@ -81,6 +85,20 @@ def artifact_name(kind: str, folder: str | Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{kind}-{Path(folder).name}")
 
 
+def keep_wandb_files_in(folder: Path) -> None:
+    for var, sub in WANDB_FILE_DIRS.items():
+        if var not in _USER_SET_DIRS:
+            os.environ[var] = str(Path(folder) / sub)
+
+
+def is_logged(run_dir: Path) -> bool:
+    """Whether this run dir's results reached W&B (or its offline files) completely."""
+    try:
+        return json.loads((Path(run_dir) / POINTER_FILE).read_text()).get("logged") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def frame_to_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
     """Columns and plain-Python rows (NaN -> None) that wandb.Table accepts across pandas versions."""
     plain = frame.astype(object).where(frame.notna(), None)
@@ -95,6 +113,7 @@ class WandbSink:
         self.run_dir, self.sweep_dir = Path(run_dir), Path(sweep_dir)
         self._wandb = None
         self._run = None
+        self.failures = 0
         if enabled:
             self._run = self._guarded(
                 "init", self._start, project, mode, entity, group, name, config, job_type)
@@ -104,12 +123,22 @@ class WandbSink:
         return self._run is not None
 
     def _warn(self, action: str, exc: BaseException) -> None:
+        self.failures += 1
         message = (str(exc).strip().splitlines() or [""])[0][:200]
-        print(
-            f"warning: W&B {action} failed ({type(exc).__name__}: {message}); results are on disk. "
-            f"Sync later with: wandb sync {self.sweep_dir / 'wandb'}/offline-run-*",
-            file=sys.stderr, flush=True,
-        )
+        print(f"warning: W&B {action} failed ({type(exc).__name__}: {message}); results are on disk. {self._sync_hint()}",
+              file=sys.stderr, flush=True)
+
+    def _sync_hint(self) -> str:
+        """Name only folders that exist: this run's own W&B folder, else the sweep's offline runs, else none."""
+        try:
+            own = Path(self._run.dir).parent if self._run is not None else None
+        except Exception:  # noqa: BLE001 - a half-initialised run
+            own = None
+        if own is not None and own.is_dir():
+            return f"Sync later with: wandb sync {own}"
+        if list((self.sweep_dir / "wandb").glob("offline-run-*")):
+            return f"Sync later with: wandb sync {self.sweep_dir / 'wandb'}/offline-run-*"
+        return "No W&B files were written for this job; a relaunch of the sweep logs it."
 
     def _guarded(self, action: str, function: Callable, *args) -> Any:
         try:
@@ -132,6 +161,7 @@ class WandbSink:
         self._wandb = wandb
         # wandb.init(dir=X) writes into X/wandb, so passing the sweep dir yields <sweep_dir>/wandb.
         (self.sweep_dir / "wandb").mkdir(parents=True, exist_ok=True)
+        keep_wandb_files_in(self.sweep_dir / "wandb")
         run = wandb.init(
             project=project, entity=entity, mode=_resolve_mode(mode), dir=str(self.sweep_dir),
             group=group, name=name, job_type=job_type,
@@ -244,10 +274,18 @@ class WandbSink:
             self._guarded("log report files", self._log_report_files, Path(folder))
 
     def finish(self) -> None:
-        """Close this run so the next job in a multirun process gets its own run."""
+        """Close this run so the next job in a multirun process gets its own run; once everything was logged
+        without a failure, the run dir records it (a relaunched sweep logs the points that lack it)."""
         if self.active:
             self._guarded("finish", self._run.finish)
             self._run = None
+            if self.failures == 0:
+                self._guarded("mark logged", self._mark_logged)
+
+    def _mark_logged(self) -> None:
+        pointer = self.run_dir / POINTER_FILE
+        record = json.loads(pointer.read_text()) if pointer.is_file() else {}
+        write_json_atomic(pointer, {**record, "logged": True})
 
 
 def log_sweep_summary(sweep_dir: Path, summary_df: pd.DataFrame, pareto_df: pd.DataFrame,
