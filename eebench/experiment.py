@@ -40,9 +40,10 @@ def seed_everything(seed: int) -> None:
 
 # The modules whose source determines each artifact kind: their fingerprint is part of its cache key.
 HEADS_CODE = ("eebench.heads.modules", "eebench.heads.train", "eebench.heads.loop", "eebench.heads.gate",
-              "eebench.heads.store", "eebench.heads.states", "eebench.backbones.layered", "eebench.data.corpus")
+              "eebench.heads.store", "eebench.heads.states", "eebench.backbones.layered", "eebench.backbones.families",
+              "eebench.data.corpus")
 TRACE_CODE = ("eebench.traces.trace", "eebench.heads.modules", "eebench.heads.train", "eebench.exits.confidence",
-              "eebench.backbones.layered")
+              "eebench.backbones.layered", "eebench.backbones.families")
 
 
 def heads_spec(cfg: ExperimentConfig, backbone: Backbone, layers: list[int]) -> dict:
