@@ -29,6 +29,18 @@ from eebench.model import EarlyExitModel
 from eebench.traces.curves import head_curves, per_head_heldout
 from eebench.traces.simulate import simulate
 from eebench.traces.trace import Trace, collect_trace
+from eebench.tracking.contract import (
+    Artifacts,
+    CalibrationResult,
+    CostModelResult,
+    DataInfo,
+    ExitStats,
+    HeadCurve,
+    RunResult,
+    TimingResult,
+    TrainingResult,
+)
+from eebench.tracking.schema import build
 
 
 def seed_everything(seed: int) -> None:
@@ -70,19 +82,20 @@ def calibrated_policy(cfg: ExperimentConfig, layers: list[int], calibration: Tra
     return ExitPolicy(layers, cfg.confidence.metric, calibrate(cfg.calibration, unc, calibration.agree, cfg.threshold))
 
 
-def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Trace, heldout: Trace, costs: CostModel) -> dict:
-    return {
-        "method": cfg.calibration.method,
-        "target": cfg.threshold,
-        "thresholds": policy.native_thresholds(),
-        "calibration_agreement": simulate(calibration, policy, costs)["agreement"],
+def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Trace, heldout: Trace,
+                      costs: CostModel) -> CalibrationResult:
+    return CalibrationResult(
+        method=cfg.calibration.method,
+        target=cfg.threshold,
+        thresholds=policy.native_thresholds(),
+        calibration_agreement=simulate(calibration, policy, costs)["agreement"],
         # Held-out tokens come from documents disjoint from the calibration documents.
-        "heldout_agreement": simulate(heldout, policy, costs)["agreement"],
-        "per_head_heldout": per_head_heldout(heldout, policy),
-    }
+        heldout_agreement=simulate(heldout, policy, costs)["agreement"],
+        per_head_heldout=per_head_heldout(heldout, policy),
+    )
 
 
-def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
+def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     seed_everything(cfg.seed)
     if cfg.eval.tasks:  # resolve task names before hours of training, so a typo fails in seconds
         from eebench.evaluation.runner import prepare_tasks
@@ -98,40 +111,41 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     costs = CostModel.from_layered(backbone.layered, heads, gated=cfg.confidence.metric == "gate")
     ee_model = EarlyExitModel(backbone, heads, calibration, cfg.confidence.metric, cfg.calibration)
 
-    results = {
-        "status": "running",
-        "backbone": cfg.backbone.name,
-        "backbone_path": backbone.path,
-        "num_layers": backbone.num_layers,
-        "exit_layers": layers,
-        "placement": cfg.placement.kind,
-        "head": cfg.head.kind,
-        "confidence": cfg.confidence.metric,
-        "calibration_method": cfg.calibration.method,
-        "threshold": cfg.threshold,
-        "thresholds": policy.native_thresholds(),
-        "exit_rule": policy.to_dict()["rule"],
-        "exit": simulate(heldout, policy, costs),
-        "calibration": calibration_block(cfg, policy, calibration, heldout, costs),
-        "curves": head_curves(heldout, cfg.confidence.metric, layers),
-        "cost_model": {**dataclasses.asdict(costs), "no_exit_overhead": costs.no_exit_overhead(),
-                       "unit": "weights read per token (batch-1 decoding is bound by weight traffic)"},
-        "data": {"source": cfg.data.source, "splits": {k: int(v.numel()) for k, v in splits.items()},
-                 "note": "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"},
-        "heads_training": json.loads((heads_dir / "heads.json").read_text()).get("training", {}),
-        "artifacts": {"heads_dir": str(heads_dir), "calibration_trace_dir": str(calibration_dir),
-                      "backbone_config": dataclasses.asdict(cfg.backbone),
-                      "calibration_config": dataclasses.asdict(cfg.calibration)},
-    }
-    results["heads_training"].pop("loss_curve", None)
+    training = json.loads((heads_dir / "heads.json").read_text()).get("training", {})
+    training.pop("loss_curve", None)  # stays in the heads cache; results.json keeps the summary
+    result = RunResult(
+        status="running",
+        backbone=cfg.backbone.name,
+        backbone_path=backbone.path,
+        num_layers=backbone.num_layers,
+        exit_layers=layers,
+        placement=cfg.placement.kind,
+        head=cfg.head.kind,
+        confidence=cfg.confidence.metric,
+        calibration_method=cfg.calibration.method,
+        threshold=cfg.threshold,
+        thresholds=policy.native_thresholds(),
+        exit_rule=policy.to_dict()["rule"],
+        exit=ExitStats(**simulate(heldout, policy, costs)),
+        calibration=calibration_block(cfg, policy, calibration, heldout, costs),
+        curves=[HeadCurve(**curve) for curve in head_curves(heldout, cfg.confidence.metric, layers)],
+        cost_model=CostModelResult(**dataclasses.asdict(costs), no_exit_overhead=costs.no_exit_overhead(),
+                                   unit="weights read per token (batch-1 decoding is bound by weight traffic)"),
+        data=DataInfo(cfg.data.source, {k: int(v.numel()) for k, v in splits.items()},
+                      "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"),
+        heads_training=build(TrainingResult, training, "heads_training"),
+        artifacts=Artifacts(str(heads_dir), str(calibration_dir), dataclasses.asdict(cfg.backbone),
+                            dataclasses.asdict(cfg.calibration)),
+    )
     checkpoint("eval")
     if cfg.eval.tasks:
         from eebench.evaluation.runner import evaluate_tasks
 
-        results.update(evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir))
+        result = dataclasses.replace(result, **evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir))
     checkpoint("timing")
     if cfg.timing.enabled:
         from eebench.timing.generation import measure_generation, timing_prompts
 
-        results["timing"] = measure_generation(backbone, heads, policy, timing_prompts(splits["heldout"], cfg.timing), cfg.timing)
-    return results
+        prompts = timing_prompts(splits["heldout"], cfg.timing)
+        result.timing = build(TimingResult, measure_generation(backbone, heads, policy, prompts, cfg.timing), "timing")
+    return result

@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from eebench.exits.calibration import calibrate
 from eebench.exits.policy import ExitPolicy
 from eebench.heads import ExitHeads, load_heads
 from eebench.traces.trace import Trace
+from eebench.tracking.contract import RESULTS_FILE, read_result
 
 
 @dataclass
@@ -49,14 +49,13 @@ class EarlyExitModel:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "auto") -> "EarlyExitModel":
-        results_path = Path(run_dir) / "results.json"
-        require(results_path.exists(), f"run dir {str(run_dir)!r} has no results.json; give the directory of a finished eebench run")
-        results = json.loads(results_path.read_text())
-        artifacts = results.get("artifacts") or {}
-        heads_dir, trace_dir = artifacts.get("heads_dir"), artifacts.get("calibration_trace_dir")
-        if not heads_dir or not Path(heads_dir).exists():
+        require((Path(run_dir) / RESULTS_FILE).exists(),
+                f"run dir {str(run_dir)!r} has no {RESULTS_FILE}; give the directory of a finished eebench run")
+        results = read_result(run_dir)
+        heads_dir, trace_dir = results.artifacts.heads_dir, results.artifacts.calibration_trace_dir
+        if not Path(heads_dir).exists():
             raise EEBenchError(f"run dir {str(run_dir)!r} names no existing heads (artifacts.heads_dir={heads_dir!r}); re-run it to rebuild the cache")
-        backbone = load_backbone(BackboneConfig(**artifacts["backbone_config"]), device)
+        backbone = load_backbone(BackboneConfig(**results.artifacts.backbone_config), device)
         heads = load_heads(Path(heads_dir), backbone.layered)
-        calibration_cfg = CalibrationConfig(**artifacts.get("calibration_config", {"method": results["calibration_method"]}))
-        return cls(backbone, heads, Trace.load(Path(trace_dir)), results["confidence"], calibration_cfg)
+        calibration_cfg = CalibrationConfig(**results.artifacts.calibration_config)
+        return cls(backbone, heads, Trace.load(Path(trace_dir)), results.confidence, calibration_cfg)

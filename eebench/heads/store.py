@@ -30,7 +30,3 @@ def load_heads(directory: Path, layered) -> ExitHeads:
     heads = ExitHeads.create(layered, meta["exit_layers"], meta["kind"], init_from_lm_head=False, gate_width=meta.get("gate_width", 0))
     heads.load_state_dict(load_file(str(directory / WEIGHTS), device=str(layered.lm_head.weight.device)))
     return heads
-
-
-def read_meta(directory: Path) -> dict:
-    return json.loads((Path(directory) / META).read_text())
