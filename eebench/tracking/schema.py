@@ -74,7 +74,7 @@ def build(cls, data: Any, where: str):
         raise EEBenchError(f"{where} is {type(data).__name__}, expected an object")
     hints = typing.get_type_hints(cls)
     data = dict(data)
-    values = {}
+    values, missing = {}, []
     for f in _stored_fields(cls):
         if f.metadata.get("flatten"):
             nested, _ = _options(hints[f.name])
@@ -85,10 +85,11 @@ def build(cls, data: Any, where: str):
         elif f.name in data:
             values[f.name] = _convert(data.pop(f.name), hints[f.name], _child(where, f.name))
         elif _required(f):
-            raise EEBenchError(f"{where} has no field {f.name!r} (required by eebench's results schema)")
-    if data:
-        raise EEBenchError(f"{where} has unknown field(s) {sorted(data)} (renamed? the schema declares "
-                           f"{[f.name for f in _stored_fields(cls)]})")
+            missing.append(f.name)
+    if missing or data:
+        problems = [f"no field(s) {missing}"] * bool(missing) + [f"unknown field(s) {sorted(data)}"] * bool(data)
+        raise EEBenchError(f"{where} has {' and '.join(problems)}; renamed? the results schema declares "
+                           f"{[f.name for f in _stored_fields(cls)]}")
     return cls(**values)
 
 
