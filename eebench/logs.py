@@ -13,15 +13,22 @@ log = logging.getLogger("eebench")
 
 
 class _Console(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time (test capture and redirection keep working)."""
+    """Information to stdout, warnings and errors to stderr, as the streams are at the time of each
+    message (test capture and redirection keep working)."""
+
+    _target = None
 
     @property
     def stream(self):
-        return sys.stderr
+        return self._target or sys.stderr
 
     @stream.setter
     def stream(self, _value) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._target = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        super().emit(record)
 
 
 def _ensure_console() -> None:

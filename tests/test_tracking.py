@@ -82,7 +82,7 @@ def test_write_error_and_results(tmp_path):
 
     write_results(run_dir, make_results())  # a successful retry replaces the stale error
     assert not (run_dir / "error.json").exists()
-    assert load_run(run_dir)["run_dir"] == str(run_dir)
+    assert load_run(run_dir).run_dir == str(run_dir)
 
 
 def test_load_sweeps_reports_every_skip_reason(tmp_path):
@@ -204,7 +204,7 @@ def test_wandb_sink_logs_heads_and_calibration_artifacts(tmp_path, offline_wandb
     (heads_dir / "heads.json").write_text('{"kind": "linear"}')
     results = make_results(diagnostics=True)
     # The trace dir is gone (cache cleared): the calibration artifact still carries the thresholds.
-    results["artifacts"] = {"heads_dir": str(heads_dir), "calibration_trace_dir": str(tmp_path / "gone" / "bbdee510")}
+    results["artifacts"].update(heads_dir=str(heads_dir), calibration_trace_dir=str(tmp_path / "gone" / "bbdee510"))
     sink = _sink(tmp_path)
     sink.log_results(results)
     sink.finish()

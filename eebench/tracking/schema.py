@@ -4,7 +4,8 @@ Rules: a field without a default is required; a key the dataclass does not decla
 field shows up as one missing and one unknown key, never as a silent NaN); nested dataclasses, optional ones
 and lists of them convert recursively. A field whose metadata has ``flatten=True`` holds a dataclass whose keys
 are stored one level up with ``<name>_`` in front (``timing.full.tokens_per_s`` <-> ``timing["full_tokens_per_s"]``).
-A field with ``on_disk=False`` is never written nor read (e.g. the run directory a result was loaded from).
+A field with ``on_disk=False`` is never written nor read (e.g. the run directory a result was loaded from); an
+optional field holding None or its empty default is not written.
 """
 from __future__ import annotations
 
@@ -93,12 +94,22 @@ def build(cls, data: Any, where: str):
     return cls(**values)
 
 
+def _left_out(f: dataclasses.Field, value: Any) -> bool:
+    """An optional field holding nothing (None, or an empty default such as {}) is not written: files of
+    runs that did not produce it (timing=none, no eval tasks, no gates) stay as they were."""
+    if _required(f):
+        return False
+    return value is None or (f.default_factory is not dataclasses.MISSING and value == f.default_factory())
+
+
 def unbuild(obj: Any) -> Any:
     """Plain JSON-ready data from a dataclass tree (flattened and not-on-disk fields handled)."""
     if dataclasses.is_dataclass(obj):
         out: dict[str, Any] = {}
         for f in _stored_fields(type(obj)):
             value = getattr(obj, f.name)
+            if _left_out(f, value):
+                continue
             if f.metadata.get("flatten"):
                 if value is not None:
                     out.update({f"{f.name}_{k}": v for k, v in unbuild(value).items()})
