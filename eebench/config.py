@@ -15,7 +15,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eebench.errors import EEBenchError, require
 
-CONFIDENCE_METRICS = ("entropy", "max_prob", "margin", "gate")
 CALIBRATION_METHODS = ("max_coverage", "platt", "risk_controlled")
 PLACEMENT_KINDS = ("equal", "explicit", "every")
 HEAD_KINDS = ("linear", "mlp", "lens", "logit_lens")
@@ -97,10 +96,12 @@ class HeadConfig:
 
 @dataclass
 class ConfidenceConfig:
-    metric: str = "entropy"
+    metric: str = "entropy"  # a name registered in eebench/exits/metrics/
 
     def __post_init__(self) -> None:
-        _one_of("confidence.metric", self.metric, CONFIDENCE_METRICS)
+        from eebench.exits.metrics import METRICS
+
+        _one_of("confidence.metric", self.metric, tuple(METRICS))
 
 
 @dataclass
@@ -208,8 +209,10 @@ class ExperimentConfig:
             f"threshold={self.threshold!r} is outside (0, 1]; it is the target agreement with the full model",
         )
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
-        require(self.confidence.metric != "gate" or self.head.gate.width > 0,
-                "confidence.metric=gate needs exit gates; set head.gate.width > 0")
+        from eebench.exits.metrics import get_metric
+
+        require(not get_metric(self.confidence.metric).needs_gates or self.head.gate.width > 0,
+                f"confidence.metric={self.confidence.metric} needs exit gates; set head.gate.width > 0")
 
 
 def register_configs() -> None:

@@ -20,6 +20,7 @@ from eebench.data.corpus import prepare_splits
 from eebench.engine.flops import CostModel
 from eebench.exits.calibration import calibrate
 from eebench.faults import checkpoint
+from eebench.exits.metrics import get_metric
 from eebench.exits.policy import ExitPolicy
 from eebench.heads import ExitHeads, load_heads, save_heads
 from eebench.heads.placement import exit_layers as place_heads
@@ -108,7 +109,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     calibration, calibration_dir = build_trace(backbone.model, heads, heads_dir, splits["calibration"], "calibration")
     heldout, _ = build_trace(backbone.model, heads, heads_dir, splits["heldout"], "heldout")
     policy = calibrated_policy(cfg, layers, calibration)
-    costs = CostModel.from_layered(backbone.layered, heads, gated=cfg.confidence.metric == "gate")
+    # A metric that decides before the head projects (the gate) makes only the exiting head project.
+    costs = CostModel.from_layered(backbone.layered, heads, gated=not get_metric(cfg.confidence.metric).needs_logits)
     ee_model = EarlyExitModel(backbone, heads, calibration, cfg.confidence.metric, cfg.calibration)
 
     training = json.loads((heads_dir / "heads.json").read_text()).get("training", {})
