@@ -184,6 +184,7 @@ def test_unknown_strategy_is_one_line_error(tiny_model_dirs):
 def test_gate_exits_keep_lazy_equal_to_full(tiny_model_dirs):
     from torch import nn
 
+    from eebench.exits.confidence import uncertainty
     from eebench.heads.gate import ExitGate
 
     backbone, heads = tiny_backbone(tiny_model_dirs["llama"])
@@ -198,6 +199,8 @@ def test_gate_exits_keep_lazy_equal_to_full(tiny_model_dirs):
         hidden = backbone.model(torch.cat([prompt, reference], 1), output_hidden_states=True).hidden_states
         levels = [float(torch.quantile(-heads.gate_probability(i, hidden[l + 1]).flatten(), 0.1))
                   for i, l in enumerate(heads.exit_layers)]
+    first = hidden[heads.exit_layers[0] + 1]
+    assert torch.equal(uncertainty("gate", heads=heads, index=0, hidden=first), -heads.gate_probability(0, first).float())
     policy = ExitPolicy(heads.exit_layers, "gate", levels)
     full = generate(lm, prompt, 16, heads, policy, strategy="full")
     lazy = generate(lm, prompt, 16, heads, policy, strategy="lazy")
