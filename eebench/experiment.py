@@ -19,12 +19,12 @@ from eebench.config import ExperimentConfig
 from eebench.data.corpus import prepare_splits
 from eebench.engine.flops import CostModel
 from eebench.exits.calibration import calibrate
-from eebench.faults import checkpoint
 from eebench.exits.metrics import get_metric
 from eebench.exits.policy import ExitPolicy
+from eebench.faults import checkpoint
 from eebench.heads import ExitHeads, load_heads, save_heads
-from eebench.heads.placement import exit_layers as place_heads
 from eebench.heads.gate import train_gates
+from eebench.heads.placement import exit_layers as place_heads
 from eebench.heads.train import train_heads
 from eebench.model import EarlyExitModel
 from eebench.traces.curves import head_curves, per_head_heldout
@@ -52,7 +52,8 @@ def seed_everything(seed: int) -> None:
 
 def heads_spec(cfg: ExperimentConfig, backbone: Backbone, layers: list[int]) -> dict:
     data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("calibration_sequences", "heldout_sequences")}
-    return {"backbone": backbone.identity, "exit_layers": layers, "head": dataclasses.asdict(cfg.head), "data": data, "seed": cfg.seed}
+    return {"backbone": backbone.identity, "exit_layers": layers, "head": dataclasses.asdict(cfg.head), "data": data,
+            "seed": cfg.seed}
 
 
 def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], splits) -> tuple[ExitHeads, Path]:
@@ -61,7 +62,8 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
     def build(tmp: Path) -> None:
         seed_everything(cfg.seed)
         heads = ExitHeads.create(backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head, cfg.head.gate.width)
-        log = train_heads(backbone.model, heads, splits["train"], cfg.head.training, cfg.seed) if heads.trainable else {"steps": 0}
+        trainable = heads.trainable
+        log = train_heads(backbone.model, heads, splits["train"], cfg.head.training, cfg.seed) if trainable else {"steps": 0}
         if cfg.head.gate.width:
             gate = cfg.head.gate
             log.update(train_gates(backbone.model, heads, splits["train"], gate.steps, gate.batch_size, gate.lr, cfg.seed))

@@ -48,13 +48,14 @@ class EarlyExitModel:
                         self.backbone.tokenizer.eos_token_id).tokens
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto") -> "EarlyExitModel":
+    def from_run(cls, run_dir: str | Path, device: str = "auto") -> EarlyExitModel:
         require((Path(run_dir) / RESULTS_FILE).exists(),
                 f"run dir {str(run_dir)!r} has no {RESULTS_FILE}; give the directory of a finished eebench run")
         results = read_result(run_dir)
         heads_dir, trace_dir = results.artifacts.heads_dir, results.artifacts.calibration_trace_dir
         if not Path(heads_dir).exists():
-            raise EEBenchError(f"run dir {str(run_dir)!r} names no existing heads (artifacts.heads_dir={heads_dir!r}); re-run it to rebuild the cache")
+            raise EEBenchError(f"run dir {str(run_dir)!r} names no existing heads (artifacts.heads_dir={heads_dir!r}); "
+                               "re-run it to rebuild the cache")
         backbone = load_backbone(BackboneConfig(**results.artifacts.backbone_config), device)
         heads = load_heads(Path(heads_dir), backbone.layered)
         calibration_cfg = CalibrationConfig(**results.artifacts.calibration_config)

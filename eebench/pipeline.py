@@ -19,6 +19,7 @@ from eebench.logs import log, log_to_file, stop_logging_to
 from eebench.tracking.contract import Provenance, RunResult, read_result
 from eebench.tracking.results import collect_provenance, redact, write_error, write_json_atomic, write_results
 
+
 def job_dirs() -> tuple[Path, Path, bool]:
     """(run dir, sweep dir, is multirun)."""
     hydra_cfg = HydraConfig.get()

@@ -5,17 +5,24 @@ import json
 import re
 
 import pytest
-
 from conftest import ROOT
+from test_reporting import make_results
+
 from eebench.analysis.pareto import BASE_COLUMNS, run_to_row
 from eebench.errors import EEBenchError
 from eebench.tracking.contract import (
-    SCHEMA_VERSION, CalibrationResult, ExitStats, Provenance, RunResult, TimingResult, WorkloadTiming, read_result,
+    SCHEMA_VERSION,
+    CalibrationResult,
+    ExitStats,
+    Provenance,
+    RunResult,
+    TimingResult,
+    WorkloadTiming,
+    read_result,
 )
 from eebench.tracking.results import load_sweeps, write_results
 from eebench.tracking.schema import declared_keys
 from eebench.tracking.wandb_sink import SUMMARY_KEYS
-from test_reporting import make_results
 
 
 def test_round_trip_keeps_every_key_and_value():

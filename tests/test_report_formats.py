@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_reporting import make_results, make_sweep
 
-from eebench.errors import EEBenchError
 from eebench.analysis.hypervolume import hypervolume_2d, hypervolume_table, reference_point
 from eebench.analysis.pareto import add_pareto_flags, run_to_row, runs_to_frame
+from eebench.errors import EEBenchError
 from eebench.reporting import diagnostics
 from eebench.reporting.report import write_report
 from eebench.tracking.results import write_results
-from test_reporting import make_results, make_sweep
 
 PAGE_OBJECT = re.compile(rb"/Type\s*/Page\b")  # /Pages (the page tree) does not match
 IMAGE_OBJECT = re.compile(rb"/Subtype\s*/Image\b")

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import run_eebench as _run
+
 from eebench.tracking.contract import read_result
 
 
@@ -58,7 +58,8 @@ def test_bad_threshold_is_one_line_error(tmp_path, sweep_env):
 
 def test_bad_placement_is_one_line_error(tmp_path, sweep_env):
     env, common = sweep_env
-    proc = _run([*common, "placement=explicit", "placement.layers=[2,9]", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)
+    args = [*common, "placement=explicit", "placement.layers=[2,9]", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = _run(args, tmp_path, env)
     assert proc.returncode == 2
     assert "placement layer 9 is out of range" in proc.stderr and "Traceback" not in proc.stderr
 

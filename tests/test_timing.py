@@ -5,16 +5,20 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
+from conftest import ROOT
 from engine_support import median_entropy_policy, random_prompts, single_thread, tiny_backbone
+
 from eebench.config import TimingConfig
 from eebench.engine.generate import generate
 from eebench.errors import EEBenchError
 from eebench.timing.generation import (
-    compare_generation, generate_batches, generated_rows, measure_generation, prompt_batches,
+    compare_generation,
+    generate_batches,
+    generated_rows,
+    measure_generation,
+    prompt_batches,
 )
 from eebench.timing.timer import interleaved_runs
-from conftest import ROOT
 
 NEW = 6
 PROMPTS = 3  # with batch_size=2: one full batch and one partial batch
@@ -178,11 +182,11 @@ def test_engine_benchmark_reports_prefill_and_decode(setup, capsys):
 
 
 def test_report_table_shows_decode_rates_and_latency(timings):
+    from test_reporting import make_results
+
     from eebench.analysis.pareto import runs_to_frame
     from eebench.reporting.document import Table
     from eebench.reporting.sections import results_tables
-
-    from test_reporting import make_results
 
     timed = {**make_results(backbone="tiny", threshold=0.9), "timing": timings[1]}  # as measure_generation wrote it
     untimed = {**make_results(backbone="tiny", threshold=0.8), "timing": None}

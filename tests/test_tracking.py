@@ -5,18 +5,28 @@ import json
 
 import pandas as pd
 import pytest
+from test_reporting import make_results, make_sweep
 
 from eebench.analysis.hypervolume import hypervolume_table
 from eebench.analysis.pareto import add_pareto_flags, pareto_table, runs_to_frame
 from eebench.tracking import results as results_mod
 from eebench.tracking.results import (
-    collect_provenance, git_sha, load_run, load_sweeps, redact, write_error, write_json_atomic,
+    collect_provenance,
+    git_sha,
+    load_run,
+    load_sweeps,
+    redact,
+    write_error,
+    write_json_atomic,
     write_results,
 )
 from eebench.tracking.wandb_sink import (
-    MAX_ARTIFACT_FILE_BYTES, WandbSink, artifact_files, log_sweep_summary, summary_metrics,
+    MAX_ARTIFACT_FILE_BYTES,
+    WandbSink,
+    artifact_files,
+    log_sweep_summary,
+    summary_metrics,
 )
-from test_reporting import make_results, make_sweep
 
 
 @pytest.fixture

@@ -7,17 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 import test_tracking
+from test_reporting import make_results
+
 from eebench.cli import main
 from eebench.errors import EEBenchError
 from eebench.tracking import wandb_runs
 from eebench.tracking.results import RESULTS_FILE, load_sweeps, write_results
 from eebench.tracking.wandb_runs import (
-    WandbSource, fetch_wandb_source, gather_sources, parse_wandb_source,
+    WandbSource,
+    fetch_wandb_source,
+    gather_sources,
+    parse_wandb_source,
 )
 from eebench.tracking.wandb_sink import log_sweep_summary
-from test_reporting import make_results
 
 offline_wandb = test_tracking.offline_wandb  # the fixture: offline, silent W&B kept inside tmp_path
 

@@ -43,7 +43,7 @@ class ExitPolicy:
                 "thresholds": self.native_thresholds()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExitPolicy":
+    def from_dict(cls, data: dict) -> ExitPolicy:
         metric = data["metric"]
         unc = [-math.inf if t is None else from_uncertainty(metric, t) for t in data["thresholds"]]
         return cls(list(data["exit_layers"]), metric, unc)

@@ -22,7 +22,11 @@ from eebench.reporting.render_html import render_html
 from eebench.reporting.render_markdown import render_markdown
 from eebench.reporting.render_pdf import write_pdf
 from eebench.reporting.sections import (
-    evaluation_note, hypervolume_section, results_tables, skipped_section, what_was_run,
+    evaluation_note,
+    hypervolume_section,
+    results_tables,
+    skipped_section,
+    what_was_run,
 )
 from eebench.tracking.contract import RunResult
 from eebench.tracking.results import load_sweeps

@@ -201,7 +201,7 @@ class RunResult:
         return unbuild(self)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = RESULTS_FILE) -> "RunResult":
+    def from_dict(cls, data: Any, source: str = RESULTS_FILE) -> RunResult:
         """Strict: an EEBenchError naming ``source`` for an older schema, a missing or an unknown field."""
         if not isinstance(data, dict):
             raise EEBenchError(f"{source}: not a JSON object")

@@ -16,13 +16,14 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
-from eebench.logs import log
 from eebench.analysis.pareto import SPEEDUP_COLUMNS, as_result, run_to_row, task_accuracies, task_scores
+from eebench.logs import log
 from eebench.tracking.contract import RunResult
 from eebench.tracking.results import RESULTS_FILE, redact, write_json_atomic
 
