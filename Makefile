@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.eebench-installed
 
-.PHONY: setup demo smoke test report clean-outputs
+.PHONY: setup demo smoke lint test report clean-outputs
 
 $(STAMP): pyproject.toml setup.py eebench_lm_eval.pth
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ demo: setup
 
 smoke: setup
 	$(BIN)/python run.py experiment=smoke
+
+lint: setup
+	$(BIN)/ruff check .
 
 test: setup
 	$(BIN)/python -m pytest

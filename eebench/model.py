@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from eebench.exits.calibration import calibrate
 from eebench.exits.policy import ExitPolicy
 from eebench.heads import ExitHeads, load_heads
 from eebench.traces.trace import Trace
+from eebench.tracking.contract import RESULTS_FILE, read_result
 
 
 @dataclass
@@ -50,23 +50,19 @@ class EarlyExitModel:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "auto", trust_remote_code: bool = False,
-                 backbone: str | None = None, dtype: str | None = None) -> "EarlyExitModel":
+                 backbone: str | None = None, dtype: str | None = None) -> EarlyExitModel:
         """Load a finished run. A run directory is data, never code: ``trust_remote_code`` comes only from this
         argument (never from results.json), and the heads, trace and a local backbone it names must lie in
         the eebench cache or the run directory; ``backbone=`` names the backbone explicitly instead.
         ``dtype``: load the backbone (and cast the heads) in this precision instead of the run's own."""
         run_dir = Path(run_dir)
-        results_path = run_dir / "results.json"
+        results_path = run_dir / RESULTS_FILE
         require(results_path.exists(), f"run dir {str(run_dir)!r} has no results.json; give the directory of a finished eebench run")
-        try:
-            results = json.loads(results_path.read_text())
-            artifacts = results.get("artifacts") or {}
-            backbone_fields = dict(artifacts["backbone_config"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise EEBenchError(f"{results_path} is not the results.json of a finished eebench run (unreadable or "
-                               "no artifacts.backbone_config)") from None
-        heads_dir = trusted_artifact(run_dir, "heads_dir", artifacts.get("heads_dir"))
-        trace_dir = trusted_artifact(run_dir, "calibration_trace_dir", artifacts.get("calibration_trace_dir"))
+        results = read_result(run_dir)  # strict: a file off the results contract is a one-line error naming it
+        artifacts = results.artifacts
+        backbone_fields = dict(artifacts.backbone_config)
+        heads_dir = trusted_artifact(run_dir, "heads_dir", artifacts.heads_dir)
+        trace_dir = trusted_artifact(run_dir, "calibration_trace_dir", artifacts.calibration_trace_dir)
         if backbone is not None:
             backbone_fields["name_or_path"] = backbone
         else:
@@ -76,8 +72,8 @@ class EarlyExitModel:
             backbone_fields["dtype"] = dtype
         loaded = load_backbone(BackboneConfig(**backbone_fields), device)
         heads = load_heads(heads_dir, loaded.layered)
-        calibration_cfg = CalibrationConfig(**artifacts.get("calibration_config", {"method": results["calibration_method"]}))
-        return cls(loaded, heads, Trace.load(trace_dir), results["confidence"], calibration_cfg)
+        calibration_cfg = CalibrationConfig(**artifacts.calibration_config)
+        return cls(loaded, heads, Trace.load(trace_dir), results.confidence, calibration_cfg)
 
 
 def _inside(path: Path, roots: tuple[Path, ...]) -> bool:

@@ -5,6 +5,7 @@ the sweep carries on; a single run exits non-zero.
 """
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -14,7 +15,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from eebench.errors import EEBenchError, require
+from eebench.logs import log, log_to_file, stop_logging_to
 from eebench.sweep_dirs import point_identity
+from eebench.tracking.contract import Provenance, RunResult, read_result
 from eebench.tracking.results import collect_provenance, redact, write_error, write_json_atomic, write_results
 
 INPUTS_FILE = "inputs.json"  # content hashes of the code and local files a finished point was computed from
@@ -45,18 +48,16 @@ def point_inputs(plain: dict) -> dict:
             "data": _local_content((plain.get("data") or {}).get("source", ""))}
 
 
-def finished_results(run_dir: Path, plain: dict, inputs: dict | None = None) -> dict | None:
+def finished_results(run_dir: Path, plain: dict, inputs: dict | None = None) -> RunResult | None:
     """Results of an earlier launch of this same point, if it completed from the same configuration, code and
     input files (re-launching a sweep resumes it; anything changed recomputes the point)."""
-    import json
-
     try:
-        results = json.loads((run_dir / "results.json").read_text())
+        results = read_result(run_dir)
         same_config = point_identity(json.loads((run_dir / "config.json").read_text())) == point_identity(plain)
         same_inputs = inputs is None or json.loads((run_dir / INPUTS_FILE).read_text()) == inputs
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, EEBenchError):
         return None
-    return results if isinstance(results, dict) and results.get("status") == "complete" and same_config and same_inputs else None
+    return results if results.complete and same_config and same_inputs else None
 
 
 def check_writable(folder: Path, key: str) -> None:
@@ -71,15 +72,23 @@ def check_writable(folder: Path, key: str) -> None:
     require(writable, f"{key}={str(folder)!r} is not a writable directory; allowed: a folder you can write to")
 
 
-def run_job(cfg: DictConfig) -> dict | None:
+def run_job(cfg: DictConfig) -> RunResult | None:
+    run_dir, sweep_dir, multirun = job_dirs()
+    handler = log_to_file(run_dir)
+    try:
+        return _run_job(cfg, run_dir, sweep_dir, multirun)
+    finally:
+        stop_logging_to(handler)
+
+
+def _run_job(cfg: DictConfig, run_dir: Path, sweep_dir: Path, multirun: bool) -> RunResult | None:
     from eebench.config import validate
 
-    run_dir, sweep_dir, multirun = job_dirs()
     plain = redact(OmegaConf.to_container(cfg, resolve=True))
     inputs = point_inputs(plain)
     finished = finished_results(run_dir, plain, inputs)
     if finished is not None:
-        print(f"eebench: {run_dir} already has complete results for this config; skipping it")
+        log.info("eebench: %s already has complete results for this config; skipping it", run_dir)
         _log_if_missing(cfg, plain, run_dir, sweep_dir, finished)
         return finished
     write_json_atomic(run_dir / "config.json", plain)
@@ -88,32 +97,32 @@ def run_job(cfg: DictConfig) -> dict | None:
     try:
         typed = validate(cfg)
         results = _run_and_record(typed, plain, run_dir, sweep_dir)
-        print(f"eebench: results written to {run_dir / 'results.json'}")
+        log.info("eebench: results written to %s", run_dir / "results.json")
         return results
     except EEBenchError as exc:
         write_error(run_dir, exc, plain)
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("error: %s", exc)
     except Exception as exc:  # keep the sweep alive; the traceback goes to error.json
         write_error(run_dir, exc, plain)
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        print(f"error: {last} (traceback in {run_dir / 'error.json'})", file=sys.stderr)
+        log.error("error: %s (traceback in %s)", last, run_dir / "error.json")
     if not multirun:
         sys.exit(2)
     return None
 
 
-def _log_if_missing(cfg: DictConfig, plain: dict, run_dir: Path, sweep_dir: Path, results: dict) -> None:
+def _log_if_missing(cfg: DictConfig, plain: dict, run_dir: Path, sweep_dir: Path, results: RunResult) -> None:
     """A point finished by an earlier launch that was killed before logging it to W&B is logged now."""
     from eebench.config import validate
     from eebench.tracking.wandb_sink import is_logged
 
     typed = validate(cfg)
     if typed.logger.kind == "wandb" and not is_logged(run_dir):
-        print(f"eebench: {run_dir} was not yet logged to W&B; logging it now")
+        log.info("eebench: %s was not yet logged to W&B; logging it now", run_dir)
         _log_to_wandb(typed, plain, run_dir, sweep_dir, results)
 
 
-def _log_to_wandb(typed, plain: dict, run_dir: Path, sweep_dir: Path, results: dict) -> None:
+def _log_to_wandb(typed, plain: dict, run_dir: Path, sweep_dir: Path, results: RunResult) -> None:
     from eebench.tracking.wandb_sink import WandbSink
 
     sink = WandbSink(typed.logger.kind == "wandb", typed.logger.project, typed.logger.mode, typed.logger.entity,
@@ -122,12 +131,14 @@ def _log_to_wandb(typed, plain: dict, run_dir: Path, sweep_dir: Path, results: d
     sink.finish()
 
 
-def _run_and_record(typed, plain: dict, run_dir: Path, sweep_dir: Path) -> dict:
+def _run_and_record(typed, plain: dict, run_dir: Path, sweep_dir: Path) -> RunResult:
     from eebench.experiment import run_experiment
 
     results = run_experiment(typed, run_dir)
-    results["provenance"] = collect_provenance(results.get("timing", {}).get("device", typed.device), typed.seed)
-    results["status"] = "complete"
+    # The timing device is the one that matters for speed; fall back to the configured one.
+    device = results.timing.device if results.timing else typed.device
+    results.provenance = Provenance(**collect_provenance(device, typed.seed))
+    results.status = "complete"
     write_results(run_dir, results)
     _log_to_wandb(typed, plain, run_dir, sweep_dir, results)
     return results

@@ -2,12 +2,12 @@ import math
 
 import pytest
 import torch
+from engine_support import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
 
 from eebench.engine.exit_plan import fixed_exit
 from eebench.engine.generate import STRATEGIES, generate
 from eebench.engine.kv import RaggedKVCache
 from eebench.engine.layerwise import LayerwiseDecoder, Request
-from engine_support import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
 from eebench.errors import EEBenchError
 from eebench.exits.policy import ExitPolicy
 
@@ -184,6 +184,7 @@ def test_unknown_strategy_is_one_line_error(tiny_model_dirs):
 def test_gate_exits_keep_lazy_equal_to_full(tiny_model_dirs):
     from torch import nn
 
+    from eebench.exits.confidence import uncertainty
     from eebench.heads.gate import ExitGate
 
     backbone, heads = tiny_backbone(tiny_model_dirs["llama"])
@@ -196,8 +197,10 @@ def test_gate_exits_keep_lazy_equal_to_full(tiny_model_dirs):
     reference = generate(lm, prompt, 16).tokens
     with torch.no_grad():  # each gate lets out the most confident tenth of the full model's generated text
         hidden = backbone.model(torch.cat([prompt, reference], 1), output_hidden_states=True).hidden_states
-        levels = [float(torch.quantile(-heads.gate_probability(i, hidden[l + 1]).flatten(), 0.1))
-                  for i, l in enumerate(heads.exit_layers)]
+        levels = [float(torch.quantile(-heads.gate_probability(i, hidden[layer + 1]).flatten(), 0.1))
+                  for i, layer in enumerate(heads.exit_layers)]
+    first = hidden[heads.exit_layers[0] + 1]
+    assert torch.equal(uncertainty("gate", heads=heads, index=0, hidden=first), -heads.gate_probability(0, first).float())
     policy = ExitPolicy(heads.exit_layers, "gate", levels)
     full = generate(lm, prompt, 16, heads, policy, strategy="full")
     lazy = generate(lm, prompt, 16, heads, policy, strategy="lazy")

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_reporting import make_results, make_sweep
 
 from eebench.analysis.hypervolume import hypervolume_2d, hypervolume_table, reference_point
 from eebench.analysis.pareto import add_pareto_flags, run_to_row, runs_to_frame
+from eebench.errors import EEBenchError
 from eebench.reporting import diagnostics
 from eebench.reporting.pdf_tables import CELL_PAD, report_table
 from eebench.reporting.report import write_report
 from eebench.tracking.results import write_results
-from test_reporting import make_results, make_sweep
 
 PAGE_OBJECT = re.compile(rb"/Type\s*/Page\b")  # /Pages (the page tree) does not match
 IMAGE_OBJECT = re.compile(rb"/Subtype\s*/Image\b")
@@ -151,16 +152,16 @@ def test_backbone_front_spans_families():
     assert frame.set_index("head")["pareto_backbone_measured"].to_dict() == {"linear": False, "mlp": True}
 
 
-def _old_results(threshold: float, host: str) -> dict:
-    results = make_results(threshold=threshold)  # no calibration, curves or exit sample
-    results["timing"] = {}
+def _untimed_results(threshold: float, host: str) -> dict:
+    results = make_results(threshold=threshold)  # no calibration curves or exit sample
+    results["timing"] = None  # timing=none
     results["provenance"]["hostname"] = host
     return results
 
 
-def test_report_survives_old_results_and_says_what_is_missing(tmp_path):
-    write_results(tmp_path / "sweep" / "0", _old_results(0.8, "box-1"))
-    write_results(tmp_path / "sweep" / "1", _old_results(0.9, "box-2"))
+def test_report_without_diagnostics_or_timing_says_what_is_missing(tmp_path):
+    write_results(tmp_path / "sweep" / "0", _untimed_results(0.8, "box-1"))
+    write_results(tmp_path / "sweep" / "1", _untimed_results(0.9, "box-2"))
     markdown = _read(write_report([tmp_path / "sweep"], tmp_path / "out"))
     assert "have no `curves`" in markdown and "no run recorded `timing.exit_sample`" in markdown
     assert "Figures not drawn:" in markdown.split("## Skipped", 1)[1]
@@ -180,14 +181,19 @@ def test_a_failing_figure_is_reported_not_fatal(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "figures" / "coverage_tiny-a_equal_linear_entropy.png").exists()
 
 
-def test_malformed_diagnostics_do_not_stop_the_report(tmp_path):
+def test_malformed_results_are_refused_on_writing_and_skipped_on_reading(tmp_path):
     results = make_results(diagnostics=True)
-    results["curves"] = [{"layer": 5, "reliability": "oops", "coverage": [{"threshold": None}]}, "not a head"]
-    results["calibration"]["per_head_heldout"] = ["bad", {"layer": 5, "threshold": 1.0}]
-    results["timing"]["exit_sample"] = {"prompt": None, "tokens": [["only text"], "x", ["ok", 5]]}
-    write_results(tmp_path / "run", results)
-    markdown = _read(write_report([tmp_path / "run"], tmp_path / "out"))
-    assert "ok[5]" in markdown  # the one well-formed token survives
+    results["curves"] = [{"layer": 5, "reliability": "oops", "coverage": []}]
+    with pytest.raises(EEBenchError, match=r"curves\[0\]\.reliability is str 'oops', expected list"):
+        write_results(tmp_path / "bad", results)
+    write_results(tmp_path / "sweep" / "0", make_results(diagnostics=True))
+    write_results(tmp_path / "sweep" / "1", make_results(threshold=0.8))
+    path = tmp_path / "sweep" / "1" / "results.json"  # as an edited or older file would hold it
+    path.write_text(path.read_text().replace('"theoretical_speedup"', '"speedup_theoretical"'))
+    markdown = _read(write_report([tmp_path / "sweep"], tmp_path / "out"))
+    skipped = markdown.split("## Skipped", 1)[1]
+    assert "no field(s) ['theoretical_speedup'] and unknown field(s) ['speedup_theoretical']" in skipped and str(path) in skipped
+    assert len(pd.read_csv(tmp_path / "out" / "summary.csv")) == 1
     assert (tmp_path / "out" / "report.pdf").read_bytes().startswith(b"%PDF")
 
 

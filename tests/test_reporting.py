@@ -16,6 +16,7 @@ from eebench.reporting.document import Bullets
 from eebench.reporting.findings import findings_items, findings_section
 from eebench.reporting.plots import pareto_figure
 from eebench.reporting.report import write_report
+from eebench.tracking.contract import SCHEMA_VERSION
 from eebench.tracking.results import load_sweeps, write_error, write_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -69,32 +70,84 @@ def make_diagnostics(threshold: float) -> dict:
     }
 
 
+def make_workload(tokens_per_s: float) -> dict:
+    spread = {"median": tokens_per_s, "min": tokens_per_s * 0.95, "max": tokens_per_s * 1.05, "n": 3}
+    return {"tokens_per_s": tokens_per_s, "tokens_per_s_spread": spread, "prefill_seconds": 0.05,
+            "prefill_seconds_spread": {"median": 0.05, "min": 0.04, "max": 0.06, "n": 3},
+            "decode_tokens_per_s": tokens_per_s * 1.1, "decode_tokens_per_s_spread": spread,
+            "decode_ms_per_token": 1000 / (tokens_per_s * 1.1),
+            "repeat_seconds": {"prefill": [0.05] * 3, "total": [1.0] * 3}, "decode_tokens": 188,
+            "peak_cuda_allocated_mib": None, "engine_kv_cache_bytes": 4096}
+
+
+def make_ratio(name: str, value: float) -> dict:
+    return {name: value, f"{name}_ci95": [value - 0.1, value + 0.1], f"{name}_min": value - 0.05,
+            f"{name}_max": value + 0.05, f"{name}_median_of_repeats": value}
+
+
+def make_timing(speedup: float) -> dict:
+    """A timing section as measure_generation writes it (fixture numbers)."""
+    timing = {}
+    for name, value in (("speedup", speedup), ("decode_speedup", speedup), ("engine_full_speedup", 1.0),
+                        ("engine_full_decode_speedup", 1.0), ("speedup_vs_engine_full", speedup),
+                        ("decode_speedup_vs_engine_full", speedup)):
+        timing.update(make_ratio(name, value))
+    for workload, rate in (("transformers", 20.0), ("full", 20.0), ("early_exit", 20.0 * speedup)):
+        timing.update({f"{workload}_{key}": value for key, value in make_workload(rate).items()})
+    timing.update({"reference": "transformers_greedy", "seed": 0, "repeat_orders": [["full", "early_exit"]] * 3,
+                   "bootstrap_resamples": 2000, "ci_method": "fixture",
+                   "sequence_exact_match_with_reference": 0.5, "token_match_with_reference": 0.9,
+                   "engine_full_sequence_exact_match_with_reference": 1.0, "engine_full_token_match_with_reference": 1.0,
+                   "sequence_exact_match_with_full": 0.5, "token_match_with_full": 0.9,
+                   "depth_bound": 3.0, "flags": [], "measurement_error": False,
+                   "strategy": "lazy", "device": "cpu", "dtype": "float32", "prompts": "heldout", "num_prompts": 4,
+                   "prompt_tokens": 64, "new_tokens_per_prompt": 48, "batch_size": 1, "warmup": 1, "repeats": 5,
+                   "threads": 2, "generated_exit_fraction_early": 0.4,
+                   "exit_sample": {"prompt": "", "tokens": []}, "process_peak_rss_mib": 900.0,
+                   "load_average_1min": 1.0, "cpu_model": "fixture CPU"})
+    return timing
+
+
 def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=1.3, theoretical=1.5,
                  diagnostics=False):
-    """A complete results.json; ``diagnostics`` adds calibration, curves and the exit sample, whose
-    figures make a report several times slower to draw, so only the tests that look at them ask."""
+    """A complete results.json (schema of eebench.tracking.contract); ``diagnostics`` fills calibration
+    curves and the exit sample, whose figures make a report several times slower to draw, so only the
+    tests that look at them ask."""
     results = {
-        "status": "complete", "backbone": backbone, "backbone_path": "/models/x", "num_layers": 30,
+        "schema_version": SCHEMA_VERSION,
+        "status": "complete", "backbone": backbone, "backbone_path": "/models/x", "backbone_dtype": "float32",
+        "num_layers": 30,
         "exit_layers": EXIT_LAYERS, "placement": "equal", "head": "linear",
         "confidence": "entropy", "calibration_method": "max_coverage", "threshold": threshold,
-        "thresholds": [1.2, None, 1.5, 2.0],
-        "tasks": {"eebench_bb_x": {"acc": acc, "acc_stderr": 0.03}},
-        "baseline_tasks": {"eebench_bb_x": {"acc": base, "acc_stderr": 0.03}},
-        "eval_mode": "teacher-forced simulation (fixture)",
+        "thresholds": [1.2, None, 1.5, 2.0], "exit_rule": "entropy <= threshold",
         "exit": {"fraction": {"5": 0.1, "11": 0.2, "17": 0.1, "23": 0.1, "final": 0.5},
                  "mean_layers": 21.3, "agreement": threshold, "theoretical_speedup": theoretical,
-                 "depth_speedup": theoretical},
-        "timing": {"full_tokens_per_s": 20.0, "early_exit_tokens_per_s": 20.0 * speedup,
-                   "speedup": speedup, "speedup_min": speedup - 0.05, "speedup_max": speedup + 0.05,
-                   "strategy": "lazy", "device": "cpu", "repeats": 3},
-        "provenance": {"git_sha": "abc123", "packages": {"torch": "2.13.0"}, "device": "cpu",
-                       "seed": 0, "time": "2025-01-02T03:04:05+00:00", "hostname": "testhost"},
-        "unknown_future_key": {"ignored": True},
+                 "depth_speedup": theoretical, "tokens": 1000},
+        "calibration": {"method": "max_coverage", "target": threshold, "thresholds": [1.2, None, 1.5, 2.0],
+                        "calibration_agreement": threshold, "heldout_agreement": threshold, "per_head_heldout": []},
+        "curves": [],
+        "cost_model": {"num_layers": 30, "exit_layers": EXIT_LAYERS, "block_cost": 1.0, "head_cost": 8.0,
+                       "lm_head_cost": 8.0, "gate_cost": 0.0, "gated": False, "no_exit_overhead": 1.2,
+                       "unit": "weights read per token"},
+        "data": {"source": "fixture", "splits": {"train": 100, "calibration": 10, "heldout": 10}, "note": "fixture"},
+        "heads_training": {},
+        "artifacts": {"heads_dir": "/nonexistent/heads", "calibration_trace_dir": "/nonexistent/trace",
+                      "backbone_config": {"name": backbone}, "calibration_config": {"method": "max_coverage"}},
+        "tasks": {"eebench_bb_x": {"acc": acc, "acc_stderr": 0.03}},
+        "baseline_tasks": {"eebench_bb_x": {"acc": base, "acc_stderr": 0.03}},
+        "baseline_cache_key": "fixture",
+        "eval_mode": "teacher-forced simulation (fixture)",
+        "eval_exit_fraction": {"5": 0.2, "final": 0.8},
+        "timing": make_timing(speedup),
+        "provenance": {"git_sha": "abc123", "packages": {"torch": "2.13.0"}, "python": "3.11", "platform": "Linux",
+                       "hostname": "testhost", "cpu_count": 2, "cuda_device": None, "device": "cpu",
+                       "seed": 0, "time": "2025-01-02T03:04:05+00:00"},
     }
     if diagnostics:
         extra = make_diagnostics(threshold)
         results["timing"]["exit_sample"] = extra.pop("exit_sample")
-        results.update(extra)
+        results["calibration"] = extra["calibration"]
+        results["curves"] = extra["curves"]
     return results
 
 
@@ -180,7 +233,7 @@ def test_report_written_when_nothing_succeeded(tmp_path):
 
 def test_report_without_timing_or_tasks(tmp_path):
     results = make_results()
-    results["timing"], results["tasks"], results["baseline_tasks"] = {}, {}, {}
+    results["timing"], results["tasks"], results["baseline_tasks"] = None, {}, {}  # timing=none, eval=none
     write_results(tmp_path / "run", results)
     text = write_report([tmp_path / "run"], tmp_path / "out").read_text(encoding="utf-8")
     assert "No point has a measured speedup" in text

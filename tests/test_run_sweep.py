@@ -4,8 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import point_results
 from conftest import run_eebench as _run
+
+from eebench.tracking.contract import read_result
+
 
 def test_multirun_writes_results_report_and_wandb(tmp_path, sweep_env):
     env, common = sweep_env
@@ -55,7 +59,8 @@ def test_bad_threshold_is_one_line_error(tmp_path, sweep_env):
 
 def test_bad_placement_is_one_line_error(tmp_path, sweep_env):
     env, common = sweep_env
-    proc = _run([*common, "placement=explicit", "placement.layers=[2,9]", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)
+    args = [*common, "placement=explicit", "placement.layers=[2,9]", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = _run(args, tmp_path, env)
     assert proc.returncode == 2
     assert "placement layer 9 is out of range" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -77,7 +82,9 @@ def test_finished_run_serves_python_api_and_lm_eval(tmp_path, sweep_env):
     assert model.generate(ids, max_new_tokens=5, threshold=0.9).shape == (1, 5)
     out = lm_eval.simple_evaluate(model="eebench", model_args=f"run_dir={run_dir},threshold=0.9,device=cpu,backbone={model_dir}",
                                   tasks=["tiny_mc"], task_manager=TaskManager(include_path=str(tmp_path / "tasks")))
-    assert 0.0 <= out["results"]["tiny_mc"]["acc,none"] <= 1.0
+    # The same policy (threshold 0.9) on the same 12 documents as the run itself scored.
+    recorded = read_result(run_dir).tasks["tiny_mc"]["acc"]
+    assert out["results"]["tiny_mc"]["acc,none"] == pytest.approx(recorded)
     # lm-eval's own CLI finds the model through the installed .pth hook, without importing eebench first.
     cli = subprocess.run([str(Path(sys.executable).with_name("lm_eval")), "--model", "eebench", "--model_args",
                           f"run_dir={run_dir},threshold=0.9,backbone={model_dir}",

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 import torch
-
+from conftest import ROOT
 from engine_support import median_entropy_policy, random_prompts, single_thread, tiny_backbone
 from eebench.config import ExperimentConfig, EvalConfig, TimingConfig
 from eebench.engine.flops import CostModel
@@ -16,7 +16,6 @@ from eebench.timing.generation import (
     generate_batches, generated_rows, measure_generation, prompt_batches, time_schedule,
 )
 from eebench.timing.timer import interleaved_runs
-from conftest import ROOT
 
 NEW = 6
 PROMPTS = 3  # with batch_size=2: one full batch and one partial batch
@@ -320,12 +319,14 @@ def test_engine_benchmark_refuses_too_few_repeats():
 
 
 def test_report_table_shows_decode_rates_and_latency(timings):
+    from test_reporting import make_results
+
     from eebench.analysis.pareto import runs_to_frame
     from eebench.reporting.document import Table
     from eebench.reporting.sections import results_tables
 
-    timed = {"backbone": "tiny", "threshold": 0.9, "timing": timings[1]}
-    untimed = {"backbone": "tiny", "threshold": 0.8, "timing": {"full_tokens_per_s": 3.0}}
+    timed = {**make_results(backbone="tiny", threshold=0.9), "timing": timings[1]}  # as measure_generation wrote it
+    untimed = {**make_results(backbone="tiny", threshold=0.8), "timing": None}
     frame = runs_to_frame([timed, untimed])
     assert frame["decode_speedup"].tolist()[1] == timings[1]["decode_speedup"]
     assert frame["timing_batch_size"].tolist()[1] == 1
@@ -333,4 +334,4 @@ def test_report_table_shows_decode_rates_and_latency(timings):
     rows = {row[0]: dict(zip(table.headers, row)) for row in table.rows}
     expected = f"{timings[1]['full_decode_ms_per_token']:.1f} / {timings[1]['early_exit_decode_ms_per_token']:.1f}"
     assert rows["0.9"]["decode ms/token full / EE"] == expected
-    assert rows["0.8"]["decode tok/s full / EE"] == "–"  # results from before decode was timed apart
+    assert rows["0.8"]["decode tok/s full / EE"] == "–"  # a run with timing=none

@@ -6,6 +6,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+from test_reporting import make_results, make_sweep
 
 from eebench.analysis.hypervolume import hypervolume_table
 from eebench.analysis.pareto import add_pareto_flags, pareto_table, runs_to_frame
@@ -15,9 +16,12 @@ from eebench.tracking.results import (
     write_results,
 )
 from eebench.tracking.wandb_sink import (
-    MAX_ARTIFACT_FILE_BYTES, WandbSink, artifact_files, log_sweep_summary, summary_metrics,
+    MAX_ARTIFACT_FILE_BYTES,
+    WandbSink,
+    artifact_files,
+    log_sweep_summary,
+    summary_metrics,
 )
-from test_reporting import make_results, make_sweep
 
 
 @pytest.fixture
@@ -83,7 +87,7 @@ def test_write_error_and_results(tmp_path):
 
     write_results(run_dir, make_results())  # a successful retry replaces the stale error
     assert not (run_dir / "error.json").exists()
-    assert load_run(run_dir)["run_dir"] == str(run_dir)
+    assert load_run(run_dir).run_dir == str(run_dir)
 
 
 def test_load_sweeps_reports_every_skip_reason(tmp_path):
@@ -220,7 +224,7 @@ def test_wandb_sink_logs_heads_and_calibration_artifacts(tmp_path, offline_wandb
     (heads_dir / "heads.json").write_text('{"kind": "linear"}')
     results = make_results(diagnostics=True)
     # The trace dir is gone (cache cleared): the calibration artifact still carries the thresholds.
-    results["artifacts"] = {"heads_dir": str(heads_dir), "calibration_trace_dir": str(tmp_path / "gone" / "bbdee510")}
+    results["artifacts"].update(heads_dir=str(heads_dir), calibration_trace_dir=str(tmp_path / "gone" / "bbdee510"))
     sink = _sink(tmp_path)
     sink.log_results(results)
     sink.finish()

@@ -52,10 +52,10 @@ def test_cached_states_train_the_same_heads_as_running_the_backbone(backbone, to
     from_backbone, live_log = _train(backbone, LiveStates(backbone.layered, tokens, [1, 3]), cfg)
     for a, b in zip(from_cache.heads.parameters(), from_backbone.heads.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    assert [h["final_heldout_loss"] for h in cache_log["per_head"]] == pytest.approx(
-        [h["final_heldout_loss"] for h in live_log["per_head"]], rel=1e-4)
+    assert [h["final_heldout_loss"] for h in cache_log["modules"]] == pytest.approx(
+        [h["final_heldout_loss"] for h in live_log["modules"]], rel=1e-4)
     # Training did something: the held-out KL fell, and the default half-precision cache learns nearly the same heads.
-    assert all(h["best_heldout_loss"] < 0.9 * h["first_heldout_loss"] for h in cache_log["per_head"])
+    assert all(h["best_heldout_loss"] < 0.9 * h["first_heldout_loss"] for h in cache_log["modules"])
     half, _ = _train(backbone, cached_states(backbone, tokens, [1, 3], "float16"), cfg)
     for a, b in zip(half.heads.parameters(), from_cache.heads.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=5e-3)
@@ -65,7 +65,7 @@ def test_budget_stops_training_at_the_budget(backbone, tokens):
     cfg = _settings(max_tokens=int(3.5 * 2 * SEQ))  # three and a half batches: three steps
     _, log = _train(backbone, cached_states(backbone, tokens, [1, 3], "float32"), cfg)
     assert log["steps"] == 3 and log["tokens"] == 3 * 2 * SEQ and log["tokens_per_s"] > 0
-    for head in log["per_head"]:
+    for head in log["modules"]:
         assert head["stop_reason"] == "budget" and head["tokens_seen"] == 3 * 2 * SEQ
     assert [c["tokens"] for c in log["curves"]] == [[0, 32, 64, 96]] * 2
 
@@ -74,7 +74,7 @@ def test_early_stopping_stops_a_flat_curve_and_says_why(backbone, tokens):
     # lr so small that the held-out KL cannot move by min_delta: each head stops after `patience` flat evaluations.
     cfg = _settings(max_tokens=40 * 2 * SEQ, lr=1e-12, patience=2, min_delta=1e-3)
     _, log = _train(backbone, cached_states(backbone, tokens, [1, 3], "float32"), cfg)
-    for head in log["per_head"]:
+    for head in log["modules"]:
         assert head["stop_reason"] == "converged"
         assert head["evaluations"] == 3 and head["tokens_seen"] == 2 * 2 * SEQ  # one evaluation per step
     assert log["steps"] == 2
@@ -90,7 +90,7 @@ def test_gates_train_in_the_same_loop(backbone, tokens):
         head.proj.weight.data += 0.2 * torch.randn_like(head.proj.weight)
     gate = GateConfig(width=16, max_tokens=30 * 2 * SEQ, batch_size=2, lr=1e-2)
     log = train_gates(backbone.layered, heads, cached_states(backbone, tokens, [1, 3], "float32"), gate, _settings(), seed=0)
-    assert log["loss"] == "bce" and len(log["per_gate"]) == 2
+    assert log["loss"] == "bce" and len(log["modules"]) == 2
     assert all(g["best_heldout_loss"] < g["first_heldout_loss"] for g in log["per_gate"])
 
 

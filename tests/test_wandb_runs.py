@@ -7,17 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 import test_tracking
+from test_reporting import make_results
+
 from eebench.cli import main
 from eebench.errors import EEBenchError
 from eebench.tracking import wandb_runs
 from eebench.tracking.results import RESULTS_FILE, load_sweeps, write_results
 from eebench.tracking.wandb_runs import (
-    WandbSource, fetch_wandb_source, gather_sources, parse_wandb_source,
+    WandbSource,
+    fetch_wandb_source,
+    gather_sources,
+    parse_wandb_source,
 )
 from eebench.tracking.wandb_sink import log_sweep_summary
-from test_reporting import make_results
 
 offline_wandb = test_tracking.offline_wandb  # the fixture: offline, silent W&B kept inside tmp_path
 
@@ -66,9 +69,9 @@ def test_report_of_a_wandb_folder_reads_the_saved_results(logged_sweep, tmp_path
 
 def test_a_point_found_in_its_run_dir_and_in_wandb_counts_once(logged_sweep):
     runs, skipped = load_sweeps([logged_sweep])  # scanning a sweep does not enter its wandb/ folder
-    assert [run["run_dir"] for run in runs] == [str(logged_sweep / "0")] and not skipped
+    assert [run.run_dir for run in runs] == [str(logged_sweep / "0")] and not skipped
     runs, _ = load_sweeps([logged_sweep, logged_sweep / "wandb"])
-    assert [run["run_dir"] for run in runs] == [str(logged_sweep / "0")]  # the first place found wins
+    assert [run.run_dir for run in runs] == [str(logged_sweep / "0")]  # the first place found wins
 
 
 # ----------------------------------------------------------------------------- online, stand-in API
@@ -143,7 +146,7 @@ def test_fetch_downloads_results_of_the_group_and_lists_runs_without(api, tmp_pa
         "wandb:me/proj/c1 (job-c1)": "no results.json in this W&B run (state crashed; logged by an older eebench?)",
     }
     runs, _ = load_sweeps([folder])
-    assert sorted(run["threshold"] for run in runs) == [0.8, 0.9]
+    assert sorted(run.threshold for run in runs) == [0.8, 0.9]
 
 
 def test_fetch_without_group_asks_for_the_whole_project(api, tmp_path):
@@ -165,7 +168,7 @@ def test_gather_mixes_local_dirs_and_wandb_sources(api, tmp_path):
     dirs, skipped = gather_sources([tmp_path / "sweep"], [WandbSource("me", "proj", "demo")], tmp_path / "out", api)
     assert dirs == [tmp_path / "sweep", tmp_path / "out" / "wandb_runs" / "me_proj_demo"]
     runs, _ = load_sweeps(dirs)
-    assert [run["run_dir"] for run in runs] == [str(tmp_path / "sweep" / "0"), str(dirs[1] / "a2")]
+    assert [run.run_dir for run in runs] == [str(tmp_path / "sweep" / "0"), str(dirs[1] / "a2")]
     assert len(skipped) == 2
 
 

@@ -10,13 +10,16 @@ come from the same examples and are positively correlated, so the error of the c
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-FAMILY_KEYS = ("backbone", "placement", "head", "confidence")
+from eebench.tracking.contract import RunResult, TimingResult
+
+FAMILY_COLUMNS = ("backbone", "placement", "head", "confidence")  # RunResult.family joins these
 # Both speedups are plotted and fronted separately: measured is what a user gets on this machine,
 # theoretical (from layers skipped) is what a better engine could get.
 SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "theoretical_speedup"}
@@ -33,14 +36,16 @@ BASE_COLUMNS = [
     "mean_acc", "mean_baseline_acc", "acc_delta",
     "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "device", "hostname", "git_sha", "time",
 ]
-# Numeric columns read from results["exit"] and results["timing"]: {column: key in that section}.
-EXIT_NUMBERS = {key: key for key in ("agreement", "mean_layers", "theoretical_speedup", "depth_speedup")}
+# Numeric columns read from the exit stats and the timing section: {column: how to read it}.
+EXIT_NUMBERS = ("agreement", "mean_layers", "theoretical_speedup", "depth_speedup")
+WORKLOAD_NUMBERS = ("tokens_per_s", "decode_tokens_per_s", "decode_ms_per_token", "prefill_seconds")
+WORKLOADS = ("transformers", "full", "early_exit")
 TIMING_NUMBERS = {
-    "measured_speedup": "speedup", "speedup_min": "speedup_min", "speedup_max": "speedup_max",
-    "full_tokens_per_s": "full_tokens_per_s", "early_exit_tokens_per_s": "early_exit_tokens_per_s",
-    "decode_speedup": "decode_speedup", "timing_batch_size": "batch_size",
-    **{f"{workload}_{key}": f"{workload}_{key}" for workload in ("full", "early_exit")
-       for key in ("decode_tokens_per_s", "decode_ms_per_token", "prefill_seconds")},
+    "measured_speedup": lambda t: t.speedup, "speedup_min": lambda t: t.speedup_min,
+    "speedup_max": lambda t: t.speedup_max, "decode_speedup": lambda t: t.decode_speedup,
+    "timing_batch_size": lambda t: t.batch_size,
+    **{f"{workload}_{key}": (lambda t, w=workload, k=key: getattr(getattr(t, w), k))
+       for workload in WORKLOADS for key in WORKLOAD_NUMBERS},
 }
 # Fronts are found within each group of these keys: a family's own trade-off, and the best a backbone
 # offers across all its families (placement/head/confidence choices).
@@ -48,7 +53,7 @@ FRONT_SCOPES = {"family": "pareto", "backbone": "pareto_backbone"}
 
 
 def _number(value: Any) -> float:
-    """Float or NaN: results may hold null, strings or be missing a key entirely."""
+    """Float or NaN (null in the results: e.g. no stderr, or a section the run did not record)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -91,9 +96,15 @@ class TaskScore:
         return math.hypot(self.early_se, self.full_se) * 100  # independence assumed, see module doc
 
 
-def task_scores(results: dict) -> dict[str, TaskScore]:
+def as_result(results: RunResult | dict) -> RunResult:
+    """Readers take a RunResult; a dict is read through the contract (strict: a renamed field is an error)."""
+    return results if isinstance(results, RunResult) else RunResult.from_dict(results, "results")
+
+
+def task_scores(results: RunResult | dict) -> dict[str, TaskScore]:
     """{task: TaskScore}, comparing the same metric (and its ``<metric>_stderr``) on both sides."""
-    tasks, baseline = _dict(results.get("tasks")), _dict(results.get("baseline_tasks"))
+    results = as_result(results)
+    tasks, baseline = results.tasks, results.baseline_tasks
     scores = {}
     for task in sorted(set(tasks) | set(baseline)):
         early, full = _strip_filters(tasks.get(task)), _strip_filters(baseline.get(task))
@@ -104,7 +115,7 @@ def task_scores(results: dict) -> dict[str, TaskScore]:
     return scores
 
 
-def task_accuracies(results: dict) -> dict[str, tuple[float, float]]:
+def task_accuracies(results: RunResult | dict) -> dict[str, tuple[float, float]]:
     """{task: (early-exit accuracy, full-model accuracy)} as fractions; NaN where missing."""
     return {task: (score.early, score.full) for task, score in task_scores(results).items()}
 
@@ -125,7 +136,7 @@ def _se_of_mean(pairs: Iterable[tuple[float, float]]) -> float:
     return math.sqrt(sum(se * se for se in used)) / len(used)
 
 
-def _accuracy_columns(results: dict) -> dict[str, float]:
+def _accuracy_columns(results: RunResult) -> dict[str, float]:
     scores = task_scores(results)
     columns: dict[str, float] = {}
     for task, score in scores.items():
@@ -144,20 +155,13 @@ def _accuracy_columns(results: dict) -> dict[str, float]:
     return columns
 
 
-def _exit_columns(results: dict) -> dict[str, float]:
-    fractions = _dict(_dict(results.get("exit")).get("fraction"))
-    return {f"exit:{layer}": _number(share) for layer, share in fractions.items()}
+def _exit_columns(results: RunResult) -> dict[str, float]:
+    return {f"exit:{layer}": _number(share) for layer, share in results.exit.fraction.items()}
 
 
-def _format_layers(layers: Any) -> str:
-    if isinstance(layers, (list, tuple)):
-        return ",".join(str(layer) for layer in layers)
-    return "" if layers is None else str(layers)
-
-
-def family_name(results: dict) -> str:
+def family_name(results: RunResult | dict) -> str:
     """backbone/placement/head/confidence: runs that differ only in threshold or calibration target."""
-    return "/".join(str(results.get(key, "?")) for key in FAMILY_KEYS)
+    return as_result(results).family
 
 
 def _interval(value: Any) -> tuple[float, float]:
@@ -165,49 +169,53 @@ def _interval(value: Any) -> tuple[float, float]:
     return _number(pair[0]), _number(pair[1])
 
 
-def timing_ci_columns(results: dict) -> dict[str, Any]:
+def timing_ci_columns(results: RunResult) -> dict[str, Any]:
     """95% CIs of the speedups, the engine's full path against the reference, what the reference and
-    precision were, and flagged measurement errors; NaN / None / "" in results written before them."""
-    timing = _dict(results.get("timing"))
+    precision were, and flagged measurement errors; NaN / None / "" for a run without timing."""
+    timing = results.timing
     columns: dict[str, Any] = {}
     for name in ("speedup", "decode_speedup", "engine_full_speedup"):
-        columns[f"{name}_ci_lo"], columns[f"{name}_ci_hi"] = _interval(timing.get(f"{name}_ci95"))
-    flags = timing.get("flags") or []
-    flags = flags if isinstance(flags, (list, tuple)) else [flags]
-    return {**columns, "engine_full_speedup": _number(timing.get("engine_full_speedup")),
-            "timing_reference": timing.get("reference"),
+        columns[f"{name}_ci_lo"], columns[f"{name}_ci_hi"] = _interval(getattr(timing, f"{name}_ci95", None))
+    flags = timing.flags if timing is not None else []
+    return {**columns, "engine_full_speedup": _number(getattr(timing, "engine_full_speedup", None)),
+            "timing_reference": getattr(timing, "reference", None),
             "timing_flags": "; ".join(str(f.get("message", f)) if isinstance(f, dict) else str(f) for f in flags),
-            "backbone_dtype": results.get("backbone_dtype")}
+            "backbone_dtype": results.backbone_dtype}
 
 
-def run_to_row(results: dict) -> dict[str, Any]:
-    """One flat row for one run; every field is optional so older/partial results still load."""
-    exit_info, timing = _dict(results.get("exit")), _dict(results.get("timing"))
-    provenance = _dict(results.get("provenance"))
-    row: dict[str, Any] = {key: str(results.get(key, "?")) for key in FAMILY_KEYS}
+def _timing_columns(timing: TimingResult | None) -> dict[str, float]:
+    # A run without timing (timing=none) has NaN speed columns.
+    return {column: math.nan if timing is None else _number(read(timing)) for column, read in TIMING_NUMBERS.items()}
+
+
+def run_to_row(results: RunResult | dict) -> dict[str, Any]:
+    """One flat row for one run."""
+    results = as_result(results)
+    timing, provenance = results.timing, results.provenance
+    row: dict[str, Any] = {key: getattr(results, key) for key in FAMILY_COLUMNS}
     row.update(
-        run_dir=results.get("run_dir"),
-        family=family_name(results),
-        calibration_method=results.get("calibration_method"),
-        threshold=_number(results.get("threshold")),
-        exit_layers=_format_layers(results.get("exit_layers")),
-        num_layers=_number(results.get("num_layers")),
-        timing_strategy=timing.get("strategy"),
+        run_dir=results.run_dir,
+        family=results.family,
+        calibration_method=results.calibration_method,
+        threshold=_number(results.threshold),
+        exit_layers=",".join(str(layer) for layer in results.exit_layers),
+        num_layers=_number(results.num_layers),
+        timing_strategy=timing.strategy if timing else None,
         # The timing device is the one that matters for speed; fall back to the run's device.
-        device=timing.get("device") or provenance.get("device"),
-        hostname=provenance.get("hostname"),
-        git_sha=provenance.get("git_sha"),
-        time=provenance.get("time"),
+        device=(timing.device if timing else None) or (provenance.device if provenance else None),
+        hostname=provenance.hostname if provenance else None,
+        git_sha=provenance.git_sha if provenance else None,
+        time=provenance.time if provenance else None,
     )
-    row.update({column: _number(exit_info.get(key)) for column, key in EXIT_NUMBERS.items()})
-    row.update({column: _number(timing.get(key)) for column, key in TIMING_NUMBERS.items()})
+    row.update({column: _number(getattr(results.exit, column)) for column in EXIT_NUMBERS})
+    row.update(_timing_columns(timing))
     row.update(timing_ci_columns(results))
     row.update(_accuracy_columns(results))
     row.update(_exit_columns(results))
     return row
 
 
-def runs_to_frame(runs: list[dict]) -> pd.DataFrame:
+def runs_to_frame(runs: list[RunResult | dict]) -> pd.DataFrame:
     """One row per run, base columns first, then per-task and exit-histogram columns (sorted)."""
     rows = [run_to_row(results) for results in runs]
     extra = sorted({key for row in rows for key in row} - set(BASE_COLUMNS), key=_extra_column_order)

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from eebench.cache import file_problem, quarantine, write_checksum
-from eebench.exits.confidence import metric_values, to_uncertainty
+from eebench.exits.confidence import head_metric_values, to_uncertainty
 from eebench.exits.policy import ExitPolicy
 
 
@@ -115,8 +115,7 @@ def score_batch(model, heads, inputs: list[list[int]], continuations: list[list[
     for i, target in enumerate(targets):
         logp = torch.log_softmax(torch.stack([rows[i] for rows in per_exit]).float().cpu(), dim=-1)
         chosen = logp.gather(2, target[None, :, None].expand(len(per_exit), -1, 1)).squeeze(2)
-        head_metrics = metric_values(logp[:-1])
-        if len(heads.gates):
-            head_metrics["gate"] = torch.stack([heads.gate_probability(h, hidden_at[h][i]) for h in range(len(hidden_at))]).float().cpu()
+        per_head = [head_metric_values(heads, h, hidden_at[h][i], logp[h]) for h in range(len(hidden_at))]
+        head_metrics = {name: torch.stack([values[name].cpu() for values in per_head]).float() for name in per_head[0]}
         results.append(RequestScores(chosen, logp.argmax(-1) == target[None], head_metrics))
     return results

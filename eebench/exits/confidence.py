@@ -1,4 +1,4 @@
-"""Confidence metrics of a head's next-token distribution.
+"""Confidence metrics of a head's output, read through the registry in ``eebench.exits.metrics``.
 
 Internally every metric is turned into an *uncertainty* (lower = more confident) so that one exit rule,
 ``uncertainty <= threshold``, serves all of them; results report thresholds in the metric's own units.
@@ -7,46 +7,36 @@ from __future__ import annotations
 
 import torch
 
-# metric -> sign that maps its value to an uncertainty
-# ("gate" is a learned gate's predicted probability that the head agrees with the full model.)
-_SIGN = {"entropy": 1.0, "max_prob": -1.0, "margin": -1.0, "gate": -1.0}
+from eebench.exits.metrics import METRICS, HeadOutput, get_metric
 
 
 def metric_values(logits: torch.Tensor) -> dict[str, torch.Tensor]:
-    """All metrics from one logits tensor [..., vocab] (one softmax, shared)."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    probs = logp.exp()
-    top2 = probs.topk(2, dim=-1).values
-    return {
-        "entropy": -(probs * logp).sum(-1),
-        "max_prob": top2[..., 0],
-        "margin": top2[..., 0] - top2[..., 1],
-    }
-
-
-def to_uncertainty(metric: str, values: torch.Tensor) -> torch.Tensor:
-    return values * _SIGN[metric]
-
-
-def from_uncertainty(metric: str, threshold: float) -> float:
-    return threshold * _SIGN[metric]
+    """Every metric that reads logits alone, from one logits tensor [..., vocab] (one softmax, shared)."""
+    output = HeadOutput(logits)
+    return {name: metric.value(output) for name, metric in METRICS.items() if metric.available(output)}
 
 
 def head_metric_values(heads, index: int, hidden: torch.Tensor, logits: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every metric of head ``index``: those of its logits, plus its gate's probability when it has a gate."""
-    values = metric_values(logits)
-    if len(heads.gates):
-        values["gate"] = heads.gate_probability(index, hidden).float()
-    return values
+    """Every metric head ``index`` can give: those of its logits, plus those of its gate when it has one."""
+    output = HeadOutput(logits, heads, index, hidden)
+    return {name: metric.value(output).float() for name, metric in METRICS.items() if metric.available(output)}
 
 
-def uncertainty(metric: str, logits: torch.Tensor) -> torch.Tensor:
-    """The one metric the engine needs per step, without computing the others."""
-    if metric == "entropy":
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        return -(logp.exp() * logp).sum(-1)
-    return to_uncertainty(metric, metric_values(logits)[metric])
+def to_uncertainty(metric: str, values: torch.Tensor) -> torch.Tensor:
+    return values * get_metric(metric).sign
+
+
+def from_uncertainty(metric: str, threshold: float) -> float:
+    return threshold * get_metric(metric).sign
+
+
+def uncertainty(metric: str, logits: torch.Tensor | None = None, heads=None, index: int | None = None,
+                hidden: torch.Tensor | None = None) -> torch.Tensor:
+    """The one metric the engine needs per step, without computing the others; a metric that reads the
+    hidden state (the gate) needs ``heads``, ``index`` and ``hidden`` instead of ``logits``."""
+    chosen = get_metric(metric)
+    return to_uncertainty(metric, chosen.value(HeadOutput(logits, heads, index, hidden)))
 
 
 def exit_rule(metric: str) -> str:
-    return f"{metric} <= threshold" if _SIGN[metric] > 0 else f"{metric} >= threshold"
+    return f"{metric} <= threshold" if get_metric(metric).sign > 0 else f"{metric} >= threshold"

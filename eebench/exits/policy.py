@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from eebench.exits.confidence import exit_rule, from_uncertainty, uncertainty
+from eebench.exits.metrics import get_metric
 
 
 @dataclass
@@ -25,9 +26,10 @@ class ExitPolicy:
         return torch.where(confident.any(0), confident.float().argmax(0), none)
 
     def exit_decision(self, heads, index: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(confident per row, head logits or None). With a gate the head projects only when some row exits."""
-        if self.metric == "gate":
-            confident = -heads.gate_probability(index, hidden) <= self.thresholds[index]
+        """(confident per row, head logits or None). A metric that needs no logits (the gate) decides first,
+        and the head projects to the vocabulary only when some row exits."""
+        if not get_metric(self.metric).needs_logits:
+            confident = uncertainty(self.metric, heads=heads, index=index, hidden=hidden) <= self.thresholds[index]
             return confident, heads.logits(index, hidden) if bool(confident.any()) else None
         logits = heads.logits(index, hidden)
         return self.confident(index, logits), logits
@@ -41,7 +43,7 @@ class ExitPolicy:
                 "thresholds": self.native_thresholds()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExitPolicy":
+    def from_dict(cls, data: dict) -> ExitPolicy:
         metric = data["metric"]
         unc = [-math.inf if t is None else from_uncertainty(metric, t) for t in data["thresholds"]]
         return cls(list(data["exit_layers"]), metric, unc)

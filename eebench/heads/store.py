@@ -27,10 +27,7 @@ def load_heads(directory: Path, layered) -> ExitHeads:
     if not (directory / WEIGHTS).exists() or not (directory / META).exists():
         raise EEBenchError(f"no exit heads in {str(directory)!r}; expected {WEIGHTS} and {META}")
     meta = json.loads((directory / META).read_text())
-    heads = ExitHeads.create(layered, meta["exit_layers"], meta["kind"], init_from_lm_head=False, gate_width=meta.get("gate_width", 0))
+    heads = ExitHeads.create(layered, meta["exit_layers"], meta["kind"], init_from_lm_head=False,
+                             gate_width=meta.get("gate_width", 0))
     heads.load_state_dict(load_file(str(directory / WEIGHTS), device=str(layered.lm_head.weight.device)))
     return heads
-
-
-def read_meta(directory: Path) -> dict:
-    return json.loads((Path(directory) / META).read_text())

@@ -116,4 +116,4 @@ def label_members(log: dict, kind: str, exit_layers: list[int]) -> dict:
     curves = [{"module": kind, "exit_layer": layer, **{key: [p[key] for p in m["curve"]] for key in ("tokens", "train", "heldout")}}
               for layer, m in zip(exit_layers, members)]
     per_module = [{"exit_layer": layer, **{k: v for k, v in m.items() if k != "curve"}} for layer, m in zip(exit_layers, members)]
-    return {**log, f"per_{kind}": per_module, "curves": curves}
+    return {**log, "modules": per_module, "curves": curves}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from eebench.analysis.pareto import FAMILY_COLUMNS
 from eebench.reporting.document import Heading, Paragraph, Table
 from eebench.reporting.formatting import MISSING, fmt, is_missing
 
 COMPARED = ("head", "confidence")
-ROW_KEYS = ("backbone", "placement", "head", "confidence")
 CELL_FORMAT = "coverage / agreement / theor. speedup / Δ pts"
 
 
@@ -33,7 +33,7 @@ def comparison_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """(threshold targets as column names, one row per configuration with a cell per target)."""
     thresholds = sorted(frame["threshold"].dropna().unique())
     rows = []
-    for keys, group in frame.groupby(list(ROW_KEYS), sort=True, dropna=False):
+    for keys, group in frame.groupby(list(FAMILY_COLUMNS), sort=True, dropna=False):
         by_threshold = {row["threshold"]: row for _, row in group.iterrows()}
         cells = [comparison_cell(by_threshold[t]) if t in by_threshold else MISSING for t in thresholds]
         rows.append([*map(str, keys), *cells])

@@ -6,19 +6,20 @@ the figure would have been and in the Skipped section.
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
-from eebench.analysis.pareto import family_name
 from eebench.reporting import diagnostics
 from eebench.reporting.document import Callout, Figure, Heading, Paragraph, RawHtml, inline_html
 from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.formatting import slug
 from eebench.reporting.plots import plot_pareto
 from eebench.reporting.token_view import MAX_VIEWS, collect_samples, plot_token_views, sample_text, samples_html
+from eebench.tracking.contract import RunResult
 
 OVERLAY_FILE = "pareto.png"  # at the top of the output dir, where earlier reports put it
 FIGURE_DIR = "figures"
@@ -100,21 +101,18 @@ def _exit_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None
         diagnostics.plot_exit_histograms, frame, out_dir / FIGURE_DIR / "exit_histograms.png")
 
 
-def _calibration_inputs(runs: list[dict]) -> dict[str, dict]:
+def _calibration_inputs(runs: list[RunResult]) -> dict[str, dict]:
     """Per family: curves (from its first run that has them), targets and chosen thresholds per head."""
     families: dict[str, dict] = {}
     for results in runs:
-        family = families.setdefault(family_name(results), {"curves": None, "targets": [], "chosen": {},
-                                                             "metric": results.get("confidence", "confidence")})
-        heads = [head for head in results.get("curves") or [] if isinstance(head, dict)]
-        if family["curves"] is None and heads:
-            family["curves"] = heads
-        calibration = results.get("calibration") if isinstance(results.get("calibration"), dict) else {}
-        target = calibration.get("target", results.get("threshold"))
+        family = families.setdefault(results.family, {"curves": None, "targets": [], "chosen": {},
+                                                      "metric": results.confidence})
+        if family["curves"] is None and results.curves:
+            family["curves"] = [dataclasses.asdict(head) for head in results.curves]
+        target = results.calibration.target
         family["targets"].append(target)
-        for head in calibration.get("per_head_heldout") or []:
-            if isinstance(head, dict):
-                family["chosen"].setdefault(str(head.get("layer")), []).append({**head, "target": target})
+        for head in results.calibration.per_head_heldout:
+            family["chosen"].setdefault(str(head.get("layer")), []).append({**head, "target": target})
     return families
 
 
@@ -140,7 +138,7 @@ def _family_calibration(figures: FigureSet, family: str, inputs: dict, out_dir: 
         figures.blocks.append(Figure(coverage, f"Threshold → coverage: {family}", COVERAGE_CAPTION))
 
 
-def _calibration_blocks(figures: FigureSet, runs: list[dict], out_dir: Path) -> None:
+def _calibration_blocks(figures: FigureSet, runs: list[RunResult], out_dir: Path) -> None:
     figures.blocks.append(Heading("Calibration"))
     families = _calibration_inputs(runs)
     if not families:
@@ -153,7 +151,7 @@ def _calibration_blocks(figures: FigureSet, runs: list[dict], out_dir: Path) -> 
             _family_calibration(figures, family, inputs, out_dir)
 
 
-def _token_blocks(figures: FigureSet, runs: list[dict], out_dir: Path) -> None:
+def _token_blocks(figures: FigureSet, runs: list[RunResult], out_dir: Path) -> None:
     figures.blocks.append(Heading("Per-token exits"))
     samples = collect_samples(runs)
     if not samples:
@@ -172,7 +170,7 @@ def _token_blocks(figures: FigureSet, runs: list[dict], out_dir: Path) -> None:
                                           intro) for n, path in enumerate(pictures, start=1)]))
 
 
-def build_figures(frame: pd.DataFrame, runs: list[dict], out_dir: Path) -> FigureSet:
+def build_figures(frame: pd.DataFrame, runs: list[RunResult], out_dir: Path) -> FigureSet:
     figures = FigureSet()
     sections = {
         "Pareto figures": lambda: _pareto_blocks(figures, frame, out_dir),

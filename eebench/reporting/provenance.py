@@ -10,6 +10,7 @@ import pandas as pd
 from eebench.reporting.document import Bullets, Callout, Heading, Table
 from eebench.reporting.findings import mixed_hardware_note
 from eebench.reporting.formatting import MISSING, distinct
+from eebench.tracking.contract import RunResult
 
 # The resolved config each job saved; JSON first because its bytes do not depend on YAML styling.
 CONFIG_FILES = ("config.json", "config.yaml")
@@ -28,10 +29,10 @@ def config_hash(run_dir: str | Path | None) -> tuple[str, str]:
     return MISSING, MISSING
 
 
-def package_versions(runs: list[dict]) -> list[str]:
+def package_versions(runs: list[RunResult]) -> list[str]:
     versions: dict[str, set] = {}
     for results in runs:
-        packages = (results.get("provenance") or {}).get("packages") or {}
+        packages = results.provenance.packages if results.provenance else {}
         for name, version in packages.items():
             versions.setdefault(name, set()).add("n/a" if version is None else str(version))
     return [f"{name} {' / '.join(sorted(found))}" for name, found in sorted(versions.items())]
@@ -65,7 +66,7 @@ def _runs_table(frame: pd.DataFrame) -> Table:
                          "equal hashes mean identical configurations.")
 
 
-def provenance_section(frame: pd.DataFrame, runs: list[dict]) -> list:
+def provenance_section(frame: pd.DataFrame, runs: list[RunResult]) -> list:
     shas = distinct(frame["git_sha"]) if not frame.empty else []
     blocks = [Heading("Provenance"), Bullets([
         f"eebench git sha: {', '.join(shas) or 'unknown'}"

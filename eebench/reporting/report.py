@@ -22,8 +22,13 @@ from eebench.reporting.render_html import render_html
 from eebench.reporting.render_markdown import render_markdown
 from eebench.reporting.render_pdf import write_pdf
 from eebench.reporting.sections import (
-    evaluation_note, hypervolume_section, results_tables, skipped_section, what_was_run,
+    evaluation_note,
+    hypervolume_section,
+    results_tables,
+    skipped_section,
+    what_was_run,
 )
+from eebench.tracking.contract import RunResult
 from eebench.tracking.results import load_sweeps
 
 SUMMARY_FILE, PARETO_FILE, HYPERVOLUME_FILE = "summary.csv", "pareto.csv", "hypervolume.csv"
@@ -33,7 +38,7 @@ FIGURE_FILE = OVERLAY_FILE
 
 @dataclass
 class ReportData:
-    runs: list[dict]
+    runs: list[RunResult]
     skipped: list[tuple[str, str]]
     frame: pd.DataFrame  # one row per complete run, with pareto_* flags
     front: pd.DataFrame  # rows on a family front, per speedup kind

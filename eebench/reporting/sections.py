@@ -14,6 +14,7 @@ from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_no
 from eebench.reporting.formatting import MISSING, distinct, fmt, is_missing, pct, with_error
 from eebench.reporting.provenance import run_dates
 from eebench.reporting.speed import NO_DIFFERENCE, column, engine_overhead, interval, reference_label, verdict
+from eebench.tracking.contract import RunResult
 
 MAX_TASKS_IN_TABLE = 3  # beyond this, per-task columns make the table unreadable; see summary.csv
 TEACHER_FORCED_NOTE = (
@@ -149,8 +150,8 @@ def hypervolume_section(table: pd.DataFrame) -> list:
 
 # ----------------------------------------------------------------------------- notes and skips
 
-def evaluation_note(runs: list[dict]) -> list:
-    modes = distinct(results.get("eval_mode") for results in runs)
+def evaluation_note(runs: list[RunResult]) -> list:
+    modes = distinct(results.eval_mode for results in runs)
     return ([Heading("How accuracy was measured"), Paragraph(TEACHER_FORCED_NOTE), Paragraph(STDERR_NOTE)]
             + [Paragraph(f"Recorded eval mode: *{mode}*") for mode in modes])
 

@@ -10,9 +10,9 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from eebench.analysis.pareto import family_name
 from eebench.reporting.formatting import exit_label_order
 from eebench.reporting.plots import FINAL_COLOUR, exit_colours, new_figure, save
+from eebench.tracking.contract import RunResult
 
 MAX_VIEWS = 12  # one per run; beyond this the section becomes a wall of colour
 VIEWS_PER_PICTURE = 4  # per PDF page, so tokens stay legible
@@ -28,24 +28,19 @@ class ExitSample:
     exit_labels: list[str]  # every exit this run could use, for the legend
 
 
-def _exit_sample(results: dict) -> ExitSample | None:
-    timing = results.get("timing")
-    sample = timing.get("exit_sample") if isinstance(timing, dict) else None
-    if not isinstance(sample, dict) or not isinstance(sample.get("tokens"), list):
+def _exit_sample(results: RunResult) -> ExitSample | None:
+    sample = results.timing.exit_sample if results.timing else None
+    if sample is None or not sample.tokens:
         return None
-    tokens = [(str(t[0]), str(t[1])) for t in sample["tokens"] if isinstance(t, (list, tuple)) and len(t) == 2]
-    if not tokens:
-        return None
-    layers = results.get("exit_layers") if isinstance(results.get("exit_layers"), list) else []
-    labels = {str(layer) for layer in layers} | {label for _, label in tokens}
-    label = f"{family_name(results)} at threshold {results.get('threshold', '?')}"
-    return ExitSample(label, str(sample.get("prompt") or ""), tokens,
-                      sorted(labels | {"final"}, key=exit_label_order))
+    tokens = [(text, label) for text, label in sample.tokens]
+    labels = {str(layer) for layer in results.exit_layers} | {label for _, label in tokens}
+    label = f"{results.family} at threshold {results.threshold}"
+    return ExitSample(label, sample.prompt, tokens, sorted(labels | {"final"}, key=exit_label_order))
 
 
-def collect_samples(runs: list[dict]) -> list[ExitSample]:
+def collect_samples(runs: list[RunResult]) -> list[ExitSample]:
     """Exit samples of the runs that have one, ordered by family then threshold."""
-    ordered = sorted(runs, key=lambda r: (family_name(r), str(r.get("threshold"))))
+    ordered = sorted(runs, key=lambda r: (r.family, r.threshold))
     return [sample for sample in map(_exit_sample, ordered) if sample is not None]
 
 

@@ -1,8 +1,8 @@
 """Run-directory storage: atomic result/error files, provenance, and loading a sweep back.
 
-A run directory is complete when it holds ``results.json`` with ``status == "complete"``; a failed
-job holds ``error.json`` instead. Loading never raises on a bad directory: it is reported as skipped
-with a reason, so one broken point cannot hide the rest of a sweep.
+A run directory is complete when it holds ``results.json`` with ``status == "complete"`` that reads as a
+``RunResult`` (tracking/contract.py); a failed job holds ``error.json`` instead. Loading never raises on a bad
+directory: it is reported as skipped with a reason, so one broken point cannot hide the rest of a sweep.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from eebench.errors import EEBenchError
 from eebench.faults import checkpoint
+from eebench.tracking.contract import COMPLETE, RESULTS_FILE, RunResult, read_result
 
-RESULTS_FILE = "results.json"
 ERROR_FILE = "error.json"
-COMPLETE = "complete"
 
 # Distribution names whose versions matter for reproducing a number.
 PROVENANCE_PACKAGES = ("torch", "transformers", "lm_eval", "wandb", "hydra-core", "eebench")
@@ -96,13 +96,13 @@ def redact(config: Any) -> Any:
     return config
 
 
-def write_results(run_dir: str | Path, results: dict) -> Path:
-    """Write ``results.json``; a stale ``error.json`` from an earlier failed attempt is removed."""
+def write_results(run_dir: str | Path, results: RunResult | dict) -> Path:
+    """Write ``results.json`` (a dict must read as a RunResult: nothing off-contract is written); a stale
+    ``error.json`` from an earlier failed attempt is removed."""
     run_dir = Path(run_dir)
-    results = dict(results)
-    if isinstance(results.get("config"), dict):
-        results["config"] = redact(results["config"])
-    path = write_json_atomic(run_dir / RESULTS_FILE, results, fault_stage="write")
+    if isinstance(results, dict):
+        results = RunResult.from_dict(results, f"results for {run_dir}")
+    path = write_json_atomic(run_dir / RESULTS_FILE, results.to_dict(), fault_stage="write")
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
     return path
 
@@ -199,26 +199,25 @@ def _error_reason(run_dir: Path) -> str:
     return f"failed: {first_line[0]}"
 
 
-def check_run(run_dir: str | Path) -> tuple[dict | None, str | None]:
+def check_run(run_dir: str | Path) -> tuple[RunResult | None, str | None]:
     """Return (results, None) for a complete run, else (None, reason it is not usable)."""
     run_dir = Path(run_dir)
     if (run_dir / ERROR_FILE).exists():
         return None, _error_reason(run_dir)
-    results_path = run_dir / RESULTS_FILE
-    if not results_path.exists():
+    if not (run_dir / RESULTS_FILE).exists():
         return None, "no results.json (job unfinished or killed?)"
-    results, problem = _read_json(results_path)
+    status, problem = _read_json(run_dir / RESULTS_FILE)
     if problem:
         return None, f"corrupt results.json ({problem})"
-    if not isinstance(results, dict):
-        return None, "results.json is not a JSON object"
-    if results.get("status") != COMPLETE:
-        return None, f"status is {results.get('status')!r}, not {COMPLETE!r}"
-    results["run_dir"] = str(run_dir)
-    return results, None
+    if isinstance(status, dict) and status.get("status") != COMPLETE:
+        return None, f"status is {status.get('status')!r}, not {COMPLETE!r}"
+    try:
+        return read_result(run_dir), None
+    except EEBenchError as exc:  # e.g. a field missing or renamed, or an older schema
+        return None, f"not a valid results file: {exc}"
 
 
-def load_run(run_dir: str | Path) -> dict | None:
+def load_run(run_dir: str | Path) -> RunResult | None:
     """The results of a complete run (with ``run_dir`` added), or None."""
     return check_run(run_dir)[0]
 
@@ -245,19 +244,18 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
 
 
-def record_identity(results: dict) -> str:
-    """Hash of a results record, without the ``run_dir`` added on loading: the copy of a results.json
+def record_identity(results: RunResult) -> str:
+    """Hash of a results record, without the ``run_dir`` set on loading: the copy of a results.json
     kept in a W&B run (local or downloaded) has the same identity as the file in the run dir."""
-    record = {key: value for key, value in results.items() if key != "run_dir"}
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(results.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
 
 
-def load_sweeps(sweep_dirs: list[str | Path]) -> tuple[list[dict], list[tuple[str, str]]]:
+def load_sweeps(sweep_dirs: list[str | Path]) -> tuple[list[RunResult], list[tuple[str, str]]]:
     """Load every run under the given dirs: (complete runs, [(dir, why skipped), ...]).
 
     A record found more than once (a run dir and its W&B copy, or a dir given twice) counts once,
     the first place it was found."""
-    runs: list[dict] = []
+    runs: list[RunResult] = []
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
     for sweep_dir in sweep_dirs:
@@ -286,20 +284,20 @@ def _configuration(run_dir: str) -> str | None:
     return point_identity(config)
 
 
-def one_per_configuration(runs: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+def one_per_configuration(runs: list[RunResult]) -> tuple[list[RunResult], list[tuple[str, str]]]:
     """Group points by configuration (their config.json): the newest results of one configuration count,
     older copies (e.g. a folder of an earlier launch) are listed as skipped."""
-    newest: dict[str, dict] = {}
+    newest: dict[str, tuple[RunResult, float]] = {}
     for run in runs:
-        key = _configuration(run["run_dir"])
-        mtime = (Path(run["run_dir"]) / RESULTS_FILE).stat().st_mtime
+        key = _configuration(run.run_dir)
+        mtime = (Path(run.run_dir) / RESULTS_FILE).stat().st_mtime
         if key is not None and (key not in newest or mtime >= newest[key][1]):
             newest[key] = (run, mtime)
     result, older = [], []
     for run in runs:
-        key = _configuration(run["run_dir"])
+        key = _configuration(run.run_dir)
         if key is None or newest[key][0] is run:
             result.append(run)
         else:
-            older.append((run["run_dir"], f"same configuration as {newest[key][0]['run_dir']} (an older copy)"))
+            older.append((run.run_dir, f"same configuration as {newest[key][0].run_dir} (an older copy)"))
     return result, older

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eebench.errors import EEBenchError, require
+from eebench.logs import log
 from eebench.tracking.results import DOWNLOADED_RUNS_DIR, RESULTS_FILE, check_run, find_run_dirs, record_identity, walk_sweep
 
 SOURCE_PREFIX = "wandb:"
@@ -134,7 +134,7 @@ def fetch_or_skip(source: WandbSource, out_dir: Path, api: Any | None) -> tuple[
     try:
         return fetch_wandb_source(source, out_dir, api)
     except EEBenchError as exc:
-        print(f"warning: {exc}", file=sys.stderr, flush=True)
+        log.warning("warning: %s", exc)
         return None, [(str(source), str(exc).removeprefix(f"{source}: "))]
 
 

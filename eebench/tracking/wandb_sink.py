@@ -16,13 +16,15 @@ import math
 import os
 import re
 import shutil
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
-from eebench.analysis.pareto import SPEEDUP_COLUMNS, run_to_row, task_accuracies, task_scores
+from eebench.analysis.pareto import SPEEDUP_COLUMNS, as_result, run_to_row, task_accuracies, task_scores
+from eebench.logs import log
+from eebench.tracking.contract import RunResult
 from eebench.tracking.results import RESULTS_FILE, redact, write_json_atomic
 
 # Flat per-run metrics worth a W&B summary (and parallel-coordinates plot across a sweep).
@@ -55,7 +57,7 @@ def _is_finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def summary_metrics(results: dict) -> dict[str, float]:
+def summary_metrics(results: RunResult | dict) -> dict[str, float]:
     """Flat numeric metrics: speed, agreement, and each task's accuracy, baseline and delta (points)."""
     row = run_to_row(results)
     metrics = {key: float(row[key]) for key in SUMMARY_KEYS if _is_finite_number(row.get(key))}
@@ -125,8 +127,8 @@ class WandbSink:
     def _warn(self, action: str, exc: BaseException) -> None:
         self.failures += 1
         message = (str(exc).strip().splitlines() or [""])[0][:200]
-        print(f"warning: W&B {action} failed ({type(exc).__name__}: {message}); results are on disk. {self._sync_hint()}",
-              file=sys.stderr, flush=True)
+        log.warning("warning: W&B %s failed (%s: %s); results are on disk. %s",
+                    action, type(exc).__name__, message, self._sync_hint())
 
     def _sync_hint(self) -> str:
         """Name only folders that exist: this run's own W&B folder, else the sweep's offline runs, else none."""
@@ -180,12 +182,11 @@ class WandbSink:
     def _table(self, columns: list[str], rows: list[list[Any]]):
         return self._wandb.Table(columns=columns, data=rows)
 
-    def _log_results(self, results: dict) -> None:
+    def _log_results(self, results: RunResult) -> None:
         self._run.summary.update(summary_metrics(results))
         task_rows = [[task, score.early, score.early_se, score.full, score.full_se, score.delta_points,
                       score.delta_se_points] for task, score in task_scores(results).items()]
-        fractions = ((results.get("exit") or {}).get("fraction") or {}).items()
-        exits = self._table(["exit", "fraction"], [[str(k), v] for k, v in fractions])
+        exits = self._table(["exit", "fraction"], [[str(k), v] for k, v in results.exit.fraction.items()])
         self._run.log({
             "tasks": self._table(["task", "acc", "acc_stderr", "baseline_acc", "baseline_acc_stderr",
                                   "delta_points", "delta_stderr_points"], task_rows),
@@ -210,16 +211,13 @@ class WandbSink:
         if files or extra:
             self._log_artifact(name, artifact_type, files, {"source_dir": folder, "left_out_too_big": too_big}, extra)
 
-    def _log_artifacts(self, results: dict) -> None:
-        artifacts = results.get("artifacts") if isinstance(results.get("artifacts"), dict) else {}
-        heads_dir = artifacts.get("heads_dir")
-        if not heads_dir:
-            return
+    def _log_artifacts(self, results: RunResult) -> None:
+        heads_dir, trace_dir = results.artifacts.heads_dir, results.artifacts.calibration_trace_dir
         self._log_folder(artifact_name("heads", heads_dir), "early-exit-heads", heads_dir)
-        trace_dir = artifacts.get("calibration_trace_dir")
         # The thresholds and curves travel with the trace, so the artifact explains itself.
-        summary = {key: results[key] for key in ("calibration", "curves") if results.get(key) is not None}
-        self._log_folder(artifact_name("calibration", trace_dir or heads_dir), "calibration", trace_dir, summary)
+        record = results.to_dict()
+        summary = {key: record[key] for key in ("calibration", "curves")}
+        self._log_folder(artifact_name("calibration", trace_dir), "calibration", trace_dir, summary)
 
     def _save_results_file(self) -> None:
         # wandb's save() symlinks by default; a symlink breaks when the wandb folder is copied off
@@ -230,8 +228,9 @@ class WandbSink:
             shutil.copyfile(source, copy)
             self._run.save(str(copy), base_path=self._run.dir, policy="now")
 
-    def log_results(self, results: dict) -> None:
-        if self.active:
+    def log_results(self, results: RunResult | dict) -> None:
+        results = self._guarded("read results", as_result, results) if self.active else None
+        if results is not None:
             self._guarded("log_results", self._log_results, results)
             self._guarded("save results.json", self._save_results_file)
             # Separately guarded: a failed upload must not cost the metrics logged above.
@@ -306,5 +305,4 @@ def log_sweep_summary(sweep_dir: Path, summary_df: pd.DataFrame, pareto_df: pd.D
         sink.log_report_files(sweep_dir)
         sink.finish()
     except Exception as exc:  # noqa: BLE001 - e.g. a malformed frame; the report is already on disk
-        print(f"warning: W&B sweep summary failed ({type(exc).__name__}: {exc}); report files are on disk.",
-              file=sys.stderr, flush=True)
+        log.warning("warning: W&B sweep summary failed (%s: %s); report files are on disk.", type(exc).__name__, exc)
