@@ -14,7 +14,9 @@ from eebench import cache
 from eebench.backbones import load_backbone
 from eebench.backbones.loader import resolve_source
 from eebench.cli import main as eebench_cli
-from eebench.config import BackboneConfig, DataConfig, ExperimentConfig, HeadConfig, PlacementConfig, TimingConfig
+from eebench.config import (
+    BackboneConfig, DataConfig, ExperimentConfig, GateConfig, HeadConfig, HeadTrainingConfig, PlacementConfig, TimingConfig,
+)
 from eebench.data.corpus import prepare_splits
 from eebench.errors import EEBenchError
 from eebench.evaluation.scores import RequestScores, ScoreStore
@@ -103,7 +105,8 @@ def local_gpt2(tmp_path, tiny_model_dirs):
 
 
 def _heads(model_dir, data_file, head_kind="logit_lens"):
-    cfg = ExperimentConfig(backbone=BackboneConfig(name_or_path=str(model_dir)), head=HeadConfig(kind=head_kind),
+    cfg = ExperimentConfig(backbone=BackboneConfig(name_or_path=str(model_dir)), head=HeadConfig(kind=head_kind, training=HeadTrainingConfig(val_sequences=1),
+                                                                               gate=GateConfig(width=0)),
                            data=DataConfig(source=str(data_file), seq_len=32, train_sequences=4, calibration_sequences=2,
                                            heldout_sequences=2), placement=PlacementConfig(num_heads=2))
     backbone = load_backbone(cfg.backbone, "cpu")
