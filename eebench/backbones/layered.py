@@ -162,7 +162,11 @@ class LayeredModel:
         return out[0] if isinstance(out, tuple) else out
 
     def final_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.lm_head(self.norm(hidden))
+        return self.logits_of_readout(self.norm(hidden))
+
+    def logits_of_readout(self, readout: torch.Tensor) -> torch.Tensor:
+        """lm_head (and the family's logit scaling) on what the final readout gave."""
+        logits = self.lm_head(readout)
         if "divide" in self._scale:
             logits = logits / self._scale["divide"]
         if "softcap" in self._scale:

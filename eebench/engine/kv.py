@@ -156,12 +156,14 @@ class RaggedKVCache:
         values = self._stored(self.values, layer_idx, value_states)
         if write.uniform:
             _, start, count = write.spans[0]
-            keys[write.rows, :, start : start + count] = key_states[:, :, :count]
-            values[write.rows, :, start : start + count] = value_states[:, :, :count]
-        else:
-            for i, (row, start, count) in enumerate(write.spans):
-                keys[row, :, start : start + count] = key_states[i, :, :count]
-                values[row, :, start : start + count] = value_states[i, :, :count]
+            if write.rows != slice(0, self.batch):  # a subset of the sequences: a view of their rows
+                keys, values = keys[write.rows], values[write.rows]
+            keys.narrow(2, start, count).copy_(key_states.narrow(2, 0, count))
+            values.narrow(2, start, count).copy_(value_states.narrow(2, 0, count))
+            return keys.narrow(2, 0, write.width), values.narrow(2, 0, write.width)
+        for i, (row, start, count) in enumerate(write.spans):
+            keys[row, :, start : start + count] = key_states[i, :, :count]
+            values[row, :, start : start + count] = value_states[i, :, :count]
         return keys[write.rows, :, : write.width], values[write.rows, :, : write.width]
 
     def check_consumed(self) -> None:

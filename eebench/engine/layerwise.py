@@ -188,7 +188,11 @@ class LayerwiseDecoder:
 
 
 def final_predictions(lm, chunks: list[Chunk], last_only: bool) -> list[torch.Tensor]:
-    """Full-model argmax per chunk (every position, or just the last), one lm_head call for all rows."""
-    pieces = [c.hidden[-1:] if last_only else c.hidden for c in chunks]
-    predicted = lm.final_logits(pieces[0] if len(pieces) == 1 else torch.cat(pieces)).argmax(-1)
+    """Full-model argmax per chunk (every position, or just the last), one lm_head call for all rows.
+
+    The final norm runs over the whole chunk, as in transformers' forward: a norm kernel over a different
+    number of rows may round the last one differently, and at batch 1 the logits are then bit-identical.
+    """
+    pieces = [lm.norm(c.hidden)[-1:] if last_only else lm.norm(c.hidden) for c in chunks]
+    predicted = lm.logits_of_readout(pieces[0] if len(pieces) == 1 else torch.cat(pieces)).argmax(-1)
     return list(torch.split(predicted, [p.shape[0] for p in pieces]))
