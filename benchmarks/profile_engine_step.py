@@ -37,7 +37,7 @@ def hf_run(model, prompt, new_tokens, pad):
     return out[0, prompt.shape[1]:]
 
 
-def op_table(run, steps: int, top: int) -> tuple[Counter, Counter]:
+def op_table(run, steps: int) -> tuple[Counter, Counter]:
     """Per decode step: operator call counts and self CPU microseconds, by operator name."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         run()
@@ -49,7 +49,7 @@ def op_table(run, steps: int, top: int) -> tuple[Counter, Counter]:
 
 
 def print_profiles(name_runs, steps: int, top: int) -> None:
-    tables = {name: op_table(run, steps, top) for name, run in name_runs}
+    tables = {name: op_table(run, steps) for name, run in name_runs}
     for name, (counts, self_us) in tables.items():
         total_ops = sum(c for key, c in counts.items() if key.startswith("aten::"))
         print(f"\n== {name}: {total_ops:.0f} aten ops / step, {sum(self_us.values()) / 1000:.2f} ms self CPU / step"

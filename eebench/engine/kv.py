@@ -158,9 +158,9 @@ class RaggedKVCache:
             _, start, count = write.spans[0]
             if write.rows != slice(0, self.batch):  # a subset of the sequences: a view of their rows
                 keys, values = keys[write.rows], values[write.rows]
-            keys.narrow(2, start, count).copy_(key_states.narrow(2, 0, count))
-            values.narrow(2, start, count).copy_(value_states.narrow(2, 0, count))
-            return keys.narrow(2, 0, write.width), values.narrow(2, 0, write.width)
+            keys[:, :, start : start + count] = key_states  # equal counts: the call has no padding
+            values[:, :, start : start + count] = value_states
+            return keys[:, :, : write.width], values[:, :, : write.width]
         for i, (row, start, count) in enumerate(write.spans):
             keys[row, :, start : start + count] = key_states[i, :, :count]
             values[row, :, start : start + count] = value_states[i, :, :count]
