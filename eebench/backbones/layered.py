@@ -51,6 +51,7 @@ class LayeredModel:
     additive_mask: bool  # eager attention adds the mask to the scores: it needs 0 / -inf, not booleans
     alibi_slopes: Optional[torch.Tensor] = None  # [heads] (ALiBi families)
     _scale: dict = field(default_factory=dict)
+    _memo: dict = field(default_factory=dict)  # the last converted mask and ALiBi bias, reused by the next block
 
     @classmethod
     def from_model(cls, model: nn.Module) -> "LayeredModel":
@@ -118,18 +119,32 @@ class LayeredModel:
             return {kind: self.rotary(hidden, position_ids, kind) for kind in sorted(set(self.layer_types))}
         return self.rotary(hidden, position_ids)
 
-    def block_mask(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """The boolean mask in the form the attention implementation expects."""
-        if not self.additive_mask or mask.dtype != torch.bool:
+    def block_mask(self, mask: Optional[torch.Tensor], dtype: torch.dtype) -> Optional[torch.Tensor]:
+        """The boolean mask as the additive one the attention would derive from it (0 / -inf for sdpa, as its
+        kernels convert booleans; 0 / dtype min for eager). Consecutive blocks given the same mask object share
+        one conversion."""
+        if mask is None or mask.dtype != torch.bool:
             return mask
-        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
+        memo = self._memo.get("mask")
+        if memo is not None and memo[0] is mask and memo[1] == dtype:
+            return memo[2]
+        fill = torch.finfo(dtype).min if self.additive_mask else float("-inf")
+        additive = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, fill)
+        self._memo["mask"] = (mask, dtype, additive)  # holding the mask keeps its identity unique
+        return additive
 
     def alibi(self, batch: int, keys: int, dtype: torch.dtype) -> torch.Tensor:
         """Bloom's ALiBi bias [batch * heads, 1, keys]: slope * key index, as transformers builds it unpadded."""
+        memo = self._memo.get("alibi")
+        if memo is not None and memo[0] == (batch, keys, dtype):
+            return memo[1]
         positions = torch.arange(keys, device=self.alibi_slopes.device)
-        return (self.alibi_slopes[:, None, None] * positions).repeat(batch, 1, 1).to(dtype)
+        bias = (self.alibi_slopes[:, None, None] * positions).repeat(batch, 1, 1).to(dtype)
+        self._memo["alibi"] = ((batch, keys, dtype), bias)
+        return bias
 
     def run_block(self, index, hidden, position_ids, attention_mask, cache=None, rotary=None) -> torch.Tensor:
+        """One block; ``attention_mask`` None means the attention's own default (no mask, or top-left causal)."""
         kwargs = {"attention_mask": self.block_mask(attention_mask, hidden.dtype), "position_ids": position_ids,
                   "use_cache": cache is not None}
         if cache is not None:
@@ -147,7 +162,11 @@ class LayeredModel:
         return out[0] if isinstance(out, tuple) else out
 
     def final_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.lm_head(self.norm(hidden))
+        return self.logits_of_readout(self.norm(hidden))
+
+    def logits_of_readout(self, readout: torch.Tensor) -> torch.Tensor:
+        """lm_head (and the family's logit scaling) on what the final readout gave."""
+        logits = self.lm_head(readout)
         if "divide" in self._scale:
             logits = logits / self._scale["divide"]
         if "softcap" in self._scale:

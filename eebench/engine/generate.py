@@ -111,7 +111,10 @@ def _speculation_plan(lm, strategy: str, heads, policy, exit_layer) -> ExitPlan:
 
 
 def _decode(decoder: LayerwiseDecoder, prompts, max_new_tokens: int, eos_token_id, prompt_may_exit: bool):
-    """One token per step per unfinished sequence; returns per row (tokens, exit labels)."""
+    """One token per step per unfinished sequence; returns per row (tokens [n], exit labels).
+
+    Tokens stay on the device as the next step's input; the host reads them only to test for EOS.
+    """
     tokens = [[] for _ in prompts]
     labels = [[] for _ in prompts]
     requests = [Request(row, p, 0, may_exit=prompt_may_exit) for row, p in enumerate(prompts)]
@@ -120,20 +123,22 @@ def _decode(decoder: LayerwiseDecoder, prompts, max_new_tokens: int, eos_token_i
             tokens[row].append(token)
             labels[row].append(label)
         requests = [
-            Request(r.row, torch.tensor([tokens[r.row][-1]]), r.start + len(r.tokens))
+            Request(r.row, tokens[r.row][-1], r.start + len(r.tokens))
             for r in requests
-            if tokens[r.row][-1] != eos_token_id and len(tokens[r.row]) < max_new_tokens
+            if len(tokens[r.row]) < max_new_tokens and (eos_token_id is None or int(tokens[r.row][-1]) != eos_token_id)
         ]
-    return list(zip(tokens, labels))
+    return [(torch.cat(t), label) for t, label in zip(tokens, labels)]
 
 
-def _step_tokens(decoder: LayerwiseDecoder, requests: list[Request]) -> dict[int, tuple[int, int]]:
+def _step_tokens(decoder: LayerwiseDecoder, requests: list[Request]) -> dict[int, tuple[torch.Tensor, int]]:
+    """Per row, the step's token as a [1] tensor on the decoder's device, and its exit label."""
     result = decoder.step(requests)
-    chosen = {row: (token, label) for row, (label, token) in result.exits.items()}
+    device = decoder.cache.device
+    chosen = {row: (torch.tensor([token], device=device), label) for row, (label, token) in result.exits.items()}
     deep = sorted(result.finals)
     if deep:
         predicted = final_predictions(decoder.lm, [result.finals[row] for row in deep], last_only=True)
-        chosen.update({row: (int(p), decoder.plan.full_label) for row, p in zip(deep, predicted)})
+        chosen.update({row: (p, decoder.plan.full_label) for row, p in zip(deep, predicted)})
     return chosen
 
 
@@ -143,7 +148,7 @@ def _output(rows, plan: ExitPlan, eos_token_id, device, cache: RaggedKVCache,
     pad = 0 if eos_token_id is None else eos_token_id  # only EOS-stopped rows are ever short
     table = torch.full((len(rows), width), pad, dtype=torch.long, device=device)
     for i, (tokens, _) in enumerate(rows):
-        table[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        table[i, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
     per_row = [labels for _, labels in rows]
     flat = [label for labels in per_row for label in labels]
     return GenerationOutput(table, flat, per_row, [len(t) for t, _ in rows], list(plan.exit_layers), stats,

@@ -105,7 +105,7 @@ class SpeculativeDecoder:
     def _verify(self, row: int, seq: _Sequence, chunk: Chunk, predicted: list[int]) -> None:
         drafts = seq.drafts
         first = seq.next_position - len(drafts)  # position of the token the first draft follows
-        if len(predicted) != len(drafts) + 1 or int(chunk.positions[0]) != first:
+        if len(predicted) != len(drafts) + 1 or chunk.runs[0][0] != first:
             raise RuntimeError(f"verification of sequence {row} did not cover exactly the drafted positions")
         accepted = 0
         while accepted < len(drafts) and drafts[accepted][0] == predicted[accepted]:
