@@ -41,7 +41,7 @@ def test_self_distillation_lowers_the_kl(backbone, kind):
     cfg = HeadTrainingConfig(max_tokens=25 * 4 * 32, batch_size=4, lr=1e-2, warmup_steps=2, eval_every=10 * 4 * 32,
                              patience=5, val_sequences=2, precision="float32")
     log = train_heads(backbone.layered, heads, cached_states(backbone, tokens, [1, 3]), cfg, seed=0)
-    assert all(h["best_heldout_loss"] < 0.8 * h["first_heldout_loss"] for h in log["per_head"])
+    assert all(h["best_heldout_loss"] < 0.8 * h["first_heldout_loss"] for h in log["modules"])
     assert all(not p.requires_grad for p in backbone.model.parameters()), "the backbone must stay frozen"
 
 
@@ -69,7 +69,7 @@ def test_gates_learn_and_skip_the_vocab_projection_when_nobody_exits(backbone):
     gate = GateConfig(width=16, max_tokens=30 * 4 * 32, batch_size=4, lr=1e-2)
     train_cfg = HeadTrainingConfig(eval_every=10 * 4 * 32, val_sequences=2, precision="float32")
     log = train_gates(backbone.layered, heads, cached_states(backbone, tokens, [1, 3]), gate, train_cfg, seed=0)
-    assert all(g["best_heldout_loss"] < g["first_heldout_loss"] for g in log["per_gate"])
+    assert all(g["best_heldout_loss"] < g["first_heldout_loss"] for g in log["modules"])
     hidden = torch.randn(1, 1, backbone.layered.hidden_size)
     confident, logits = ExitPolicy([1, 3], "gate", [-math.inf, -math.inf]).exit_decision(heads, 0, hidden)
     assert not bool(confident.any()) and logits is None

@@ -91,7 +91,7 @@ def test_gates_train_in_the_same_loop(backbone, tokens):
     gate = GateConfig(width=16, max_tokens=30 * 2 * SEQ, batch_size=2, lr=1e-2)
     log = train_gates(backbone.layered, heads, cached_states(backbone, tokens, [1, 3], "float32"), gate, _settings(), seed=0)
     assert log["loss"] == "bce" and len(log["modules"]) == 2
-    assert all(g["best_heldout_loss"] < g["first_heldout_loss"] for g in log["per_gate"])
+    assert all(g["best_heldout_loss"] < g["first_heldout_loss"] for g in log["modules"])
 
 
 def test_state_cache_is_keyed_on_the_backbone_and_rebuilt_when_it_does_not_match(backbone, tokens, tmp_path):
