@@ -17,7 +17,6 @@ from eebench.errors import EEBenchError, require
 
 CALIBRATION_METHODS = ("max_coverage", "platt", "risk_controlled")
 PLACEMENT_KINDS = ("equal", "explicit", "every")
-HEAD_KINDS = ("linear", "mlp", "lens", "logit_lens")
 ENGINE_STRATEGIES = ("full", "lazy", "copy", "skip", "dssd")
 LOGGERS = ("wandb", "none")
 
@@ -105,13 +104,17 @@ class GateConfig:
 
 @dataclass
 class HeadConfig:
-    kind: str = "linear"
+    kind: str = "linear"  # a head type registered in eebench/heads/types/
     init_from_lm_head: bool = True
     training: HeadTrainingConfig = field(default_factory=HeadTrainingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    # The head type's own fields (e.g. low_rank: rank), declared with defaults on the type; filled in here.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _one_of("head.kind", self.kind, HEAD_KINDS)
+        from eebench.heads.types import head_options
+
+        self.options = head_options(self.kind, self.options)
 
 
 @dataclass
