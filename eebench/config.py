@@ -16,7 +16,6 @@ from omegaconf.errors import OmegaConfBaseException
 from eebench.errors import EEBenchError, require
 
 CALIBRATION_METHODS = ("max_coverage", "platt", "risk_controlled")
-PLACEMENT_KINDS = ("equal", "explicit", "every")
 ENGINE_STRATEGIES = ("full", "lazy", "copy", "skip", "dssd")
 LOGGERS = ("wandb", "none")
 
@@ -47,15 +46,17 @@ class BackboneConfig:
 
 @dataclass
 class PlacementConfig:
-    kind: str = "equal"
+    kind: str = "equal"  # a placement registered in eebench/heads/placements/ (each declares the fields below it reads)
     num_heads: int = 4  # for kind=equal: heads at the interior points of linspace(0, L, n+2)
     layers: list[int] = field(default_factory=list)  # for kind=explicit: 0-based block indices
     every: int = 4  # for kind=every: blocks every-1, 2*every-1, ... below the last block
 
     def __post_init__(self) -> None:
-        _one_of("placement.kind", self.kind, PLACEMENT_KINDS)
-        _positive("placement.num_heads", self.num_heads)
-        _positive("placement.every", self.every)
+        from eebench.heads.placements import PLACEMENTS
+
+        placement = PLACEMENTS.get(self.kind)
+        if placement.check is not None:
+            placement.check(self)
 
 
 STATE_DTYPES = ("float16", "bfloat16", "float32")
