@@ -86,6 +86,13 @@ def prepare_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[st
 
 
 BASELINE_FILE = "baseline_tasks.json"
+def head_type_modules() -> tuple[str, ...]:
+    """Every head type's module: the scores run a head's forward (conservative: any head type's change re-scores)."""
+    from eebench.heads.types import HEAD_TYPES
+
+    return tuple(HEAD_TYPES.get(kind).module for kind in HEAD_TYPES)
+
+
 # The modules whose source determines per-request scores and the full model's task metrics.
 SCORES_CODE = ("eebench.evaluation.scores", "eebench.evaluation.lm", "eebench.exits.confidence", "eebench.heads.modules")
 BASELINE_CODE = ("eebench.evaluation.runner", "eebench.evaluation.lm", "eebench.evaluation.scores")
@@ -108,7 +115,7 @@ def baseline_spec(cfg: EvalConfig, prepared: tuple, backbone_identity: dict) -> 
 def score_store_path(cfg: EvalConfig, prepared: tuple, backbone_identity: dict, heads_dir: Path) -> Path:
     """Scores depend on the backbone, the heads' file contents, the tasks and the scoring code."""
     key = content_key({"heads": content_digest(heads_dir), "backbone": backbone_identity, **task_identity(cfg, prepared),
-                       "code": code_fingerprint(*SCORES_CODE)})
+                       "code": code_fingerprint(*SCORES_CODE, *head_type_modules())})
     return cache_root() / "scores" / f"{key}.safetensors"
 
 
