@@ -81,7 +81,8 @@ def prepare_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[st
     manager = task_manager(include_path)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
-        raise EEBenchError(f"eval.tasks contains unknown task(s) {unknown}; allowed: tasks lm-eval knows or YAMLs under eval.include_path")
+        raise EEBenchError(f"eval.tasks contains unknown task(s) {unknown}; "
+                           "allowed: tasks lm-eval knows or YAMLs under eval.include_path")
     return include_path, tasks, manager
 
 
