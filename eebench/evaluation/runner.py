@@ -11,7 +11,7 @@ from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
 from eebench.evaluation.scores import ScoreStore
 
 
-def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0) -> tuple[list[str], list[str]]:
+def resolve_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[str]]:
     """(include paths, lm-eval task names). Offline suite names map to generated local tasks."""
     if cfg.suite != "bigbench":
         return ([cfg.include_path] if cfg.include_path else []), list(cfg.tasks)
@@ -21,8 +21,9 @@ def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0) -> tuple[lis
     prose = [t for t in cfg.tasks if t in PROSE_TASKS]
     bigbench = [t for t in cfg.tasks if t not in PROSE_TASKS]
     paths, names = [], []
-    for builder, chosen in ((lambda ts: build_suite(ts, cfg.limit, seed=seed), bigbench),
-                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit, seed), prose)):
+    # Both builders' default seed (0) picks the documents: the suite is part of the benchmark, not of a run's seed.
+    for builder, chosen in ((lambda ts: build_suite(ts, cfg.limit), bigbench),
+                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit), prose)):
         if chosen:
             path, built = builder(chosen)
             paths.append(path)
