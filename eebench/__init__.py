@@ -5,21 +5,10 @@ when the model is requested), so ``lm_eval.simple_evaluate(model="eebench", mode
 """
 from __future__ import annotations
 
+import eebench_lm_eval_hook
+
 __version__ = "0.1.0"
 __all__ = ["EarlyExitModel", "__version__"]
-
-
-def _register_lm_eval_model() -> None:
-    try:
-        from lm_eval.api.registry import model_registry
-    except ImportError:  # lm-eval < 0.4.10 has no lazy registry: import the class, which registers it
-        try:
-            import eebench.evaluation.lm  # noqa: F401
-        except ImportError:
-            pass
-        return
-    if "eebench" not in model_registry:
-        model_registry.register("eebench", target="eebench.evaluation.lm:EarlyExitLM")
 
 
 def __getattr__(name: str):
@@ -30,4 +19,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'eebench' has no attribute {name!r}")
 
 
-_register_lm_eval_model()
+# One registration mechanism: eebench_lm_eval_hook. lm-eval (0.4.13) discovers no third-party models (no entry
+# points), so for its plain CLI (`lm_eval --model eebench`) the installed eebench_lm_eval.pth calls install() at
+# interpreter start; a process that imports eebench without that .pth (a source checkout on PYTHONPATH) gets the
+# same call here. install() imports nothing: the name is registered when lm-eval's registry module loads.
+eebench_lm_eval_hook.install()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from eebench.errors import EEBenchError, require
 
@@ -81,22 +81,6 @@ def register_cache(subparsers) -> None:
     parser.set_defaults(handler=run_cache)
 
 
-def run_lm_eval(args: argparse.Namespace) -> int:
-    import eebench.evaluation.lm  # noqa: F401  registers the "eebench" model with lm-eval
-    from lm_eval.__main__ import cli_evaluate
-
-    sys.argv = ["lm_eval", *args.lm_eval_args]  # lm-eval's CLI reads sys.argv; hand it the user's arguments unchanged
-    cli_evaluate()
-    return 0
-
-
-def register_lm_eval(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "lm-eval", help="lm-eval's own CLI with the eebench model registered: --model eebench --model_args run_dir=DIR,threshold=T")
-    parser.add_argument("lm_eval_args", nargs=argparse.REMAINDER)
-    parser.set_defaults(handler=run_lm_eval)
-
-
 def run_tiny_model(args: argparse.Namespace) -> int:
     from eebench.backbones.tiny import make_tiny_model
 
@@ -128,7 +112,7 @@ def register_families(subparsers) -> None:
     parser.set_defaults(handler=run_families)
 
 
-COMMANDS: list[Callable] = [register_report, register_cache, register_lm_eval, register_tiny_model, register_families]
+COMMANDS: list[Callable] = [register_report, register_cache, register_tiny_model, register_families]
 
 
 def build_parser() -> argparse.ArgumentParser:

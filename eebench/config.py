@@ -15,10 +15,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eebench.errors import EEBenchError, require
 
-CALIBRATION_METHODS = ("max_coverage", "platt", "risk_controlled")
-PLACEMENT_KINDS = ("equal", "explicit", "every")
-HEAD_KINDS = ("linear", "mlp", "lens", "logit_lens")
-ENGINE_STRATEGIES = ("full", "lazy", "copy", "skip", "dssd")
 LOGGERS = ("wandb", "none")
 
 
@@ -48,15 +44,17 @@ class BackboneConfig:
 
 @dataclass
 class PlacementConfig:
-    kind: str = "equal"
+    kind: str = "equal"  # a placement registered in eebench/heads/placements/ (each declares the fields below it reads)
     num_heads: int = 4  # for kind=equal: heads at the interior points of linspace(0, L, n+2)
     layers: list[int] = field(default_factory=list)  # for kind=explicit: 0-based block indices
     every: int = 4  # for kind=every: blocks every-1, 2*every-1, ... below the last block
 
     def __post_init__(self) -> None:
-        _one_of("placement.kind", self.kind, PLACEMENT_KINDS)
-        _positive("placement.num_heads", self.num_heads)
-        _positive("placement.every", self.every)
+        from eebench.heads.placements import PLACEMENTS
+
+        placement = PLACEMENTS.get(self.kind)
+        if placement.check is not None:
+            placement.check(self)
 
 
 STATE_DTYPES = ("float16", "bfloat16", "float32")
@@ -105,13 +103,17 @@ class GateConfig:
 
 @dataclass
 class HeadConfig:
-    kind: str = "linear"
+    kind: str = "linear"  # a head type registered in eebench/heads/types/
     init_from_lm_head: bool = True
     training: HeadTrainingConfig = field(default_factory=HeadTrainingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    # The head type's own fields (e.g. low_rank: rank), declared with defaults on the type; filled in here.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _one_of("head.kind", self.kind, HEAD_KINDS)
+        from eebench.heads.types import head_options
+
+        self.options = head_options(self.kind, self.options)
 
 
 @dataclass
@@ -126,16 +128,18 @@ class ConfidenceConfig:
 
 @dataclass
 class CalibrationConfig:
-    method: str = "max_coverage"
-    delta: float = 0.1  # risk_controlled: allowed probability that held-out agreement misses the target
-    bound: str = "binomial"  # risk_controlled: "binomial" (exact) or "hb" (Hoeffding-Bentkus)
-    grid: int = 200  # risk_controlled: candidate thresholds tested in sequence
+    method: str = "max_coverage"  # a method registered in eebench/exits/calibrators/
+    # The fields below belong to risk_controlled (its module declares and validates them); other methods ignore them.
+    delta: float = 0.1  # allowed probability that held-out agreement misses the target
+    bound: str = "binomial"  # "binomial" (exact) or "hb" (Hoeffding-Bentkus)
+    grid: int = 200  # candidate thresholds tested in sequence
 
     def __post_init__(self) -> None:
-        _one_of("calibration.method", self.method, CALIBRATION_METHODS)
-        _one_of("calibration.bound", self.bound, ("binomial", "hb"))
-        require(0 < self.delta < 1, f"calibration.delta={self.delta!r} must be in (0, 1)")
-        _positive("calibration.grid", self.grid)
+        from eebench.exits.calibrators import CALIBRATORS
+
+        method = CALIBRATORS.get(self.method)
+        if method.check is not None:
+            method.check(self)
 
 
 @dataclass
@@ -181,7 +185,7 @@ MIN_TIMING_REPEATS = 5  # fewer paired repeats give a bootstrap CI with too few 
 @dataclass
 class TimingConfig:
     enabled: bool = True
-    strategy: str = "lazy"
+    strategy: str = "lazy"  # a strategy in eebench/engine/strategies.py that follows the exit policy
     # heldout: the start of held-out prose documents; tasks: the evaluation tasks' own request contexts.
     prompts: str = "heldout"
     num_prompts: int = 4
@@ -194,7 +198,9 @@ class TimingConfig:
     seed: int = 0  # order of the workloads in each repeat, and the bootstrap resamples
 
     def __post_init__(self) -> None:
-        _one_of("timing.strategy", self.strategy, ENGINE_STRATEGIES)
+        from eebench.engine.strategies import check_timing_strategy
+
+        check_timing_strategy(self.strategy)
         _one_of("timing.prompts", self.prompts, TIMING_PROMPTS)
         require(self.threads is None or self.threads > 0,
                 f"timing.threads={self.threads} must be a positive integer or null (null = physical cores)")

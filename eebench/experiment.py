@@ -27,6 +27,7 @@ from eebench.heads import ExitHeads, load_heads, save_heads
 from eebench.heads.placement import exit_layers as place_heads
 from eebench.heads.states import cached_states
 from eebench.heads.train import train_gates, train_heads
+from eebench.heads.types import HEAD_TYPES
 from eebench.model import EarlyExitModel
 from eebench.traces.curves import head_curves, per_head_heldout
 from eebench.traces.simulate import simulate
@@ -52,7 +53,7 @@ def seed_everything(seed: int) -> None:
 
 
 # The modules whose source determines each artifact kind: their fingerprint is part of its cache key.
-HEADS_CODE = ("eebench.heads.modules", "eebench.heads.train", "eebench.heads.loop", "eebench.heads.gate",
+HEADS_CODE = ("eebench.heads.modules", "eebench.heads.types", "eebench.heads.train", "eebench.heads.loop", "eebench.heads.gate",
               "eebench.heads.store", "eebench.heads.states", "eebench.backbones.layered", "eebench.backbones.families",
               "eebench.data.corpus")
 TRACE_CODE = ("eebench.traces.trace", "eebench.heads.modules", "eebench.heads.train", "eebench.exits.confidence",
@@ -84,12 +85,13 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
 
     def build(tmp: Path) -> None:
         seed_everything(cfg.seed)
-        heads = ExitHeads.create(backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head, cfg.head.gate.width)
+        heads = ExitHeads.create(backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head, cfg.head.gate.width,
+                                 cfg.head.options)
         log = train_from_states(cfg, backbone, heads, splits["train"]) if heads.trainable or cfg.head.gate.width else {}
         checkpoint("heads")  # crash tests kill here: trained but not yet saved or renamed into the cache
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
 
-    directory = get_or_build("heads", spec, build, code=HEADS_CODE)
+    directory = get_or_build("heads", spec, build, code=(*HEADS_CODE, HEAD_TYPES.get(cfg.head.kind).module))
     return load_heads(directory, backbone.layered), directory
 
 
@@ -112,7 +114,8 @@ def build_trace(backbone: Backbone, heads: ExitHeads, heads_dir: Path, tokens: t
     # Keyed on the heads' file contents (not their folder's name) and the backbone that runs them.
     spec = {"heads": content_digest(heads_dir), "backbone": backbone.identity, "split": split,
             "tokens": content_key({"t": tokens.flatten().tolist()})}
-    directory = get_or_build("traces", spec, lambda tmp: collect_trace(backbone.model, heads, tokens).save(tmp), code=TRACE_CODE)
+    code = (*TRACE_CODE, HEAD_TYPES.get(heads.kind).module)  # the head type's forward produces the trace
+    directory = get_or_build("traces", spec, lambda tmp: collect_trace(backbone.model, heads, tokens).save(tmp), code=code)
     return Trace.load(directory), directory
 
 

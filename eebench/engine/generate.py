@@ -33,10 +33,11 @@ from eebench.engine.exit_plan import ExitPlan, confidence_exits, fixed_exit, no_
 from eebench.engine.kv import RaggedKVCache
 from eebench.engine.layerwise import LayerwiseDecoder, Request, final_predictions
 from eebench.engine.speculative import SpeculationStats, SpeculativeDecoder
+from eebench.engine.strategies import engine_strategies, speculative_strategies
 from eebench.errors import require
 
-STRATEGIES = ("full", "lazy", "copy", "skip", "static", "dssd", "layerskip")
-_SPECULATIVE = ("dssd", "layerskip")
+STRATEGIES = engine_strategies()  # the registry in strategies.py is the one list of names
+_SPECULATIVE = tuple(s for s in speculative_strategies() if s in STRATEGIES)
 
 
 @dataclass
@@ -58,7 +59,8 @@ def generate(lm: LayeredModel, input_ids, max_new_tokens: int, heads=None, polic
              max_draft: int = 5, exit_layer: int | None = None, draft_length: int | None = None) -> GenerationOutput:
     """Greedy decoding of one or more prompts with the given early-exit strategy."""
     require(strategy in STRATEGIES, f"engine strategy={strategy!r} is unknown; allowed: {', '.join(STRATEGIES)}")
-    require(isinstance(max_new_tokens, int) and max_new_tokens >= 1, f"max_new_tokens={max_new_tokens!r} is invalid; allowed: an integer >= 1")
+    require(isinstance(max_new_tokens, int) and max_new_tokens >= 1,
+            f"max_new_tokens={max_new_tokens!r} is invalid; allowed: an integer >= 1")
     prompts = split_prompts(input_ids, attention_mask)
     device = lm.lm_head.weight.device
     capacity = max(len(p) for p in prompts) + max_new_tokens + 1
@@ -83,11 +85,13 @@ def split_prompts(input_ids, attention_mask=None) -> list[torch.Tensor]:
         require(attention_mask is None, "attention_mask is only for a [batch, length] tensor of prompts, not a list")
         prompts = [p.reshape(-1) for p in input_ids]
     else:
-        require(input_ids.dim() == 2, f"input_ids has shape {tuple(input_ids.shape)}; allowed: [batch, length] or a list of 1-D prompts")
+        require(input_ids.dim() == 2,
+                f"input_ids has shape {tuple(input_ids.shape)}; allowed: [batch, length] or a list of 1-D prompts")
         if attention_mask is None:
             prompts = list(input_ids)
         else:
-            require(attention_mask.shape == input_ids.shape, f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {tuple(input_ids.shape)}")
+            require(attention_mask.shape == input_ids.shape,
+                    f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {tuple(input_ids.shape)}")
             prompts = [row[mask.bool()] for row, mask in zip(input_ids, attention_mask)]
     require(len(prompts) > 0 and all(len(p) > 0 for p in prompts), "every prompt needs at least one token")
     return prompts

@@ -22,9 +22,14 @@ import yaml
 
 from eebench.cache import entry_dir, entry_problem, get_or_build
 from eebench.errors import EEBenchError, require
-
-from eebench.evaluation.bigbench_sdist import (  # noqa: E402  re-exported: part of this module's interface
-    BIGBENCH_SDIST, SDIST_ENV_VAR, SDIST_FILENAME, _read_task_files, _sdist_identity, ensure_sdist)
+from eebench.evaluation.bigbench_sdist import (  # noqa: F401  SDIST_ENV_VAR re-exported: part of this module's interface
+    BIGBENCH_SDIST,
+    SDIST_ENV_VAR,
+    SDIST_FILENAME,
+    _read_task_files,
+    _sdist_identity,
+    ensure_sdist,
+)
 
 LM_EVAL_PREFIX = "eebench_bb_"  # lm-eval ships its own ``bigbench_*`` tasks; never collide with them
 RAW_PREFIX = "bigbench:"  # ``bigbench:<benchmark_tasks dir>[:<kind>]`` names any JSON task directly
@@ -61,10 +66,6 @@ CURATED_TASKS: dict[str, dict[str, Any]] = {
     "arithmetic_1d_mul_gen": {"bigbench": "arithmetic/1_digit_multiplication", "kind": "generate", "answer": "last"},
     "arithmetic_2d_gen": {"bigbench": "arithmetic/2_digit_addition", "kind": "generate", "answer": "last"},
 }
-# Smallest useful check: 2 short choices ("Yes"/"No"), the cheapest task to score.
-SMOKE_TASKS: list[str] = ["strategyqa"]
-# Short inputs, 4 choices, the clearest margins over chance: fast on a 2-core CPU at limit ~100.
-DEMO_TASKS: list[str] = ["phrase_relatedness", "similarities_abstraction"]
 
 
 # --------------------------------------------------------------------------- task names
@@ -340,13 +341,3 @@ def build_suite(task_names: list[str], limit: int | None = None, sdist: Path | N
 def _duplicates(names: list[str]) -> list[str]:
     seen: set[str] = set()
     return [n for n in names if n in seen or seen.add(n)]
-
-
-def task_info(include_path: str) -> dict[str, dict[str, Any]]:
-    """Per lm-eval task name: source, kind, number of docs, chance and majority-answer accuracy."""
-    info = {}
-    for yaml_file in sorted(Path(include_path).glob("*.yaml")):
-        config = yaml.safe_load(yaml_file.read_text())
-        meta = json.loads((Path(config["dataset_kwargs"]["data_files"]["test"]).parent / "meta.json").read_text())
-        info[config["task"]] = {k: meta[k] for k in ("bigbench", "kind", "num_docs", "chance", "majority")}
-    return info

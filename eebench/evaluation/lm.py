@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 
 import torch
-from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm.auto import tqdm
 
@@ -25,7 +24,6 @@ def _as_bool(value) -> bool:
     return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
 
 
-@register_model("eebench")
 class EarlyExitLM(HFLM):
     def __init__(self, run_dir: str | None = None, threshold: float | None = None, exits: bool | str = True,
                  ee_model=None, policy=None, score_store: ScoreStore | None = None, batch_size: int | str = 8,

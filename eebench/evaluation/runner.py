@@ -11,7 +11,7 @@ from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
 from eebench.evaluation.scores import ScoreStore
 
 
-def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0) -> tuple[list[str], list[str]]:
+def resolve_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[str]]:
     """(include paths, lm-eval task names). Offline suite names map to generated local tasks."""
     if cfg.suite != "bigbench":
         return ([cfg.include_path] if cfg.include_path else []), list(cfg.tasks)
@@ -21,8 +21,9 @@ def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0) -> tuple[lis
     prose = [t for t in cfg.tasks if t in PROSE_TASKS]
     bigbench = [t for t in cfg.tasks if t not in PROSE_TASKS]
     paths, names = [], []
-    for builder, chosen in ((lambda ts: build_suite(ts, cfg.limit, seed=seed), bigbench),
-                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit, seed), prose)):
+    # Both builders' default seed (0) picks the documents: the suite is part of the benchmark, not of a run's seed.
+    for builder, chosen in ((lambda ts: build_suite(ts, cfg.limit), bigbench),
+                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit), prose)):
         if chosen:
             path, built = builder(chosen)
             paths.append(path)
@@ -81,11 +82,19 @@ def prepare_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[st
     manager = task_manager(include_path)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
-        raise EEBenchError(f"eval.tasks contains unknown task(s) {unknown}; allowed: tasks lm-eval knows or YAMLs under eval.include_path")
+        raise EEBenchError(f"eval.tasks contains unknown task(s) {unknown}; "
+                           "allowed: tasks lm-eval knows or YAMLs under eval.include_path")
     return include_path, tasks, manager
 
 
 BASELINE_FILE = "baseline_tasks.json"
+def head_type_modules() -> tuple[str, ...]:
+    """Every head type's module: the scores run a head's forward (conservative: any head type's change re-scores)."""
+    from eebench.heads.types import HEAD_TYPES
+
+    return tuple(HEAD_TYPES.get(kind).module for kind in HEAD_TYPES)
+
+
 # The modules whose source determines per-request scores and the full model's task metrics.
 SCORES_CODE = ("eebench.evaluation.scores", "eebench.evaluation.lm", "eebench.exits.confidence", "eebench.heads.modules")
 BASELINE_CODE = ("eebench.evaluation.runner", "eebench.evaluation.lm", "eebench.evaluation.scores")
@@ -108,7 +117,7 @@ def baseline_spec(cfg: EvalConfig, prepared: tuple, backbone_identity: dict) -> 
 def score_store_path(cfg: EvalConfig, prepared: tuple, backbone_identity: dict, heads_dir: Path) -> Path:
     """Scores depend on the backbone, the heads' file contents, the tasks and the scoring code."""
     key = content_key({"heads": content_digest(heads_dir), "backbone": backbone_identity, **task_identity(cfg, prepared),
-                       "code": code_fingerprint(*SCORES_CODE)})
+                       "code": code_fingerprint(*SCORES_CODE, *head_type_modules())})
     return cache_root() / "scores" / f"{key}.safetensors"
 
 

@@ -16,24 +16,24 @@ from __future__ import annotations
 
 import copy
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from eebench.config import TimingConfig
 from eebench.engine.generate import GenerationOutput, generate
+from eebench.engine.strategies import speculative_strategies
 from eebench.errors import require
 from eebench.timing.statistics import BOOTSTRAP_RESAMPLES, CI_METHOD, depth_bound, depth_bound_flags, ratio_fields
-from eebench.timing.timer import (MIB, cpu_model, interleaved_runs, load_average_1min, process_peak_rss_mib, spread,
-                                  torch_threads)
+from eebench.timing.timer import MIB, cpu_model, interleaved_runs, load_average_1min, process_peak_rss_mib, spread, torch_threads
 
 PREFILL_TOKENS = 1  # a run asked for one token does the prompt pass and nothing else
 
 REFERENCE = "transformers_greedy"
 # Strategies whose tokens are drafted and then verified by the full model several at a time: a token's
 # exit index does not say how many blocks it cost, so no depth bound applies to them.
-SPECULATIVE = ("dssd", "layerskip")
+SPECULATIVE = speculative_strategies()
 
 Workload = Callable[[int], list]  # new tokens per sequence -> outputs, one per batch
 
@@ -133,7 +133,7 @@ class Generated:
         return self.batches * self.decode_tokens / self.sequences
 
     @classmethod
-    def of(cls, outputs: list) -> "Generated":
+    def of(cls, outputs: list) -> Generated:
         rows = generated_rows(outputs)
         engine_caches = [o.kv_cache_bytes for o in outputs if isinstance(o, GenerationOutput)]
         return cls(sum(len(row) for row in rows), len(rows), len(outputs), max(engine_caches, default=None))

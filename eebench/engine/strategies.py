@@ -1,0 +1,63 @@
+"""Generation strategies: the single list of their names and properties.
+
+``generate`` (engine/generate.py) runs the ``engine`` strategies; ``assistant_early_exit`` is transformers' own
+``generate(assistant_early_exit=block + 1)`` (benchmarks/engine_speed.py). An experiment's timing stage
+(``timing.strategy``) runs the strategies that exit by the calibrated policy; the baselines exit at one fixed block
+(``exit_layer``) and are timed side by side in benchmarks/engine_speed.py. Layer-wise KV modes are in layerwise.py.
+To add a strategy: its code in the engine, an entry here, and a test (tests/test_engine.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eebench.errors import require
+from eebench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    runner: str  # "engine": eebench.engine.generate; "transformers": transformers' generate
+    lossless: bool  # output equals full-depth greedy decoding (speculation verifies every draft)
+    baseline: bool  # a published comparison point exiting at one fixed block, not by the exit policy
+    speculative: bool = False  # drafts from an exit, verifies with the full model
+    description: str = ""
+
+    @property
+    def follows_policy(self) -> bool:
+        return not self.baseline
+
+
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+for _strategy in (
+    Strategy("full", "engine", False, False, description="exits pick the token, every block still runs (exact KV)"),
+    Strategy("lazy", "engine", False, False, description="exited positions' deeper KV filled with the next deep token"),
+    Strategy("copy", "engine", False, False, description="CALM: the exited hidden state feeds every deeper block's KV"),
+    Strategy("skip", "engine", False, False, description="deeper blocks never see exited positions"),
+    Strategy("dssd", "engine", True, False, True, "dynamic self-speculative decoding with the heads and policy"),
+    Strategy("static", "engine", False, True, description="every token exits at block exit_layer"),
+    Strategy("layerskip", "engine", True, True, True, "self-speculation drafting from block exit_layer (LayerSkip)"),
+    Strategy("assistant_early_exit", "transformers", True, True, True,
+             "transformers' generate(assistant_early_exit=exit_layer + 1): self-speculation from one block"),
+):
+    STRATEGIES.register(_strategy)
+
+
+def engine_strategies() -> tuple[str, ...]:
+    return tuple(s.name for s in map(STRATEGIES.get, STRATEGIES) if s.runner == "engine")
+
+
+def speculative_strategies() -> tuple[str, ...]:
+    return tuple(s.name for s in map(STRATEGIES.get, STRATEGIES) if s.speculative)
+
+
+def policy_strategies() -> tuple[str, ...]:
+    return tuple(s.name for s in map(STRATEGIES.get, STRATEGIES) if s.follows_policy)
+
+
+def check_timing_strategy(name: str) -> None:
+    """An experiment times the strategy under its calibrated exit policy: a fixed-block baseline has no place there."""
+    strategy = STRATEGIES.get(name)
+    require(strategy.follows_policy,
+            f"timing.strategy={name} is a baseline exiting at one fixed block (benchmarks/engine_speed.py times it); "
+            f"allowed: {', '.join(policy_strategies())}")

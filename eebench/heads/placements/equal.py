@@ -1,0 +1,34 @@
+"""``equal`` (the paper): ``placement.num_heads`` heads at the interior points of linspace(0, L, n+2)."""
+import numpy as np
+
+from eebench.errors import require
+from eebench.heads.placements import Placement, register
+
+
+def equal_layers(num_heads: int, num_layers: int) -> list[int]:
+    # The paper's rule, taken literally so published placements match (Pythia-410M: 4, 9, 14, 19):
+    # interior points of linspace(0, L, n+2), truncated to ints, used as 0-based block indices.
+    return [int(x) for x in np.linspace(0, num_layers, num_heads + 2)[1:-1]]
+
+
+def _valid(layers: list[int], num_layers: int) -> bool:
+    return len(set(layers)) == len(layers) and all(0 <= layer <= num_layers - 2 for layer in layers)
+
+
+def max_equal_heads(num_layers: int) -> int:
+    """The most heads the equal rule places at distinct blocks before the last one."""
+    return max([n for n in range(1, num_layers) if _valid(equal_layers(n, num_layers), num_layers)], default=0)
+
+
+def _layers(cfg, num_layers: int) -> list[int]:
+    most = max_equal_heads(num_layers)
+    require(cfg.num_heads <= most, f"placement.num_heads={cfg.num_heads} is more than a {num_layers}-block backbone "
+                                   f"allows; allowed: 1..{most}")
+    return equal_layers(cfg.num_heads, num_layers)
+
+
+def _check(cfg) -> None:
+    require(cfg.num_heads > 0, f"placement.num_heads={cfg.num_heads!r} must be > 0")
+
+
+register(Placement("equal", _layers, ("num_heads",), _check, __doc__))

@@ -1,0 +1,57 @@
+"""A registry of the variants of one pluggable axis (head type, placement, calibration method, ...).
+
+Each variant lives in its own module of the axis's package and registers itself on import; the package
+imports all of its modules once (``discover``), so the registry is the single list of names that config
+validation, dispatch and error messages read. Adding a variant is one module, one YAML and one test.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Generic, TypeVar
+
+from eebench.errors import require
+
+V = TypeVar("V")
+
+
+class Registry(Generic[V]):
+    def __init__(self, key: str):
+        self.key = key  # the config key that names a variant, e.g. "head.kind", used in error messages
+        self._variants: dict[str, V] = {}
+
+    def register(self, variant: V) -> V:
+        name = variant.name
+        require(name not in self._variants, f"{self.key}={name!r} is registered twice")
+        self._variants[name] = variant
+        return variant
+
+    def get(self, name: str) -> V:
+        require(name in self._variants, f"{self.key}={name!r} is not supported; allowed: {', '.join(self._variants)}")
+        return self._variants[name]
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._variants)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._variants
+
+    def __iter__(self):
+        return iter(self._variants)
+
+    def __len__(self) -> int:
+        return len(self._variants)
+
+
+def discover(package_name: str, package_path) -> None:
+    """Import every module of a variant package (sorted, so registration order is stable)."""
+    for module in sorted(m.name for m in pkgutil.iter_modules(package_path)):
+        importlib.import_module(f"{package_name}.{module}")
+
+
+def check_options(key: str, variant: str, options: dict, defaults: dict) -> dict:
+    """A variant's own config fields (``key`` e.g. "head.options"): unknown names fail, missing ones take its defaults."""
+    unknown = sorted(set(options) - set(defaults))
+    require(not unknown, f"{key}.{unknown[0] if unknown else ''} is not an option of {variant}; "
+                         f"allowed: {', '.join(defaults) or 'none'}")
+    return {**defaults, **options}
