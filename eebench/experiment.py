@@ -157,7 +157,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     training.pop("loss_curve", None)  # stays in the heads cache; results.json keeps the summary
     result = RunResult(
         status="running",
-        backbone=cfg.backbone.name,
+        backbone=backbone.name,  # backbone.name, or the loaded model's own name when unset
         backbone_path=backbone.path,
         backbone_dtype=backbone.identity["dtype"],  # resolved: backbone.dtype=auto records what was loaded
         num_layers=backbone.num_layers,

@@ -9,6 +9,7 @@ come from the same examples and are positively correlated, so the error of the c
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,11 @@ import pandas as pd
 from eebench.tracking.contract import RunResult, TimingResult
 
 FAMILY_COLUMNS = ("backbone", "placement", "head", "confidence")  # RunResult.family joins these
+# Further axes a sweep may vary: where one takes more than one value among runs of the same
+# FAMILY_COLUMNS, family labels name it ("layers=3,7"), so no front mixes configurations while a
+# plain threshold sweep keeps the short label. (The number of heads is part of exit_layers.)
+FAMILY_AXES = {"exit_layers": "layers", "calibration_method": "calibration", "timing_strategy": "strategy",
+               "backbone_dtype": "dtype"}
 # Both speedups are plotted and fronted separately: measured is what a user gets on this machine,
 # theoretical (from layers skipped) is what a better engine could get.
 SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "theoretical_speedup"}
@@ -27,7 +33,7 @@ SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "theoretical_s
 ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")
 
 BASE_COLUMNS = [
-    "run_dir", "family", "backbone", "placement", "head", "confidence", "calibration_method",
+    "run_dir", "family", "backbone", "backbone_path", "placement", "head", "confidence", "calibration_method",
     "threshold", "exit_layers", "num_layers", "agreement", "mean_layers", "theoretical_speedup",
     "depth_speedup", "measured_speedup", "speedup_min", "speedup_max", "full_tokens_per_s",
     "early_exit_tokens_per_s", "decode_speedup", "full_decode_tokens_per_s",
@@ -160,8 +166,36 @@ def _exit_columns(results: RunResult) -> dict[str, float]:
 
 
 def family_name(results: RunResult | dict) -> str:
-    """backbone/placement/head/confidence: runs that differ only in threshold or calibration target."""
+    """backbone/placement/head/confidence of one run alone; ``family_labels`` tells runs of a sweep apart."""
     return as_result(results).family
+
+
+def _path_tag(path: Any) -> str:
+    return hashlib.sha256(str(path).encode()).hexdigest()[:6]
+
+
+def distinct_backbone_labels(frame: pd.DataFrame) -> pd.Series:
+    """The backbone label, with a short hash of what was loaded where one label names several models
+    (two ``backbone=local`` directories), so they never share a front."""
+    paths = frame.groupby("backbone", dropna=False)["backbone_path"].transform("nunique")
+    tagged = frame["backbone"].astype(str) + "@" + frame["backbone_path"].map(_path_tag)
+    return tagged.where(paths > 1, frame["backbone"])
+
+
+def family_labels(frame: pd.DataFrame) -> pd.Series:
+    """backbone/placement/head/confidence, plus ``name=value`` for every FAMILY_AXES column that varies
+    among runs sharing those four."""
+    groups = frame.groupby(list(FAMILY_COLUMNS), dropna=False)
+    varying = [axis for axis in FAMILY_AXES if axis in frame and (groups[axis].nunique(dropna=False) > 1).any()]
+    labels = frame[list(FAMILY_COLUMNS)].astype(str).agg("/".join, axis=1)
+    for axis in varying:
+        labels = labels + f" {FAMILY_AXES[axis]}=" + frame[axis].astype(str)
+    return labels
+
+
+def run_families(runs: list[RunResult]) -> list[str]:
+    """The family label of each run (in order) as the report of exactly these runs names it."""
+    return list(_labelled_frame(runs)["family"])
 
 
 def _interval(value: Any) -> tuple[float, float]:
@@ -195,7 +229,8 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
     row: dict[str, Any] = {key: getattr(results, key) for key in FAMILY_COLUMNS}
     row.update(
         run_dir=results.run_dir,
-        family=results.family,
+        backbone_path=results.backbone_path,
+        family=results.family,  # refined over the whole sweep by runs_to_frame
         calibration_method=results.calibration_method,
         threshold=_number(results.threshold),
         exit_layers=",".join(str(layer) for layer in results.exit_layers),
@@ -215,11 +250,20 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
     return row
 
 
-def runs_to_frame(runs: list[RunResult | dict]) -> pd.DataFrame:
-    """One row per run, base columns first, then per-task and exit-histogram columns (sorted)."""
+def _labelled_frame(runs: list[RunResult | dict]) -> pd.DataFrame:
+    """One row per run in the given order, backbone and family labels telling every configuration apart."""
     rows = [run_to_row(results) for results in runs]
     extra = sorted({key for row in rows for key in row} - set(BASE_COLUMNS), key=_extra_column_order)
     frame = pd.DataFrame(rows, columns=BASE_COLUMNS + extra)
+    if not frame.empty:
+        frame["backbone"] = distinct_backbone_labels(frame)
+        frame["family"] = family_labels(frame)
+    return frame
+
+
+def runs_to_frame(runs: list[RunResult | dict]) -> pd.DataFrame:
+    """One row per run, base columns first, then per-task and exit-histogram columns (sorted)."""
+    frame = _labelled_frame(runs)
     if not frame.empty:
         frame = frame.sort_values(["family", "threshold"], kind="stable").reset_index(drop=True)
     return frame

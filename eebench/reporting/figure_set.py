@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from eebench.analysis.pareto import run_families
 from eebench.reporting import diagnostics
 from eebench.reporting.document import Callout, Figure, Heading, Paragraph, RawHtml, inline_html
 from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
@@ -104,8 +105,8 @@ def _exit_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None
 def _calibration_inputs(runs: list[RunResult]) -> dict[str, dict]:
     """Per family: curves (from its first run that has them), targets and chosen thresholds per head."""
     families: dict[str, dict] = {}
-    for results in runs:
-        family = families.setdefault(results.family, {"curves": None, "targets": [], "chosen": {},
+    for results, label in zip(runs, run_families(runs)):
+        family = families.setdefault(label, {"curves": None, "targets": [], "chosen": {},
                                                       "metric": results.confidence})
         if family["curves"] is None and results.curves:
             family["curves"] = [dataclasses.asdict(head) for head in results.curves]

@@ -37,7 +37,8 @@ def what_was_run(frame: pd.DataFrame, runs: list, skipped: list, sweep_dirs: lis
         f"Sweep directories: {', '.join(f'`{d}`' for d in sweep_dirs) or 'none readable'}",
         f"Backbones: {', '.join(distinct(frame['backbone'])) or 'none completed'}",
         f"Points: {total} ({len(runs)} complete, {len(skipped)} skipped or failed)",
-        f"Configuration families (backbone/placement/head/confidence): {frame['family'].nunique()}",
+        f"Configuration families (backbone/placement/head/confidence, plus any other axis that varies): "
+        f"{frame['family'].nunique()}",
         f"Calibration: {', '.join(distinct(frame['calibration_method'])) or '–'}",
         f"Tasks: {', '.join(task_names(frame)) or 'none'}",
         f"Precision (backbone dtype): {', '.join(distinct(column(frame, 'backbone_dtype'))) or 'not recorded'}",
