@@ -1,12 +1,16 @@
 """Pareto families key on every axis that varies in a sweep; backbones are labelled by what was loaded."""
 from __future__ import annotations
 
+import os
+
+from conftest import _write_prose, run_eebench
 from test_reporting import make_results
 
 from eebench.analysis.pareto import add_pareto_flags, runs_to_frame
 from eebench.backbones.loader import backbone_label, load_backbone
 from eebench.config import BackboneConfig
 from eebench.reporting.comparison import comparison_rows
+from eebench.tracking.contract import read_result
 
 
 def _point(threshold: float, theoretical: float, acc: float, **changes) -> dict:
@@ -66,3 +70,13 @@ def test_backbone_label_defaults_to_the_loaded_models_own_name(tiny_model_dirs):
     assert backbone_label(BackboneConfig(name_or_path="/m", gguf_file="SmolLM2.Q8_0.gguf")) == "SmolLM2.Q8_0"
     assert backbone_label(BackboneConfig(name="mine", name_or_path=str(directory))) == "mine"
     assert load_backbone(BackboneConfig(name_or_path=str(directory), dtype="float32"), "cpu").name == directory.name
+
+
+def test_smoke_point_is_labelled_by_its_directory(tmp_path, tiny_model_dirs):
+    directory = tiny_model_dirs["qwen2"]
+    env = {**os.environ, "EEBENCH_CACHE": str(tmp_path / "cache")}
+    proc = run_eebench(["experiment=smoke", f"backbone.name_or_path={directory}", "eval.tasks=[]", "timing=none",
+                        "logger=none", f"data.source={_write_prose(tmp_path / 'prose.txt')}",
+                        f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_result(tmp_path / "run").backbone == directory.name
