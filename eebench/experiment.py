@@ -29,7 +29,7 @@ from eebench.heads.states import cached_states
 from eebench.heads.train import train_gates, train_heads
 from eebench.model import EarlyExitModel
 from eebench.traces.curves import head_curves, per_head_heldout
-from eebench.traces.simulate import simulate
+from eebench.traces.simulate import heldout_check, simulate
 from eebench.traces.trace import Trace, collect_trace
 from eebench.tracking.contract import (
     Artifacts,
@@ -38,6 +38,7 @@ from eebench.tracking.contract import (
     DataInfo,
     ExitStats,
     HeadCurve,
+    HeldoutCheck,
     RunResult,
     TimingResult,
     TrainingResult,
@@ -131,6 +132,7 @@ def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Tr
         # Held-out tokens come from documents disjoint from the calibration documents.
         heldout_agreement=simulate(heldout, policy, costs)["agreement"],
         per_head_heldout=per_head_heldout(heldout, policy),
+        heldout=build(HeldoutCheck, heldout_check(heldout, policy, cfg.threshold), "calibration.heldout"),
     )
 
 
@@ -140,11 +142,11 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     if cfg.eval.tasks:  # resolve task names before hours of training, so a typo fails in seconds
         from eebench.evaluation.runner import prepare_tasks
 
-        tasks = prepare_tasks(cfg.eval, cfg.data.source)
+        tasks = prepare_tasks(cfg.eval, cfg.data.source, cfg.seed)
     backbone = load_backbone(cfg.backbone, cfg.device)
     check_positions(cfg, backbone)
     layers = place_heads(cfg.placement, backbone.num_layers)
-    splits = prepare_splits(cfg.data, backbone.tokenizer)
+    splits = prepare_splits(cfg.data, backbone.tokenizer, cfg.seed)
     heads, heads_dir = build_heads(cfg, backbone, layers, splits)
     calibration, calibration_dir = build_trace(backbone, heads, heads_dir, splits["calibration"], "calibration")
     heldout, _ = build_trace(backbone, heads, heads_dir, splits["heldout"], "heldout")
@@ -175,7 +177,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
         cost_model=CostModelResult(**dataclasses.asdict(costs), no_exit_overhead=costs.no_exit_overhead(),
                                    unit="weights read per token (batch-1 decoding is bound by weight traffic)"),
         data=DataInfo(cfg.data.source, {k: int(v.numel()) for k, v in splits.items()},
-                      "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"),
+                      f"train / calibration / held-out are disjoint sets of documents (train by a hash of the document id; "
+                      f"calibration and held-out drawn at random with seed {cfg.seed} from the rest); exit stats use held-out"),
         heads_training=build(TrainingResult, training, "heads_training"),
         artifacts=Artifacts(str(heads_dir), str(calibration_dir), dataclasses.asdict(cfg.backbone),
                             dataclasses.asdict(cfg.calibration)),

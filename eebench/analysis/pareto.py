@@ -40,7 +40,8 @@ BASE_COLUMNS = [
     "early_exit_decode_tokens_per_s", "full_decode_ms_per_token", "early_exit_decode_ms_per_token",
     "full_prefill_seconds", "early_exit_prefill_seconds", "timing_batch_size", "timing_strategy",
     "mean_acc", "mean_baseline_acc", "acc_delta",
-    "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "device", "hostname", "git_sha", "time",
+    "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "heldout_exited_agreement", "heldout_exited_tokens",
+    "calibration_misses", "device", "hostname", "git_sha", "time",
 ]
 # Numeric columns read from the exit stats and the timing section: {column: how to read it}.
 EXIT_NUMBERS = ("agreement", "mean_layers", "theoretical_speedup", "depth_speedup")
@@ -217,6 +218,17 @@ def timing_ci_columns(results: RunResult) -> dict[str, Any]:
             "backbone_dtype": results.backbone_dtype}
 
 
+def calibration_columns(results: RunResult) -> dict[str, Any]:
+    """Held-out agreement of the tokens that exited early, and every head that missed the target there
+    ("" when none did; NaN / None for results written before the check)."""
+    check = results.calibration.heldout
+    if check is None:
+        return {"heldout_exited_agreement": math.nan, "heldout_exited_tokens": math.nan, "calibration_misses": None}
+    misses = [f"block {head.layer}: {head.agreement:.3f} on {head.tokens} tokens" for head in check.heads if not head.target_met]
+    return {"heldout_exited_agreement": _number(check.exited_agreement), "heldout_exited_tokens": check.exited_tokens,
+            "calibration_misses": "; ".join(misses)}
+
+
 def _timing_columns(timing: TimingResult | None) -> dict[str, float]:
     # A run without timing (timing=none) has NaN speed columns.
     return {column: math.nan if timing is None else _number(read(timing)) for column, read in TIMING_NUMBERS.items()}
@@ -245,6 +257,7 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
     row.update({column: _number(getattr(results.exit, column)) for column in EXIT_NUMBERS})
     row.update(_timing_columns(timing))
     row.update(timing_ci_columns(results))
+    row.update(calibration_columns(results))
     row.update(_accuracy_columns(results))
     row.update(_exit_columns(results))
     return row

@@ -11,8 +11,9 @@ from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
 from eebench.evaluation.scores import ScoreStore
 
 
-def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0) -> tuple[list[str], list[str]]:
-    """(include paths, lm-eval task names). Offline suite names map to generated local tasks."""
+def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0, split_seed: int = 0) -> tuple[list[str], list[str]]:
+    """(include paths, lm-eval task names). Offline suite names map to generated local tasks; prose tasks
+    read the held-out documents of ``split_seed``'s draw (the run's seed), never its calibration ones."""
     if cfg.suite != "bigbench":
         return ([cfg.include_path] if cfg.include_path else []), list(cfg.tasks)
     from eebench.evaluation.bigbench import build_suite
@@ -22,7 +23,7 @@ def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0) -> tuple[lis
     bigbench = [t for t in cfg.tasks if t not in PROSE_TASKS]
     paths, names = [], []
     for builder, chosen in ((lambda ts: build_suite(ts, cfg.limit, seed=seed), bigbench),
-                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit, seed), prose)):
+                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit, seed, split_seed), prose)):
         if chosen:
             path, built = builder(chosen)
             paths.append(path)
@@ -75,9 +76,9 @@ def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
     return metrics_of(out)
 
 
-def prepare_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[str], object]:
+def prepare_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tuple[list[str], list[str], object]:
     """(include paths, lm-eval task names, task manager), or a one-line error for an unknown task."""
-    include_path, tasks = resolve_tasks(cfg, data_source)
+    include_path, tasks = resolve_tasks(cfg, data_source, split_seed=split_seed)
     manager = task_manager(include_path)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:

@@ -145,6 +145,19 @@ def _caveats(frame: pd.DataFrame) -> list[str]:
     return notes
 
 
+def calibration_misses(frame: pd.DataFrame) -> str:
+    """Every point with a head whose held-out exited tokens fell below the agreement target."""
+    misses = column(frame, "calibration_misses")
+    missed = frame[misses.notna() & (misses.astype(str) != "")]
+    if missed.empty:
+        return ""
+    listed = "; ".join(f"{describe_point(row)} (target {fmt(row['threshold'], 'g')}): {row['calibration_misses']}"
+                       for _, row in missed.head(MAX_EXAMPLES).iterrows())
+    more = f"; and {len(missed) - MAX_EXAMPLES} more" if len(missed) > MAX_EXAMPLES else ""
+    return (f"**{len(missed)} point(s) miss their calibration target on held-out documents** (agreement with the "
+            f"full model of the tokens a head let exit, below the target): {listed}{more}.")
+
+
 def measurement_errors(frame: pd.DataFrame) -> list[str]:
     """One line per point whose timing was flagged: stated as an error, kept out of every finding."""
     bad = frame[flagged(frame)]
@@ -160,6 +173,8 @@ def findings_items(frame: pd.DataFrame, skipped_count: int) -> list[str]:
     reference = reference_short(frame)
     items = [_backbone_finding(backbone, rows, reference) for backbone, rows in trusted.groupby("backbone", sort=True)]
     items += [_slower_than_full(trusted, reference)] + _caveats(trusted)
+    missed = calibration_misses(frame)
+    items += [missed] if missed else []
     hardware = mixed_hardware_note(frame)
     items += [hardware] if hardware else []
     if skipped_count:

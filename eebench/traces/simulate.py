@@ -29,3 +29,23 @@ def simulate(trace: Trace, policy: ExitPolicy, costs: CostModel) -> dict:
         "depth_speedup": costs.depth_speedup(first),
         "tokens": len(first),
     }
+
+
+def heldout_check(trace: Trace, policy: ExitPolicy, target: float) -> dict:
+    """Per head, the agreement of the tokens the policy let exit there, and pooled over every exited token.
+
+    ``simulate``'s agreement counts tokens that reached the final layer, which agree by definition; this
+    check leaves them out, so a head that exits too eagerly shows as a miss (``target_met`` false)."""
+    first = exit_indices(trace, policy)
+    agree = trace.agree  # [heads, tokens]: the head's argmax equals the final layer's
+    heads, hits = [], []
+    for i, layer in enumerate(policy.exit_layers):
+        exited = first == i
+        count = int(exited.sum())
+        agreement = float(agree[i][exited].double().mean()) if count else None
+        hits.append(agree[i][exited])
+        heads.append({"layer": layer, "agreement": agreement, "tokens": count,
+                      "target_met": agreement is None or agreement >= target})
+    pooled = torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+    return {"heads": heads, "exited_agreement": float(pooled.double().mean()) if len(pooled) else None,
+            "exited_tokens": len(pooled), "tokens": len(first), "target_met": all(h["target_met"] for h in heads)}

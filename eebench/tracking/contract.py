@@ -37,13 +37,35 @@ class ExitStats:
 
 
 @dataclass
+class HeldoutHead:
+    """One head under the whole policy on held-out tokens: the tokens it let exit (those earlier heads kept)."""
+
+    layer: int
+    agreement: float | None  # share of the tokens it let exit whose prediction equals the full model's; None: none exited
+    tokens: int
+    target_met: bool  # agreement >= the calibration target, or no token exited there
+
+
+@dataclass
+class HeldoutCheck:
+    """The calibration target checked on held-out documents, counting only tokens that exited early."""
+
+    heads: list[HeldoutHead]
+    exited_agreement: float | None  # pooled over every head; tokens reaching the final layer excluded; None: none exited
+    exited_tokens: int
+    tokens: int  # all held-out tokens, exited or not
+    target_met: bool  # every head met the target
+
+
+@dataclass
 class CalibrationResult:
     method: str
     target: float
     thresholds: list[float | None]  # per exit layer, in the metric's units; None: the head never exits
-    calibration_agreement: float
-    heldout_agreement: float
+    calibration_agreement: float  # all calibration tokens, final-layer ones included (those agree by definition)
+    heldout_agreement: float  # all held-out tokens, final-layer ones included (those agree by definition)
     per_head_heldout: list[dict[str, Any]]  # {layer, threshold, coverage, agreement}: each head judged alone
+    heldout: HeldoutCheck | None = None  # per head and pooled over exited tokens only
 
 
 @dataclass
