@@ -14,6 +14,7 @@ from eebench.tracking.contract import (
     SCHEMA_VERSION,
     CalibrationResult,
     ExitStats,
+    HeldoutCheck,
     Provenance,
     RunResult,
     TimingResult,
@@ -92,6 +93,7 @@ def _contract_keys() -> set[str]:
     keys |= {f"exit.{k}" for k in declared_keys(ExitStats)}
     keys |= {f"timing.{k}" for k in declared_keys(TimingResult)}
     keys |= {f"calibration.{k}" for k in declared_keys(CalibrationResult)}
+    keys |= {f"calibration.heldout.{k}" for k in declared_keys(HeldoutCheck)}
     keys |= {f"provenance.{k}" for k in declared_keys(Provenance)}
     return keys
 
