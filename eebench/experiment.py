@@ -40,6 +40,7 @@ from eebench.tracking.contract import (
     HeadCurve,
     HeldoutCheck,
     RunResult,
+    TaskExitStats,
     TimingResult,
     TrainingResult,
 )
@@ -187,7 +188,10 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     if cfg.eval.tasks:
         from eebench.evaluation.runner import evaluate_tasks
 
-        result = dataclasses.replace(result, **evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir))
+        evaluated = evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir, costs)
+        exit_tasks = evaluated.pop("exit_tasks")
+        result = dataclasses.replace(result, **evaluated,
+                                     exit_tasks=build(TaskExitStats, exit_tasks, "exit_tasks") if exit_tasks else None)
     checkpoint("timing")
     if cfg.timing.enabled:
         from eebench.timing.generation import measure_generation

@@ -27,15 +27,18 @@ FAMILY_COLUMNS = ("backbone", "placement", "head", "confidence")  # RunResult.fa
 FAMILY_AXES = {"exit_layers": "layers", "calibration_method": "calibration", "timing_strategy": "strategy",
                "backbone_dtype": "dtype"}
 # Both speedups are plotted and fronted separately: measured is what a user gets on this machine,
-# theoretical (from layers skipped) is what a better engine could get.
-SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "theoretical_speedup"}
+# theoretical (from layers skipped) is what a better engine could get. The theoretical axis is computed on the
+# evaluation tasks' own tokens when the run has them (``exit_tasks``: the data accuracy comes from), else on
+# held-out prose (``exit``); ``axis_theoretical_source`` says which. ``theoretical_speedup`` stays held-out.
+SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "axis_theoretical_speedup"}
 # Preference order when a task reports several accuracy-like metrics.
 ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")
 
 BASE_COLUMNS = [
     "run_dir", "family", "backbone", "backbone_path", "placement", "head", "confidence", "calibration_method",
     "threshold", "exit_layers", "num_layers", "agreement", "mean_layers", "theoretical_speedup",
-    "depth_speedup", "measured_speedup", "speedup_min", "speedup_max", "full_tokens_per_s",
+    "depth_speedup", "axis_theoretical_speedup", "axis_theoretical_source", "task_agreement", "task_mean_layers",
+    "task_theoretical_speedup", "task_depth_speedup", "task_exit_tokens", "measured_speedup", "speedup_min", "speedup_max", "full_tokens_per_s",
     "early_exit_tokens_per_s", "decode_speedup", "full_decode_tokens_per_s",
     "early_exit_decode_tokens_per_s", "full_decode_ms_per_token", "early_exit_decode_ms_per_token",
     "full_prefill_seconds", "early_exit_prefill_seconds", "timing_batch_size", "timing_strategy",
@@ -218,6 +221,16 @@ def timing_ci_columns(results: RunResult) -> dict[str, Any]:
             "backbone_dtype": results.backbone_dtype}
 
 
+def task_exit_columns(results: RunResult) -> dict[str, Any]:
+    """Exit figures on the evaluation tasks' tokens (NaN without them) and the theoretical Pareto axis."""
+    stats = results.exit_tasks
+    columns = {f"task_{name}": _number(getattr(stats, name, None)) for name in EXIT_NUMBERS}
+    columns["task_exit_tokens"] = _number(getattr(stats, "tokens", None))
+    source = "tasks" if stats is not None else "heldout"
+    axis = stats.theoretical_speedup if stats is not None else results.exit.theoretical_speedup
+    return {**columns, "axis_theoretical_speedup": _number(axis), "axis_theoretical_source": source}
+
+
 def calibration_columns(results: RunResult) -> dict[str, Any]:
     """Held-out agreement of the tokens that exited early, and every head that missed the target there
     ("" when none did; NaN / None for results written before the check)."""
@@ -258,6 +271,7 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
     row.update(_timing_columns(timing))
     row.update(timing_ci_columns(results))
     row.update(calibration_columns(results))
+    row.update(task_exit_columns(results))
     row.update(_accuracy_columns(results))
     row.update(_exit_columns(results))
     return row

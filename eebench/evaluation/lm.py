@@ -46,7 +46,8 @@ class EarlyExitLM(HFLM):
         self.policy = policy if self.exits else None
         self.store = score_store or ScoreStore()
         self.strategy = strategy
-        self.exit_counts: Counter = Counter()
+        self.exit_counts: Counter = Counter()  # exit index -> task tokens (scored and generated) leaving there
+        self.agreement_counts = [0, 0]  # teacher-forced task tokens: [exit prediction == full model's, all]
         backbone = ee_model.backbone
         super().__init__(pretrained=backbone.model, tokenizer=backbone.tokenizer, batch_size=int(batch_size), **kwargs)
 
@@ -56,8 +57,11 @@ class EarlyExitLM(HFLM):
         self._score_missing(prepared, [cont for _, _, cont in requests], disable_tqdm)
         results = []
         for tokens, (_, _, cont) in zip(prepared, requests):
-            logprob, greedy, first = self.store.items[request_key(tokens, len(cont))].answer(self.policy)
+            scores = self.store.items[request_key(tokens, len(cont))]
+            logprob, greedy, first = scores.answer(self.policy)
             self.exit_counts.update(first.tolist())
+            self.agreement_counts[0] += scores.agreeing(first)
+            self.agreement_counts[1] += len(first)
             results.append((logprob, greedy))
         self.store.save()
         return results

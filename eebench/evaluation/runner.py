@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from eebench.cache import cache_root, code_fingerprint, content_digest, content_key, get_or_build, path_digest
 from eebench.config import EvalConfig
 from eebench.errors import EEBenchError
 from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
 from eebench.evaluation.scores import ScoreStore
+from eebench.traces.simulate import exit_numbers
 
 
 def resolve_tasks(cfg: EvalConfig, data_source: str, seed: int = 0, split_seed: int = 0) -> tuple[list[str], list[str]]:
@@ -126,7 +129,18 @@ def full_model_baseline(cfg: EvalConfig, prepared: tuple, ee_model, store: Score
     return json.loads((directory / BASELINE_FILE).read_text()), directory.name
 
 
-def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path) -> dict:
+def task_exit_stats(early: EarlyExitLM, exit_layers: list[int], costs) -> dict | None:
+    """``exit``'s numbers over the task tokens the early-exit evaluation scored or generated; None if none."""
+    counts = early.exit_counts
+    if not sum(counts.values()):
+        return None
+    first = torch.repeat_interleave(torch.tensor(list(counts)), torch.tensor(list(counts.values())))
+    agreeing, scored = early.agreement_counts
+    return {**exit_numbers(first, exit_layers, costs), "agreement": agreeing / scored if scored else None,
+            "agreement_tokens": scored}
+
+
+def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path, costs) -> dict:
     include_path, tasks, manager = prepared
     store = ScoreStore(score_store_path(cfg, prepared, ee_model.backbone.identity, heads_dir))
     early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size)
@@ -141,4 +155,5 @@ def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir
         "eval_mode": EVAL_MODE,
         "eval_exit_fraction": {("final" if i == len(policy.exit_layers) else str(policy.exit_layers[i])): n / total
                                for i, n in sorted(counts.items())},
+        "exit_tasks": task_exit_stats(early, policy.exit_layers, costs),
     }

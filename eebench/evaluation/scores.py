@@ -25,6 +25,7 @@ class RequestScores:
     logprob: torch.Tensor  # [num_heads + 1, cont_len]; last row is the full model
     greedy: torch.Tensor  # [num_heads + 1, cont_len] bool
     metrics: dict[str, torch.Tensor]  # metric -> [num_heads, cont_len]
+    argmax: torch.Tensor  # [num_heads + 1, cont_len] each exit's predicted token, for agreement with the full model
 
     def exit_index(self, policy: ExitPolicy | None) -> torch.Tensor:
         num_heads = self.logprob.shape[0] - 1
@@ -36,6 +37,10 @@ class RequestScores:
         first = self.exit_index(policy)
         cols = torch.arange(len(first))
         return float(self.logprob[first, cols].sum()), bool(self.greedy[first, cols].all()), first
+
+    def agreeing(self, first: torch.Tensor) -> int:
+        """How many positions' exit prediction equals the full model's (the final layer's)."""
+        return int((self.argmax[first, torch.arange(len(first))] == self.argmax[-1]).sum())
 
 
 def request_key(tokens: list[int], continuation_length: int) -> str:
@@ -72,6 +77,7 @@ class ScoreStore:
         for key, scores in self.items.items():
             tensors[f"{key}/logprob"] = scores.logprob.contiguous()
             tensors[f"{key}/greedy"] = scores.greedy.to(torch.uint8).contiguous()
+            tensors[f"{key}/argmax"] = scores.argmax.contiguous()
             for metric, values in scores.metrics.items():
                 tensors[f"{key}/metric.{metric}"] = values.contiguous()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +96,7 @@ def _parse(tensors: dict[str, torch.Tensor]) -> dict[str, RequestScores]:
     items = {}
     for key, fields in grouped.items():
         metrics = {f.split(".", 1)[1]: t for f, t in fields.items() if f.startswith("metric.")}
-        items[key] = RequestScores(fields["logprob"], fields["greedy"].bool(), metrics)
+        items[key] = RequestScores(fields["logprob"], fields["greedy"].bool(), metrics, fields["argmax"])
     return items
 
 
@@ -117,5 +123,6 @@ def score_batch(model, heads, inputs: list[list[int]], continuations: list[list[
         chosen = logp.gather(2, target[None, :, None].expand(len(per_exit), -1, 1)).squeeze(2)
         per_head = [head_metric_values(heads, h, hidden_at[h][i], logp[h]) for h in range(len(hidden_at))]
         head_metrics = {name: torch.stack([values[name].cpu() for values in per_head]).float() for name in per_head[0]}
-        results.append(RequestScores(chosen, logp.argmax(-1) == target[None], head_metrics))
+        argmax = logp.argmax(-1)
+        results.append(RequestScores(chosen, argmax == target[None], head_metrics, argmax))
     return results

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from eebench.analysis.pareto import FAMILY_COLUMNS
+from eebench.analysis.pareto import FAMILY_COLUMNS, SPEEDUP_COLUMNS
 from eebench.reporting.document import Heading, Paragraph, Table
 from eebench.reporting.formatting import MISSING, fmt, is_missing
 
@@ -26,7 +26,7 @@ def comparison_cell(row: pd.Series) -> str:
     delta = row.get("acc_delta")
     delta_text = MISSING if is_missing(delta) else f"{delta:+.1f}"
     return (f"{fmt(coverage(row), '.2f')} / {fmt(row.get('agreement'), '.3f')} / "
-            f"{fmt(row.get('theoretical_speedup'), '.2f')} / {delta_text}")
+            f"{fmt(row.get(SPEEDUP_COLUMNS['theoretical']), '.2f')} / {delta_text}")
 
 
 def other_axes(row: pd.Series) -> str:
@@ -63,6 +63,7 @@ def comparison_section(frame: pd.DataFrame) -> list:
         Paragraph(f"Each cell: {CELL_FORMAT}. Coverage is the share of held-out tokens that exit before the "
                   "final layer, agreement the share of held-out tokens whose exit prediction equals the full "
                   "model's (calibration and held-out documents are disjoint), theoretical speedup the cost "
-                  "model's (head and gate cost counted), Δ the mean task accuracy change in points."),
+                  "model's (head and gate cost counted; on the tasks' own tokens where recorded, see *What was "
+                  "run*), Δ the mean task accuracy change in points."),
         Table(["backbone", "placement", "head", "confidence", *columns], rows, caption=f"Each cell: {CELL_FORMAT}."),
     ]

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.reporting.document import Bullets, Heading, Paragraph
 from eebench.reporting.formatting import distinct, fmt
 from eebench.reporting.speed import (
     NO_DIFFERENCE, column, fastest, flagged, has_intervals, reference_short, speedup_text, verdict,
 )
 
+THEORETICAL = SPEEDUP_COLUMNS["theoretical"]  # on task tokens where recorded, like the accuracy beside it
 WITHIN_POINTS = 1.0  # "as accurate as the full model" means losing at most this many points
 MAX_EXAMPLES = 8
 
@@ -85,12 +87,12 @@ def _backbone_finding(backbone: str, rows: pd.DataFrame, reference: str) -> str:
     if measured:
         text = f"**{backbone}**: {measured}"
     else:
-        theoretical = _fastest_within_tolerance(rows, "theoretical_speedup")
+        theoretical = _fastest_within_tolerance(rows, THEORETICAL)
         text = f"**{backbone}**: no measured timings with task accuracy; by theoretical speedup, " + (
             theoretical or "nothing to compare (no task accuracy recorded).")
-    paired = rows.dropna(subset=["measured_speedup", "theoretical_speedup"])
+    paired = rows.dropna(subset=["measured_speedup", THEORETICAL])
     if not paired.empty:
-        ratio = (paired["measured_speedup"] / paired["theoretical_speedup"]).median()
+        ratio = (paired["measured_speedup"] / paired[THEORETICAL]).median()
         text += f" Measured speedup is a median {ratio:.0%} of the theoretical speedup"
         text += (", i.e. faster than the cost model allows: suspect timing noise (see the min–max "
                  "range) or a mismatch between what the two measure." if ratio > 1.05 else ".")
@@ -138,7 +140,7 @@ def _caveats(frame: pd.DataFrame) -> list[str]:
     if not noisy.empty:
         notes.append(f"{len(noisy)} timed point(s) have a measured min–max range spanning 1x, so timing "
                      f"cannot distinguish them from the full model: {_examples(noisy)}.")
-    costly = frame[frame["theoretical_speedup"] < 1.0]
+    costly = frame[frame[THEORETICAL] < 1.0]
     if not costly.empty:
         notes.append(f"{len(costly)} point(s) have theoretical speedup below 1 (by the cost model they do "
                      f"more work than the full model): {_examples(costly)}.")

@@ -13,22 +13,28 @@ def exit_indices(trace: Trace, policy: ExitPolicy) -> torch.Tensor:
     return policy.first_exit(trace.uncertainty(policy.metric))
 
 
-def simulate(trace: Trace, policy: ExitPolicy, costs: CostModel) -> dict:
-    first = exit_indices(trace, policy)
-    num_heads = len(policy.exit_layers)
-    emitted = torch.cat([trace.head_argmax, trace.final_argmax[None]])[first, torch.arange(len(first))]
+def exit_numbers(first: torch.Tensor, exit_layers: list[int], costs: CostModel) -> dict:
+    """Exit histogram, mean depth and the cost model's speedups of tokens leaving at ``first`` (head index,
+    or len(exit_layers) for the final layer): the same numbers for held-out prose and for task tokens."""
+    num_heads = len(exit_layers)
     counts = torch.bincount(first, minlength=num_heads + 1).double() / len(first)
-    fraction = {str(layer): float(counts[i]) for i, layer in enumerate(policy.exit_layers)}
+    fraction = {str(layer): float(counts[i]) for i, layer in enumerate(exit_layers)}
     fraction["final"] = float(counts[num_heads])
     blocks = torch.tensor([costs.blocks_run(i) for i in range(num_heads + 1)], dtype=torch.float64)
     return {
         "fraction": fraction,
         "mean_layers": float(blocks[first].mean()),
-        "agreement": float((emitted == trace.final_argmax).double().mean()),
         "theoretical_speedup": costs.theoretical_speedup(first),
         "depth_speedup": costs.depth_speedup(first),
         "tokens": len(first),
     }
+
+
+def simulate(trace: Trace, policy: ExitPolicy, costs: CostModel) -> dict:
+    first = exit_indices(trace, policy)
+    emitted = torch.cat([trace.head_argmax, trace.final_argmax[None]])[first, torch.arange(len(first))]
+    return {**exit_numbers(first, policy.exit_layers, costs),
+            "agreement": float((emitted == trace.final_argmax).double().mean())}
 
 
 def heldout_check(trace: Trace, policy: ExitPolicy, target: float) -> dict:

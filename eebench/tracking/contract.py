@@ -37,6 +37,20 @@ class ExitStats:
 
 
 @dataclass
+class TaskExitStats:
+    """The exit policy on the evaluation tasks' own tokens (every scored continuation token and every generated
+    token), with the same cost model as ``ExitStats``: the Pareto x-axis's data is the accuracy axis's data."""
+
+    fraction: dict[str, float]
+    mean_layers: float
+    agreement: float | None  # teacher-forced task tokens whose exit prediction equals the full model's; None: none scored
+    theoretical_speedup: float
+    depth_speedup: float
+    tokens: int
+    agreement_tokens: int  # the teacher-forced tokens ``agreement`` is over (generated ones have no full-model twin)
+
+
+@dataclass
 class HeldoutHead:
     """One head under the whole policy on held-out tokens: the tokens it let exit (those earlier heads kept)."""
 
@@ -305,6 +319,7 @@ class RunResult:
     baseline_cache_key: str | None = None
     eval_mode: str | None = None
     eval_exit_fraction: dict[str, float] = field(default_factory=dict)
+    exit_tasks: TaskExitStats | None = None  # exit stats on the eval tasks' tokens; None without eval tasks
     timing: TimingResult | None = None
     provenance: Provenance | None = None
     schema_version: int = SCHEMA_VERSION
