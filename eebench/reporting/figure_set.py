@@ -26,7 +26,8 @@ OVERLAY_FILE = "pareto.png"  # at the top of the output dir, where earlier repor
 FIGURE_DIR = "figures"
 PARETO_CAPTION = (
     "Left: measured speedup (generation on this hardware, against the speed reference in *What was run*). "
-    "Right: theoretical speedup from the layers skipped (on the tokens named in *What was run*). Lines join each family's Pareto front; numbers next "
+    "Right: theoretical speedup from the layers skipped (on the tokens named in *What was run*). Lines join each "
+    "family's Pareto front; numbers next "
     "to points are the target agreement thresholds; vertical bars are ±1 stderr of the accuracy change, "
     "horizontal bars (left, where recorded) the 95% CI of the measured speedup; a point whose CI crosses the "
     "dashed line at 1 shows no measurable difference in speed. Red rings: flagged measurement errors. Dashed "
