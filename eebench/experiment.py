@@ -188,7 +188,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     if cfg.eval.tasks:
         from eebench.evaluation.runner import evaluate_tasks
 
-        evaluated = evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir, costs)
+        evaluated = evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir, costs, cfg.timing.strategy)
         exit_tasks = evaluated.pop("exit_tasks")
         result = dataclasses.replace(result, **evaluated,
                                      exit_tasks=build(TaskExitStats, exit_tasks, "exit_tasks") if exit_tasks else None)

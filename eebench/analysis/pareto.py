@@ -45,7 +45,7 @@ BASE_COLUMNS = [
     "full_prefill_seconds", "early_exit_prefill_seconds", "timing_batch_size", "timing_strategy",
     "mean_acc", "mean_baseline_acc", "acc_delta",
     "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "heldout_exited_agreement", "heldout_exited_tokens",
-    "calibration_misses", "device", "hostname", "git_sha", "time",
+    "calibration_misses", "accuracy_decoder", "device", "hostname", "git_sha", "time",
 ]
 # Numeric columns read from the exit stats and the timing section: {column: how to read it}.
 EXIT_NUMBERS = ("agreement", "mean_layers", "theoretical_speedup", "depth_speedup")
@@ -58,6 +58,7 @@ TIMING_NUMBERS = {
     **{f"{workload}_{key}": (lambda t, w=workload, k=key: getattr(getattr(t, w), k))
        for workload in WORKLOADS for key in WORKLOAD_NUMBERS},
 }
+EXACT_KV = "exact_kv"
 # Fronts are found within each group of these keys: a family's own trade-off, and the best a backbone
 # offers across all its families (placement/head/confidence choices).
 FRONT_SCOPES = {"family": "pareto", "backbone": "pareto_backbone"}
@@ -262,6 +263,8 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
         exit_layers=",".join(str(layer) for layer in results.exit_layers),
         num_layers=_number(results.num_layers),
         timing_strategy=timing.strategy if timing else None,
+        # "exact_kv": copy/skip points whose task accuracy came from full-KV teacher forcing, not their decoding.
+        accuracy_decoder=results.eval_decoders.get("accuracy"),
         # The timing device is the one that matters for speed; fall back to the run's device.
         device=(timing.device if timing else None) or (provenance.device if provenance else None),
         hostname=provenance.hostname if provenance else None,
@@ -325,10 +328,14 @@ def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.Series:
 def add_pareto_flags(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``pareto_<kind>`` (front within the family) and ``pareto_backbone_<kind>`` (within the backbone)."""
     frame = frame.copy()
+    own = frame["accuracy_decoder"] != EXACT_KV if "accuracy_decoder" in frame else pd.Series(True, index=frame.index)
     for scope, prefix in FRONT_SCOPES.items():
         for kind, speedup in SPEEDUP_COLUMNS.items():
             flags = pd.Series(False, index=frame.index)
-            for _, group in frame.groupby(scope, sort=False):
+            # Across families, only points whose accuracy is their own decoding's compete; an exact-KV
+            # accuracy stands in for copy/skip only on its own (labelled) family front.
+            rows = frame if scope == "family" else frame[own]
+            for _, group in rows.groupby(scope, sort=False):
                 flags.loc[group.index] = pareto_front(group, speedup, "acc_delta")
             frame[f"{prefix}_{kind}"] = flags.astype(bool)
     return frame

@@ -18,7 +18,8 @@ from eebench.engine.generate import generate
 from eebench.evaluation.scores import ScoreStore, request_key, score_batch
 
 EVAL_MODE = ("teacher-forced simulation: every block runs with a full KV cache and each position's "
-             "distribution comes from the first confident head (or the final layer)")
+             "distribution comes from the first confident head (or the final layer); the first continuation "
+             "token comes from the final layer, as the engine's prompt pass gives it")
 
 
 def _as_bool(value) -> bool:

@@ -10,7 +10,7 @@ from eebench.cache import cache_root, code_fingerprint, content_digest, content_
 from eebench.config import EvalConfig
 from eebench.errors import EEBenchError
 from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
-from eebench.evaluation.scores import ScoreStore
+from eebench.evaluation.scores import FIRST_TOKEN_RULE, ScoreStore
 from eebench.traces.simulate import exit_numbers
 
 
@@ -90,6 +90,7 @@ def prepare_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tup
 
 
 BASELINE_FILE = "baseline_tasks.json"
+APPROXIMATE_KV = ("copy", "skip")  # strategies whose KV differs from full-depth decoding
 # The modules whose source determines per-request scores and the full model's task metrics.
 SCORES_CODE = ("eebench.evaluation.scores", "eebench.evaluation.lm", "eebench.exits.confidence", "eebench.heads.modules")
 BASELINE_CODE = ("eebench.evaluation.runner", "eebench.evaluation.lm", "eebench.evaluation.scores")
@@ -140,10 +141,20 @@ def task_exit_stats(early: EarlyExitLM, exit_layers: list[int], costs) -> dict |
             "agreement_tokens": scored}
 
 
-def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path, costs) -> dict:
+def eval_decoders(strategy: str) -> dict[str, str]:
+    """Which decoder produced each kind of task number. Scored requests are teacher-forced with every block
+    running (exact KV): the accuracy of ``lazy``/``full``; ``copy``/``skip`` change the KV, so for them it
+    is exact-KV accuracy, not their own."""
+    scored = "teacher_forced_exact_kv"
+    return {"loglikelihood": scored, "generate_until": f"engine:{strategy}", "strategy": strategy,
+            "accuracy": "exact_kv" if strategy in APPROXIMATE_KV else "own_decoding", "first_token": FIRST_TOKEN_RULE}
+
+
+def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path, costs, strategy: str = "lazy") -> dict:
     include_path, tasks, manager = prepared
     store = ScoreStore(score_store_path(cfg, prepared, ee_model.backbone.identity, heads_dir))
-    early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size)
+    # generate_until requests decode with the point's own engine strategy.
+    early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size, strategy=strategy)
     early_tasks = _simple_evaluate(early, tasks, manager, cfg)
     baseline_tasks, baseline_key = full_model_baseline(cfg, prepared, ee_model, store)
     counts = early.exit_counts
@@ -153,6 +164,7 @@ def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir
         "baseline_tasks": baseline_tasks,
         "baseline_cache_key": baseline_key,
         "eval_mode": EVAL_MODE,
+        "eval_decoders": eval_decoders(strategy),
         "eval_exit_fraction": {("final" if i == len(policy.exit_layers) else str(policy.exit_layers[i])): n / total
                                for i, n in sorted(counts.items())},
         "exit_tasks": task_exit_stats(early, policy.exit_layers, costs),

@@ -28,10 +28,15 @@ class RequestScores:
     argmax: torch.Tensor  # [num_heads + 1, cont_len] each exit's predicted token, for agreement with the full model
 
     def exit_index(self, policy: ExitPolicy | None) -> torch.Tensor:
+        """Per continuation token, the exit it leaves at. The first one is predicted from the context's last
+        position, which in generation is the prompt pass: that runs every block (it fills the cache), so the
+        first token comes from the final layer here as in the engine (FIRST_TOKEN_RULE)."""
         num_heads = self.logprob.shape[0] - 1
         if policy is None:
             return torch.full((self.logprob.shape[1],), num_heads)
-        return policy.first_exit(to_uncertainty(policy.metric, self.metrics[policy.metric]))
+        first = policy.first_exit(to_uncertainty(policy.metric, self.metrics[policy.metric]))
+        first[:1] = num_heads
+        return first
 
     def answer(self, policy: ExitPolicy | None) -> tuple[float, bool, torch.Tensor]:
         first = self.exit_index(policy)
@@ -41,6 +46,9 @@ class RequestScores:
     def agreeing(self, first: torch.Tensor) -> int:
         """How many positions' exit prediction equals the full model's (the final layer's)."""
         return int((self.argmax[first, torch.arange(len(first))] == self.argmax[-1]).sum())
+
+
+FIRST_TOKEN_RULE = "final_layer"  # the first new token never exits, in the engine and in teacher-forced scores
 
 
 def request_key(tokens: list[int], continuation_length: int) -> str:

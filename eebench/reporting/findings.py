@@ -140,6 +140,11 @@ def _caveats(frame: pd.DataFrame) -> list[str]:
     if not noisy.empty:
         notes.append(f"{len(noisy)} timed point(s) have a measured min–max range spanning 1x, so timing "
                      f"cannot distinguish them from the full model: {_examples(noisy)}.")
+    exact = frame[column(frame, "accuracy_decoder") == "exact_kv"]
+    if not exact.empty:
+        notes.append(f"{len(exact)} point(s) decode with `copy` or `skip`, whose KV differs from full-depth decoding: their "
+                     "task accuracy is exact-KV accuracy (teacher-forced, every block running), not their own, so they "
+                     f"are kept off the backbone fronts: {_examples(exact)}.")
     costly = frame[frame[THEORETICAL] < 1.0]
     if not costly.empty:
         notes.append(f"{len(costly)} point(s) have theoretical speedup below 1 (by the cost model they do "

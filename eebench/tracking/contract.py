@@ -320,6 +320,8 @@ class RunResult:
     eval_mode: str | None = None
     eval_exit_fraction: dict[str, float] = field(default_factory=dict)
     exit_tasks: TaskExitStats | None = None  # exit stats on the eval tasks' tokens; None without eval tasks
+    # Which decoder produced each task number: {loglikelihood, generate_until, strategy, accuracy, first_token}
+    eval_decoders: dict[str, str] = field(default_factory=dict)
     timing: TimingResult | None = None
     provenance: Provenance | None = None
     schema_version: int = SCHEMA_VERSION
