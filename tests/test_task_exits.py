@@ -77,3 +77,5 @@ def test_copy_and_skip_accuracy_is_labelled_exact_kv_and_kept_off_backbone_front
     assert frame.loc["skip", "family"].endswith("strategy=skip")
     notes = [item for item in findings_items(frame.reset_index(), 0) if "exact-KV" in item]
     assert len(notes) == 1 and notes[0].startswith("1 point(s) decode with `copy` or `skip`")
+    ranking = [item for item in findings_items(frame.reset_index(), 0) if item.startswith("**tiny-a**")]
+    assert len(ranking) == 1 and "strategy=lazy" in ranking[0] and "strategy=skip" not in ranking[0]

@@ -178,7 +178,9 @@ def findings_items(frame: pd.DataFrame, skipped_count: int) -> list[str]:
         return []
     trusted = frame[~flagged(frame)]
     reference = reference_short(frame)
-    items = [_backbone_finding(backbone, rows, reference) for backbone, rows in trusted.groupby("backbone", sort=True)]
+    # Exact-KV accuracy is not a copy/skip point's own, so such points are not ranked (see _caveats).
+    ranked = trusted[column(trusted, "accuracy_decoder") != "exact_kv"]
+    items = [_backbone_finding(backbone, rows, reference) for backbone, rows in ranked.groupby("backbone", sort=True)]
     items += [_slower_than_full(trusted, reference)] + _caveats(trusted)
     missed = calibration_misses(frame)
     items += [missed] if missed else []
