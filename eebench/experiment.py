@@ -30,7 +30,7 @@ from eebench.heads.train import train_gates, train_heads
 from eebench.heads.types import HEAD_TYPES
 from eebench.model import EarlyExitModel
 from eebench.traces.curves import head_curves, per_head_heldout
-from eebench.traces.simulate import simulate
+from eebench.traces.simulate import heldout_check, simulate
 from eebench.traces.trace import Trace, collect_trace
 from eebench.tracking.contract import (
     Artifacts,
@@ -39,7 +39,9 @@ from eebench.tracking.contract import (
     DataInfo,
     ExitStats,
     HeadCurve,
+    HeldoutCheck,
     RunResult,
+    TaskExitStats,
     TimingResult,
     TrainingResult,
 )
@@ -134,6 +136,7 @@ def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Tr
         # Held-out tokens come from documents disjoint from the calibration documents.
         heldout_agreement=simulate(heldout, policy, costs)["agreement"],
         per_head_heldout=per_head_heldout(heldout, policy),
+        heldout=build(HeldoutCheck, heldout_check(heldout, policy, cfg.threshold), "calibration.heldout"),
     )
 
 
@@ -143,11 +146,11 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     if cfg.eval.tasks:  # resolve task names before hours of training, so a typo fails in seconds
         from eebench.evaluation.runner import prepare_tasks
 
-        tasks = prepare_tasks(cfg.eval, cfg.data.source)
+        tasks = prepare_tasks(cfg.eval, cfg.data.source, cfg.seed)
     backbone = load_backbone(cfg.backbone, cfg.device)
     check_positions(cfg, backbone)
     layers = place_heads(cfg.placement, backbone.num_layers)
-    splits = prepare_splits(cfg.data, backbone.tokenizer)
+    splits = prepare_splits(cfg.data, backbone.tokenizer, cfg.seed)
     heads, heads_dir = build_heads(cfg, backbone, layers, splits)
     calibration, calibration_dir = build_trace(backbone, heads, heads_dir, splits["calibration"], "calibration")
     heldout, _ = build_trace(backbone, heads, heads_dir, splits["heldout"], "heldout")
@@ -160,7 +163,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     training.pop("loss_curve", None)  # stays in the heads cache; results.json keeps the summary
     result = RunResult(
         status="running",
-        backbone=cfg.backbone.name,
+        backbone=backbone.name,  # backbone.name, or the loaded model's own name when unset
         backbone_path=backbone.path,
         backbone_dtype=backbone.identity["dtype"],  # resolved: backbone.dtype=auto records what was loaded
         num_layers=backbone.num_layers,
@@ -178,7 +181,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
         cost_model=CostModelResult(**dataclasses.asdict(costs), no_exit_overhead=costs.no_exit_overhead(),
                                    unit="weights read per token (batch-1 decoding is bound by weight traffic)"),
         data=DataInfo(cfg.data.source, {k: int(v.numel()) for k, v in splits.items()},
-                      "train / calibration / held-out are disjoint sets of documents; exit stats use held-out"),
+                      f"train / calibration / held-out are disjoint sets of documents (train by a hash of the document id; "
+                      f"calibration and held-out drawn at random with seed {cfg.seed} from the rest); exit stats use held-out"),
         heads_training=build(TrainingResult, training, "heads_training"),
         artifacts=Artifacts(str(heads_dir), str(calibration_dir), dataclasses.asdict(cfg.backbone),
                             dataclasses.asdict(cfg.calibration)),
@@ -187,7 +191,10 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     if cfg.eval.tasks:
         from eebench.evaluation.runner import evaluate_tasks
 
-        result = dataclasses.replace(result, **evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir))
+        evaluated = evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir, costs, cfg.timing.strategy)
+        exit_tasks = evaluated.pop("exit_tasks")
+        result = dataclasses.replace(result, **evaluated,
+                                     exit_tasks=build(TaskExitStats, exit_tasks, "exit_tasks") if exit_tasks else None)
     checkpoint("timing")
     if cfg.timing.enabled:
         from eebench.timing.generation import measure_generation

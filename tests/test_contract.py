@@ -14,8 +14,10 @@ from eebench.tracking.contract import (
     SCHEMA_VERSION,
     CalibrationResult,
     ExitStats,
+    HeldoutCheck,
     Provenance,
     RunResult,
+    TaskExitStats,
     TimingResult,
     WorkloadTiming,
     read_result,
@@ -79,7 +81,7 @@ NOT_KEYS = {"lazy", "null", "complete", "heldout", "auto"}  # code-formatted wor
 def _documented(section: str) -> set[str]:
     """Code-formatted keys: ``exit.fraction``, ``timing.batch_size``, bare timing keys; not file names."""
     words = set(re.findall(r"`([a-z_0-9.*]+)`", section)) - NOT_KEYS
-    return {w for w in words if "." not in w or w.startswith(("exit.", "timing.", "calibration.", "provenance."))}
+    return {w for w in words if "." not in w or w.startswith(("exit.", "exit_tasks.", "timing.", "calibration.", "provenance."))}
 
 
 def _matches(pattern: str, key: str) -> bool:
@@ -92,6 +94,8 @@ def _contract_keys() -> set[str]:
     keys |= {f"exit.{k}" for k in declared_keys(ExitStats)}
     keys |= {f"timing.{k}" for k in declared_keys(TimingResult)}
     keys |= {f"calibration.{k}" for k in declared_keys(CalibrationResult)}
+    keys |= {f"calibration.heldout.{k}" for k in declared_keys(HeldoutCheck)}
+    keys |= {f"exit_tasks.{k}" for k in declared_keys(TaskExitStats)}
     keys |= {f"provenance.{k}" for k in declared_keys(Provenance)}
     return keys
 

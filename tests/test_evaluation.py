@@ -49,11 +49,16 @@ def test_policy_mixes_exits_and_reuses_stored_scores(tiny_model_dirs, tmp_path):
     assert store_path.exists()
     reloaded = ScoreStore(store_path)
     assert len(reloaded.items) == len(REQUESTS)
-    # With every head unconfident the policy is the full model; with the first head always confident it is head 0.
+    # With every head unconfident the policy is the full model; with the first head always confident it is head 0
+    # for every continuation token but the first, which comes from the final layer as the engine's prompt pass gives it.
     assert EarlyExitLM(ee_model=ee, policy=never, score_store=reloaded).loglikelihood(_instances()) == full
     first_head = EarlyExitLM(ee_model=ee, policy=always, score_store=reloaded)
     head_scores = first_head.loglikelihood(_instances())
-    assert set(first_head.exit_counts) == {0}
+    tokens = sum(item.logprob.shape[1] for item in reloaded.items.values())
+    assert first_head.exit_counts == {2: len(REQUESTS), 0: tokens - len(REQUESTS)}
+    for (score, _), (full_score, _), item in zip(head_scores, full, reloaded.items.values()):
+        if item.logprob.shape[1] == 1:  # a one-token continuation never exits
+            assert score == pytest.approx(full_score)
     assert [s for s, _ in head_scores] != pytest.approx([s for s, _ in full])
 
 

@@ -73,7 +73,8 @@ def test_leftover_temp_folder_is_listed_cleared_and_removed_by_the_next_build(ca
 
 
 def _scores():
-    return RequestScores(torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool), {"entropy": torch.ones(1, 3)})
+    return RequestScores(torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool), {"entropy": torch.ones(1, 3)},
+                         torch.zeros(2, 3, dtype=torch.long))
 
 
 def test_corrupt_score_file_is_moved_aside_listed_and_cleared(capsys):

@@ -25,6 +25,12 @@ def test_multirun_writes_results_report_and_wandb(tmp_path, sweep_env):
         assert abs(sum(r["exit"]["fraction"].values()) - 1) < 1e-9
         assert "acc" in r["tasks"]["tiny_mc"] and "acc" in r["baseline_tasks"]["tiny_mc"]
         assert r["timing"]["full_tokens_per_s"] > 0 and r["provenance"]["seed"] == 0
+        # Exit figures on the task tokens, the decoders behind the numbers, calibration checked on held-out tokens.
+        assert r["exit_tasks"]["tokens"] > 0 and set(r["exit_tasks"]["fraction"]) == set(r["exit"]["fraction"])
+        assert r["eval_decoders"]["generate_until"] == "engine:lazy" and r["eval_decoders"]["accuracy"] == "own_decoding"
+        check = r["calibration"]["heldout"]
+        assert [h["layer"] for h in check["heads"]] == r["exit_layers"]
+        assert check["exited_tokens"] == sum(h["tokens"] for h in check["heads"]) <= check["tokens"]
     # Stricter target -> calibrated heads agree more on held-out tokens and exit no more often.
     assert results[1]["exit"]["agreement"] >= results[0]["exit"]["agreement"]
     assert results[1]["exit"]["fraction"]["final"] >= results[0]["exit"]["fraction"]["final"]

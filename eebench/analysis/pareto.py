@@ -9,6 +9,7 @@ come from the same examples and are positively correlated, so the error of the c
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,21 +21,31 @@ import pandas as pd
 from eebench.tracking.contract import RunResult, TimingResult
 
 FAMILY_COLUMNS = ("backbone", "placement", "head", "confidence")  # RunResult.family joins these
+# Further axes a sweep may vary: where one takes more than one value among runs of the same
+# FAMILY_COLUMNS, family labels name it ("layers=3,7"), so no front mixes configurations while a
+# plain threshold sweep keeps the short label. (The number of heads is part of exit_layers.)
+FAMILY_AXES = {"exit_layers": "layers", "calibration_method": "calibration", "timing_strategy": "strategy",
+               "backbone_dtype": "dtype"}
 # Both speedups are plotted and fronted separately: measured is what a user gets on this machine,
-# theoretical (from layers skipped) is what a better engine could get.
-SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "theoretical_speedup"}
+# theoretical (from layers skipped) is what a better engine could get. The theoretical axis is computed on the
+# evaluation tasks' own tokens when the run has them (``exit_tasks``: the data accuracy comes from), else on
+# held-out prose (``exit``); ``axis_theoretical_source`` says which. ``theoretical_speedup`` stays held-out.
+SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "axis_theoretical_speedup"}
 # Preference order when a task reports several accuracy-like metrics.
 ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")
 
 BASE_COLUMNS = [
-    "run_dir", "family", "backbone", "placement", "head", "confidence", "calibration_method",
+    "run_dir", "family", "backbone", "backbone_path", "placement", "head", "confidence", "calibration_method",
     "threshold", "exit_layers", "num_layers", "agreement", "mean_layers", "theoretical_speedup",
-    "depth_speedup", "measured_speedup", "speedup_min", "speedup_max", "full_tokens_per_s",
+    "depth_speedup", "axis_theoretical_speedup", "axis_theoretical_source", "task_agreement", "task_mean_layers",
+    "task_theoretical_speedup", "task_depth_speedup", "task_exit_tokens", "measured_speedup", "speedup_min",
+    "speedup_max", "full_tokens_per_s",
     "early_exit_tokens_per_s", "decode_speedup", "full_decode_tokens_per_s",
     "early_exit_decode_tokens_per_s", "full_decode_ms_per_token", "early_exit_decode_ms_per_token",
     "full_prefill_seconds", "early_exit_prefill_seconds", "timing_batch_size", "timing_strategy",
     "mean_acc", "mean_baseline_acc", "acc_delta",
-    "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "device", "hostname", "git_sha", "time",
+    "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "heldout_exited_agreement", "heldout_exited_tokens",
+    "calibration_misses", "accuracy_decoder", "device", "hostname", "git_sha", "time",
 ]
 # Numeric columns read from the exit stats and the timing section: {column: how to read it}.
 EXIT_NUMBERS = ("agreement", "mean_layers", "theoretical_speedup", "depth_speedup")
@@ -47,6 +58,7 @@ TIMING_NUMBERS = {
     **{f"{workload}_{key}": (lambda t, w=workload, k=key: getattr(getattr(t, w), k))
        for workload in WORKLOADS for key in WORKLOAD_NUMBERS},
 }
+EXACT_KV = "exact_kv"
 # Fronts are found within each group of these keys: a family's own trade-off, and the best a backbone
 # offers across all its families (placement/head/confidence choices).
 FRONT_SCOPES = {"family": "pareto", "backbone": "pareto_backbone"}
@@ -160,8 +172,36 @@ def _exit_columns(results: RunResult) -> dict[str, float]:
 
 
 def family_name(results: RunResult | dict) -> str:
-    """backbone/placement/head/confidence: runs that differ only in threshold or calibration target."""
+    """backbone/placement/head/confidence of one run alone; ``family_labels`` tells runs of a sweep apart."""
     return as_result(results).family
+
+
+def _path_tag(path: Any) -> str:
+    return hashlib.sha256(str(path).encode()).hexdigest()[:6]
+
+
+def distinct_backbone_labels(frame: pd.DataFrame) -> pd.Series:
+    """The backbone label, with a short hash of what was loaded where one label names several models
+    (two ``backbone=local`` directories), so they never share a front."""
+    paths = frame.groupby("backbone", dropna=False)["backbone_path"].transform("nunique")
+    tagged = frame["backbone"].astype(str) + "@" + frame["backbone_path"].map(_path_tag)
+    return tagged.where(paths > 1, frame["backbone"])
+
+
+def family_labels(frame: pd.DataFrame) -> pd.Series:
+    """backbone/placement/head/confidence, plus ``name=value`` for every FAMILY_AXES column that varies
+    among runs sharing those four."""
+    groups = frame.groupby(list(FAMILY_COLUMNS), dropna=False)
+    varying = [axis for axis in FAMILY_AXES if axis in frame and (groups[axis].nunique(dropna=False) > 1).any()]
+    labels = frame[list(FAMILY_COLUMNS)].astype(str).agg("/".join, axis=1)
+    for axis in varying:
+        labels = labels + f" {FAMILY_AXES[axis]}=" + frame[axis].astype(str)
+    return labels
+
+
+def run_families(runs: list[RunResult]) -> list[str]:
+    """The family label of each run (in order) as the report of exactly these runs names it."""
+    return list(_labelled_frame(runs)["family"])
 
 
 def _interval(value: Any) -> tuple[float, float]:
@@ -183,6 +223,27 @@ def timing_ci_columns(results: RunResult) -> dict[str, Any]:
             "backbone_dtype": results.backbone_dtype}
 
 
+def task_exit_columns(results: RunResult) -> dict[str, Any]:
+    """Exit figures on the evaluation tasks' tokens (NaN without them) and the theoretical Pareto axis."""
+    stats = results.exit_tasks
+    columns = {f"task_{name}": _number(getattr(stats, name, None)) for name in EXIT_NUMBERS}
+    columns["task_exit_tokens"] = _number(getattr(stats, "tokens", None))
+    source = "tasks" if stats is not None else "heldout"
+    axis = stats.theoretical_speedup if stats is not None else results.exit.theoretical_speedup
+    return {**columns, "axis_theoretical_speedup": _number(axis), "axis_theoretical_source": source}
+
+
+def calibration_columns(results: RunResult) -> dict[str, Any]:
+    """Held-out agreement of the tokens that exited early, and every head that missed the target there
+    ("" when none did; NaN / None for results written before the check)."""
+    check = results.calibration.heldout
+    if check is None:
+        return {"heldout_exited_agreement": math.nan, "heldout_exited_tokens": math.nan, "calibration_misses": None}
+    misses = [f"block {head.layer}: {head.agreement:.3f} on {head.tokens} tokens" for head in check.heads if not head.target_met]
+    return {"heldout_exited_agreement": _number(check.exited_agreement), "heldout_exited_tokens": check.exited_tokens,
+            "calibration_misses": "; ".join(misses)}
+
+
 def _timing_columns(timing: TimingResult | None) -> dict[str, float]:
     # A run without timing (timing=none) has NaN speed columns.
     return {column: math.nan if timing is None else _number(read(timing)) for column, read in TIMING_NUMBERS.items()}
@@ -195,12 +256,15 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
     row: dict[str, Any] = {key: getattr(results, key) for key in FAMILY_COLUMNS}
     row.update(
         run_dir=results.run_dir,
-        family=results.family,
+        backbone_path=results.backbone_path,
+        family=results.family,  # refined over the whole sweep by runs_to_frame
         calibration_method=results.calibration_method,
         threshold=_number(results.threshold),
         exit_layers=",".join(str(layer) for layer in results.exit_layers),
         num_layers=_number(results.num_layers),
         timing_strategy=timing.strategy if timing else None,
+        # "exact_kv": copy/skip points whose task accuracy came from full-KV teacher forcing, not their decoding.
+        accuracy_decoder=results.eval_decoders.get("accuracy"),
         # The timing device is the one that matters for speed; fall back to the run's device.
         device=(timing.device if timing else None) or (provenance.device if provenance else None),
         hostname=provenance.hostname if provenance else None,
@@ -210,16 +274,27 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
     row.update({column: _number(getattr(results.exit, column)) for column in EXIT_NUMBERS})
     row.update(_timing_columns(timing))
     row.update(timing_ci_columns(results))
+    row.update(calibration_columns(results))
+    row.update(task_exit_columns(results))
     row.update(_accuracy_columns(results))
     row.update(_exit_columns(results))
     return row
 
 
-def runs_to_frame(runs: list[RunResult | dict]) -> pd.DataFrame:
-    """One row per run, base columns first, then per-task and exit-histogram columns (sorted)."""
+def _labelled_frame(runs: list[RunResult | dict]) -> pd.DataFrame:
+    """One row per run in the given order, backbone and family labels telling every configuration apart."""
     rows = [run_to_row(results) for results in runs]
     extra = sorted({key for row in rows for key in row} - set(BASE_COLUMNS), key=_extra_column_order)
     frame = pd.DataFrame(rows, columns=BASE_COLUMNS + extra)
+    if not frame.empty:
+        frame["backbone"] = distinct_backbone_labels(frame)
+        frame["family"] = family_labels(frame)
+    return frame
+
+
+def runs_to_frame(runs: list[RunResult | dict]) -> pd.DataFrame:
+    """One row per run, base columns first, then per-task and exit-histogram columns (sorted)."""
+    frame = _labelled_frame(runs)
     if not frame.empty:
         frame = frame.sort_values(["family", "threshold"], kind="stable").reset_index(drop=True)
     return frame
@@ -253,10 +328,14 @@ def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.Series:
 def add_pareto_flags(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``pareto_<kind>`` (front within the family) and ``pareto_backbone_<kind>`` (within the backbone)."""
     frame = frame.copy()
+    own = frame["accuracy_decoder"] != EXACT_KV if "accuracy_decoder" in frame else pd.Series(True, index=frame.index)
     for scope, prefix in FRONT_SCOPES.items():
         for kind, speedup in SPEEDUP_COLUMNS.items():
             flags = pd.Series(False, index=frame.index)
-            for _, group in frame.groupby(scope, sort=False):
+            # Across families, only points whose accuracy is their own decoding's compete; an exact-KV
+            # accuracy stands in for copy/skip only on its own (labelled) family front.
+            rows = frame if scope == "family" else frame[own]
+            for _, group in rows.groupby(scope, sort=False):
                 flags.loc[group.index] = pareto_front(group, speedup, "acc_delta")
             frame[f"{prefix}_{kind}"] = flags.astype(bool)
     return frame

@@ -41,6 +41,20 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def backbone_label(cfg: BackboneConfig) -> str:
+    """``backbone.name`` if set, else the loaded model's own name: the bundled model's, the GGUF file's stem,
+    the local directory's name or the hub id, so two models given only by path are never labelled alike."""
+    if cfg.name:
+        return cfg.name
+    source = cfg.name_or_path
+    if source.startswith("bundled:"):
+        return source.split(":", 1)[1]
+    if cfg.gguf_file:
+        return Path(cfg.gguf_file).stem
+    path = Path(source).expanduser()
+    return path.resolve().name if path.is_dir() else source
+
+
 def resolve_source(cfg: BackboneConfig) -> tuple[str, bool]:
     """Return (where to load from, whether it is a local directory)."""
     source = cfg.name_or_path
@@ -139,5 +153,5 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
     else:
         identity = {"hub": source, "revision": cfg.revision, "commit": getattr(model.config, "_commit_hash", None)}
     identity["dtype"] = dtype_name  # the resolved dtype: an "auto" run on bf16 and on fp32 hardware never share heads
-    return Backbone(cfg.name, source, model, tokenizer, layered, target, identity)
+    return Backbone(backbone_label(cfg), source, model, tokenizer, layered, target, identity)
 

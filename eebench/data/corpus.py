@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import tarfile
 from pathlib import Path
@@ -103,17 +104,25 @@ def source_identity(source: str) -> str | None:
     return path_digest(path) if path.exists() else None
 
 
-def split_of(doc_id: str) -> str:
-    """Assign each document to one split by a hash of its id: 10% held-out, 10% calibration, 80% train."""
-    bucket = int(hashlib.sha256(doc_id.encode()).hexdigest(), 16) % 10
-    return "heldout" if bucket == 0 else "calibration" if bucket == 1 else "train"
+def in_train(doc_id: str) -> bool:
+    """80% of documents train the heads, by a hash of their id: the same for every seed, so no seed's
+    calibration or held-out documents were ever trained on."""
+    return int(hashlib.sha256(doc_id.encode()).hexdigest(), 16) % 10 >= 2
 
 
-def split_documents(docs: dict[str, str]) -> dict[str, list[str]]:
-    splits = {name: [] for name in SPLITS}
-    for doc_id in sorted(docs):
-        splits[split_of(doc_id)].append(docs[doc_id])
-    return splits
+def split_documents(docs: dict[str, str], seed: int = 0) -> dict[str, list[str]]:
+    """Train by hash; calibration and held-out drawn at random (seeded) from the other documents, half each.
+
+    Every split lists its documents in a seeded random order, since ``token_blocks`` reads them from the
+    front: the calibration text is a random sample, not the alphabetically first pages."""
+    rng = random.Random(seed)
+    train = sorted(doc_id for doc_id in docs if in_train(doc_id))
+    rest = sorted(doc_id for doc_id in docs if not in_train(doc_id))
+    rng.shuffle(train)
+    rng.shuffle(rest)
+    half = (len(rest) + 1) // 2
+    chosen = {"train": train, "calibration": rest[:half], "heldout": rest[half:]}
+    return {name: [docs[doc_id] for doc_id in chosen[name]] for name in SPLITS}
 
 
 def token_blocks(tokenizer, texts: list[str], seq_len: int, count: int, split: str) -> torch.Tensor:
@@ -133,7 +142,7 @@ def token_blocks(tokenizer, texts: list[str], seq_len: int, count: int, split: s
     return torch.tensor(stream[: count * seq_len]).view(count, seq_len)
 
 
-def prepare_splits(cfg: DataConfig, tokenizer) -> dict[str, torch.Tensor]:
-    splits = split_documents(load_documents(cfg.source))
+def prepare_splits(cfg: DataConfig, tokenizer, seed: int = 0) -> dict[str, torch.Tensor]:
+    splits = split_documents(load_documents(cfg.source), seed)
     counts = {"train": cfg.train_sequences, "calibration": cfg.calibration_sequences, "heldout": cfg.heldout_sequences}
     return {name: token_blocks(tokenizer, splits[name], cfg.seq_len, counts[name], name) for name in SPLITS}

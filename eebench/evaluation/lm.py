@@ -17,7 +17,8 @@ from eebench.engine.generate import generate
 from eebench.evaluation.scores import ScoreStore, request_key, score_batch
 
 EVAL_MODE = ("teacher-forced simulation: every block runs with a full KV cache and each position's "
-             "distribution comes from the first confident head (or the final layer)")
+             "distribution comes from the first confident head (or the final layer); the first continuation "
+             "token comes from the final layer, as the engine's prompt pass gives it")
 
 
 def _as_bool(value) -> bool:
@@ -44,7 +45,8 @@ class EarlyExitLM(HFLM):
         self.policy = policy if self.exits else None
         self.store = score_store or ScoreStore()
         self.strategy = strategy
-        self.exit_counts: Counter = Counter()
+        self.exit_counts: Counter = Counter()  # exit index -> task tokens (scored and generated) leaving there
+        self.agreement_counts = [0, 0]  # teacher-forced task tokens: [exit prediction == full model's, all]
         backbone = ee_model.backbone
         super().__init__(pretrained=backbone.model, tokenizer=backbone.tokenizer, batch_size=int(batch_size), **kwargs)
 
@@ -54,8 +56,11 @@ class EarlyExitLM(HFLM):
         self._score_missing(prepared, [cont for _, _, cont in requests], disable_tqdm)
         results = []
         for tokens, (_, _, cont) in zip(prepared, requests):
-            logprob, greedy, first = self.store.items[request_key(tokens, len(cont))].answer(self.policy)
+            scores = self.store.items[request_key(tokens, len(cont))]
+            logprob, greedy, first = scores.answer(self.policy)
             self.exit_counts.update(first.tolist())
+            self.agreement_counts[0] += scores.agreeing(first)
+            self.agreement_counts[1] += len(first)
             results.append((logprob, greedy))
         self.store.save()
         return results

@@ -19,8 +19,8 @@ PROSE_TASKS = ("prose_lastword", "prose_perplexity")
 _PREFIX = "eebench_"
 
 
-def _paragraphs(source: str) -> list[str]:
-    heldout = split_documents(load_documents(source))["heldout"]
+def _paragraphs(source: str, split_seed: int) -> list[str]:
+    heldout = split_documents(load_documents(source), split_seed)["heldout"]
     return [p.strip() for doc in heldout for p in doc.split("\n\n") if 20 <= len(p.split()) <= 120]
 
 
@@ -49,8 +49,8 @@ _TASKS = {
 }
 
 
-def _write_data(tmp: Path, source: str, limit: int | None, seed: int) -> None:
-    paragraphs = _paragraphs(source)
+def _write_data(tmp: Path, source: str, limit: int | None, seed: int, split_seed: int) -> None:
+    paragraphs = _paragraphs(source, split_seed)
     random.Random(seed).shuffle(paragraphs)
     rows = {"prose_lastword": _lastword_rows(paragraphs)[:limit], "prose_perplexity": [{"text": p} for p in paragraphs[:limit]]}
     for name, docs in rows.items():
@@ -64,11 +64,13 @@ def _write_yamls(tmp: Path, data_dir: Path) -> None:
         (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def build_prose_tasks(names: list[str], source: str, limit: int | None, seed: int = 0) -> tuple[str, list[str]]:
-    """Held-out prose tasks as lm-eval local tasks: (include_path, lm-eval task names)."""
+def build_prose_tasks(names: list[str], source: str, limit: int | None, seed: int = 0,
+                      split_seed: int = 0) -> tuple[str, list[str]]:
+    """Held-out prose tasks as lm-eval local tasks: (include_path, lm-eval task names); ``split_seed``
+    is the run's seed, which drew its held-out documents (see data.corpus.split_documents)."""
     spec = {"source": source if source != "bundled:django-docs" else DJANGO_SDIST[0], "source_content": source_identity(source),
-            "limit": limit, "seed": seed, "version": 1}
-    data_dir = get_or_build("prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed),
+            "limit": limit, "seed": seed, "split_seed": split_seed, "version": 1}
+    data_dir = get_or_build("prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed, split_seed),
                             code=(__name__, "eebench.data.corpus"))
     suite = get_or_build("prose_suite", {"data": str(data_dir)}, lambda tmp: _write_yamls(tmp, data_dir), code=(__name__,))
     return str(suite), [_PREFIX + n for n in names]

@@ -4,15 +4,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from eebench.cache import cache_root, code_fingerprint, content_digest, content_key, get_or_build, path_digest
 from eebench.config import EvalConfig
 from eebench.errors import EEBenchError
 from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
-from eebench.evaluation.scores import ScoreStore
+from eebench.evaluation.scores import FIRST_TOKEN_RULE, ScoreStore
+from eebench.traces.simulate import exit_numbers
 
 
-def resolve_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[str]]:
-    """(include paths, lm-eval task names). Offline suite names map to generated local tasks."""
+def resolve_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tuple[list[str], list[str]]:
+    """(include paths, lm-eval task names). Offline suite names map to generated local tasks; prose tasks
+    read the held-out documents of ``split_seed``'s draw (the run's seed), never its calibration ones."""
     if cfg.suite != "bigbench":
         return ([cfg.include_path] if cfg.include_path else []), list(cfg.tasks)
     from eebench.evaluation.bigbench import build_suite
@@ -21,9 +25,9 @@ def resolve_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[st
     prose = [t for t in cfg.tasks if t in PROSE_TASKS]
     bigbench = [t for t in cfg.tasks if t not in PROSE_TASKS]
     paths, names = [], []
-    # Both builders' default seed (0) picks the documents: the suite is part of the benchmark, not of a run's seed.
+    # The builders' default seed (0) picks the documents: the suite is part of the benchmark, not of a run's seed.
     for builder, chosen in ((lambda ts: build_suite(ts, cfg.limit), bigbench),
-                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit), prose)):
+                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit, split_seed=split_seed), prose)):
         if chosen:
             path, built = builder(chosen)
             paths.append(path)
@@ -76,9 +80,9 @@ def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
     return metrics_of(out)
 
 
-def prepare_tasks(cfg: EvalConfig, data_source: str) -> tuple[list[str], list[str], object]:
+def prepare_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tuple[list[str], list[str], object]:
     """(include paths, lm-eval task names, task manager), or a one-line error for an unknown task."""
-    include_path, tasks = resolve_tasks(cfg, data_source)
+    include_path, tasks = resolve_tasks(cfg, data_source, split_seed=split_seed)
     manager = task_manager(include_path)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
@@ -95,6 +99,7 @@ def head_type_modules() -> tuple[str, ...]:
     return tuple(HEAD_TYPES.get(kind).module for kind in HEAD_TYPES)
 
 
+APPROXIMATE_KV = ("copy", "skip")  # strategies whose KV differs from full-depth decoding
 # The modules whose source determines per-request scores and the full model's task metrics.
 SCORES_CODE = ("eebench.evaluation.scores", "eebench.evaluation.lm", "eebench.exits.confidence", "eebench.heads.modules")
 BASELINE_CODE = ("eebench.evaluation.runner", "eebench.evaluation.lm", "eebench.evaluation.scores")
@@ -134,10 +139,31 @@ def full_model_baseline(cfg: EvalConfig, prepared: tuple, ee_model, store: Score
     return json.loads((directory / BASELINE_FILE).read_text()), directory.name
 
 
-def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path) -> dict:
+def task_exit_stats(early: EarlyExitLM, exit_layers: list[int], costs) -> dict | None:
+    """``exit``'s numbers over the task tokens the early-exit evaluation scored or generated; None if none."""
+    counts = early.exit_counts
+    if not sum(counts.values()):
+        return None
+    first = torch.repeat_interleave(torch.tensor(list(counts)), torch.tensor(list(counts.values())))
+    agreeing, scored = early.agreement_counts
+    return {**exit_numbers(first, exit_layers, costs), "agreement": agreeing / scored if scored else None,
+            "agreement_tokens": scored}
+
+
+def eval_decoders(strategy: str) -> dict[str, str]:
+    """Which decoder produced each kind of task number. Scored requests are teacher-forced with every block
+    running (exact KV): the accuracy of ``lazy``/``full``; ``copy``/``skip`` change the KV, so for them it
+    is exact-KV accuracy, not their own."""
+    scored = "teacher_forced_exact_kv"
+    return {"loglikelihood": scored, "generate_until": f"engine:{strategy}", "strategy": strategy,
+            "accuracy": "exact_kv" if strategy in APPROXIMATE_KV else "own_decoding", "first_token": FIRST_TOKEN_RULE}
+
+
+def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path, costs, strategy: str = "lazy") -> dict:
     include_path, tasks, manager = prepared
     store = ScoreStore(score_store_path(cfg, prepared, ee_model.backbone.identity, heads_dir))
-    early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size)
+    # generate_until requests decode with the point's own engine strategy.
+    early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size, strategy=strategy)
     early_tasks = _simple_evaluate(early, tasks, manager, cfg)
     baseline_tasks, baseline_key = full_model_baseline(cfg, prepared, ee_model, store)
     counts = early.exit_counts
@@ -147,6 +173,8 @@ def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir
         "baseline_tasks": baseline_tasks,
         "baseline_cache_key": baseline_key,
         "eval_mode": EVAL_MODE,
+        "eval_decoders": eval_decoders(strategy),
         "eval_exit_fraction": {("final" if i == len(policy.exit_layers) else str(policy.exit_layers[i])): n / total
                                for i, n in sorted(counts.items())},
+        "exit_tasks": task_exit_stats(early, policy.exit_layers, costs),
     }

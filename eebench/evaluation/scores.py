@@ -25,17 +25,30 @@ class RequestScores:
     logprob: torch.Tensor  # [num_heads + 1, cont_len]; last row is the full model
     greedy: torch.Tensor  # [num_heads + 1, cont_len] bool
     metrics: dict[str, torch.Tensor]  # metric -> [num_heads, cont_len]
+    argmax: torch.Tensor  # [num_heads + 1, cont_len] each exit's predicted token, for agreement with the full model
 
     def exit_index(self, policy: ExitPolicy | None) -> torch.Tensor:
+        """Per continuation token, the exit it leaves at. The first one is predicted from the context's last
+        position, which in generation is the prompt pass: that runs every block (it fills the cache), so the
+        first token comes from the final layer here as in the engine (FIRST_TOKEN_RULE)."""
         num_heads = self.logprob.shape[0] - 1
         if policy is None:
             return torch.full((self.logprob.shape[1],), num_heads)
-        return policy.first_exit(to_uncertainty(policy.metric, self.metrics[policy.metric]))
+        first = policy.first_exit(to_uncertainty(policy.metric, self.metrics[policy.metric]))
+        first[:1] = num_heads
+        return first
 
     def answer(self, policy: ExitPolicy | None) -> tuple[float, bool, torch.Tensor]:
         first = self.exit_index(policy)
         cols = torch.arange(len(first))
         return float(self.logprob[first, cols].sum()), bool(self.greedy[first, cols].all()), first
+
+    def agreeing(self, first: torch.Tensor) -> int:
+        """How many positions' exit prediction equals the full model's (the final layer's)."""
+        return int((self.argmax[first, torch.arange(len(first))] == self.argmax[-1]).sum())
+
+
+FIRST_TOKEN_RULE = "final_layer"  # the first new token never exits, in the engine and in teacher-forced scores
 
 
 def request_key(tokens: list[int], continuation_length: int) -> str:
@@ -72,6 +85,7 @@ class ScoreStore:
         for key, scores in self.items.items():
             tensors[f"{key}/logprob"] = scores.logprob.contiguous()
             tensors[f"{key}/greedy"] = scores.greedy.to(torch.uint8).contiguous()
+            tensors[f"{key}/argmax"] = scores.argmax.contiguous()
             for metric, values in scores.metrics.items():
                 tensors[f"{key}/metric.{metric}"] = values.contiguous()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +104,7 @@ def _parse(tensors: dict[str, torch.Tensor]) -> dict[str, RequestScores]:
     items = {}
     for key, fields in grouped.items():
         metrics = {f.split(".", 1)[1]: t for f, t in fields.items() if f.startswith("metric.")}
-        items[key] = RequestScores(fields["logprob"], fields["greedy"].bool(), metrics)
+        items[key] = RequestScores(fields["logprob"], fields["greedy"].bool(), metrics, fields["argmax"])
     return items
 
 
@@ -117,5 +131,6 @@ def score_batch(model, heads, inputs: list[list[int]], continuations: list[list[
         chosen = logp.gather(2, target[None, :, None].expand(len(per_exit), -1, 1)).squeeze(2)
         per_head = [head_metric_values(heads, h, hidden_at[h][i], logp[h]) for h in range(len(hidden_at))]
         head_metrics = {name: torch.stack([values[name].cpu() for values in per_head]).float() for name in per_head[0]}
-        results.append(RequestScores(chosen, logp.argmax(-1) == target[None], head_metrics))
+        argmax = logp.argmax(-1)
+        results.append(RequestScores(chosen, argmax == target[None], head_metrics, argmax))
     return results

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
+from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.reporting.formatting import exit_label_order
 from eebench.reporting.plots import exit_colours, family_styles, new_figure, save, say_no_data
 
@@ -190,14 +191,15 @@ def _draw_full_models(ax, frame: pd.DataFrame) -> None:
 
 def plot_cost_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
     """Mean task accuracy vs per-token cost (% of the full model's FLOPs = 1 / theoretical speedup)."""
-    points = frame.dropna(subset=["theoretical_speedup", "mean_acc"]) if not frame.empty else frame
+    speedup = SPEEDUP_COLUMNS["theoretical"]  # task tokens where recorded: the accuracy's own data
+    points = frame.dropna(subset=[speedup, "mean_acc"]) if not frame.empty else frame
     if points.empty:
         return None
     figure = new_figure(8, 5.2)
     ax = figure.subplots()
     styles = family_styles(list(dict.fromkeys(frame["family"])))
     for family, group in points.groupby("family", sort=False):
-        cost = 100.0 / group["theoretical_speedup"]
+        cost = 100.0 / group[speedup]
         ax.errorbar(cost, group["mean_acc"] * 100, yerr=group["mean_acc_se"] * 100, fmt=styles[family]["marker"],
                     color=styles[family]["color"], capsize=2, label=family, alpha=0.85)
         for x, y, threshold in zip(cost, group["mean_acc"] * 100, group["threshold"]):

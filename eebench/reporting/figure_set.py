@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from eebench.analysis.pareto import run_families
 from eebench.reporting import diagnostics
 from eebench.reporting.document import Callout, Figure, Heading, Paragraph, RawHtml, inline_html
 from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
@@ -25,7 +26,8 @@ OVERLAY_FILE = "pareto.png"  # at the top of the output dir, where earlier repor
 FIGURE_DIR = "figures"
 PARETO_CAPTION = (
     "Left: measured speedup (generation on this hardware, against the speed reference in *What was run*). "
-    "Right: theoretical speedup from the layers skipped. Lines join each family's Pareto front; numbers next "
+    "Right: theoretical speedup from the layers skipped (on the tokens named in *What was run*). Lines join each "
+    "family's Pareto front; numbers next "
     "to points are the target agreement thresholds; vertical bars are ±1 stderr of the accuracy change, "
     "horizontal bars (left, where recorded) the 95% CI of the measured speedup; a point whose CI crosses the "
     "dashed line at 1 shows no measurable difference in speed. Red rings: flagged measurement errors. Dashed "
@@ -104,8 +106,8 @@ def _exit_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None
 def _calibration_inputs(runs: list[RunResult]) -> dict[str, dict]:
     """Per family: curves (from its first run that has them), targets and chosen thresholds per head."""
     families: dict[str, dict] = {}
-    for results in runs:
-        family = families.setdefault(results.family, {"curves": None, "targets": [], "chosen": {},
+    for results, label in zip(runs, run_families(runs)):
+        family = families.setdefault(label, {"curves": None, "targets": [], "chosen": {},
                                                       "metric": results.confidence})
         if family["curves"] is None and results.curves:
             family["curves"] = [dataclasses.asdict(head) for head in results.curves]

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.reporting.document import Bullets, Heading, Paragraph
 from eebench.reporting.formatting import distinct, fmt
 from eebench.reporting.speed import (
     NO_DIFFERENCE, column, fastest, flagged, has_intervals, reference_short, speedup_text, verdict,
 )
 
+THEORETICAL = SPEEDUP_COLUMNS["theoretical"]  # on task tokens where recorded, like the accuracy beside it
 WITHIN_POINTS = 1.0  # "as accurate as the full model" means losing at most this many points
 MAX_EXAMPLES = 8
 
@@ -85,12 +87,12 @@ def _backbone_finding(backbone: str, rows: pd.DataFrame, reference: str) -> str:
     if measured:
         text = f"**{backbone}**: {measured}"
     else:
-        theoretical = _fastest_within_tolerance(rows, "theoretical_speedup")
+        theoretical = _fastest_within_tolerance(rows, THEORETICAL)
         text = f"**{backbone}**: no measured timings with task accuracy; by theoretical speedup, " + (
             theoretical or "nothing to compare (no task accuracy recorded).")
-    paired = rows.dropna(subset=["measured_speedup", "theoretical_speedup"])
+    paired = rows.dropna(subset=["measured_speedup", THEORETICAL])
     if not paired.empty:
-        ratio = (paired["measured_speedup"] / paired["theoretical_speedup"]).median()
+        ratio = (paired["measured_speedup"] / paired[THEORETICAL]).median()
         text += f" Measured speedup is a median {ratio:.0%} of the theoretical speedup"
         text += (", i.e. faster than the cost model allows: suspect timing noise (see the min–max "
                  "range) or a mismatch between what the two measure." if ratio > 1.05 else ".")
@@ -138,11 +140,29 @@ def _caveats(frame: pd.DataFrame) -> list[str]:
     if not noisy.empty:
         notes.append(f"{len(noisy)} timed point(s) have a measured min–max range spanning 1x, so timing "
                      f"cannot distinguish them from the full model: {_examples(noisy)}.")
-    costly = frame[frame["theoretical_speedup"] < 1.0]
+    exact = frame[column(frame, "accuracy_decoder") == "exact_kv"]
+    if not exact.empty:
+        notes.append(f"{len(exact)} point(s) decode with `copy` or `skip`, whose KV differs from full-depth decoding: their "
+                     "task accuracy is exact-KV accuracy (teacher-forced, every block running), not their own, so they "
+                     f"are kept off the backbone fronts: {_examples(exact)}.")
+    costly = frame[frame[THEORETICAL] < 1.0]
     if not costly.empty:
         notes.append(f"{len(costly)} point(s) have theoretical speedup below 1 (by the cost model they do "
                      f"more work than the full model): {_examples(costly)}.")
     return notes
+
+
+def calibration_misses(frame: pd.DataFrame) -> str:
+    """Every point with a head whose held-out exited tokens fell below the agreement target."""
+    misses = column(frame, "calibration_misses")
+    missed = frame[misses.notna() & (misses.astype(str) != "")]
+    if missed.empty:
+        return ""
+    listed = "; ".join(f"{describe_point(row)} (target {fmt(row['threshold'], 'g')}): {row['calibration_misses']}"
+                       for _, row in missed.head(MAX_EXAMPLES).iterrows())
+    more = f"; and {len(missed) - MAX_EXAMPLES} more" if len(missed) > MAX_EXAMPLES else ""
+    return (f"**{len(missed)} point(s) miss their calibration target on held-out documents** (agreement with the "
+            f"full model of the tokens a head let exit, below the target): {listed}{more}.")
 
 
 def measurement_errors(frame: pd.DataFrame) -> list[str]:
@@ -158,8 +178,12 @@ def findings_items(frame: pd.DataFrame, skipped_count: int) -> list[str]:
         return []
     trusted = frame[~flagged(frame)]
     reference = reference_short(frame)
-    items = [_backbone_finding(backbone, rows, reference) for backbone, rows in trusted.groupby("backbone", sort=True)]
+    # Exact-KV accuracy is not a copy/skip point's own, so such points are not ranked (see _caveats).
+    ranked = trusted[column(trusted, "accuracy_decoder") != "exact_kv"]
+    items = [_backbone_finding(backbone, rows, reference) for backbone, rows in ranked.groupby("backbone", sort=True)]
     items += [_slower_than_full(trusted, reference)] + _caveats(trusted)
+    missed = calibration_misses(frame)
+    items += [missed] if missed else []
     hardware = mixed_hardware_note(frame)
     items += [hardware] if hardware else []
     if skipped_count:

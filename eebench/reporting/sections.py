@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from eebench.analysis.hypervolume import REFERENCE_MARGIN_POINTS, REFERENCE_SPEEDUP
-from eebench.analysis.pareto import task_names
+from eebench.analysis.pareto import SPEEDUP_COLUMNS, task_names
 from eebench.reporting.document import Bullets, Callout, Heading, Paragraph, Table
 from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.formatting import MISSING, distinct, fmt, is_missing, pct, with_error
@@ -37,13 +37,25 @@ def what_was_run(frame: pd.DataFrame, runs: list, skipped: list, sweep_dirs: lis
         f"Sweep directories: {', '.join(f'`{d}`' for d in sweep_dirs) or 'none readable'}",
         f"Backbones: {', '.join(distinct(frame['backbone'])) or 'none completed'}",
         f"Points: {total} ({len(runs)} complete, {len(skipped)} skipped or failed)",
-        f"Configuration families (backbone/placement/head/confidence): {frame['family'].nunique()}",
+        f"Configuration families (backbone/placement/head/confidence, plus any other axis that varies): "
+        f"{frame['family'].nunique()}",
         f"Calibration: {', '.join(distinct(frame['calibration_method'])) or '–'}",
         f"Tasks: {', '.join(task_names(frame)) or 'none'}",
         f"Precision (backbone dtype): {', '.join(distinct(column(frame, 'backbone_dtype'))) or 'not recorded'}",
         f"Speed reference: {reference_label(frame)}" + (f"; {overhead}" if (overhead := engine_overhead(frame)) else ""),
+        f"Theoretical speedup (Pareto x-axis, tables, findings): {theoretical_source(frame)}",
         f"Run dates: {run_dates(frame)}",
     ])]
+
+
+def theoretical_source(frame: pd.DataFrame) -> str:
+    """Which tokens the theoretical axis was computed on: the tasks' own, held-out prose, or a mix."""
+    sources = column(frame, "axis_theoretical_source").value_counts()
+    names = {"tasks": "on the evaluation tasks' own tokens (the data the accuracy comes from)",
+             "heldout": "on held-out prose (no evaluation tasks)"}
+    if len(sources) <= 1:
+        return names.get(next(iter(sources.index), ""), "not recorded")
+    return "; ".join(f"{count} point(s) {names.get(source, source)}" for source, count in sources.items())
 
 
 # ----------------------------------------------------------------------------- results tables
@@ -94,7 +106,7 @@ def _accuracy_cells(row: pd.Series, tasks: list[str]) -> list[str]:
 def _table_row(row: pd.Series, tasks: list[str], mixed: bool) -> list[str]:
     cells = [fmt(row["threshold"], "g")] + _accuracy_cells(row, tasks)
     cells += [fmt(row["agreement"], ".3f"), fmt(row["mean_layers"], ".1f"),
-              fmt(row["theoretical_speedup"], ".2f"), _measured_cell(row),
+              fmt(row[SPEEDUP_COLUMNS["theoretical"]], ".2f"), _measured_cell(row),
               fmt(row["full_tokens_per_s"], ".1f"), fmt(row["early_exit_tokens_per_s"], ".1f"),
               _full_and_early_cell(row, "decode_tokens_per_s", ".1f"),
               _full_and_early_cell(row, "decode_ms_per_token", ".1f"),

@@ -10,6 +10,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from eebench.analysis.pareto import run_families
 from eebench.reporting.formatting import exit_label_order
 from eebench.reporting.plots import FINAL_COLOUR, exit_colours, new_figure, save
 from eebench.tracking.contract import RunResult
@@ -28,20 +29,20 @@ class ExitSample:
     exit_labels: list[str]  # every exit this run could use, for the legend
 
 
-def _exit_sample(results: RunResult) -> ExitSample | None:
+def _exit_sample(results: RunResult, family: str) -> ExitSample | None:
     sample = results.timing.exit_sample if results.timing else None
     if sample is None or not sample.tokens:
         return None
     tokens = [(text, label) for text, label in sample.tokens]
     labels = {str(layer) for layer in results.exit_layers} | {label for _, label in tokens}
-    label = f"{results.family} at threshold {results.threshold}"
+    label = f"{family} at threshold {results.threshold}"
     return ExitSample(label, sample.prompt, tokens, sorted(labels | {"final"}, key=exit_label_order))
 
 
 def collect_samples(runs: list[RunResult]) -> list[ExitSample]:
     """Exit samples of the runs that have one, ordered by family then threshold."""
-    ordered = sorted(runs, key=lambda r: (r.family, r.threshold))
-    return [sample for sample in map(_exit_sample, ordered) if sample is not None]
+    ordered = sorted(zip(run_families(runs), runs), key=lambda pair: (pair[0], pair[1].threshold))
+    return [sample for sample in (_exit_sample(results, family) for family, results in ordered) if sample is not None]
 
 
 def visible_token(text: str) -> str:

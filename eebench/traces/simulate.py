@@ -13,19 +13,45 @@ def exit_indices(trace: Trace, policy: ExitPolicy) -> torch.Tensor:
     return policy.first_exit(trace.uncertainty(policy.metric))
 
 
-def simulate(trace: Trace, policy: ExitPolicy, costs: CostModel) -> dict:
-    first = exit_indices(trace, policy)
-    num_heads = len(policy.exit_layers)
-    emitted = torch.cat([trace.head_argmax, trace.final_argmax[None]])[first, torch.arange(len(first))]
+def exit_numbers(first: torch.Tensor, exit_layers: list[int], costs: CostModel) -> dict:
+    """Exit histogram, mean depth and the cost model's speedups of tokens leaving at ``first`` (head index,
+    or len(exit_layers) for the final layer): the same numbers for held-out prose and for task tokens."""
+    num_heads = len(exit_layers)
     counts = torch.bincount(first, minlength=num_heads + 1).double() / len(first)
-    fraction = {str(layer): float(counts[i]) for i, layer in enumerate(policy.exit_layers)}
+    fraction = {str(layer): float(counts[i]) for i, layer in enumerate(exit_layers)}
     fraction["final"] = float(counts[num_heads])
     blocks = torch.tensor([costs.blocks_run(i) for i in range(num_heads + 1)], dtype=torch.float64)
     return {
         "fraction": fraction,
         "mean_layers": float(blocks[first].mean()),
-        "agreement": float((emitted == trace.final_argmax).double().mean()),
         "theoretical_speedup": costs.theoretical_speedup(first),
         "depth_speedup": costs.depth_speedup(first),
         "tokens": len(first),
     }
+
+
+def simulate(trace: Trace, policy: ExitPolicy, costs: CostModel) -> dict:
+    first = exit_indices(trace, policy)
+    emitted = torch.cat([trace.head_argmax, trace.final_argmax[None]])[first, torch.arange(len(first))]
+    return {**exit_numbers(first, policy.exit_layers, costs),
+            "agreement": float((emitted == trace.final_argmax).double().mean())}
+
+
+def heldout_check(trace: Trace, policy: ExitPolicy, target: float) -> dict:
+    """Per head, the agreement of the tokens the policy let exit there, and pooled over every exited token.
+
+    ``simulate``'s agreement counts tokens that reached the final layer, which agree by definition; this
+    check leaves them out, so a head that exits too eagerly shows as a miss (``target_met`` false)."""
+    first = exit_indices(trace, policy)
+    agree = trace.agree  # [heads, tokens]: the head's argmax equals the final layer's
+    heads, hits = [], []
+    for i, layer in enumerate(policy.exit_layers):
+        exited = first == i
+        count = int(exited.sum())
+        agreement = float(agree[i][exited].double().mean()) if count else None
+        hits.append(agree[i][exited])
+        heads.append({"layer": layer, "agreement": agreement, "tokens": count,
+                      "target_met": agreement is None or agreement >= target})
+    pooled = torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+    return {"heads": heads, "exited_agreement": float(pooled.double().mean()) if len(pooled) else None,
+            "exited_tokens": len(pooled), "tokens": len(first), "target_met": all(h["target_met"] for h in heads)}

@@ -37,13 +37,49 @@ class ExitStats:
 
 
 @dataclass
+class TaskExitStats:
+    """The exit policy on the evaluation tasks' own tokens (every scored continuation token and every generated
+    token), with the same cost model as ``ExitStats``: the Pareto x-axis's data is the accuracy axis's data."""
+
+    fraction: dict[str, float]
+    mean_layers: float
+    agreement: float | None  # teacher-forced task tokens whose exit prediction equals the full model's; None: none scored
+    theoretical_speedup: float
+    depth_speedup: float
+    tokens: int
+    agreement_tokens: int  # the teacher-forced tokens ``agreement`` is over (generated ones have no full-model twin)
+
+
+@dataclass
+class HeldoutHead:
+    """One head under the whole policy on held-out tokens: the tokens it let exit (those earlier heads kept)."""
+
+    layer: int
+    agreement: float | None  # share of the tokens it let exit whose prediction equals the full model's; None: none exited
+    tokens: int
+    target_met: bool  # agreement >= the calibration target, or no token exited there
+
+
+@dataclass
+class HeldoutCheck:
+    """The calibration target checked on held-out documents, counting only tokens that exited early."""
+
+    heads: list[HeldoutHead]
+    exited_agreement: float | None  # pooled over every head; tokens reaching the final layer excluded; None: none exited
+    exited_tokens: int
+    tokens: int  # all held-out tokens, exited or not
+    target_met: bool  # every head met the target
+
+
+@dataclass
 class CalibrationResult:
     method: str
     target: float
     thresholds: list[float | None]  # per exit layer, in the metric's units; None: the head never exits
-    calibration_agreement: float
-    heldout_agreement: float
+    calibration_agreement: float  # all calibration tokens, final-layer ones included (those agree by definition)
+    heldout_agreement: float  # all held-out tokens, final-layer ones included (those agree by definition)
     per_head_heldout: list[dict[str, Any]]  # {layer, threshold, coverage, agreement}: each head judged alone
+    heldout: HeldoutCheck | None = None  # per head and pooled over exited tokens only
 
 
 @dataclass
@@ -283,6 +319,9 @@ class RunResult:
     baseline_cache_key: str | None = None
     eval_mode: str | None = None
     eval_exit_fraction: dict[str, float] = field(default_factory=dict)
+    exit_tasks: TaskExitStats | None = None  # exit stats on the eval tasks' tokens; None without eval tasks
+    # Which decoder produced each task number: {loglikelihood, generate_until, strategy, accuracy, first_token}
+    eval_decoders: dict[str, str] = field(default_factory=dict)
     timing: TimingResult | None = None
     provenance: Provenance | None = None
     schema_version: int = SCHEMA_VERSION

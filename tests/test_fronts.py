@@ -1,0 +1,82 @@
+"""Pareto families key on every axis that varies in a sweep; backbones are labelled by what was loaded."""
+from __future__ import annotations
+
+import os
+
+from conftest import _write_prose, run_eebench
+from test_reporting import make_results
+
+from eebench.analysis.pareto import add_pareto_flags, runs_to_frame
+from eebench.backbones.loader import backbone_label, load_backbone
+from eebench.config import BackboneConfig
+from eebench.reporting.comparison import comparison_rows
+from eebench.tracking.contract import read_result
+
+
+def _point(threshold: float, theoretical: float, acc: float, **changes) -> dict:
+    results = make_results(threshold=threshold, theoretical=theoretical, acc=acc)
+    results["exit"]["depth_speedup"] = theoretical
+    results.update(changes)
+    return results
+
+
+def _fronts(points: list[dict]):
+    frame = add_pareto_flags(runs_to_frame(points))
+    return frame, {family: set(group.loc[group["pareto_theoretical"], "threshold"])
+                   for family, group in frame.groupby("family")}
+
+
+def test_placements_with_different_layers_never_share_a_front():
+    # Same placement kind ("explicit"), different layers: the shallow one dominates the deep one on one front.
+    shallow = dict(placement="explicit", exit_layers=[3, 7])
+    deep = dict(placement="explicit", exit_layers=[20, 25])
+    frame, fronts = _fronts([_point(0.8, 2.0, 0.42, **shallow), _point(0.9, 1.8, 0.42, **shallow),
+                             _point(0.8, 1.4, 0.41, **deep), _point(0.9, 1.2, 0.40, **deep)])
+    assert set(frame["family"]) == {"tiny-a/explicit/linear/entropy layers=3,7",
+                                    "tiny-a/explicit/linear/entropy layers=20,25"}
+    assert fronts["tiny-a/explicit/linear/entropy layers=20,25"] == {0.8}  # would be empty on a shared front
+    # The backbone front still compares every configuration of the backbone.
+    assert frame["pareto_backbone_theoretical"].sum() == 1
+
+
+def test_backbones_given_only_by_path_never_share_a_front():
+    a = dict(backbone="local", backbone_path="/models/a")
+    b = dict(backbone="local", backbone_path="/models/b")
+    frame, fronts = _fronts([_point(0.8, 2.0, 0.42, **a), _point(0.8, 1.4, 0.40, **b)])
+    assert frame["backbone"].nunique() == 2 and all(label.startswith("local@") for label in frame["backbone"])
+    assert [len(front) for front in fronts.values()] == [1, 1]
+    assert frame["pareto_backbone_theoretical"].all()  # each is alone on its own backbone's front
+
+
+def test_other_varying_axes_split_families_and_a_threshold_sweep_keeps_short_labels():
+    plain = runs_to_frame([_point(0.8, 2.0, 0.42), _point(0.9, 1.5, 0.43)])
+    assert set(plain["family"]) == {"tiny-a/equal/linear/entropy"}
+    mixed = [_point(0.8, 2.0, 0.42), _point(0.8, 2.0, 0.42, calibration_method="platt", backbone_dtype="bfloat16")]
+    frame = runs_to_frame(mixed)
+    assert set(frame["family"]) == {"tiny-a/equal/linear/entropy calibration=max_coverage dtype=float32",
+                                    "tiny-a/equal/linear/entropy calibration=platt dtype=bfloat16"}
+    # The head x metric table shows the extra axes in its own column instead of merging the rows.
+    columns, rows = comparison_rows(frame)
+    assert columns[0] == "other axes" and sorted(row[4] for row in rows) == [
+        "calibration=max_coverage dtype=float32", "calibration=platt dtype=bfloat16"]
+
+
+def test_backbone_label_defaults_to_the_loaded_models_own_name(tiny_model_dirs):
+    directory = tiny_model_dirs["qwen2"]
+    assert backbone_label(BackboneConfig(name_or_path=str(directory))) == directory.name
+    assert backbone_label(BackboneConfig(name_or_path=f"{directory}/")) == directory.name
+    assert backbone_label(BackboneConfig(name_or_path="bundled:smollm2-135m")) == "smollm2-135m"
+    assert backbone_label(BackboneConfig(name_or_path="EleutherAI/pythia-160m")) == "EleutherAI/pythia-160m"
+    assert backbone_label(BackboneConfig(name_or_path="/m", gguf_file="SmolLM2.Q8_0.gguf")) == "SmolLM2.Q8_0"
+    assert backbone_label(BackboneConfig(name="mine", name_or_path=str(directory))) == "mine"
+    assert load_backbone(BackboneConfig(name_or_path=str(directory), dtype="float32"), "cpu").name == directory.name
+
+
+def test_smoke_point_is_labelled_by_its_directory(tmp_path, tiny_model_dirs):
+    directory = tiny_model_dirs["qwen2"]
+    env = {**os.environ, "EEBENCH_CACHE": str(tmp_path / "cache")}
+    proc = run_eebench(["experiment=smoke", f"backbone.name_or_path={directory}", "eval.tasks=[]", "timing=none",
+                        "logger=none", f"data.source={_write_prose(tmp_path / 'prose.txt')}",
+                        f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_result(tmp_path / "run").backbone == directory.name
