@@ -125,11 +125,12 @@ def entry_problem(directory: Path) -> str | None:
     return None
 
 
-def content_digest(directory: Path) -> str:
-    """Hash of an entry's checksummed files (not its spec): what a later artifact was computed from."""
+def content_digest(directory: Path, suffix: str = ".safetensors") -> str:
+    """Hash of an entry's checksummed ``suffix`` files (the weights, not the spec nor a training log whose timings
+    differ between two builds of the same weights): what a later artifact was computed from."""
     files = json.loads((Path(directory) / MANIFEST).read_text())["files"]
-    files.pop("spec.json", None)
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+    chosen = {name: digest for name, digest in files.items() if name.endswith(suffix)}
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def quarantine(path: Path, reason: str) -> Path:

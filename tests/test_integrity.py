@@ -217,9 +217,12 @@ def test_run_dir_never_turns_on_remote_code_and_paths_must_be_trusted(tmp_path, 
     Trace({"entropy": torch.rand(2, 6)}, torch.zeros(2, 6, dtype=torch.long), torch.zeros(6, dtype=torch.long)).save(trace_dir)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    results = {"status": "complete", "confidence": "entropy", "calibration_method": "max_coverage",
-               "artifacts": {"heads_dir": str(heads_dir), "calibration_trace_dir": str(trace_dir),
-                             "backbone_config": {"name_or_path": str(local_gpt2), "trust_remote_code": True}}}
+    from test_reporting import make_results
+
+    results = make_results()  # a complete results.json of the contract, pointing at these artifacts
+    results["artifacts"] = {"heads_dir": str(heads_dir), "calibration_trace_dir": str(trace_dir),
+                            "backbone_config": {"name_or_path": str(local_gpt2), "trust_remote_code": True},
+                            "calibration_config": {"method": "max_coverage"}}
     (run_dir / "results.json").write_text(json.dumps(results))
     with pytest.raises(EEBenchError, match="backbone_config.name_or_path=.*outside the eebench cache"):
         EarlyExitModel.from_run(run_dir, device="cpu")
@@ -331,6 +334,6 @@ def test_report_counts_one_point_per_configuration(tmp_path):
         (sweep / name / "config.json").write_text(json.dumps({"threshold": threshold, "logger": {"kind": name}}))
     os.utime(sweep / "0" / "results.json", (1, 1))  # the index-named folder of an old launch is older
     runs, skipped = load_sweeps([sweep])
-    assert sorted(Path(r["run_dir"]).name for r in runs) == ["threshold=0.8_abc", "threshold=0.9_def"]
+    assert sorted(Path(r.run_dir).name for r in runs) == ["threshold=0.8_abc", "threshold=0.9_def"]
     expected = ("0", f"same configuration as {sweep / 'threshold=0.8_abc'}")
     assert [(Path(d).name, why.split(" (")[0]) for d, why in skipped] == [expected]

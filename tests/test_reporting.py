@@ -81,7 +81,7 @@ def make_workload(tokens_per_s: float) -> dict:
 
 
 def make_ratio(name: str, value: float) -> dict:
-    return {name: value, f"{name}_ci95": [value - 0.1, value + 0.1], f"{name}_min": value - 0.05,
+    return {name: value, f"{name}_ci95": [value - 0.05, value + 0.05], f"{name}_min": value - 0.05,
             f"{name}_max": value + 0.05, f"{name}_median_of_repeats": value}
 
 
@@ -206,7 +206,7 @@ def test_write_report_outputs(sweep):
     assert "tiny-a" in text and "tiny-b" in text
     assert "| threshold | acc EE % | acc full % |" in text
     assert "teacher-forced simulation" in text
-    assert "1 of 6 timed points are slower than the full model" in text
+    assert "of 6 timed points: 1 **measurably slower**" in text  # tiny-b@0.95: 0.90x [0.85-0.95]
     skipped = text.split("## Skipped", 1)[1]
     assert f"`{sweep / '6'}`: failed: RuntimeError: out of memory" in skipped
     assert f"`{sweep / '7'}`: corrupt results.json" in skipped
@@ -358,5 +358,7 @@ def test_pareto_plot_draws_speed_cis_on_the_measured_axis_only():
     x_bars = sorted(tuple(segment[:, 0]) for bar in bars if bar.has_xerr for segment in bar.lines[2][0].get_segments())
     assert x_bars == [(1.10, 1.50), (1.15, 1.35)]
     assert not any(c.has_xerr for c in theoretical.containers if isinstance(c, ErrorbarContainer))
-    old = ci_frame(make_results())  # results from before CIs: stderr bars only, no speed bars
-    assert not any(c.has_xerr for c in pareto_figure(old).axes[0].containers if isinstance(c, ErrorbarContainer))
+    untimed = make_results()
+    del untimed["timing"]  # timing=none: stderr bars only, no speed bars
+    assert not any(c.has_xerr for c in pareto_figure(ci_frame(untimed)).axes[0].containers
+                   if isinstance(c, ErrorbarContainer))
