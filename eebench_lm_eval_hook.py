@@ -6,6 +6,7 @@ imports lm-eval's model registry is the name ``eebench`` registered there, as a 
 placeholder, so even then torch and the model code load only if the model is used. Top level, not
 inside the eebench package, because ``import eebench`` would itself import lm-eval at every start.
 """
+
 from __future__ import annotations
 
 import importlib.util

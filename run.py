@@ -1,8 +1,9 @@
 """Hydra entry point: one job = one point of a sweep.
 
-    python run.py experiment=smoke backbone.name_or_path=/path/to/model
-    python run.py -m experiment=demo threshold=0.8,0.9,0.95
+python run.py experiment=smoke backbone.name_or_path=/path/to/model
+python run.py -m experiment=demo threshold=0.8,0.9,0.95
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Only for the .pth file that lets `lm_eval --model eebench` work (see eebench_lm_eval_hook.py):
 pyproject metadata cannot place a file at the root of site-packages, a build_py step can."""
+
 from pathlib import Path
 
 from setuptools import setup

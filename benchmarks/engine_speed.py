@@ -14,6 +14,7 @@ prompts; every speedup is a ratio of summed repeat times with a paired bootstrap
     python benchmarks/engine_speed.py --run-dir outputs/sweeps/demo_.../0 [--metric gate] [--dtype bfloat16]
     python benchmarks/engine_speed.py --estimate-ci --backbone bundled:smollm2-135m --prompts 4 --new-tokens 48 --repeats 10
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,16 +32,25 @@ from eebench.engine.flops import CostModel
 from eebench.engine.generate import GenerationOutput
 from eebench.errors import require
 from eebench.exits.policy import ExitPolicy
-from eebench.timing.generation import (bound_for, compare_with_reference, decoded_exit_indices, flag_fields,
-                                       generate_batches, noise_floor, prompt_batches, reference_matches,
-                                       transformers_greedy)
+from eebench.timing.generation import (
+    bound_for,
+    compare_with_reference,
+    decoded_exit_indices,
+    flag_fields,
+    generate_batches,
+    noise_floor,
+    prompt_batches,
+    reference_matches,
+    transformers_greedy,
+)
 from eebench.timing.provenance import timing_provenance
 from eebench.timing.timer import load_average_1min, process_peak_rss_mib, torch_threads
 
 
 def held_out_prompts(backbone, count: int, length: int) -> list[torch.Tensor]:
-    splits = prepare_splits(DataConfig(seq_len=length, train_sequences=1, calibration_sequences=1, heldout_sequences=count),
-                            backbone.tokenizer)
+    splits = prepare_splits(
+        DataConfig(seq_len=length, train_sequences=1, calibration_sequences=1, heldout_sequences=count), backbone.tokenizer
+    )
     return [row[None].to(backbone.device) for row in splits["heldout"]]
 
 
@@ -59,18 +69,30 @@ class Bench:
 
     def reference_rows(self) -> list[dict]:
         """The A/A noise floor and the engine's full path against transformers, from one schedule."""
-        fields = noise_floor(self.transformers, self.full, self.new_tokens, self.backbone.device, self.warmup,
-                             self.repeats, self.seed)
-        rows = [{"method": "A/A transformers vs itself", **_renamed(fields, "aa_"), **fields},
-                {"method": "engine full depth", **_renamed(fields, "engine_full_"), **fields}]
+        fields = noise_floor(
+            self.transformers, self.full, self.new_tokens, self.backbone.device, self.warmup, self.repeats, self.seed
+        )
+        rows = [
+            {"method": "A/A transformers vs itself", **_renamed(fields, "aa_"), **fields},
+            {"method": "engine full depth", **_renamed(fields, "engine_full_"), **fields},
+        ]
         for row in rows:
             _print_scalars(row)
         return rows
 
     def measure(self, name: str, run, costs: CostModel | None = None, strategy: str | None = None) -> dict:
         """Time ``run(new_tokens)`` with transformers greedy and the engine's full path; unprefixed keys are the method's."""
-        fields, outputs = compare_with_reference(self.transformers, self.full, run, self.new_tokens, self.backbone.device,
-                                                 self.warmup, self.repeats, self.seed, candidate_prefix="")
+        fields, outputs = compare_with_reference(
+            self.transformers,
+            self.full,
+            run,
+            self.new_tokens,
+            self.backbone.device,
+            self.warmup,
+            self.repeats,
+            self.seed,
+            candidate_prefix="",
+        )
         row = {"method": name, **fields, **reference_matches(outputs, ""), "load_average_1min": load_average_1min()}
         outs = outputs[""]
         stats = [o.speculation for o in outs if isinstance(o, GenerationOutput) and o.speculation is not None]
@@ -98,8 +120,11 @@ def _renamed(fields: dict, prefix: str) -> dict:
 
 
 def _print_scalars(row: dict) -> None:
-    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()
-             if not isinstance(v, (dict, list)) or k.endswith("_ci95")}
+    shown = {
+        k: round(v, 4) if isinstance(v, float) else v
+        for k, v in row.items()
+        if not isinstance(v, (dict, list)) or k.endswith("_ci95")
+    }
     print(json.dumps(shown), flush=True)
 
 
@@ -107,11 +132,12 @@ def no_exit_rows(bench: Bench, heads) -> list[dict]:
     """The price of asking: a policy whose heads never fire, so every token runs the full depth and
     pays only for the exit decisions (the gate's small MLP, or every head's vocabulary projection)."""
     rows = []
-    for metric in (["gate", "entropy"] if len(heads.gates) else ["entropy"]):
+    for metric in ["gate", "entropy"] if len(heads.gates) else ["entropy"]:
         never = ExitPolicy(heads.exit_layers, metric, [-math.inf] * len(heads.exit_layers))
         costs = CostModel.from_layered(bench.backbone.layered, heads, gated=metric == "gate")
-        rows.append(bench.measure(f"no exit, {metric} decides", bench.engine(heads=heads, policy=never, strategy="lazy"),
-                                  costs, "lazy"))
+        rows.append(
+            bench.measure(f"no exit, {metric} decides", bench.engine(heads=heads, policy=never, strategy="lazy"), costs, "lazy")
+        )
     return rows
 
 
@@ -123,22 +149,36 @@ def method_rows(bench: Bench, model, args) -> list[dict]:
         model._policies.clear()
         policy = model.policy(target)
         for strategy in ("full", "lazy", "copy", "skip"):
-            rows.append(bench.measure(f"{strategy} @{target}", bench.engine(heads=heads, policy=policy, strategy=strategy),
-                                      costs, strategy))
-        rows.append(bench.measure(f"dssd @{target}", bench.engine(heads=heads, policy=policy, strategy="dssd", max_draft=5),
-                                  costs, "dssd"))
+            rows.append(
+                bench.measure(
+                    f"{strategy} @{target}", bench.engine(heads=heads, policy=policy, strategy=strategy), costs, strategy
+                )
+            )
+        rows.append(
+            bench.measure(
+                f"dssd @{target}", bench.engine(heads=heads, policy=policy, strategy="dssd", max_draft=5), costs, "dssd"
+            )
+        )
     for layer in args.static_layers or heads.exit_layers[-1:]:
         # No confidence: every token leaves at this block through its trained head.
         rows.append(bench.measure(f"static block {layer}", bench.engine(heads=heads, strategy="static", exit_layer=layer)))
     for layer in heads.exit_layers:
         for draft in args.draft_lengths:
-            rows.append(bench.measure(f"layerskip block {layer} draft {draft}",
-                                      bench.engine(strategy="layerskip", exit_layer=layer, draft_length=draft)))
+            rows.append(
+                bench.measure(
+                    f"layerskip block {layer} draft {draft}",
+                    bench.engine(strategy="layerskip", exit_layer=layer, draft_length=draft),
+                )
+            )
     hf, pad = bench.backbone.model, bench.backbone.tokenizer.pad_token_id
     for layer in args.assistant_layers or heads.exit_layers:
         for draft in args.draft_lengths:
-            rows.append(bench.measure(f"assistant_early_exit {layer} x{draft}", transformers_greedy(
-                hf, pad, bench.batches, assistant_early_exit=layer + 1, num_assistant_tokens=draft)))
+            rows.append(
+                bench.measure(
+                    f"assistant_early_exit {layer} x{draft}",
+                    transformers_greedy(hf, pad, bench.batches, assistant_early_exit=layer + 1, num_assistant_tokens=draft),
+                )
+            )
     return rows
 
 
@@ -157,10 +197,17 @@ def estimate_ci(bench: Bench, target: float) -> dict:
 
 def run_all(args) -> tuple[list[dict], dict]:
     if args.estimate_ci:
-        backbone = load_backbone(BackboneConfig(name="estimate", name_or_path=args.backbone, dtype=args.dtype or "auto"),
-                                 args.device)
-        bench = Bench(backbone, held_out_prompts(backbone, args.prompts, args.prompt_tokens), args.new_tokens,
-                      args.warmup, args.repeats, args.seed)
+        backbone = load_backbone(
+            BackboneConfig(name="estimate", name_or_path=args.backbone, dtype=args.dtype or "auto"), args.device
+        )
+        bench = Bench(
+            backbone,
+            held_out_prompts(backbone, args.prompts, args.prompt_tokens),
+            args.new_tokens,
+            args.warmup,
+            args.repeats,
+            args.seed,
+        )
         estimate = estimate_ci(bench, args.ci_target)
         print(json.dumps(estimate), flush=True)
         return [], {"ci_estimate": estimate, "dtype": str(backbone.model.dtype).removeprefix("torch.")}
@@ -169,8 +216,14 @@ def run_all(args) -> tuple[list[dict], dict]:
     model = EarlyExitModel.from_run(args.run_dir, device=args.device, dtype=args.dtype)
     model.metric = args.metric
     backbone = model.backbone
-    bench = Bench(backbone, held_out_prompts(backbone, args.prompts, args.prompt_tokens), args.new_tokens,
-                  args.warmup, args.repeats, args.seed)
+    bench = Bench(
+        backbone,
+        held_out_prompts(backbone, args.prompts, args.prompt_tokens),
+        args.new_tokens,
+        args.warmup,
+        args.repeats,
+        args.seed,
+    )
     return bench.reference_rows() + method_rows(bench, model, args), {"dtype": str(backbone.model.dtype).removeprefix("torch.")}
 
 
@@ -186,23 +239,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0, help="workload order per repeat and bootstrap resamples")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
-    parser.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
-                        help="backbone precision (default: the run's own; auto = bf16 where the hardware runs it natively)")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="backbone precision (default: the run's own; auto = bf16 where the hardware runs it natively)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--draft-lengths", type=int, nargs="+", default=[3, 6], help="LayerSkip / assistant draft lengths")
-    parser.add_argument("--static-layers", type=int, nargs="*", default=None,
-                        help="blocks for the static-exit baseline (default: the deepest exit block)")
-    parser.add_argument("--assistant-layers", type=int, nargs="*", default=None,
-                        help="exit blocks for transformers' assistant_early_exit (default: every exit block)")
-    parser.add_argument("--estimate-ci", action="store_true",
-                        help="only time the A/A and engine-full schedule; print CI half-widths and the repeats for --ci-target")
+    parser.add_argument(
+        "--static-layers",
+        type=int,
+        nargs="*",
+        default=None,
+        help="blocks for the static-exit baseline (default: the deepest exit block)",
+    )
+    parser.add_argument(
+        "--assistant-layers",
+        type=int,
+        nargs="*",
+        default=None,
+        help="exit blocks for transformers' assistant_early_exit (default: every exit block)",
+    )
+    parser.add_argument(
+        "--estimate-ci",
+        action="store_true",
+        help="only time the A/A and engine-full schedule; print CI half-widths and the repeats for --ci-target",
+    )
     parser.add_argument("--backbone", default="bundled:smollm2-135m", help="with --estimate-ci: the backbone to time")
     parser.add_argument("--ci-target", type=float, default=0.03, help="relative 95%% CI half-width to aim for")
     parser.add_argument("--out", default=None, help="write the rows and provenance as JSON here")
     args = parser.parse_args(argv)
     require(args.estimate_ci or bool(args.run_dir), "--run-dir is required (or --estimate-ci with --backbone)")
-    require(args.repeats >= MIN_TIMING_REPEATS,
-            f"--repeats={args.repeats} is too few for a bootstrap CI; allowed: >= {MIN_TIMING_REPEATS}")
+    require(
+        args.repeats >= MIN_TIMING_REPEATS,
+        f"--repeats={args.repeats} is too few for a bootstrap CI; allowed: >= {MIN_TIMING_REPEATS}",
+    )
     require(args.threads is None or args.threads > 0, f"--threads={args.threads} must be a positive integer")
     return args
 
@@ -214,8 +286,13 @@ def main(argv: list[str] | None = None) -> int:
         provenance = timing_provenance(args.device, args.seed)
     if args.out:
         # Process-wide and monotone: the peak over every method run so far, not of any one of them.
-        summary = {"args": vars(args), "provenance": provenance, **extra, "process_peak_rss_mib": process_peak_rss_mib(),
-                   "rows": rows}
+        summary = {
+            "args": vars(args),
+            "provenance": provenance,
+            **extra,
+            "process_peak_rss_mib": process_peak_rss_mib(),
+            "rows": rows,
+        }
         Path(args.out).write_text(json.dumps(summary, indent=2))
     if rows:
         print_table(rows)
@@ -231,9 +308,22 @@ def _cell(row: dict, column: str):
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["method", "tokens_per_s", "speedup", "speedup_ci95", "decode_speedup", "decode_speedup_ci95",
-            "engine_full_speedup", "prefill_ms", "decode_ms_per_token", "theoretical_speedup", "depth_bound",
-            "token_match_with_reference", "acceptance", "measurement_error"]
+    cols = [
+        "method",
+        "tokens_per_s",
+        "speedup",
+        "speedup_ci95",
+        "decode_speedup",
+        "decode_speedup_ci95",
+        "engine_full_speedup",
+        "prefill_ms",
+        "decode_ms_per_token",
+        "theoretical_speedup",
+        "depth_bound",
+        "token_match_with_reference",
+        "acceptance",
+        "measurement_error",
+    ]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for row in rows:
         cells = [_cell(row, c) for c in cols]

@@ -7,6 +7,7 @@ interleaved wall-clock A/B. Operator counts are exact; times are only indicative
 
     python benchmarks/profile_engine_step.py --model-dir ~/.cache/eebench/backbones/<key> [--ab-repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ def engine_run(lm, prompt, new_tokens):
 
 def hf_run(model, prompt, new_tokens, pad):
     out = model.generate(prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=pad)
-    return out[0, prompt.shape[1]:]
+    return out[0, prompt.shape[1] :]
 
 
 def op_table(run, steps: int) -> tuple[Counter, Counter]:
@@ -52,8 +53,10 @@ def print_profiles(name_runs, steps: int, top: int) -> None:
     tables = {name: op_table(run, steps) for name, run in name_runs}
     for name, (counts, self_us) in tables.items():
         total_ops = sum(c for key, c in counts.items() if key.startswith("aten::"))
-        print(f"\n== {name}: {total_ops:.0f} aten ops / step, {sum(self_us.values()) / 1000:.2f} ms self CPU / step"
-              " (profiler overhead included)")
+        print(
+            f"\n== {name}: {total_ops:.0f} aten ops / step, {sum(self_us.values()) / 1000:.2f} ms self CPU / step"
+            " (profiler overhead included)"
+        )
         print(f"{'op':44s} {'calls/step':>10s} {'self us/step':>12s}")
         for key, us in self_us.most_common(top):
             print(f"{key[:44]:44s} {counts[key]:10.1f} {us:12.1f}")
@@ -71,8 +74,10 @@ def interleaved_ab(runs: dict, repeats: int) -> None:
     ratios = [a / b for a, b in zip(times[names[0]], times[names[1]])]
     for name in names:
         print(f"{name}: median {statistics.median(times[name]):.3f} s over {repeats} repeats")
-    print(f"{names[0]} / {names[1]} time ratio per repeat: {', '.join(f'{r:.3f}' for r in ratios)}; "
-          f"median {statistics.median(ratios):.3f}")
+    print(
+        f"{names[0]} / {names[1]} time ratio per repeat: {', '.join(f'{r:.3f}' for r in ratios)}; "
+        f"median {statistics.median(ratios):.3f}"
+    )
 
 
 def main() -> None:
@@ -94,12 +99,23 @@ def main() -> None:
         for p in prompts:  # warm up, and check the two agree token for token
             same = torch.equal(engine_run(lm, p, args.steps), hf_run(model, p, args.steps, pad))
             print(f"prompt of {p.shape[1]} tokens: engine == transformers: {same}")
-        print_profiles([("engine full", lambda: engine_run(lm, prompts[0], args.steps)),
-                        ("transformers generate", lambda: hf_run(model, prompts[0], args.steps, pad))], args.steps, args.top)
+        print_profiles(
+            [
+                ("engine full", lambda: engine_run(lm, prompts[0], args.steps)),
+                ("transformers generate", lambda: hf_run(model, prompts[0], args.steps, pad)),
+            ],
+            args.steps,
+            args.top,
+        )
         if args.ab_repeats:
             n = args.ab_tokens
-            interleaved_ab({"engine full": lambda: [engine_run(lm, p, n) for p in prompts],
-                            "transformers generate": lambda: [hf_run(model, p, n, pad) for p in prompts]}, args.ab_repeats)
+            interleaved_ab(
+                {
+                    "engine full": lambda: [engine_run(lm, p, n) for p in prompts],
+                    "transformers generate": lambda: [hf_run(model, p, n, pad) for p in prompts],
+                },
+                args.ab_repeats,
+            )
 
 
 if __name__ == "__main__":

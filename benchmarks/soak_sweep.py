@@ -8,6 +8,7 @@ results, no point finished twice, each trained-head artifact built once.
 
     python benchmarks/soak_sweep.py [--stage timing] [--kills 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,8 @@ def write_inputs(work: Path) -> tuple[Path, Path, Path]:
     (tasks / "soak_mc.yaml").write_text(
         f"task: soak_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tasks / 'mc.jsonl'}\n"
         "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{q}}'\ndoc_to_choice: '{{choices}}'\n"
-        "doc_to_target: label\nmetric_list:\n  - metric: acc\n")
+        "doc_to_target: label\nmetric_list:\n  - metric: acc\n"
+    )
     return model, prose, tasks
 
 
@@ -57,32 +59,73 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="eebench-soak-"))
     model, prose, tasks = write_inputs(work)
     sweep = work / "sweep"
-    env = {**os.environ, "EEBENCH_CACHE": str(work / "cache"), "WANDB_MODE": "offline", "EEBENCH_KILL_AT": args.stage,
-           "EEBENCH_KILL_BUDGET": str(args.kills), "EEBENCH_KILL_COUNTER": str(work / "kills"), "EEBENCH_KILL_AFTER": str(args.kill_after)}
-    command = [sys.executable, str(ROOT / "run.py"), "-m", "hydra/launcher=local_parallel", "experiment=smoke",
-               f"backbone.name_or_path={model}", "backbone.name=tiny-llama", f"data.source={prose}",
-               "eval.suite=lm_eval", f"eval.include_path={tasks}", "eval.tasks=[soak_mc]", "logger=none",
-               "head=linear,lens", "confidence=entropy,max_prob", "threshold=0.6,0.7,0.8,0.9,0.95", f"hydra.sweep.dir={sweep}"]
+    env = {
+        **os.environ,
+        "EEBENCH_CACHE": str(work / "cache"),
+        "WANDB_MODE": "offline",
+        "EEBENCH_KILL_AT": args.stage,
+        "EEBENCH_KILL_BUDGET": str(args.kills),
+        "EEBENCH_KILL_COUNTER": str(work / "kills"),
+        "EEBENCH_KILL_AFTER": str(args.kill_after),
+    }
+    command = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "-m",
+        "hydra/launcher=local_parallel",
+        "experiment=smoke",
+        f"backbone.name_or_path={model}",
+        "backbone.name=tiny-llama",
+        f"data.source={prose}",
+        "eval.suite=lm_eval",
+        f"eval.include_path={tasks}",
+        "eval.tasks=[soak_mc]",
+        "logger=none",
+        "head=linear,lens",
+        "confidence=entropy,max_prob",
+        "threshold=0.6,0.7,0.8,0.9,0.95",
+        f"hydra.sweep.dir={sweep}",
+    ]
     launches, start = [], time.time()
     for attempt in range(1, args.kills + 3):
         before = finished(sweep)
         proc = subprocess.run(command, env=env, capture_output=True, text=True)
         after = finished(sweep)
         redone = [job for job, mtime in before.items() if after.get(job) != mtime]
-        launches.append({"launch": attempt, "exit_code": proc.returncode, "results_before": len(before),
-                         "results_after": len(after), "finished_points_redone": redone})
+        launches.append(
+            {
+                "launch": attempt,
+                "exit_code": proc.returncode,
+                "results_before": len(before),
+                "results_after": len(after),
+                "finished_points_redone": redone,
+            }
+        )
         print(json.dumps(launches[-1]), flush=True)
         if proc.returncode == 0 and len(after) == 20:
             break
     heads = [p for p in (work / "cache" / "heads").iterdir() if (p / "COMPLETE").exists()]
     kills = json.loads((work / "kills").read_text())["kills"] if (work / "kills").exists() else 0
-    summary = {"points": 20, "results": len(finished(sweep)), "kills_injected": kills, "launches": len(launches),
-               "finished_points_redone": sum(len(l["finished_points_redone"]) for l in launches),
-               "head_artifacts": len(heads), "expected_head_artifacts": 2, "wall_s": round(time.time() - start, 1),
-               "report": (sweep / "report.md").exists(), "sweep_dir": str(sweep)}
+    summary = {
+        "points": 20,
+        "results": len(finished(sweep)),
+        "kills_injected": kills,
+        "launches": len(launches),
+        "finished_points_redone": sum(len(launch["finished_points_redone"]) for launch in launches),
+        "head_artifacts": len(heads),
+        "expected_head_artifacts": 2,
+        "wall_s": round(time.time() - start, 1),
+        "report": (sweep / "report.md").exists(),
+        "sweep_dir": str(sweep),
+    }
     print(json.dumps(summary, indent=2))
-    ok = (summary["results"] == 20 and summary["finished_points_redone"] == 0 and len(heads) == 2
-          and kills == args.kills and summary["report"])
+    ok = (
+        summary["results"] == 20
+        and summary["finished_points_redone"] == 0
+        and len(heads) == 2
+        and kills == args.kills
+        and summary["report"]
+    )
     print("soak: PASS" if ok else "soak: FAIL")
     return 0 if ok else 1
 

@@ -7,6 +7,7 @@ for 20 targets. Writes a JSON with provenance to benchmarks/results/.
     PYTHONPATH=$PWD python benchmarks/sweep_overhead.py --tiny --targets 4          # seconds, to check it works
     PYTHONPATH=$PWD python benchmarks/sweep_overhead.py --targets 20                # experiment=demo, timing=none
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,17 @@ def point_overrides(args, work: Path) -> list[str]:
     from soak_sweep import write_inputs  # benchmarks/ is on sys.path when this runs as a script
 
     model, prose, tasks = write_inputs(work)
-    return ["experiment=smoke", f"backbone.name_or_path={model}", "backbone.name=tiny-llama", f"data.source={prose}",
-            "eval.suite=lm_eval", f"eval.include_path={tasks}", "eval.tasks=[soak_mc]", "logger=none", "timing=none"]
+    return [
+        "experiment=smoke",
+        f"backbone.name_or_path={model}",
+        "backbone.name=tiny-llama",
+        f"data.source={prose}",
+        "eval.suite=lm_eval",
+        f"eval.include_path={tasks}",
+        "eval.tasks=[soak_mc]",
+        "logger=none",
+        "timing=none",
+    ]
 
 
 def targets(count: int) -> list[str]:
@@ -42,8 +52,15 @@ def targets(count: int) -> list[str]:
 
 
 def timed_sweep(common: list[str], launcher: str, thresholds: list[str], sweep_dir: Path, env: dict) -> float:
-    command = [sys.executable, str(ROOT / "run.py"), "-m", *LAUNCHERS[launcher], *common,
-               f"threshold={','.join(thresholds)}", f"hydra.sweep.dir={sweep_dir}"]
+    command = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "-m",
+        *LAUNCHERS[launcher],
+        *common,
+        f"threshold={','.join(thresholds)}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -69,11 +86,26 @@ def main() -> None:
     for launcher in args.launchers:
         one = timed_sweep(common, launcher, targets(1), work / f"{launcher}_1", env)
         many = timed_sweep(common, launcher, targets(args.targets), work / f"{launcher}_{args.targets}", env)
-        rows.append({"launcher": launcher, "one_target_s": one, "targets": args.targets, "many_targets_s": many,
-                     "ratio": many / one, "seconds_per_extra_target": (many - one) / max(1, args.targets - 1)})
+        rows.append(
+            {
+                "launcher": launcher,
+                "one_target_s": one,
+                "targets": args.targets,
+                "many_targets_s": many,
+                "ratio": many / one,
+                "seconds_per_extra_target": (many - one) / max(1, args.targets - 1),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    result = {"benchmark": "sweep_overhead", "args": vars(args), "overrides": common, "warmup_s": warm, "rows": rows,
-              "goal": "ratio <= 1.3 for 20 targets", "provenance": collect_provenance("cpu", 0)}
+    result = {
+        "benchmark": "sweep_overhead",
+        "args": vars(args),
+        "overrides": common,
+        "warmup_s": warm,
+        "rows": rows,
+        "goal": "ratio <= 1.3 for 20 targets",
+        "provenance": collect_provenance("cpu", 0),
+    }
     name = f"{datetime.now(timezone.utc):%Y-%m-%d}_sweep_overhead{'_tiny' if args.tiny else ''}.json"
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)

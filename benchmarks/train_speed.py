@@ -10,6 +10,7 @@ are excluded from tokens/s. Writes a JSON with provenance to benchmarks/results/
     PYTHONPATH=$PWD python benchmarks/train_speed.py                         # bundled SmolLM2-135M, Django prose
     PYTHONPATH=$PWD python benchmarks/train_speed.py --model <dir> --data <file.txt> --train-tokens 2048 --seq-len 32
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,9 @@ from eebench.backbones.states import hidden_states_at
 from eebench.config import BackboneConfig, DataConfig, HeadTrainingConfig, PlacementConfig
 from eebench.data.corpus import prepare_splits
 from eebench.heads import ExitHeads
+from eebench.heads.loop import LoopSettings, train_loop
 from eebench.heads.placement import exit_layers
 from eebench.heads.states import LiveStates, cached_states
-from eebench.heads.loop import LoopSettings, train_loop
 from eebench.heads.train import DistillationTask, label_members, train_heads
 from eebench.timing.timer import load_average_1min
 from eebench.tracking.results import collect_provenance
@@ -84,7 +85,9 @@ class OldPathTask(DistillationTask):
         raise AssertionError("unused: step and evaluate are overridden")
 
     def _old_losses(self, rows, active):
-        logits, hiddens = hidden_states_at(self.layered.model, self.states.tokens[rows].to(self.states.device), self.heads.exit_layers)
+        logits, hiddens = hidden_states_at(
+            self.layered.model, self.states.tokens[rows].to(self.states.device), self.heads.exit_layers
+        )
         teacher = F.log_softmax(logits.float(), dim=-1).flatten(0, -2)
         for index in active:
             student = F.log_softmax(self.heads.logits(index, hiddens[index]).float(), dim=-1).flatten(0, -2)
@@ -111,14 +114,31 @@ def train_once(backbone, layers, states, args, cfg, old: bool = False) -> dict:
     heads = ExitHeads.create(backbone.layered, layers, args.head)
     if old:
         task = OldPathTask(backbone.layered, heads, states, cfg.val_sequences, cfg.batch_size)
-        settings = LoopSettings(cfg.max_tokens, cfg.batch_size, cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.eval_every,
-                                cfg.patience, cfg.min_delta, cfg.precision)
-        log = label_members(train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, 0,
-                                       backbone.device, "old path"), "head", layers)
+        settings = LoopSettings(
+            cfg.max_tokens,
+            cfg.batch_size,
+            cfg.lr,
+            cfg.warmup_steps,
+            cfg.weight_decay,
+            cfg.eval_every,
+            cfg.patience,
+            cfg.min_delta,
+            cfg.precision,
+        )
+        log = label_members(
+            train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, 0, backbone.device, "old path"),
+            "head",
+            layers,
+        )
     else:
         log = train_heads(backbone.layered, heads, states, cfg, seed=0)
-    return {"tokens": log["tokens"], "steps": log["steps"], "tokens_per_s": log["tokens_per_s"],
-            "seconds_incl_eval": log["seconds"], "final_heldout_kl": [h["final_heldout_loss"] for h in log["per_head"]]}
+    return {
+        "tokens": log["tokens"],
+        "steps": log["steps"],
+        "tokens_per_s": log["tokens_per_s"],
+        "seconds_incl_eval": log["seconds"],
+        "final_heldout_kl": [h["final_heldout_loss"] for h in log["per_head"]],
+    }
 
 
 def main() -> None:
@@ -128,35 +148,68 @@ def main() -> None:
     layers = exit_layers(PlacementConfig(kind="equal", num_heads=args.num_heads), backbone.num_layers)
     val = 2
     train_sequences = args.train_tokens // args.seq_len + val
-    data = DataConfig(source=args.data, seq_len=args.seq_len, train_sequences=train_sequences,
-                      calibration_sequences=1, heldout_sequences=1)
+    data = DataConfig(
+        source=args.data, seq_len=args.seq_len, train_sequences=train_sequences, calibration_sequences=1, heldout_sequences=1
+    )
     tokens = prepare_splits(data, backbone.tokenizer)["train"]
     # Evaluate only at the start and the end (tokens/s excludes evaluation anyway); never stop early.
-    cfg = HeadTrainingConfig(max_tokens=args.train_tokens, batch_size=args.batch_size, eval_every=10**12, patience=10**6,
-                             val_sequences=val, state_dtype=args.state_dtype, precision=args.precision)
+    cfg = HeadTrainingConfig(
+        max_tokens=args.train_tokens,
+        batch_size=args.batch_size,
+        eval_every=10**12,
+        patience=10**6,
+        val_sequences=val,
+        state_dtype=args.state_dtype,
+        precision=args.precision,
+    )
     started = time.perf_counter()
     old = train_once(backbone, layers, LiveStates(backbone.layered, tokens, layers), args, cfg, old=True)
     with fresh_cache():  # so the one-off build is always measured
         tick = time.perf_counter()
         states = cached_states(backbone, tokens, layers, args.state_dtype)
-        build = {"seconds": time.perf_counter() - tick, "tokens": int(tokens.numel()),
-                 "bytes": sum(f.stat().st_size for f in states.directory.glob("*.npy"))}
+        build = {
+            "seconds": time.perf_counter() - tick,
+            "tokens": int(tokens.numel()),
+            "bytes": sum(f.stat().st_size for f in states.directory.glob("*.npy")),
+        }
         new = train_once(backbone, layers, states, args, cfg)
         del states
     result = {
-        "benchmark": "train_speed", "args": vars(args), "exit_layers": layers, "num_layers": backbone.num_layers,
-        "old_backbone_per_step": old, "new_cached_states": {**new, "cache_build": build},
+        "benchmark": "train_speed",
+        "args": vars(args),
+        "exit_layers": layers,
+        "num_layers": backbone.num_layers,
+        "old_backbone_per_step": old,
+        "new_cached_states": {**new, "cache_build": build},
         "speedup_tokens_per_s": new["tokens_per_s"] / old["tokens_per_s"],
         "new_including_one_off_build_tokens_per_s": new["tokens"] / (new["tokens"] / new["tokens_per_s"] + build["seconds"]),
-        "wall_seconds": time.perf_counter() - started, "load_average_1min": load_average_1min(),
-        "provenance": {**collect_provenance(str(backbone.device), 0), "cpu": cpu_name(), "torch_threads": torch.get_num_threads()},
+        "wall_seconds": time.perf_counter() - started,
+        "load_average_1min": load_average_1min(),
+        "provenance": {
+            **collect_provenance(str(backbone.device), 0),
+            "cpu": cpu_name(),
+            "torch_threads": torch.get_num_threads(),
+        },
     }
-    out = Path(args.out) if args.out else RESULTS / f"{datetime.now(timezone.utc):%Y-%m-%d}_train_speed_{Path(args.model).name}.json"
+    out = (
+        Path(args.out)
+        if args.out
+        else RESULTS / f"{datetime.now(timezone.utc):%Y-%m-%d}_train_speed_{Path(args.model).name}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: result[k] for k in ("speedup_tokens_per_s", "new_including_one_off_build_tokens_per_s")}
-                     | {"old_tokens_per_s": old["tokens_per_s"], "new_tokens_per_s": new["tokens_per_s"],
-                        "cache_build_s": build["seconds"], "out": str(out)}, indent=2))
+    print(
+        json.dumps(
+            {k: result[k] for k in ("speedup_tokens_per_s", "new_including_one_off_build_tokens_per_s")}
+            | {
+                "old_tokens_per_s": old["tokens_per_s"],
+                "new_tokens_per_s": new["tokens_per_s"],
+                "cache_build_s": build["seconds"],
+                "out": str(out),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 ``import eebench`` registers the lm-eval model ``eebench`` (lazily: lm-eval imports the class only
 when the model is requested), so ``lm_eval.simple_evaluate(model="eebench", model_args="run_dir=...")`` works.
 """
+
 from __future__ import annotations
 
 import eebench_lm_eval_hook

@@ -8,6 +8,7 @@ place, so a killed job never leaves a half-written entry that a later job would 
 the checksums: a corrupt entry is moved to ``<root>/<kind>/.corrupt/`` with one warning line and rebuilt.
 A file lock per key keeps concurrent jobs from building twice.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,9 +19,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -39,8 +41,9 @@ def cache_root() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise EEBenchError(f"EEBENCH_CACHE={str(path)!r} cannot be created ({exc.strerror}); "
-                           "allowed: a writable directory") from None
+        raise EEBenchError(
+            f"EEBENCH_CACHE={str(path)!r} cannot be created ({exc.strerror}); allowed: a writable directory"
+        ) from None
     return path
 
 
@@ -96,6 +99,7 @@ def package_fingerprint() -> str:
 
 # ----------------------------------------------------------------------------- integrity
 
+
 def is_complete(path: Path) -> bool:
     return (path / COMPLETE_MARKER).exists()
 
@@ -138,8 +142,11 @@ def quarantine(path: Path, reason: str) -> Path:
     target = path.parent / CORRUPT_DIR / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target)
-    print(f"warning: cache entry {path.parent.name}/{path.name} is corrupt ({reason}); moved to {target}, rebuilding it",
-          file=sys.stderr, flush=True)
+    print(
+        f"warning: cache entry {path.parent.name}/{path.name} is corrupt ({reason}); moved to {target}, rebuilding it",
+        file=sys.stderr,
+        flush=True,
+    )
     return target
 
 
@@ -197,6 +204,7 @@ def get_or_build(kind: str, spec: dict[str, Any], build: Callable[[Path], None],
 
 # ----------------------------------------------------------------------------- listing
 
+
 def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -218,8 +226,16 @@ def _state(path: Path) -> str:
 
 
 def _entry(kind: str, path: Path, state: str | None = None) -> dict:
-    return {"kind": kind, "key": path.name, "path": path, "bytes": _size(path), "mtime": path.stat().st_mtime,
-            "state": state or _state(path), "complete": is_complete(path), "code": _code_of(path)}
+    return {
+        "kind": kind,
+        "key": path.name,
+        "path": path,
+        "bytes": _size(path),
+        "mtime": path.stat().st_mtime,
+        "state": state or _state(path),
+        "complete": is_complete(path),
+        "code": _code_of(path),
+    }
 
 
 def list_entries() -> list[dict]:
@@ -288,6 +304,7 @@ def entry_check(entry: dict) -> str | None:
 
 
 # ----------------------------------------------------------------------------- single checksummed files
+
 
 def write_checksum(path: Path) -> None:
     """Record a mutable cache file's checksum next to it (``<file>.sha256``), for ``file_problem``."""

@@ -4,6 +4,7 @@ Each subcommand is a ``register_<name>(subparsers)`` function that adds its pars
 ``handler``; add new ones to ``COMMANDS``. Handlers return an exit code. User errors are raised as
 ``EEBenchError`` and printed as one ``error: ...`` line with exit code 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,10 @@ def run_report(args: argparse.Namespace) -> int:
 
     wandb_sources = [parse_wandb_source(source) for source in args.dirs if is_wandb_source(source)]
     local_dirs = _existing_dirs([source for source in args.dirs if not is_wandb_source(source)])
-    require(args.out is not None or (len(local_dirs) == 1 and not wandb_sources),
-            "several sources or a wandb: source given; choose where the report goes with --out DIR")
+    require(
+        args.out is not None or (len(local_dirs) == 1 and not wandb_sources),
+        "several sources or a wandb: source given; choose where the report goes with --out DIR",
+    )
     out_dir = Path(args.out) if args.out else local_dirs[0]
     sweep_dirs, skipped = gather_sources(local_dirs, wandb_sources, out_dir)
     report = write_report(sweep_dirs, out_dir, skipped)
@@ -40,12 +43,18 @@ def run_report(args: argparse.Namespace) -> int:
 
 def register_report(subparsers) -> None:
     parser = subparsers.add_parser(
-        "report", help="write summary.csv, pareto.csv, hypervolume.csv, figures and report.md/.html/.pdf for sweep(s)")
-    parser.add_argument("dirs", nargs="+", metavar="DIR",
-                        help="sweep (multirun), run or W&B (e.g. SWEEP/wandb) directories, "
-                             "or wandb:ENTITY/PROJECT[/GROUP] to download the runs' results from W&B")
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help="output directory (default: the single DIR given; required otherwise)")
+        "report", help="write summary.csv, pareto.csv, hypervolume.csv, figures and report.md/.html/.pdf for sweep(s)"
+    )
+    parser.add_argument(
+        "dirs",
+        nargs="+",
+        metavar="DIR",
+        help="sweep (multirun), run or W&B (e.g. SWEEP/wandb) directories, "
+        "or wandb:ENTITY/PROJECT[/GROUP] to download the runs' results from W&B",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", default=None, help="output directory (default: the single DIR given; required otherwise)"
+    )
     parser.set_defaults(handler=run_report)
 
 
@@ -74,7 +83,8 @@ def run_cache(args: argparse.Namespace) -> int:
 
 def register_cache(subparsers) -> None:
     parser = subparsers.add_parser(
-        "cache", help="list, verify (checksums; exit 1 on problems) or clear cached artifacts (all kinds, temp folders too)")
+        "cache", help="list, verify (checksums; exit 1 on problems) or clear cached artifacts (all kinds, temp folders too)"
+    )
     parser.add_argument("action", choices=["ls", "verify", "clear"])
     parser.add_argument("--kind", default=None, help="only this kind of artifact, e.g. heads")
     parser.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="only entries older than DAYS (clear)")

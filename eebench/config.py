@@ -4,6 +4,7 @@ Hydra composes YAML groups onto these dataclasses (registered in the ConfigStore
 so unknown keys and wrong types fail at composition; ``validate(cfg)`` then builds the dataclasses,
 whose ``__post_init__`` checks values and raises a one-line ``EEBenchError``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -203,15 +204,22 @@ class TimingConfig:
 
         check_timing_strategy(self.strategy)
         _one_of("timing.prompts", self.prompts, TIMING_PROMPTS)
-        require(self.threads is None or self.threads > 0,
-                f"timing.threads={self.threads} must be a positive integer or null (null = physical cores)")
-        require(self.repeats >= MIN_TIMING_REPEATS, f"timing.repeats={self.repeats} is too few for a bootstrap CI; "
-                                                    f"allowed: >= {MIN_TIMING_REPEATS}")
+        require(
+            self.threads is None or self.threads > 0,
+            f"timing.threads={self.threads} must be a positive integer or null (null = physical cores)",
+        )
+        require(
+            self.repeats >= MIN_TIMING_REPEATS,
+            f"timing.repeats={self.repeats} is too few for a bootstrap CI; allowed: >= {MIN_TIMING_REPEATS}",
+        )
         for name in ("num_prompts", "prompt_tokens", "batch_size"):
             _positive(f"timing.{name}", getattr(self, name))
         # Decode time is the whole generation minus the prompt pass, which already yields the first token.
-        require(self.max_new_tokens >= 2, f"timing.max_new_tokens={self.max_new_tokens!r} must be >= 2 "
-                                          "(the first token comes from the prompt pass; decode timing needs more)")
+        require(
+            self.max_new_tokens >= 2,
+            f"timing.max_new_tokens={self.max_new_tokens!r} must be >= 2 "
+            "(the first token comes from the prompt pass; decode timing needs more)",
+        )
         require(self.warmup >= 0, f"timing.warmup={self.warmup} must be >= 0")
 
 
@@ -251,23 +259,31 @@ class ExperimentConfig:
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
         from eebench.exits.metrics import get_metric
 
-        require(not get_metric(self.confidence.metric).needs_gates or self.head.gate.width > 0,
-                f"confidence.metric={self.confidence.metric} needs exit gates; set head.gate.width > 0")
-        require(not self.timing.enabled or self.timing.prompts != "tasks" or bool(self.eval.tasks),
-                "timing.prompts=tasks needs evaluation tasks (eval.tasks is empty); allowed here: heldout")
+        require(
+            not get_metric(self.confidence.metric).needs_gates or self.head.gate.width > 0,
+            f"confidence.metric={self.confidence.metric} needs exit gates; set head.gate.width > 0",
+        )
+        require(
+            not self.timing.enabled or self.timing.prompts != "tasks" or bool(self.eval.tasks),
+            "timing.prompts=tasks needs evaluation tasks (eval.tasks is empty); allowed here: heldout",
+        )
         self._check_budgets()
 
     def _check_budgets(self) -> None:
         """A budget below one batch would train nothing; the validation slice must leave sequences to train on."""
         for key, budget in (("head.training", self.head.training), ("head.gate", self.head.gate)):
             batch_tokens = budget.batch_size * self.data.seq_len
-            require(budget.max_tokens >= batch_tokens,
-                    f"{key}.max_tokens={budget.max_tokens} is smaller than one batch ({key}.batch_size={budget.batch_size} x "
-                    f"data.seq_len={self.data.seq_len} = {batch_tokens} tokens); allowed: >= {batch_tokens}")
+            require(
+                budget.max_tokens >= batch_tokens,
+                f"{key}.max_tokens={budget.max_tokens} is smaller than one batch ({key}.batch_size={budget.batch_size} x "
+                f"data.seq_len={self.data.seq_len} = {batch_tokens} tokens); allowed: >= {batch_tokens}",
+            )
         val = self.head.training.val_sequences
-        require(val < self.data.train_sequences,
-                f"head.training.val_sequences={val} leaves no training sequences; allowed: < data.train_sequences="
-                f"{self.data.train_sequences}")
+        require(
+            val < self.data.train_sequences,
+            f"head.training.val_sequences={val} leaves no training sequences; allowed: < data.train_sequences="
+            f"{self.data.train_sequences}",
+        )
 
 
 def register_configs() -> None:

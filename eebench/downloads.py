@@ -4,6 +4,7 @@ pip is tried first because it honours the user's index and proxy settings. Some 
 declare direct-URL dependencies that pip >= 25 refuses even with --no-deps, so the fallback reads the
 index's simple page and downloads the file itself, checking the sha256 the index publishes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,9 @@ def pip_download(requirement: str, filename: str, sdist: bool = False) -> Path:
         return _download_from_simple_index(requirement.split("==")[0], filename, target)
     except Exception as exc:
         detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EEBenchError(f"could not download {requirement} ({filename}) with pip ({detail}) or from the index ({exc})") from None
+        raise EEBenchError(
+            f"could not download {requirement} ({filename}) with pip ({detail}) or from the index ({exc})"
+        ) from None
 
 
 def _download_from_simple_index(project: str, filename: str, target: Path) -> Path:

@@ -3,6 +3,7 @@
 Every expensive artifact (converted backbone, heads, traces, per-request exit scores) is cached under a
 key of what determines it, so the other points of a sweep over thresholds reuse them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,18 +56,38 @@ def seed_everything(seed: int) -> None:
 
 
 # The modules whose source determines each artifact kind: their fingerprint is part of its cache key.
-HEADS_CODE = ("eebench.heads.modules", "eebench.heads.types", "eebench.heads.train", "eebench.heads.loop", "eebench.heads.gate",
-              "eebench.heads.store", "eebench.heads.states", "eebench.backbones.layered", "eebench.backbones.families",
-              "eebench.data.corpus")
-TRACE_CODE = ("eebench.traces.trace", "eebench.heads.modules", "eebench.heads.train", "eebench.exits.confidence",
-              "eebench.backbones.layered", "eebench.backbones.families")
+HEADS_CODE = (
+    "eebench.heads.modules",
+    "eebench.heads.types",
+    "eebench.heads.train",
+    "eebench.heads.loop",
+    "eebench.heads.gate",
+    "eebench.heads.store",
+    "eebench.heads.states",
+    "eebench.backbones.layered",
+    "eebench.backbones.families",
+    "eebench.data.corpus",
+)
+TRACE_CODE = (
+    "eebench.traces.trace",
+    "eebench.heads.modules",
+    "eebench.heads.train",
+    "eebench.exits.confidence",
+    "eebench.backbones.layered",
+    "eebench.backbones.families",
+)
 
 
 def heads_spec(cfg: ExperimentConfig, backbone: Backbone, layers: list[int]) -> dict:
     data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("calibration_sequences", "heldout_sequences")}
     data["source_content"] = source_identity(cfg.data.source)
-    return {"backbone": backbone.identity, "exit_layers": layers, "head": dataclasses.asdict(cfg.head), "data": data,
-            "seed": cfg.seed}
+    return {
+        "backbone": backbone.identity,
+        "exit_layers": layers,
+        "head": dataclasses.asdict(cfg.head),
+        "data": data,
+        "seed": cfg.seed,
+    }
 
 
 def check_positions(cfg: ExperimentConfig, backbone: Backbone) -> None:
@@ -74,12 +95,17 @@ def check_positions(cfg: ExperimentConfig, backbone: Backbone) -> None:
     config = backbone.model.config
     positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     if positions:
-        require(cfg.data.seq_len <= positions, f"data.seq_len={cfg.data.seq_len} exceeds the {positions} positions of "
-                                               f"backbone {cfg.backbone.name_or_path!r}; allowed: <= {positions}")
+        require(
+            cfg.data.seq_len <= positions,
+            f"data.seq_len={cfg.data.seq_len} exceeds the {positions} positions of "
+            f"backbone {cfg.backbone.name_or_path!r}; allowed: <= {positions}",
+        )
         longest = min(cfg.timing.prompt_tokens, cfg.data.seq_len) + cfg.timing.max_new_tokens  # timing prompts are cut from data
-        require(not cfg.timing.enabled or longest <= positions,
-                f"timing.max_new_tokens={cfg.timing.max_new_tokens} after a {longest - cfg.timing.max_new_tokens}-token prompt "
-                f"exceeds the {positions} positions of backbone {cfg.backbone.name_or_path!r}; allowed: a total <= {positions}")
+        require(
+            not cfg.timing.enabled or longest <= positions,
+            f"timing.max_new_tokens={cfg.timing.max_new_tokens} after a {longest - cfg.timing.max_new_tokens}-token prompt "
+            f"exceeds the {positions} positions of backbone {cfg.backbone.name_or_path!r}; allowed: a total <= {positions}",
+        )
 
 
 def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], splits) -> tuple[ExitHeads, Path]:
@@ -87,8 +113,9 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
 
     def build(tmp: Path) -> None:
         seed_everything(cfg.seed)
-        heads = ExitHeads.create(backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head, cfg.head.gate.width,
-                                 cfg.head.options)
+        heads = ExitHeads.create(
+            backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head, cfg.head.gate.width, cfg.head.options
+        )
         log = train_from_states(cfg, backbone, heads, splits["train"]) if heads.trainable or cfg.head.gate.width else {}
         checkpoint("heads")  # crash tests kill here: trained but not yet saved or renamed into the cache
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
@@ -101,8 +128,14 @@ def train_from_states(cfg: ExperimentConfig, backbone: Backbone, heads: ExitHead
     """Cache the backbone's hidden states over the training text once, then train heads and gates from them."""
     training = cfg.head.training
     states = cached_states(backbone, tokens, heads.exit_layers, training.state_dtype)
-    log = {"hidden_states": {"dir": str(states.directory), "dtype": states.meta["dtype"],
-                             "build_tokens_per_s": states.meta["tokens_per_s"], "build_seconds": states.meta["build_seconds"]}}
+    log = {
+        "hidden_states": {
+            "dir": str(states.directory),
+            "dtype": states.meta["dtype"],
+            "build_tokens_per_s": states.meta["tokens_per_s"],
+            "build_seconds": states.meta["build_seconds"],
+        }
+    }
     if heads.trainable:
         log["heads"] = train_heads(backbone.layered, heads, states, training, cfg.seed)
     if cfg.head.gate.width:
@@ -114,8 +147,12 @@ def train_from_states(cfg: ExperimentConfig, backbone: Backbone, heads: ExitHead
 
 def build_trace(backbone: Backbone, heads: ExitHeads, heads_dir: Path, tokens: torch.Tensor, split: str) -> tuple[Trace, Path]:
     # Keyed on the heads' file contents (not their folder's name) and the backbone that runs them.
-    spec = {"heads": content_digest(heads_dir), "backbone": backbone.identity, "split": split,
-            "tokens": content_key({"t": tokens.flatten().tolist()})}
+    spec = {
+        "heads": content_digest(heads_dir),
+        "backbone": backbone.identity,
+        "split": split,
+        "tokens": content_key({"t": tokens.flatten().tolist()}),
+    }
     code = (*TRACE_CODE, HEAD_TYPES.get(heads.kind).module)  # the head type's forward produces the trace
     directory = get_or_build("traces", spec, lambda tmp: collect_trace(backbone.model, heads, tokens).save(tmp), code=code)
     return Trace.load(directory), directory
@@ -126,8 +163,9 @@ def calibrated_policy(cfg: ExperimentConfig, layers: list[int], calibration: Tra
     return ExitPolicy(layers, cfg.confidence.metric, calibrate(cfg.calibration, unc, calibration.agree, cfg.threshold))
 
 
-def calibration_block(cfg: ExperimentConfig, policy: ExitPolicy, calibration: Trace, heldout: Trace,
-                      costs: CostModel) -> CalibrationResult:
+def calibration_block(
+    cfg: ExperimentConfig, policy: ExitPolicy, calibration: Trace, heldout: Trace, costs: CostModel
+) -> CalibrationResult:
     return CalibrationResult(
         method=cfg.calibration.method,
         target=cfg.threshold,
@@ -178,14 +216,21 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
         exit=ExitStats(**simulate(heldout, policy, costs)),
         calibration=calibration_block(cfg, policy, calibration, heldout, costs),
         curves=[HeadCurve(**curve) for curve in head_curves(heldout, cfg.confidence.metric, layers)],
-        cost_model=CostModelResult(**dataclasses.asdict(costs), no_exit_overhead=costs.no_exit_overhead(),
-                                   unit="weights read per token (batch-1 decoding is bound by weight traffic)"),
-        data=DataInfo(cfg.data.source, {k: int(v.numel()) for k, v in splits.items()},
-                      f"train / calibration / held-out are disjoint sets of documents (train by a hash of the document id; "
-                      f"calibration and held-out drawn at random with seed {cfg.seed} from the rest); exit stats use held-out"),
+        cost_model=CostModelResult(
+            **dataclasses.asdict(costs),
+            no_exit_overhead=costs.no_exit_overhead(),
+            unit="weights read per token (batch-1 decoding is bound by weight traffic)",
+        ),
+        data=DataInfo(
+            cfg.data.source,
+            {k: int(v.numel()) for k, v in splits.items()},
+            f"train / calibration / held-out are disjoint sets of documents (train by a hash of the document id; "
+            f"calibration and held-out drawn at random with seed {cfg.seed} from the rest); exit stats use held-out",
+        ),
         heads_training=build(TrainingResult, training, "heads_training"),
-        artifacts=Artifacts(str(heads_dir), str(calibration_dir), dataclasses.asdict(cfg.backbone),
-                            dataclasses.asdict(cfg.calibration)),
+        artifacts=Artifacts(
+            str(heads_dir), str(calibration_dir), dataclasses.asdict(cfg.backbone), dataclasses.asdict(cfg.calibration)
+        ),
     )
     checkpoint("eval")
     if cfg.eval.tasks:
@@ -193,8 +238,9 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
 
         evaluated = evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir, costs, cfg.timing.strategy)
         exit_tasks = evaluated.pop("exit_tasks")
-        result = dataclasses.replace(result, **evaluated,
-                                     exit_tasks=build(TaskExitStats, exit_tasks, "exit_tasks") if exit_tasks else None)
+        result = dataclasses.replace(
+            result, **evaluated, exit_tasks=build(TaskExitStats, exit_tasks, "exit_tasks") if exit_tasks else None
+        )
     checkpoint("timing")
     if cfg.timing.enabled:
         from eebench.timing.generation import measure_generation

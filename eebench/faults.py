@@ -2,6 +2,7 @@
 when it reaches that stage. ``EEBENCH_KILL_AFTER=n`` lets the first n arrivals pass, ``EEBENCH_KILL_BUDGET``
 caps the kills; both are counted in ``EEBENCH_KILL_COUNTER``, a JSON file shared by parallel workers.
 Unset in normal use: then ``checkpoint`` does nothing."""
+
 from __future__ import annotations
 
 import json

@@ -11,6 +11,7 @@ Every job's results are already on disk when this runs, so a failure here only p
 (the report can be regenerated with ``eebench report <sweep dir>``). A sweep with failed points exits
 with status 1 after its report, naming them. An unwritable output folder is refused before any job.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,8 +28,13 @@ from eebench.reporting.report import PARETO_FILE, SUMMARY_FILE, write_report
 
 
 def _warn(step: str, sweep_dir: Any, exc: BaseException) -> None:
-    log.warning("warning: sweep %s failed (%s: %s); results are on disk, retry with: eebench report %s",
-                step, type(exc).__name__, exc, sweep_dir)
+    log.warning(
+        "warning: sweep %s failed (%s: %s); results are on disk, retry with: eebench report %s",
+        step,
+        type(exc).__name__,
+        exc,
+        sweep_dir,
+    )
 
 
 def _log_to_wandb(config: DictConfig, sweep_dir: Path) -> None:
@@ -61,8 +67,11 @@ def failed_points(sweep_dir: Path, since: float = 0.0) -> list[tuple[Path, str]]
     (the launch's start: points an earlier launch left failed are in the report, not this exit code)."""
     from eebench.tracking.results import ERROR_FILE, check_run, find_run_dirs
 
-    return [(run, check_run(run)[1] or "failed") for run in find_run_dirs(sweep_dir)
-            if (run / ERROR_FILE).exists() and (run / ERROR_FILE).stat().st_mtime >= since]
+    return [
+        (run, check_run(run)[1] or "failed")
+        for run in find_run_dirs(sweep_dir)
+        if (run / ERROR_FILE).exists() and (run / ERROR_FILE).stat().st_mtime >= since
+    ]
 
 
 def _exit_if_failed(sweep_dir: Path, since: float) -> None:

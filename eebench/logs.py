@@ -2,6 +2,7 @@
 
 Progress bars (tqdm) stay on the terminal; everything else eebench says goes through ``log``.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,8 +1,9 @@
 """EarlyExitModel: a backbone, its exit heads and their calibration, usable from Python.
 
-    model = EarlyExitModel.from_run("multirun/.../0")
-    new_tokens = model.generate(input_ids, max_new_tokens=32, threshold=0.9)
+model = EarlyExitModel.from_run("multirun/.../0")
+new_tokens = model.generate(input_ids, max_new_tokens=32, threshold=0.9)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from eebench.backbones import Backbone, load_backbone
 from eebench.cache import MANIFEST, cache_root, entry_problem
 from eebench.config import BackboneConfig, CalibrationConfig
 from eebench.engine.generate import generate
-from eebench.errors import EEBenchError, require
+from eebench.errors import require
 from eebench.exits.calibration import calibrate
 from eebench.exits.policy import ExitPolicy
 from eebench.heads import ExitHeads, load_heads
@@ -40,24 +41,34 @@ class EarlyExitModel:
             self._policies[target] = ExitPolicy(self.heads.exit_layers, self.metric, values)
         return self._policies[target]
 
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 32, strategy: str = "lazy",
-                 threshold: float = 0.9) -> torch.Tensor:
+    def generate(
+        self, input_ids: torch.Tensor, max_new_tokens: int = 32, strategy: str = "lazy", threshold: float = 0.9
+    ) -> torch.Tensor:
         """Greedy early-exit decoding of one sequence; returns the new token ids [1, n]."""
         policy = self.policy(threshold)
         ids = input_ids.to(self.backbone.device)
-        return generate(self.backbone.layered, ids, max_new_tokens, self.heads, policy, strategy,
-                        self.backbone.tokenizer.eos_token_id).tokens
+        return generate(
+            self.backbone.layered, ids, max_new_tokens, self.heads, policy, strategy, self.backbone.tokenizer.eos_token_id
+        ).tokens
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto", trust_remote_code: bool = False,
-                 backbone: str | None = None, dtype: str | None = None) -> EarlyExitModel:
+    def from_run(
+        cls,
+        run_dir: str | Path,
+        device: str = "auto",
+        trust_remote_code: bool = False,
+        backbone: str | None = None,
+        dtype: str | None = None,
+    ) -> EarlyExitModel:
         """Load a finished run. A run directory is data, never code: ``trust_remote_code`` comes only from this
         argument (never from results.json), and the heads, trace and a local backbone it names must lie in
         the eebench cache or the run directory; ``backbone=`` names the backbone explicitly instead.
         ``dtype``: load the backbone (and cast the heads) in this precision instead of the run's own."""
         run_dir = Path(run_dir)
         results_path = run_dir / RESULTS_FILE
-        require(results_path.exists(), f"run dir {str(run_dir)!r} has no results.json; give the directory of a finished eebench run")
+        require(
+            results_path.exists(), f"run dir {str(run_dir)!r} has no results.json; give the directory of a finished eebench run"
+        )
         results = read_result(run_dir)  # strict: a file off the results contract is a one-line error naming it
         artifacts = results.artifacts
         backbone_fields = dict(artifacts.backbone_config)
@@ -90,8 +101,10 @@ def trusted_artifact(run_dir: Path, key: str, value) -> Path:
     where = f"run dir {str(run_dir)!r}: artifacts.{key}={value!r}"
     require(isinstance(value, str) and value, f"{where} names no artifact; re-run the point to rebuild it")
     path = Path(value)
-    require(_inside(path, _trusted_roots(run_dir)), f"{where} lies outside the eebench cache ({cache_root()}) and the "
-                                                    "run dir; allowed: artifacts in either")
+    require(
+        _inside(path, _trusted_roots(run_dir)),
+        f"{where} lies outside the eebench cache ({cache_root()}) and the run dir; allowed: artifacts in either",
+    )
     require(path.is_dir(), f"{where} does not exist; re-run the point to rebuild the cache")
     if (path / MANIFEST).exists():
         problem = entry_problem(path)
@@ -104,6 +117,8 @@ def check_backbone_path(run_dir: Path, name_or_path: str) -> None:
     path = Path(name_or_path).expanduser()
     if name_or_path.startswith("bundled:") or not (path.exists() or name_or_path.startswith(("/", ".", "~"))):
         return
-    require(_inside(path, _trusted_roots(run_dir)),
-            f"run dir {str(run_dir)!r}: backbone_config.name_or_path={name_or_path!r} lies outside the eebench cache and "
-            "the run dir; to trust it, pass it yourself: from_run(run_dir, backbone=PATH) or model_args backbone=PATH")
+    require(
+        _inside(path, _trusted_roots(run_dir)),
+        f"run dir {str(run_dir)!r}: backbone_config.name_or_path={name_or_path!r} lies outside the eebench cache and "
+        "the run dir; to trust it, pass it yourself: from_run(run_dir, backbone=PATH) or model_args backbone=PATH",
+    )

@@ -3,6 +3,7 @@
 User errors print one line and never a traceback. In a multirun a failing point writes error.json and
 the sweep carries on; a single run exits non-zero.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,9 +44,11 @@ def point_inputs(plain: dict) -> dict:
     """What a point's results depend on beyond its config: eebench's code and local backbone / data files."""
     from eebench.cache import package_fingerprint
 
-    return {"code": package_fingerprint(),
-            "backbone": _local_content((plain.get("backbone") or {}).get("name_or_path", "")),
-            "data": _local_content((plain.get("data") or {}).get("source", ""))}
+    return {
+        "code": package_fingerprint(),
+        "backbone": _local_content((plain.get("backbone") or {}).get("name_or_path", "")),
+        "data": _local_content((plain.get("data") or {}).get("source", "")),
+    }
 
 
 def finished_results(run_dir: Path, plain: dict, inputs: dict | None = None) -> RunResult | None:
@@ -125,8 +128,17 @@ def _log_if_missing(cfg: DictConfig, plain: dict, run_dir: Path, sweep_dir: Path
 def _log_to_wandb(typed, plain: dict, run_dir: Path, sweep_dir: Path, results: RunResult) -> None:
     from eebench.tracking.wandb_sink import WandbSink
 
-    sink = WandbSink(typed.logger.kind == "wandb", typed.logger.project, typed.logger.mode, typed.logger.entity,
-                     run_dir, sweep_dir, group=sweep_dir.name, name=run_dir.name if run_dir != sweep_dir else "run", config=plain)
+    sink = WandbSink(
+        typed.logger.kind == "wandb",
+        typed.logger.project,
+        typed.logger.mode,
+        typed.logger.entity,
+        run_dir,
+        sweep_dir,
+        group=sweep_dir.name,
+        name=run_dir.name if run_dir != sweep_dir else "run",
+        config=plain,
+    )
     sink.log_results(results)
     sink.finish()
 

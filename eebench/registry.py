@@ -4,6 +4,7 @@ Each variant lives in its own module of the axis's package and registers itself 
 imports all of its modules once (``discover``), so the registry is the single list of names that config
 validation, dispatch and error messages read. Adding a variant is one module, one YAML and one test.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -52,6 +53,8 @@ def discover(package_name: str, package_path) -> None:
 def check_options(key: str, variant: str, options: dict, defaults: dict) -> dict:
     """A variant's own config fields (``key`` e.g. "head.options"): unknown names fail, missing ones take its defaults."""
     unknown = sorted(set(options) - set(defaults))
-    require(not unknown, f"{key}.{unknown[0] if unknown else ''} is not an option of {variant}; "
-                         f"allowed: {', '.join(defaults) or 'none'}")
+    require(
+        not unknown,
+        f"{key}.{unknown[0] if unknown else ''} is not an option of {variant}; allowed: {', '.join(defaults) or 'none'}",
+    )
     return {**defaults, **options}

@@ -5,6 +5,7 @@
 sweep directory adds its points beside the old ones instead of overwriting ``0/``, ``1/``, ...; the same
 point relaunched lands in its old folder and is skipped when finished.
 """
+
 from __future__ import annotations
 
 import hashlib

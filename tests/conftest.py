@@ -60,16 +60,22 @@ def _write_task(root: Path) -> Path:
 
 
 def run_eebench(args, cwd, env):
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture
 def sweep_env(tmp_path, tiny_model_dirs):
     env = {**os.environ, "EEBENCH_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "offline"}
     common = [
-        "experiment=smoke", f"backbone.name_or_path={tiny_model_dirs['gpt2']}", "backbone.name=tiny-gpt2",
-        f"data.source={_write_prose(tmp_path / 'prose.txt')}", "eval.suite=lm_eval",
-        f"eval.include_path={_write_task(tmp_path / 'tasks')}", "eval.tasks=[tiny_mc]",
+        "experiment=smoke",
+        f"backbone.name_or_path={tiny_model_dirs['gpt2']}",
+        "backbone.name=tiny-gpt2",
+        f"data.source={_write_prose(tmp_path / 'prose.txt')}",
+        "eval.suite=lm_eval",
+        f"eval.include_path={_write_task(tmp_path / 'tasks')}",
+        "eval.tasks=[tiny_mc]",
     ]
     return env, common
 

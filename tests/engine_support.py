@@ -1,4 +1,5 @@
-"""Tiny-model setups for engine tests (test support, not part of the package), where early exits and drafts really happen and sometimes fail.
+"""Tiny-model setups for engine tests (test support, not part of the package),
+where early exits and drafts really happen and sometimes fail.
 
 A freshly initialised tiny model barely changes its residual stream after the embedding (tied models
 then just repeat their last input token) and its heads are close to uniform, so every exit decision
@@ -6,6 +7,7 @@ sits on a numerical knife edge. These helpers make the blocks matter, damp the d
 early readouts mostly (not always) agree with the full model, and sharpen the heads so that confidence
 varies from token to token.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -75,7 +77,7 @@ def reference_greedy(model, prompt: torch.Tensor, max_new_tokens: int, eos_token
     else:
         kwargs = {"eos_token_id": eos_token_id, "pad_token_id": eos_token_id}
     out = model.generate(prompt[None], max_new_tokens=max_new_tokens, do_sample=False, **kwargs)
-    return out[0, len(prompt):]
+    return out[0, len(prompt) :]
 
 
 @contextmanager

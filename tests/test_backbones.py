@@ -33,7 +33,9 @@ def _layered_logits(backbone, ids, chunks):
 
 
 def test_layered_view_matches_hf_forward(tiny_model_dir):
-    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(tiny_model_dir), dtype="float32"), device="cpu")  # fp32 tolerances
+    backbone = load_backbone(
+        BackboneConfig(name="tiny", name_or_path=str(tiny_model_dir), dtype="float32"), device="cpu"
+    )  # fp32 tolerances
     ids = torch.randint(0, backbone.layered.vocab_size, (1, 12), generator=torch.Generator().manual_seed(0))
     reference = backbone.model(ids).logits
     for chunks in ([12], [5, 1, 1, 5], [3, 4, 5]):

@@ -1,4 +1,5 @@
 """BIG-bench -> lm-eval conversion, against a tiny fake sdist (nothing is downloaded)."""
+
 from __future__ import annotations
 
 import io
@@ -14,10 +15,7 @@ from eebench.errors import EEBenchError
 from eebench.evaluation import bigbench
 from eebench.evaluation.bigbench import CURATED_TASKS, build_suite, ensure_sdist
 
-MC_EXAMPLES = [
-    {"input": f"Is {i} even?", "target_scores": {"yes": int(i % 2 == 0), "no": int(i % 2 == 1)}}
-    for i in range(10)
-]
+MC_EXAMPLES = [{"input": f"Is {i} even?", "target_scores": {"yes": int(i % 2 == 0), "no": int(i % 2 == 1)}} for i in range(10)]
 MC_TASK = {
     "name": "toy_mc",
     "task_prefix": "Answer the question.\n",
@@ -28,13 +26,17 @@ MC_TASK = {
 }
 GEN_TASK = {
     "name": "toy_gen",
-    "examples": [{"input": "What is 1 plus 1?", "target": ["2", "two"]},
-                 {"input": "What is 2 plus 2?", "target": "4"}],
+    "examples": [{"input": "What is 1 plus 1?", "target": ["2", "two"]}, {"input": "What is 2 plus 2?", "target": "4"}],
 }
-FIRST_IS_RIGHT_TASK = {"name": "toy_first", "examples": [
-    {"input": f"q{i}", "target_scores": {"right": 1, "wrong1": 0, "wrong2": 0, "wrong3": 0}} for i in range(20)]}
-SUBTASK_A = {"name": "a", "append_choices_to_input": False,
-             "examples": [{"input": "red or blue?", "target_scores": {"red": 0, "blue": 1, "green": 0}}]}
+FIRST_IS_RIGHT_TASK = {
+    "name": "toy_first",
+    "examples": [{"input": f"q{i}", "target_scores": {"right": 1, "wrong1": 0, "wrong2": 0, "wrong3": 0}} for i in range(20)],
+}
+SUBTASK_A = {
+    "name": "a",
+    "append_choices_to_input": False,
+    "examples": [{"input": "red or blue?", "target_scores": {"red": 0, "blue": 1, "green": 0}}],
+}
 SUBTASK_B = {"name": "b", "examples": [{"input": "up or down?", "target_scores": {"up": 1, "down": 0}}]}
 
 
@@ -95,7 +97,6 @@ def test_multiple_choice_rows_point_at_highest_scoring_choice(fake_sdist):
         assert row["query"] == f"Answer the question.\n\nQuestion: {example['input']}{listing}\nAnswer:"
 
 
-
 def test_gold_position_does_not_follow_file_order(fake_sdist):
     include, names = build_suite(["bigbench:toy_first"], sdist=fake_sdist)
     rows = _rows(_configs(include)[names[0]])
@@ -135,8 +136,7 @@ def test_lm_eval_task_manager_loads_the_docs(fake_sdist):
     for doc in docs:
         example = MC_EXAMPLES[int(doc["id"])]
         assert sorted(mc.doc_to_choice(doc)) == sorted(example["target_scores"])
-        assert mc.doc_to_choice(doc)[mc.doc_to_target(doc)] == max(example["target_scores"],
-                                                                    key=example["target_scores"].get)
+        assert mc.doc_to_choice(doc)[mc.doc_to_target(doc)] == max(example["target_scores"], key=example["target_scores"].get)
         assert example["input"] in mc.doc_to_text(doc)
     assert sorted(gen.doc_to_target(d)[0] for d in gen.eval_docs) == ["2", "4"]
 
@@ -172,8 +172,10 @@ def test_full_lm_eval_run_scores_an_oracle_perfectly(fake_sdist):
     include, names = build_suite(["bigbench:toy_mc", "bigbench:toy_gen"], sdist=fake_sdist)
     rows = [row for config in _configs(include).values() for row in _rows(config)]
     results = lm_eval.simple_evaluate(
-        model=_oracle_lm({r["query"]: r for r in rows}), tasks=names,
-        task_manager=TaskManager(include_path=include, include_defaults=False))["results"]
+        model=_oracle_lm({r["query"]: r for r in rows}),
+        tasks=names,
+        task_manager=TaskManager(include_path=include, include_defaults=False),
+    )["results"]
     assert results["eebench_bb_toy_mc"]["acc,none"] == 1.0
     assert results["eebench_bb_toy_gen"]["exact_match,bigbench_answer"] == 1.0
 
@@ -234,8 +236,10 @@ def test_curated_generative_task_can_take_the_last_number(fake_sdist, monkeypatc
 
 def test_curated_defaults_are_consistent():
     conf = Path(__file__).resolve().parents[1] / "conf"
-    presets = (yaml.safe_load((conf / "experiment" / "smoke.yaml").read_text())["eval"]["tasks"]
-               + yaml.safe_load((conf / "eval" / "bigbench_demo.yaml").read_text())["tasks"])
+    presets = (
+        yaml.safe_load((conf / "experiment" / "smoke.yaml").read_text())["eval"]["tasks"]
+        + yaml.safe_load((conf / "eval" / "bigbench_demo.yaml").read_text())["tasks"]
+    )
     assert presets and all(CURATED_TASKS[name]["kind"] == "multiple_choice" for name in presets)
     assert any(entry["kind"] == "generate" for entry in CURATED_TASKS.values())
     # eval=offline is "every curated task plus the prose tasks": a newly curated task cannot be left out.
@@ -247,8 +251,13 @@ def test_ensure_sdist_reuses_a_present_file_and_reports_download_failure(tmp_pat
     from eebench import downloads
 
     monkeypatch.delenv(bigbench.SDIST_ENV_VAR, raising=False)
-    monkeypatch.setattr(downloads.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
-        a, 1, stdout="", stderr="ERROR: No matching distribution found for bigbench==1.0.0"))
+    monkeypatch.setattr(
+        downloads.subprocess,
+        "run",
+        lambda *a, **k: subprocess.CompletedProcess(
+            a, 1, stdout="", stderr="ERROR: No matching distribution found for bigbench==1.0.0"
+        ),
+    )
 
     def offline_index(*args):
         raise OSError("index unreachable")

@@ -1,4 +1,5 @@
 """Calibration methods on synthetic heads whose true agreement curve is known."""
+
 import pytest
 import torch
 

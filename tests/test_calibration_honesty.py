@@ -1,4 +1,5 @@
 """Calibration checked on held-out documents: per head, exited tokens only, misses flagged; seeded splits."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -18,18 +19,18 @@ from eebench.traces.trace import Trace
 def _trace() -> Trace:
     # 6 tokens, final argmax 0. Head 0 (block 2) exits tokens 0-2 and is right on 0, 1 only; head 1 (block 4)
     # exits token 3 (right); tokens 4, 5 reach the final layer.
-    entropy = torch.tensor([[0.1, 0.1, 0.1, 0.9, 0.9, 0.9],
-                            [0.9, 0.9, 0.9, 0.1, 0.9, 0.9]])
-    head_argmax = torch.tensor([[0, 0, 7, 7, 7, 7],
-                                [0, 0, 0, 0, 7, 7]])
+    entropy = torch.tensor([[0.1, 0.1, 0.1, 0.9, 0.9, 0.9], [0.9, 0.9, 0.9, 0.1, 0.9, 0.9]])
+    head_argmax = torch.tensor([[0, 0, 7, 7, 7, 7], [0, 0, 0, 0, 7, 7]])
     return Trace({"entropy": entropy}, head_argmax, torch.zeros(6, dtype=torch.long))
 
 
 def test_heldout_check_counts_only_tokens_each_head_let_exit():
     policy = ExitPolicy([2, 4], "entropy", [0.5, 0.5])
     check = heldout_check(_trace(), policy, target=0.9)
-    assert check["heads"] == [{"layer": 2, "agreement": 2 / 3, "tokens": 3, "target_met": False},
-                              {"layer": 4, "agreement": 1.0, "tokens": 1, "target_met": True}]
+    assert check["heads"] == [
+        {"layer": 2, "agreement": 2 / 3, "tokens": 3, "target_met": False},
+        {"layer": 4, "agreement": 1.0, "tokens": 1, "target_met": True},
+    ]
     assert check["exited_agreement"] == 0.75 and check["exited_tokens"] == 4 and check["tokens"] == 6
     assert check["target_met"] is False
     # The pooled figure that includes final-layer tokens (which agree by definition) looks better: 5/6.
@@ -42,18 +43,32 @@ def test_heldout_check_counts_only_tokens_each_head_let_exit():
 
 def test_report_flags_every_head_that_missed_its_target():
     good, bad = make_results(threshold=0.8), make_results(threshold=0.9)
-    good["calibration"]["heldout"] = {"heads": [{"layer": 5, "agreement": 0.85, "tokens": 40, "target_met": True}],
-                                      "exited_agreement": 0.85, "exited_tokens": 40, "tokens": 100, "target_met": True}
-    bad["calibration"]["heldout"] = {"heads": [{"layer": 5, "agreement": 0.95, "tokens": 30, "target_met": True},
-                                               {"layer": 11, "agreement": 0.70, "tokens": 10, "target_met": False}],
-                                     "exited_agreement": 0.8875, "exited_tokens": 40, "tokens": 100, "target_met": False}
+    good["calibration"]["heldout"] = {
+        "heads": [{"layer": 5, "agreement": 0.85, "tokens": 40, "target_met": True}],
+        "exited_agreement": 0.85,
+        "exited_tokens": 40,
+        "tokens": 100,
+        "target_met": True,
+    }
+    bad["calibration"]["heldout"] = {
+        "heads": [
+            {"layer": 5, "agreement": 0.95, "tokens": 30, "target_met": True},
+            {"layer": 11, "agreement": 0.70, "tokens": 10, "target_met": False},
+        ],
+        "exited_agreement": 0.8875,
+        "exited_tokens": 40,
+        "tokens": 100,
+        "target_met": False,
+    }
     frame = runs_to_frame([good, bad])
     assert list(frame["calibration_misses"]) == ["", "block 11: 0.700 on 10 tokens"]
     assert list(frame["heldout_exited_agreement"]) == [0.85, 0.8875]
     items = [item for item in findings_items(frame, 0) if "calibration target" in item]
-    assert items == ["**1 point(s) miss their calibration target on held-out documents** (agreement with the full "
-                     "model of the tokens a head let exit, below the target): `tiny-a/equal/linear/entropy` at "
-                     "threshold 0.9 (target 0.9): block 11: 0.700 on 10 tokens."]
+    assert items == [
+        "**1 point(s) miss their calibration target on held-out documents** (agreement with the full "
+        "model of the tokens a head let exit, below the target): `tiny-a/equal/linear/entropy` at "
+        "threshold 0.9 (target 0.9): block 11: 0.700 on 10 tokens."
+    ]
     # Results written before the check have no misses to report and NaN figures.
     old = runs_to_frame([make_results()])
     assert pd.isna(old["heldout_exited_agreement"][0]) and not [i for i in findings_items(old, 0) if "calibration" in i]
@@ -72,4 +87,4 @@ def test_calibration_and_heldout_documents_are_a_seeded_random_draw_disjoint_fro
     assert set(draws[0]["calibration"]) != set(draws[1]["calibration"])  # another seed, another draw
     # Not the alphabetically first documents: the order token_blocks reads them in is shuffled too.
     non_train = sorted(doc_id for doc_id in docs if not in_train(doc_id))
-    assert [by_text[t] for t in draws[0]["calibration"]] != non_train[:len(draws[0]["calibration"])]
+    assert [by_text[t] for t in draws[0]["calibration"]] != non_train[: len(draws[0]["calibration"])]

@@ -1,4 +1,5 @@
 """The results contract: strict reading, one-line errors, and README's "Reading the results" kept in step."""
+
 from __future__ import annotations
 
 import json
@@ -58,9 +59,14 @@ def test_sweep_loader_skips_files_off_contract_with_the_reason(tmp_path):
     (tmp_path / "sweep" / "1" / "results.json").write_text(json.dumps({"status": "complete"}))
     runs, skipped = load_sweeps([tmp_path / "sweep"])
     assert [run.run_dir for run in runs] == [str(tmp_path / "sweep" / "0")]
-    assert skipped == [(str(tmp_path / "sweep" / "1"), f"not a valid results file: {tmp_path / 'sweep' / '1' / 'results.json'}: "
-                        f"has no schema_version (written by an eebench older than the results schema {SCHEMA_VERSION}, "
-                        "or not an eebench results file); re-run the point")]
+    assert skipped == [
+        (
+            str(tmp_path / "sweep" / "1"),
+            f"not a valid results file: {tmp_path / 'sweep' / '1' / 'results.json'}: "
+            f"has no schema_version (written by an eebench older than the results schema {SCHEMA_VERSION}, "
+            "or not an eebench results file); re-run the point",
+        )
+    ]
 
 
 def test_every_summary_key_is_a_row_column_read_from_the_contract():

@@ -1,7 +1,8 @@
 """Real processes SIGKILLed at several stages never leave results or cache entries that are later trusted."""
-import json
-import pytest
 
+import json
+
+import pytest
 from conftest import run_eebench as _run
 
 

@@ -1,9 +1,9 @@
 """Same config + seed -> identical heads, thresholds and accuracies; sweeps run through submitit too."""
+
 import json
 
-from safetensors.torch import load_file
-
 from conftest import point_results, run_eebench
+from safetensors.torch import load_file
 
 
 def _heads_file(results):
@@ -14,8 +14,11 @@ def test_same_config_and_seed_give_identical_artifacts(tmp_path, sweep_env):
     env, common = sweep_env
     runs = []
     for name in ("first", "second"):  # separate caches, so the second run really retrains everything
-        proc = run_eebench([*common, "logger=none", "timing=none", f"hydra.run.dir={tmp_path / name}"],
-                           tmp_path, {**env, "EEBENCH_CACHE": str(tmp_path / f"cache_{name}")})
+        proc = run_eebench(
+            [*common, "logger=none", "timing=none", f"hydra.run.dir={tmp_path / name}"],
+            tmp_path,
+            {**env, "EEBENCH_CACHE": str(tmp_path / f"cache_{name}")},
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(json.loads((tmp_path / name / "results.json").read_text()))
     first, second = runs
@@ -29,8 +32,20 @@ def test_same_config_and_seed_give_identical_artifacts(tmp_path, sweep_env):
 def test_submitit_local_launcher_runs_a_sweep(tmp_path, sweep_env):
     env, common = sweep_env
     sweep = tmp_path / "sweep"
-    proc = run_eebench(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *common, "logger=none",
-                        "timing=none", "threshold=0.8,0.95", f"hydra.sweep.dir={sweep}"], tmp_path, env)
+    proc = run_eebench(
+        [
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            *common,
+            "logger=none",
+            "timing=none",
+            "threshold=0.8,0.95",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+        env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [r["threshold"] for r in point_results(sweep, "threshold")] == [0.8, 0.95]
     assert (sweep / "report.md").exists()

@@ -1,4 +1,5 @@
 """The index fallback used when pip refuses a download (BIG-bench's sdist under pip >= 25)."""
+
 import hashlib
 import io
 
@@ -15,7 +16,9 @@ def _fake_index(monkeypatch, payload: bytes, digest: str):
         return io.BytesIO(page.encode() if url.endswith("/demo/") else payload)
 
     monkeypatch.setattr(downloads.urllib.request, "urlopen", urlopen)
-    monkeypatch.setattr(downloads.subprocess, "run", lambda *a, **k: downloads.subprocess.CompletedProcess(a, 1, "", "ERROR: refused"))
+    monkeypatch.setattr(
+        downloads.subprocess, "run", lambda *a, **k: downloads.subprocess.CompletedProcess(a, 1, "", "ERROR: refused")
+    )
 
 
 def test_fallback_downloads_and_checks_sha256(monkeypatch):

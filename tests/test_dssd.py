@@ -1,9 +1,9 @@
 import pytest
 import torch
+from engine_support import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
 
 from eebench.engine.generate import generate
 from eebench.engine.kv import RaggedKVCache
-from engine_support import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
 from eebench.errors import EEBenchError
 
 NEW = 16
@@ -20,8 +20,7 @@ def _speculate(backbone, heads, strategy, prompts, eos_token_id=None):
     if strategy == "dssd":
         policy = median_entropy_policy(backbone.model, heads, prompts)
         return generate(backbone.layered, prompts, NEW, heads, policy, "dssd", eos_token_id, max_draft=4)
-    return generate(backbone.layered, prompts, NEW, strategy="layerskip", eos_token_id=eos_token_id,
-                    exit_layer=1, draft_length=3)
+    return generate(backbone.layered, prompts, NEW, strategy="layerskip", eos_token_id=eos_token_id, exit_layer=1, draft_length=3)
 
 
 def _assert_stats_match_labels(out, batch):

@@ -131,7 +131,7 @@ def test_eos_stops_each_sequence_on_its_own(tiny_model_dirs):
     eos = int(free.tokens[0, 2])  # row 0 must stop after 3 tokens (or earlier if it appears before)
     stopped = generate(backbone.layered, prompts, NEW, heads, policy, eos_token_id=eos)
     assert stopped.lengths[0] <= 3 and stopped.tokens[0, stopped.lengths[0] - 1] == eos
-    assert (stopped.tokens[0, stopped.lengths[0]:] == eos).all()
+    assert (stopped.tokens[0, stopped.lengths[0] :] == eos).all()
     for row, prompt in enumerate(prompts):
         alone = generate(backbone.layered, prompt[None], NEW, heads, policy, eos_token_id=eos)
         assert torch.equal(stopped.tokens[row, : stopped.lengths[row]], alone.tokens[0])
@@ -153,7 +153,7 @@ def _truncated_greedy(backbone, prompt, exit_layer, new_tokens):
     for _ in range(new_tokens):
         hidden = backbone.model(ids, output_hidden_states=True).hidden_states[exit_layer + 1][:, -1]
         ids = torch.cat([ids, backbone.layered.final_logits(hidden).argmax(-1, keepdim=True)], dim=1)
-    return ids[0, len(prompt):]
+    return ids[0, len(prompt) :]
 
 
 def test_static_exit_reads_out_a_fixed_block(tiny_model_dir):
@@ -197,8 +197,10 @@ def test_gate_exits_keep_lazy_equal_to_full(tiny_model_dirs):
     reference = generate(lm, prompt, 16).tokens
     with torch.no_grad():  # each gate lets out the most confident tenth of the full model's generated text
         hidden = backbone.model(torch.cat([prompt, reference], 1), output_hidden_states=True).hidden_states
-        levels = [float(torch.quantile(-heads.gate_probability(i, hidden[layer + 1]).flatten(), 0.1))
-                  for i, layer in enumerate(heads.exit_layers)]
+        levels = [
+            float(torch.quantile(-heads.gate_probability(i, hidden[layer + 1]).flatten(), 0.1))
+            for i, layer in enumerate(heads.exit_layers)
+        ]
     first = hidden[heads.exit_layers[0] + 1]
     assert torch.equal(uncertainty("gate", heads=heads, index=0, hidden=first), -heads.gate_probability(0, first).float())
     policy = ExitPolicy(heads.exit_layers, "gate", levels)

@@ -1,12 +1,13 @@
 """The engine's per-step sharing: one mask and one rotary computation per geometry, no mask where sdpa's own is exact."""
+
 import torch
+from engine_support import random_prompts, single_thread, tiny_backbone
 from transformers import DynamicCache
 
+from eebench.engine.exit_plan import no_exits
 from eebench.engine.generate import generate
 from eebench.engine.kv import RaggedKVCache, drop_first, join_runs, runs_of
 from eebench.engine.layerwise import LayerwiseDecoder, Request
-from eebench.engine.exit_plan import no_exits
-from engine_support import random_prompts, single_thread, tiny_backbone
 
 CPU = torch.device("cpu")
 
@@ -62,13 +63,18 @@ def test_full_depth_step_builds_one_mask_and_one_rotary(tiny_model_dirs):
     rotary_calls, masks = [], []
     hook = lm.rotary.register_forward_hook(lambda *args: rotary_calls.append(1))
     run_block = lm.run_block
-    lm.run_block = lambda index, hidden, positions, mask, *rest: masks.append(mask) or run_block(
-        index, hidden, positions, mask, *rest)
+    lm.run_block = lambda index, hidden, positions, mask, *rest: (
+        masks.append(mask) or run_block(index, hidden, positions, mask, *rest)
+    )
     try:
         decoder = LayerwiseDecoder(lm, no_exits(), "full", batch=2, capacity=16, device="cpu")
         prompts = random_prompts([4, 6], seed=2)
-        for step, requests in enumerate([[Request(0, prompts[0], 0), Request(1, prompts[1], 0)],
-                                         [Request(0, torch.tensor([3]), 4), Request(1, torch.tensor([5]), 6)]]):
+        for step, requests in enumerate(
+            [
+                [Request(0, prompts[0], 0), Request(1, prompts[1], 0)],
+                [Request(0, torch.tensor([3]), 4), Request(1, torch.tensor([5]), 6)],
+            ]
+        ):
             rotary_calls.clear(), masks.clear()
             decoder.step(requests)
             assert len(rotary_calls) == 1, f"step {step}"
@@ -95,5 +101,7 @@ def test_batch_one_full_depth_logits_are_bit_identical_to_transformers(tiny_mode
             assert torch.equal(ours, theirs)
             start += ids.shape[1]
             ids = theirs.argmax(-1)[None]
-    assert torch.equal(generate(lm, prompt[None], 6).tokens[0],
-                       model.generate(prompt[None], max_new_tokens=6, do_sample=False, pad_token_id=0)[0, 7:])
+    assert torch.equal(
+        generate(lm, prompt[None], 6).tokens[0],
+        model.generate(prompt[None], max_new_tokens=6, do_sample=False, pad_token_id=0)[0, 7:],
+    )

@@ -13,7 +13,9 @@ from eebench.traces.simulate import simulate
 from eebench.traces.trace import Trace
 
 
-@pytest.mark.parametrize("layers, expected", [(6, [1, 2, 3, 4]), (12, [2, 4, 7, 9]), (24, [4, 9, 14, 19]), (16, [3, 6, 9, 12]), (32, [6, 12, 19, 25])])
+@pytest.mark.parametrize(
+    "layers, expected", [(6, [1, 2, 3, 4]), (12, [2, 4, 7, 9]), (24, [4, 9, 14, 19]), (16, [3, 6, 9, 12]), (32, [6, 12, 19, 25])]
+)
 def test_equal_placement_matches_the_papers_pythia_layers(layers, expected):
     assert exit_layers(PlacementConfig(kind="equal", num_heads=4), layers) == expected
 
@@ -23,7 +25,9 @@ def test_every_and_explicit_placement():
     assert exit_layers(PlacementConfig(kind="explicit", layers=[0, 5]), 12) == [0, 5]
 
 
-@pytest.mark.parametrize("layers, fragment", [([3, 3], "duplicates"), ([-1], "out of range"), ([11], "out of range"), ([], "no exit layers")])
+@pytest.mark.parametrize(
+    "layers, fragment", [([3, 3], "duplicates"), ([-1], "out of range"), ([11], "out of range"), ([], "no exit layers")]
+)
 def test_bad_placement(layers, fragment):
     with pytest.raises(EEBenchError, match=fragment):
         exit_layers(PlacementConfig(kind="explicit", layers=layers), 12)
@@ -48,8 +52,11 @@ def test_max_coverage_never_splits_ties():
 
 
 def test_simulation_counts_heads_in_cost():
-    trace = Trace({"entropy": torch.tensor([[0.1, 0.9, 0.9, 0.9], [0.1, 0.1, 0.9, 0.9]])},
-                  torch.tensor([[1, 2, 3, 4], [1, 2, 3, 9]]), torch.tensor([1, 2, 5, 4]))
+    trace = Trace(
+        {"entropy": torch.tensor([[0.1, 0.9, 0.9, 0.9], [0.1, 0.1, 0.9, 0.9]])},
+        torch.tensor([[1, 2, 3, 4], [1, 2, 3, 9]]),
+        torch.tensor([1, 2, 5, 4]),
+    )
     costs = CostModel(num_layers=8, exit_layers=[1, 3], block_cost=10.0, head_cost=5.0, lm_head_cost=5.0)
     out = simulate(trace, ExitPolicy([1, 3], "entropy", [0.5, 0.5]), costs)
     # token0 exits at head0 (layer 1), token1 at head1 (layer 3), tokens 2, 3 go to the end.

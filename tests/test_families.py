@@ -3,11 +3,13 @@
 Each supported family runs on a tiny random fp32 model with what makes it differ switched on (sliding
 windows shorter than the prompts, GQA, partial rotary, multipliers, soft-capping, project_in/out, ALiBi).
 """
+
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from engine_support import median_entropy_policy, random_prompts, single_thread, tiny_backbone
 from transformers import AutoConfig, GenerationConfig
 
 from eebench.backbones import load_backbone
@@ -18,7 +20,6 @@ from eebench.config import BackboneConfig
 from eebench.engine.generate import generate
 from eebench.engine.kv import RaggedKVCache
 from eebench.errors import EEBenchError
-from engine_support import median_entropy_policy, random_prompts, single_thread, tiny_backbone
 
 LENGTHS = [9, 13, 6]  # every prompt is longer than the sliding window
 NEW = 10
@@ -53,7 +54,7 @@ def _setup(family_setups, family_dirs, arch):
 def _transformers_greedy(model, prompt):
     """transformers' greedy decoding, never stopping and never suppressing any token (EOS included)."""
     config = GenerationConfig(max_new_tokens=NEW, do_sample=False, eos_token_id=None, pad_token_id=0)
-    return model.generate(prompt[None], generation_config=config)[0, len(prompt):]
+    return model.generate(prompt[None], generation_config=config)[0, len(prompt) :]
 
 
 @torch.no_grad()
@@ -132,11 +133,14 @@ def test_refused_family_is_one_line_error(tmp_path, arch):
     _assert_one_line_refusal(str(info.value), arch)
 
 
-@pytest.mark.parametrize("model_type, overrides, fragment", [
-    ("falcon", {"alibi": True}, "alibi=true"),
-    ("gemma3_text", {"use_bidirectional_attention": True}, "use_bidirectional_attention"),
-    ("gemma3", {}, "text-only"),
-])
+@pytest.mark.parametrize(
+    "model_type, overrides, fragment",
+    [
+        ("falcon", {"alibi": True}, "alibi=true"),
+        ("gemma3_text", {"use_bidirectional_attention": True}, "use_bidirectional_attention"),
+        ("gemma3", {}, "text-only"),
+    ],
+)
 def test_refused_variant_is_one_line_error(model_type, overrides, fragment):
     with pytest.raises(EEBenchError) as info:
         family_for(AutoConfig.for_model(model_type, **overrides))

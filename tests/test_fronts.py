@@ -1,4 +1,5 @@
 """Pareto families key on every axis that varies in a sweep; backbones are labelled by what was loaded."""
+
 from __future__ import annotations
 
 import os
@@ -22,18 +23,22 @@ def _point(threshold: float, theoretical: float, acc: float, **changes) -> dict:
 
 def _fronts(points: list[dict]):
     frame = add_pareto_flags(runs_to_frame(points))
-    return frame, {family: set(group.loc[group["pareto_theoretical"], "threshold"])
-                   for family, group in frame.groupby("family")}
+    return frame, {family: set(group.loc[group["pareto_theoretical"], "threshold"]) for family, group in frame.groupby("family")}
 
 
 def test_placements_with_different_layers_never_share_a_front():
     # Same placement kind ("explicit"), different layers: the shallow one dominates the deep one on one front.
     shallow = dict(placement="explicit", exit_layers=[3, 7])
     deep = dict(placement="explicit", exit_layers=[20, 25])
-    frame, fronts = _fronts([_point(0.8, 2.0, 0.42, **shallow), _point(0.9, 1.8, 0.42, **shallow),
-                             _point(0.8, 1.4, 0.41, **deep), _point(0.9, 1.2, 0.40, **deep)])
-    assert set(frame["family"]) == {"tiny-a/explicit/linear/entropy layers=3,7",
-                                    "tiny-a/explicit/linear/entropy layers=20,25"}
+    frame, fronts = _fronts(
+        [
+            _point(0.8, 2.0, 0.42, **shallow),
+            _point(0.9, 1.8, 0.42, **shallow),
+            _point(0.8, 1.4, 0.41, **deep),
+            _point(0.9, 1.2, 0.40, **deep),
+        ]
+    )
+    assert set(frame["family"]) == {"tiny-a/explicit/linear/entropy layers=3,7", "tiny-a/explicit/linear/entropy layers=20,25"}
     assert fronts["tiny-a/explicit/linear/entropy layers=20,25"] == {0.8}  # would be empty on a shared front
     # The backbone front still compares every configuration of the backbone.
     assert frame["pareto_backbone_theoretical"].sum() == 1
@@ -53,12 +58,16 @@ def test_other_varying_axes_split_families_and_a_threshold_sweep_keeps_short_lab
     assert set(plain["family"]) == {"tiny-a/equal/linear/entropy"}
     mixed = [_point(0.8, 2.0, 0.42), _point(0.8, 2.0, 0.42, calibration_method="platt", backbone_dtype="bfloat16")]
     frame = runs_to_frame(mixed)
-    assert set(frame["family"]) == {"tiny-a/equal/linear/entropy calibration=max_coverage dtype=float32",
-                                    "tiny-a/equal/linear/entropy calibration=platt dtype=bfloat16"}
+    assert set(frame["family"]) == {
+        "tiny-a/equal/linear/entropy calibration=max_coverage dtype=float32",
+        "tiny-a/equal/linear/entropy calibration=platt dtype=bfloat16",
+    }
     # The head x metric table shows the extra axes in its own column instead of merging the rows.
     columns, rows = comparison_rows(frame)
     assert columns[0] == "other axes" and sorted(row[4] for row in rows) == [
-        "calibration=max_coverage dtype=float32", "calibration=platt dtype=bfloat16"]
+        "calibration=max_coverage dtype=float32",
+        "calibration=platt dtype=bfloat16",
+    ]
 
 
 def test_backbone_label_defaults_to_the_loaded_models_own_name(tiny_model_dirs):
@@ -75,8 +84,18 @@ def test_backbone_label_defaults_to_the_loaded_models_own_name(tiny_model_dirs):
 def test_smoke_point_is_labelled_by_its_directory(tmp_path, tiny_model_dirs):
     directory = tiny_model_dirs["qwen2"]
     env = {**os.environ, "EEBENCH_CACHE": str(tmp_path / "cache")}
-    proc = run_eebench(["experiment=smoke", f"backbone.name_or_path={directory}", "eval.tasks=[]", "timing=none",
-                        "logger=none", f"data.source={_write_prose(tmp_path / 'prose.txt')}",
-                        f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)
+    proc = run_eebench(
+        [
+            "experiment=smoke",
+            f"backbone.name_or_path={directory}",
+            "eval.tasks=[]",
+            "timing=none",
+            "logger=none",
+            f"data.source={_write_prose(tmp_path / 'prose.txt')}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        tmp_path,
+        env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_result(tmp_path / "run").backbone == directory.name

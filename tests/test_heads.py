@@ -11,7 +11,9 @@ from eebench.heads.train import train_heads
 
 @pytest.fixture(scope="module")
 def backbone(tiny_model_dirs):
-    return load_backbone(BackboneConfig(name="tiny", name_or_path=str(tiny_model_dirs["llama"]), dtype="float32"), "cpu")  # exactness: fp32
+    return load_backbone(
+        BackboneConfig(name="tiny", name_or_path=str(tiny_model_dirs["llama"]), dtype="float32"), "cpu"
+    )  # exactness: fp32
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp", "lens", "logit_lens"])
@@ -38,8 +40,16 @@ def test_self_distillation_lowers_the_kl(backbone, kind):
     for param in (p for p in heads.parameters() if p.requires_grad):  # start away from the logit lens
         param.data += 0.1 * torch.randn_like(param)
     tokens = torch.randint(1, 300, (8, 32), generator=torch.Generator().manual_seed(0))
-    cfg = HeadTrainingConfig(max_tokens=25 * 4 * 32, batch_size=4, lr=1e-2, warmup_steps=2, eval_every=10 * 4 * 32,
-                             patience=5, val_sequences=2, precision="float32")
+    cfg = HeadTrainingConfig(
+        max_tokens=25 * 4 * 32,
+        batch_size=4,
+        lr=1e-2,
+        warmup_steps=2,
+        eval_every=10 * 4 * 32,
+        patience=5,
+        val_sequences=2,
+        precision="float32",
+    )
     log = train_heads(backbone.layered, heads, cached_states(backbone, tokens, [1, 3]), cfg, seed=0)
     assert all(h["best_heldout_loss"] < 0.8 * h["first_heldout_loss"] for h in log["modules"])
     assert all(not p.requires_grad for p in backbone.model.parameters()), "the backbone must stay frozen"
@@ -57,8 +67,8 @@ def test_head_cost_counts_shared_lm_head(backbone):
 def test_gates_learn_and_skip_the_vocab_projection_when_nobody_exits(backbone):
     import math
 
-    from eebench.exits.policy import ExitPolicy
     from eebench.config import GateConfig
+    from eebench.exits.policy import ExitPolicy
     from eebench.heads.train import train_gates
 
     torch.manual_seed(0)

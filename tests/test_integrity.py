@@ -1,26 +1,33 @@
 """Issue 14: nothing stale (keys from every input), nothing lost (checksums, sweep dirs by configuration),
 nothing executed (run dirs are data). Real files, real tiny models, real wandb offline, real Hydra."""
+
 import json
-from pathlib import Path
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import _write_prose
 from safetensors.torch import load_file, save_file
 
-from conftest import _write_prose
-from eebench import cache
+from eebench import cache, experiment
 from eebench.backbones import load_backbone
 from eebench.backbones.loader import resolve_source
 from eebench.cli import main as eebench_cli
 from eebench.config import (
-    BackboneConfig, DataConfig, ExperimentConfig, GateConfig, HeadConfig, HeadTrainingConfig, PlacementConfig, TimingConfig,
+    BackboneConfig,
+    DataConfig,
+    ExperimentConfig,
+    GateConfig,
+    HeadConfig,
+    HeadTrainingConfig,
+    PlacementConfig,
+    TimingConfig,
 )
 from eebench.data.corpus import prepare_splits
 from eebench.errors import EEBenchError
 from eebench.evaluation.scores import RequestScores, ScoreStore
-from eebench import experiment
 from eebench.heads.placement import exit_layers
 from eebench.traces.trace import Trace
 
@@ -31,10 +38,12 @@ def _count_builds(kind="demo", spec=None, code=()):
     def build(tmp):
         calls.append(tmp)
         (tmp / "data.json").write_text(json.dumps({"value": 1}))
+
     return cache.get_or_build(kind, spec or {"x": 1}, build, code=code), calls
 
 
 # ----------------------------------------------------------------------------- integrity
+
 
 def test_corrupt_entry_is_detected_moved_aside_and_rebuilt(capsys):
     entry, calls = _count_builds()
@@ -73,8 +82,9 @@ def test_leftover_temp_folder_is_listed_cleared_and_removed_by_the_next_build(ca
 
 
 def _scores():
-    return RequestScores(torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool), {"entropy": torch.ones(1, 3)},
-                         torch.zeros(2, 3, dtype=torch.long))
+    return RequestScores(
+        torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool), {"entropy": torch.ones(1, 3)}, torch.zeros(2, 3, dtype=torch.long)
+    )
 
 
 def test_corrupt_score_file_is_moved_aside_listed_and_cleared(capsys):
@@ -98,6 +108,7 @@ def test_corrupt_score_file_is_moved_aside_listed_and_cleared(capsys):
 
 # ----------------------------------------------------------------------------- keys from every input
 
+
 @pytest.fixture
 def local_gpt2(tmp_path, tiny_model_dirs):
     model = tmp_path / "model"
@@ -106,10 +117,12 @@ def local_gpt2(tmp_path, tiny_model_dirs):
 
 
 def _heads(model_dir, data_file, head_kind="logit_lens"):
-    cfg = ExperimentConfig(backbone=BackboneConfig(name_or_path=str(model_dir)), head=HeadConfig(kind=head_kind, training=HeadTrainingConfig(val_sequences=1),
-                                                                               gate=GateConfig(width=0)),
-                           data=DataConfig(source=str(data_file), seq_len=32, train_sequences=4, calibration_sequences=2,
-                                           heldout_sequences=2), placement=PlacementConfig(num_heads=2))
+    cfg = ExperimentConfig(
+        backbone=BackboneConfig(name_or_path=str(model_dir)),
+        head=HeadConfig(kind=head_kind, training=HeadTrainingConfig(val_sequences=1), gate=GateConfig(width=0)),
+        data=DataConfig(source=str(data_file), seq_len=32, train_sequences=4, calibration_sequences=2, heldout_sequences=2),
+        placement=PlacementConfig(num_heads=2),
+    )
     backbone = load_backbone(cfg.backbone, "cpu")
     layers = exit_layers(cfg.placement, backbone.num_layers)
     splits = prepare_splits(cfg.data, backbone.tokenizer)
@@ -170,6 +183,7 @@ def test_cache_ls_shows_code_fingerprint(capsys):
 
 # ----------------------------------------------------------------------------- inputs
 
+
 def test_seq_len_beyond_positions_is_one_line_error(local_gpt2):
     cfg = ExperimentConfig(backbone=BackboneConfig(name_or_path=str(local_gpt2)), data=DataConfig(seq_len=1024))
     backbone = load_backbone(cfg.backbone, "cpu")
@@ -200,6 +214,7 @@ def test_too_many_heads_for_the_depth_is_one_line_error():
 
 # ----------------------------------------------------------------------------- run dirs are data
 
+
 def test_run_dir_never_turns_on_remote_code_and_paths_must_be_trusted(tmp_path, local_gpt2):
     from eebench.heads import ExitHeads, save_heads
     from eebench.model import EarlyExitModel
@@ -207,7 +222,8 @@ def test_run_dir_never_turns_on_remote_code_and_paths_must_be_trusted(tmp_path, 
     marker = tmp_path / "EXECUTED"
     (local_gpt2 / "configuration_evil.py").write_text(
         f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
-        "from transformers import GPT2Config\nclass EvilConfig(GPT2Config):\n    model_type = 'evil'\n")
+        "from transformers import GPT2Config\nclass EvilConfig(GPT2Config):\n    model_type = 'evil'\n"
+    )
     config = json.loads((local_gpt2 / "config.json").read_text())
     (local_gpt2 / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoConfig": "configuration_evil.EvilConfig"}}))
     backbone = load_backbone(BackboneConfig(name_or_path=str(local_gpt2)), "cpu")
@@ -220,9 +236,12 @@ def test_run_dir_never_turns_on_remote_code_and_paths_must_be_trusted(tmp_path, 
     from test_reporting import make_results
 
     results = make_results()  # a complete results.json of the contract, pointing at these artifacts
-    results["artifacts"] = {"heads_dir": str(heads_dir), "calibration_trace_dir": str(trace_dir),
-                            "backbone_config": {"name_or_path": str(local_gpt2), "trust_remote_code": True},
-                            "calibration_config": {"method": "max_coverage"}}
+    results["artifacts"] = {
+        "heads_dir": str(heads_dir),
+        "calibration_trace_dir": str(trace_dir),
+        "backbone_config": {"name_or_path": str(local_gpt2), "trust_remote_code": True},
+        "calibration_config": {"method": "max_coverage"},
+    }
     (run_dir / "results.json").write_text(json.dumps(results))
     with pytest.raises(EEBenchError, match="backbone_config.name_or_path=.*outside the eebench cache"):
         EarlyExitModel.from_run(run_dir, device="cpu")
@@ -305,6 +324,7 @@ def test_sync_hint_names_only_folders_that_exist(tmp_path, offline_wandb, capsys
 
 
 # ----------------------------------------------------------------------------- sweep directories
+
 
 def test_relaunching_another_sweep_keeps_every_point_and_failed_points_exit_nonzero(tmp_path, sweep_env):
     from conftest import point_results, run_eebench

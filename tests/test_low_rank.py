@@ -1,4 +1,5 @@
 """The low_rank head type, end to end: Hydra config group, validation, SVD initialisation, cost, save/load."""
+
 from pathlib import Path
 
 import pytest

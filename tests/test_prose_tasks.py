@@ -1,9 +1,9 @@
 import json
 from pathlib import Path
 
+from conftest import _write_prose
 from lm_eval.tasks import TaskManager
 
-from conftest import _write_prose
 from eebench.data.corpus import local_documents, split_documents
 from eebench.evaluation.prose_tasks import build_prose_tasks
 

@@ -2,6 +2,7 @@
 
 One report over the two-backbone fixture sweep is shared by several tests: drawing it is the slow part.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -116,11 +117,15 @@ def test_hypervolume_hand_checked():
 
 
 def test_hypervolume_table_uses_shared_reference():
-    frame = add_pareto_flags(runs_to_frame([
-        make_results("a", 0.8, acc=0.40, base=0.43, speedup=1.5, theoretical=2.0),
-        make_results("a", 0.9, acc=0.43, base=0.43, speedup=1.2, theoretical=1.5),
-        make_results("b", 0.9, acc=0.50, base=0.50, speedup=0.9, theoretical=1.1),
-    ]))
+    frame = add_pareto_flags(
+        runs_to_frame(
+            [
+                make_results("a", 0.8, acc=0.40, base=0.43, speedup=1.5, theoretical=2.0),
+                make_results("a", 0.9, acc=0.43, base=0.43, speedup=1.2, theoretical=1.5),
+                make_results("b", 0.9, acc=0.50, base=0.50, speedup=0.9, theoretical=1.1),
+            ]
+        )
+    )
     assert reference_point(frame) == (1.0, -4.0)  # worst Δ is -3 points, minus the 1-point margin
     table = hypervolume_table(frame).set_index(["scope", "name"])
     # a, measured: (1.5, -3) and (1.2, 0) above (1, -4): 0.2*4 + 0.3*1 = 1.1; b is slower than 1x.

@@ -1,4 +1,5 @@
 """Analysis and reporting on synthetic sweep directories (numbers are fixtures, not measurements)."""
+
 from __future__ import annotations
 
 import math
@@ -41,11 +42,14 @@ def make_curves(threshold: float) -> list[dict]:
     curves = []
     for index, layer in enumerate(EXIT_LAYERS):
         values = [0.2 + 0.5 * b for b in range(10)]
-        reliability = [{"value": v, "agreement": max(0.0, 1 - 0.08 * b / (index + 1)), "count": 40 + 3 * b}
-                       for b, v in enumerate(values)]
+        reliability = [
+            {"value": v, "agreement": max(0.0, 1 - 0.08 * b / (index + 1)), "count": 40 + 3 * b} for b, v in enumerate(values)
+        ]
         grid = [0.1 * g for g in range(1, 21)]
-        coverage = [{"threshold": t, "coverage": min(1.0, t / 2.0 * (index + 1) / 4),
-                     "agreement": max(0.0, 1 - 0.05 * t / (index + 1))} for t in grid]
+        coverage = [
+            {"threshold": t, "coverage": min(1.0, t / 2.0 * (index + 1) / 4), "agreement": max(0.0, 1 - 0.05 * t / (index + 1))}
+            for t in grid
+        ]
         curves.append({"layer": layer, "reliability": reliability, "coverage": coverage})
     return curves
 
@@ -58,13 +62,24 @@ def make_exit_sample(threshold: float) -> dict:
 
 def make_diagnostics(threshold: float) -> dict:
     """The calibration, curves and per-token exit sample that newer results.json files carry."""
-    per_head = [{"layer": layer, "threshold": 0.5 + i * threshold,
-                 "coverage": min(1.0, (0.5 + i * threshold) / 2 * (i + 1) / 4), "agreement": threshold}
-                for i, layer in enumerate(EXIT_LAYERS)]
+    per_head = [
+        {
+            "layer": layer,
+            "threshold": 0.5 + i * threshold,
+            "coverage": min(1.0, (0.5 + i * threshold) / 2 * (i + 1) / 4),
+            "agreement": threshold,
+        }
+        for i, layer in enumerate(EXIT_LAYERS)
+    ]
     return {
-        "calibration": {"method": "max_coverage", "target": threshold, "thresholds": [1.2, 0.0, 1.5, 2.0],
-                        "calibration_agreement": threshold, "heldout_agreement": threshold,
-                        "per_head_heldout": per_head},
+        "calibration": {
+            "method": "max_coverage",
+            "target": threshold,
+            "thresholds": [1.2, 0.0, 1.5, 2.0],
+            "calibration_agreement": threshold,
+            "heldout_agreement": threshold,
+            "per_head_heldout": per_head,
+        },
         "curves": make_curves(threshold),
         "exit_sample": make_exit_sample(threshold),
     }
@@ -72,79 +87,164 @@ def make_diagnostics(threshold: float) -> dict:
 
 def make_workload(tokens_per_s: float) -> dict:
     spread = {"median": tokens_per_s, "min": tokens_per_s * 0.95, "max": tokens_per_s * 1.05, "n": 3}
-    return {"tokens_per_s": tokens_per_s, "tokens_per_s_spread": spread, "prefill_seconds": 0.05,
-            "prefill_seconds_spread": {"median": 0.05, "min": 0.04, "max": 0.06, "n": 3},
-            "decode_tokens_per_s": tokens_per_s * 1.1, "decode_tokens_per_s_spread": spread,
-            "decode_ms_per_token": 1000 / (tokens_per_s * 1.1),
-            "repeat_seconds": {"prefill": [0.05] * 3, "total": [1.0] * 3}, "decode_tokens": 188,
-            "peak_cuda_allocated_mib": None, "engine_kv_cache_bytes": 4096}
+    return {
+        "tokens_per_s": tokens_per_s,
+        "tokens_per_s_spread": spread,
+        "prefill_seconds": 0.05,
+        "prefill_seconds_spread": {"median": 0.05, "min": 0.04, "max": 0.06, "n": 3},
+        "decode_tokens_per_s": tokens_per_s * 1.1,
+        "decode_tokens_per_s_spread": spread,
+        "decode_ms_per_token": 1000 / (tokens_per_s * 1.1),
+        "repeat_seconds": {"prefill": [0.05] * 3, "total": [1.0] * 3},
+        "decode_tokens": 188,
+        "peak_cuda_allocated_mib": None,
+        "engine_kv_cache_bytes": 4096,
+    }
 
 
 def make_ratio(name: str, value: float) -> dict:
-    return {name: value, f"{name}_ci95": [value - 0.05, value + 0.05], f"{name}_min": value - 0.05,
-            f"{name}_max": value + 0.05, f"{name}_median_of_repeats": value}
+    return {
+        name: value,
+        f"{name}_ci95": [value - 0.05, value + 0.05],
+        f"{name}_min": value - 0.05,
+        f"{name}_max": value + 0.05,
+        f"{name}_median_of_repeats": value,
+    }
 
 
 def make_timing(speedup: float) -> dict:
     """A timing section as measure_generation writes it (fixture numbers)."""
     timing = {}
-    for name, value in (("speedup", speedup), ("decode_speedup", speedup), ("engine_full_speedup", 1.0),
-                        ("engine_full_decode_speedup", 1.0), ("speedup_vs_engine_full", speedup),
-                        ("decode_speedup_vs_engine_full", speedup)):
+    for name, value in (
+        ("speedup", speedup),
+        ("decode_speedup", speedup),
+        ("engine_full_speedup", 1.0),
+        ("engine_full_decode_speedup", 1.0),
+        ("speedup_vs_engine_full", speedup),
+        ("decode_speedup_vs_engine_full", speedup),
+    ):
         timing.update(make_ratio(name, value))
     for workload, rate in (("transformers", 20.0), ("full", 20.0), ("early_exit", 20.0 * speedup)):
         timing.update({f"{workload}_{key}": value for key, value in make_workload(rate).items()})
-    timing.update({"reference": "transformers_greedy", "seed": 0, "repeat_orders": [["full", "early_exit"]] * 3,
-                   "bootstrap_resamples": 2000, "ci_method": "fixture",
-                   "sequence_exact_match_with_reference": 0.5, "token_match_with_reference": 0.9,
-                   "engine_full_sequence_exact_match_with_reference": 1.0, "engine_full_token_match_with_reference": 1.0,
-                   "sequence_exact_match_with_full": 0.5, "token_match_with_full": 0.9,
-                   "depth_bound": 3.0, "flags": [], "measurement_error": False,
-                   "strategy": "lazy", "device": "cpu", "dtype": "float32", "prompts": "heldout", "num_prompts": 4,
-                   "prompt_tokens": 64, "new_tokens_per_prompt": 48, "batch_size": 1, "warmup": 1, "repeats": 5,
-                   "threads": 2, "generated_exit_fraction_early": 0.4,
-                   "exit_sample": {"prompt": "", "tokens": []}, "process_peak_rss_mib": 900.0,
-                   "load_average_1min": 1.0, "cpu_model": "fixture CPU"})
+    timing.update(
+        {
+            "reference": "transformers_greedy",
+            "seed": 0,
+            "repeat_orders": [["full", "early_exit"]] * 3,
+            "bootstrap_resamples": 2000,
+            "ci_method": "fixture",
+            "sequence_exact_match_with_reference": 0.5,
+            "token_match_with_reference": 0.9,
+            "engine_full_sequence_exact_match_with_reference": 1.0,
+            "engine_full_token_match_with_reference": 1.0,
+            "sequence_exact_match_with_full": 0.5,
+            "token_match_with_full": 0.9,
+            "depth_bound": 3.0,
+            "flags": [],
+            "measurement_error": False,
+            "strategy": "lazy",
+            "device": "cpu",
+            "dtype": "float32",
+            "prompts": "heldout",
+            "num_prompts": 4,
+            "prompt_tokens": 64,
+            "new_tokens_per_prompt": 48,
+            "batch_size": 1,
+            "warmup": 1,
+            "repeats": 5,
+            "threads": 2,
+            "generated_exit_fraction_early": 0.4,
+            "exit_sample": {"prompt": "", "tokens": []},
+            "process_peak_rss_mib": 900.0,
+            "load_average_1min": 1.0,
+            "cpu_model": "fixture CPU",
+        }
+    )
     return timing
 
 
-def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=1.3, theoretical=1.5,
-                 diagnostics=False):
+def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=1.3, theoretical=1.5, diagnostics=False):
     """A complete results.json (schema of eebench.tracking.contract); ``diagnostics`` fills calibration
     curves and the exit sample, whose figures make a report several times slower to draw, so only the
     tests that look at them ask."""
     results = {
         "schema_version": SCHEMA_VERSION,
-        "status": "complete", "backbone": backbone, "backbone_path": "/models/x", "backbone_dtype": "float32",
+        "status": "complete",
+        "backbone": backbone,
+        "backbone_path": "/models/x",
+        "backbone_dtype": "float32",
         "num_layers": 30,
-        "exit_layers": EXIT_LAYERS, "placement": "equal", "head": "linear",
-        "confidence": "entropy", "calibration_method": "max_coverage", "threshold": threshold,
-        "thresholds": [1.2, None, 1.5, 2.0], "exit_rule": "entropy <= threshold",
-        "exit": {"fraction": {"5": 0.1, "11": 0.2, "17": 0.1, "23": 0.1, "final": 0.5},
-                 "mean_layers": 21.3, "agreement": threshold, "theoretical_speedup": theoretical,
-                 "depth_speedup": theoretical, "tokens": 1000},
-        "calibration": {"method": "max_coverage", "target": threshold, "thresholds": [1.2, None, 1.5, 2.0],
-                        "calibration_agreement": threshold, "heldout_agreement": threshold, "per_head_heldout": []},
+        "exit_layers": EXIT_LAYERS,
+        "placement": "equal",
+        "head": "linear",
+        "confidence": "entropy",
+        "calibration_method": "max_coverage",
+        "threshold": threshold,
+        "thresholds": [1.2, None, 1.5, 2.0],
+        "exit_rule": "entropy <= threshold",
+        "exit": {
+            "fraction": {"5": 0.1, "11": 0.2, "17": 0.1, "23": 0.1, "final": 0.5},
+            "mean_layers": 21.3,
+            "agreement": threshold,
+            "theoretical_speedup": theoretical,
+            "depth_speedup": theoretical,
+            "tokens": 1000,
+        },
+        "calibration": {
+            "method": "max_coverage",
+            "target": threshold,
+            "thresholds": [1.2, None, 1.5, 2.0],
+            "calibration_agreement": threshold,
+            "heldout_agreement": threshold,
+            "per_head_heldout": [],
+        },
         "curves": [],
-        "cost_model": {"num_layers": 30, "exit_layers": EXIT_LAYERS, "block_cost": 1.0, "head_cost": 8.0,
-                       "lm_head_cost": 8.0, "gate_cost": 0.0, "gated": False, "no_exit_overhead": 1.2,
-                       "unit": "weights read per token"},
+        "cost_model": {
+            "num_layers": 30,
+            "exit_layers": EXIT_LAYERS,
+            "block_cost": 1.0,
+            "head_cost": 8.0,
+            "lm_head_cost": 8.0,
+            "gate_cost": 0.0,
+            "gated": False,
+            "no_exit_overhead": 1.2,
+            "unit": "weights read per token",
+        },
         "data": {"source": "fixture", "splits": {"train": 100, "calibration": 10, "heldout": 10}, "note": "fixture"},
         "heads_training": {},
-        "artifacts": {"heads_dir": "/nonexistent/heads", "calibration_trace_dir": "/nonexistent/trace",
-                      "backbone_config": {"name": backbone}, "calibration_config": {"method": "max_coverage"}},
+        "artifacts": {
+            "heads_dir": "/nonexistent/heads",
+            "calibration_trace_dir": "/nonexistent/trace",
+            "backbone_config": {"name": backbone},
+            "calibration_config": {"method": "max_coverage"},
+        },
         "tasks": {"eebench_bb_x": {"acc": acc, "acc_stderr": 0.03}},
         "baseline_tasks": {"eebench_bb_x": {"acc": base, "acc_stderr": 0.03}},
         "baseline_cache_key": "fixture",
         "eval_mode": "teacher-forced simulation (fixture)",
         "eval_exit_fraction": {"5": 0.2, "final": 0.8},
-        "exit_tasks": {"fraction": {"5": 0.2, "11": 0.0, "17": 0.0, "23": 0.0, "final": 0.8}, "mean_layers": 25.2,
-                       "agreement": threshold, "theoretical_speedup": theoretical, "depth_speedup": theoretical,
-                       "tokens": 500, "agreement_tokens": 400},
+        "exit_tasks": {
+            "fraction": {"5": 0.2, "11": 0.0, "17": 0.0, "23": 0.0, "final": 0.8},
+            "mean_layers": 25.2,
+            "agreement": threshold,
+            "theoretical_speedup": theoretical,
+            "depth_speedup": theoretical,
+            "tokens": 500,
+            "agreement_tokens": 400,
+        },
         "timing": make_timing(speedup),
-        "provenance": {"git_sha": "abc123", "packages": {"torch": "2.13.0"}, "python": "3.11", "platform": "Linux",
-                       "hostname": "testhost", "cpu_count": 2, "cuda_device": None, "device": "cpu",
-                       "seed": 0, "time": "2025-01-02T03:04:05+00:00"},
+        "provenance": {
+            "git_sha": "abc123",
+            "packages": {"torch": "2.13.0"},
+            "python": "3.11",
+            "platform": "Linux",
+            "hostname": "testhost",
+            "cpu_count": 2,
+            "cuda_device": None,
+            "device": "cpu",
+            "seed": 0,
+            "time": "2025-01-02T03:04:05+00:00",
+        },
     }
     if diagnostics:
         extra = make_diagnostics(threshold)
@@ -170,10 +270,12 @@ def sweep(tmp_path) -> Path:
 
 
 def test_pareto_front_hand_checked():
-    frame = pd.DataFrame({
-        "x": [1.0, 1.5, 1.2, 2.0, 1.5, math.nan, 0.9],
-        "y": [0.0, -1.0, -2.0, -5.0, -1.0, 3.0, 0.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "x": [1.0, 1.5, 1.2, 2.0, 1.5, math.nan, 0.9],
+            "y": [0.0, -1.0, -2.0, -5.0, -1.0, 3.0, 0.0],
+        }
+    )
     # C (1.2,-2) is dominated by B; G (0.9,0) by A; duplicates B/E do not dominate each other; NaN never.
     expected = [True, True, False, True, True, False, False]
     assert pareto_front(frame, "x", "y").tolist() == expected
@@ -183,8 +285,12 @@ def test_pareto_flags_are_per_family(sweep):
     runs, _ = load_sweeps([sweep])
     frame = add_pareto_flags(runs_to_frame(runs)).set_index(["backbone", "threshold"])
     assert frame["pareto_measured"].to_dict() == {
-        ("tiny-a", 0.8): True, ("tiny-a", 0.9): True, ("tiny-a", 0.95): True,
-        ("tiny-b", 0.8): False, ("tiny-b", 0.9): True, ("tiny-b", 0.95): True,
+        ("tiny-a", 0.8): True,
+        ("tiny-a", 0.9): True,
+        ("tiny-a", 0.95): True,
+        ("tiny-b", 0.8): False,
+        ("tiny-b", 0.9): True,
+        ("tiny-b", 0.95): True,
     }
     assert frame.loc[("tiny-a", 0.9), "acc_delta"] == pytest.approx(-1.0)
     assert frame.loc[("tiny-a", 0.9), "exit_layers"] == "5,11,17,23"
@@ -274,14 +380,14 @@ def test_hydra_callback_writes_report_and_never_raises(sweep, tmp_path, capsys):
     assert "warning: sweep report failed" in capsys.readouterr().err
 
 
-
 def test_head_by_metric_comparison_table(tmp_path):
     from eebench.analysis.pareto import runs_to_frame
     from eebench.reporting.comparison import comparison_section
 
     sweep_dir = tmp_path / "compare"
-    for job, (head, metric, threshold) in enumerate([("linear", "entropy", 0.8), ("linear", "entropy", 0.9),
-                                                     ("mlp", "gate", 0.9)]):
+    for job, (head, metric, threshold) in enumerate(
+        [("linear", "entropy", 0.8), ("linear", "entropy", 0.9), ("mlp", "gate", 0.9)]
+    ):
         results = make_results(threshold=threshold, acc=0.40)
         results.update(head=head, confidence=metric)
         write_results(sweep_dir / str(job), results)
@@ -298,13 +404,19 @@ def test_head_by_metric_comparison_table(tmp_path):
 
 # ----------------------------------------------------------------------------- speed read through CIs
 
+
 def timed_results(head: str, speedup: float, ci: tuple[float, float], acc=0.43, flags=()) -> dict:
     """Results whose timing carries the paired-bootstrap CI, the reference and the precision."""
     results = make_results(threshold=0.9, acc=acc, base=0.43, speedup=speedup)
     results["head"] = head  # one family per configuration
     results["backbone_dtype"] = "bfloat16"
-    results["timing"].update(speedup_ci95=list(ci), reference="transformers_greedy", flags=list(flags),
-                             engine_full_speedup=0.95, engine_full_speedup_ci95=[0.93, 0.97])
+    results["timing"].update(
+        speedup_ci95=list(ci),
+        reference="transformers_greedy",
+        flags=list(flags),
+        engine_full_speedup=0.95,
+        engine_full_speedup_ci95=[0.93, 0.97],
+    )
     return results
 
 
@@ -335,20 +447,23 @@ def test_overlapping_cis_are_not_ranked_separated_ones_are():
     # The point estimate favours "linear"; only the separated CIs of the second pair make "mlp" the fastest.
     separated = ci_frame(timed_results("linear", 1.35, (1.05, 1.38)), timed_results("mlp", 1.32, (1.40, 1.60)))
     finding = findings_items(separated, 0)[0]
-    assert "the fastest configuration within 1 point of the full model (its 95% CI lies above every other's) is " \
-           "`tiny-a/equal/mlp/entropy`" in finding
+    assert (
+        "the fastest configuration within 1 point of the full model (its 95% CI lies above every other's) is "
+        "`tiny-a/equal/mlp/entropy`" in finding
+    )
     assert "indistinguishable" not in finding
 
 
 def test_flagged_measurement_error_is_listed_never_a_finding():
-    frame = ci_frame(timed_results("linear", 13.9, (12.0, 15.0), flags=["speedup 13.9 above its depth bound 2.1"]),
-                     timed_results("mlp", 1.20, (1.10, 1.30)))
+    frame = ci_frame(
+        timed_results("linear", 13.9, (12.0, 15.0), flags=["speedup 13.9 above its depth bound 2.1"]),
+        timed_results("mlp", 1.20, (1.10, 1.30)),
+    )
     findings = " ".join(findings_items(frame, 0))
     assert "linear" not in findings and "13.9" not in findings
     assert "`tiny-a/equal/mlp/entropy` at threshold 0.9: 1.20x [95% CI 1.10–1.30]" in findings
     errors = [block for block in findings_section(frame, 0) if isinstance(block, Bullets)][-1].items
-    assert errors == ["`tiny-a/equal/linear/entropy` at threshold 0.9: measured 13.90x — speedup 13.9 above its depth "
-                      "bound 2.1"]
+    assert errors == ["`tiny-a/equal/linear/entropy` at threshold 0.9: measured 13.90x — speedup 13.9 above its depth bound 2.1"]
 
 
 def test_pareto_plot_draws_speed_cis_on_the_measured_axis_only():
@@ -360,5 +475,4 @@ def test_pareto_plot_draws_speed_cis_on_the_measured_axis_only():
     assert not any(c.has_xerr for c in theoretical.containers if isinstance(c, ErrorbarContainer))
     untimed = make_results()
     del untimed["timing"]  # timing=none: stderr bars only, no speed bars
-    assert not any(c.has_xerr for c in pareto_figure(ci_frame(untimed)).axes[0].containers
-                   if isinstance(c, ErrorbarContainer))
+    assert not any(c.has_xerr for c in pareto_figure(ci_frame(untimed)).axes[0].containers if isinstance(c, ErrorbarContainer))

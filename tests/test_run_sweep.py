@@ -1,4 +1,5 @@
 """End to end through the real Hydra launcher, lm-eval evaluator and wandb client (offline), on a tiny model."""
+
 import json
 import subprocess
 import sys
@@ -86,17 +87,38 @@ def test_finished_run_serves_python_api_and_lm_eval(tmp_path, sweep_env):
     model = eebench.EarlyExitModel.from_run(run_dir, device="cpu", backbone=str(model_dir))
     ids = model.backbone.tokenizer("model layer token", return_tensors="pt").input_ids
     assert model.generate(ids, max_new_tokens=5, threshold=0.9).shape == (1, 5)
-    out = lm_eval.simple_evaluate(model="eebench", model_args=f"run_dir={run_dir},threshold=0.9,device=cpu,backbone={model_dir}",
-                                  tasks=["tiny_mc"], task_manager=TaskManager(include_path=str(tmp_path / "tasks")))
+    out = lm_eval.simple_evaluate(
+        model="eebench",
+        model_args=f"run_dir={run_dir},threshold=0.9,device=cpu,backbone={model_dir}",
+        tasks=["tiny_mc"],
+        task_manager=TaskManager(include_path=str(tmp_path / "tasks")),
+    )
     # The same policy (threshold 0.9) on the same 12 documents as the run itself scored.
     recorded = read_result(run_dir).tasks["tiny_mc"]["acc"]
     assert out["results"]["tiny_mc"]["acc,none"] == pytest.approx(recorded)
     # lm-eval's own CLI finds the model through the installed .pth hook, without importing eebench first.
-    cli = subprocess.run([str(Path(sys.executable).with_name("lm_eval")), "--model", "eebench", "--model_args",
-                          f"run_dir={run_dir},threshold=0.9,backbone={model_dir}",
-                          "--device", "cpu", "--tasks", "tiny_mc", "--include_path",
-                          str(tmp_path / "tasks"), "--output_path", str(tmp_path / "cli")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    cli = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("lm_eval")),
+            "--model",
+            "eebench",
+            "--model_args",
+            f"run_dir={run_dir},threshold=0.9,backbone={model_dir}",
+            "--device",
+            "cpu",
+            "--tasks",
+            "tiny_mc",
+            "--include_path",
+            str(tmp_path / "tasks"),
+            "--output_path",
+            str(tmp_path / "cli"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert cli.returncode == 0, cli.stderr[-3000:]
     cli_results = json.loads(next((tmp_path / "cli").rglob("results*.json")).read_text())
     assert cli_results["results"]["tiny_mc"]["acc,none"] == out["results"]["tiny_mc"]["acc,none"]

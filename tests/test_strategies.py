@@ -1,4 +1,5 @@
 """The strategy registry is the one list of names: the engine, config validation and the KV modes agree with it."""
+
 import pytest
 
 from eebench.config import validate

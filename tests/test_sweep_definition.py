@@ -1,4 +1,5 @@
 """The W&B sweep definition turns every grid point into Hydra overrides that compose (no network)."""
+
 from __future__ import annotations
 
 import itertools

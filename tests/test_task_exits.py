@@ -1,4 +1,5 @@
 """Exit statistics on the evaluation tasks' own tokens drive the theoretical Pareto axis."""
+
 from __future__ import annotations
 
 import math
@@ -59,13 +60,20 @@ def test_theoretical_axis_comes_from_task_tokens_when_recorded():
     assert frame.loc[0.8, "task_theoretical_speedup"] == 1.2 and frame.loc[0.8, "axis_theoretical_source"] == "tasks"
     assert frame.loc[0.9, axis] == 1.6 and frame.loc[0.9, "axis_theoretical_source"] == "heldout"
     assert theoretical_source(frame.iloc[:1]) == "on the evaluation tasks' own tokens (the data the accuracy comes from)"
-    assert theoretical_source(frame) == ("1 point(s) on the evaluation tasks' own tokens (the data the accuracy comes "
-                                         "from); 1 point(s) on held-out prose (no evaluation tasks)")
+    assert theoretical_source(frame) == (
+        "1 point(s) on the evaluation tasks' own tokens (the data the accuracy comes "
+        "from); 1 point(s) on held-out prose (no evaluation tasks)"
+    )
 
 
 def test_copy_and_skip_accuracy_is_labelled_exact_kv_and_kept_off_backbone_fronts():
-    assert eval_decoders("lazy") == {"loglikelihood": "teacher_forced_exact_kv", "generate_until": "engine:lazy",
-                                     "strategy": "lazy", "accuracy": "own_decoding", "first_token": "final_layer"}
+    assert eval_decoders("lazy") == {
+        "loglikelihood": "teacher_forced_exact_kv",
+        "generate_until": "engine:lazy",
+        "strategy": "lazy",
+        "accuracy": "own_decoding",
+        "first_token": "final_layer",
+    }
     assert eval_decoders("skip")["accuracy"] == "exact_kv" and eval_decoders("copy")["generate_until"] == "engine:copy"
     lazy, skip = make_results(threshold=0.9, theoretical=1.5), make_results(threshold=0.9, theoretical=2.0)
     lazy["eval_decoders"], skip["eval_decoders"] = eval_decoders("lazy"), eval_decoders("skip")

@@ -1,8 +1,10 @@
 """lm-eval's task index is built once per process and set of task YAMLs, and rebuilt when a YAML is added."""
+
 from __future__ import annotations
 
-from eebench.evaluation.runner import task_manager
 from conftest import _write_task
+
+from eebench.evaluation.runner import task_manager
 
 
 def test_task_manager_is_shared_until_the_task_yamls_change(tmp_path):

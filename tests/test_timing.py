@@ -1,4 +1,5 @@
 """Generation timing: structure and consistency of the measured fields (never how fast anything is)."""
+
 import importlib.util
 import json
 import math
@@ -8,12 +9,17 @@ import pytest
 import torch
 from conftest import ROOT
 from engine_support import median_entropy_policy, random_prompts, single_thread, tiny_backbone
-from eebench.config import ExperimentConfig, EvalConfig, TimingConfig
+
+from eebench.config import EvalConfig, ExperimentConfig, TimingConfig
 from eebench.engine.flops import CostModel
 from eebench.engine.generate import generate
 from eebench.errors import EEBenchError
 from eebench.timing.generation import (
-    generate_batches, generated_rows, measure_generation, prompt_batches, time_schedule,
+    generate_batches,
+    generated_rows,
+    measure_generation,
+    prompt_batches,
+    time_schedule,
 )
 from eebench.timing.timer import interleaved_runs
 
@@ -48,9 +54,25 @@ def timings(setup):
     backbone, heads, policy, prompts = setup
     costs = CostModel.from_layered(backbone.layered, heads)
     with single_thread():
-        return {size: measure_generation(backbone, heads, policy, prompts, TimingConfig(
-            num_prompts=PROMPTS, prompt_tokens=8, max_new_tokens=NEW, warmup=1, repeats=REPEATS, batch_size=size,
-            threads=1), costs) for size in (1, 2)}
+        return {
+            size: measure_generation(
+                backbone,
+                heads,
+                policy,
+                prompts,
+                TimingConfig(
+                    num_prompts=PROMPTS,
+                    prompt_tokens=8,
+                    max_new_tokens=NEW,
+                    warmup=1,
+                    repeats=REPEATS,
+                    batch_size=size,
+                    threads=1,
+                ),
+                costs,
+            )
+            for size in (1, 2)
+        }
 
 
 def _positive_number(value) -> bool:
@@ -64,8 +86,9 @@ def test_timing_fields_are_present_finite_and_positive(timings, batch_size):
     for ratio, (decode, _, _) in RATIOS.items():
         scalars += [f"{name}{suffix}" for name in (ratio, decode) for suffix in ("", "_min", "_max")]
     for workload in WORKLOADS:
-        scalars += [f"{workload}_{name}" for name in ("tokens_per_s", "prefill_seconds", "decode_tokens_per_s",
-                                                      "decode_ms_per_token")]
+        scalars += [
+            f"{workload}_{name}" for name in ("tokens_per_s", "prefill_seconds", "decode_tokens_per_s", "decode_ms_per_token")
+        ]
     scalars += ["full_engine_kv_cache_bytes", "early_exit_engine_kv_cache_bytes"]
     for key in scalars:
         assert _positive_number(timing[key]), f"{key}={timing[key]!r}"
@@ -123,8 +146,10 @@ def test_every_ratio_is_summed_repeat_times_with_a_ci_around_it(timings, batch_s
                 assert timing[f"{name}_min"] == pytest.approx(min(per_repeat))
     # Every phase of every workload ran once per repeat, in a recorded order.
     assert len(timing["repeat_orders"]) == REPEATS
-    assert all(sorted(order) == sorted(f"{w}/{p}" for w in ("transformers", "full", "candidate") for p in ("prefill", "total"))
-               for order in timing["repeat_orders"])
+    assert all(
+        sorted(order) == sorted(f"{w}/{p}" for w in ("transformers", "full", "candidate") for p in ("prefill", "total"))
+        for order in timing["repeat_orders"]
+    )
 
 
 def test_engine_full_path_equals_transformers_greedy_in_float32(timings):
@@ -171,9 +196,12 @@ def test_speedup_above_its_depth_bound_is_flagged_as_a_measurement_error():
     engine = [1.0, 1.08, 0.97, 1.02, 1.01]
 
     def fields(early_exit):
-        return {**ratio_fields("speedup", hf, early_exit, 0), **ratio_fields("engine_full_speedup", hf, engine, 0),
-                **ratio_fields("speedup_vs_engine_full", engine, early_exit, 0),
-                **ratio_fields("decode_speedup_vs_engine_full", engine, early_exit, 0)}
+        return {
+            **ratio_fields("speedup", hf, early_exit, 0),
+            **ratio_fields("engine_full_speedup", hf, engine, 0),
+            **ratio_fields("speedup_vs_engine_full", engine, early_exit, 0),
+            **ratio_fields("decode_speedup_vs_engine_full", engine, early_exit, 0),
+        }
 
     bound = bound_for("lazy", costs, exits)
     plausible = flag_fields(fields([t / 1.1 for t in engine]), bound)
@@ -201,9 +229,16 @@ def test_dtype_auto_is_bfloat16_only_where_the_hardware_runs_it_natively(tiny_mo
 
 def test_batch_size_changes_no_generated_token(timings):
     one, two = timings[1], timings[2]
-    for key in ("sequence_exact_match_with_full", "token_match_with_full", "generated_exit_fraction_early",
-                "sequence_exact_match_with_reference", "token_match_with_reference",
-                "exit_sample", "full_decode_tokens", "early_exit_decode_tokens"):
+    for key in (
+        "sequence_exact_match_with_full",
+        "token_match_with_full",
+        "generated_exit_fraction_early",
+        "sequence_exact_match_with_reference",
+        "token_match_with_reference",
+        "exit_sample",
+        "full_decode_tokens",
+        "early_exit_decode_tokens",
+    ):
         assert one[key] == two[key], key
     assert len(one["exit_sample"]["tokens"]) == NEW
 
@@ -231,8 +266,10 @@ def test_engine_reports_its_kv_cache_allocation(setup):
     assert 0 < generate(lm, [prompt], NEW, strategy="static", exit_layer=1).kv_cache_bytes < one
 
 
-@pytest.mark.parametrize("field, value", [("batch_size", 0), ("batch_size", -2), ("max_new_tokens", 1), ("threads", 0),
-                                          ("prompts", "bogus"), ("repeats", 4)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("batch_size", 0), ("batch_size", -2), ("max_new_tokens", 1), ("threads", 0), ("prompts", "bogus"), ("repeats", 4)],
+)
 def test_bad_timing_config_is_one_line_error(field, value):
     with pytest.raises(EEBenchError) as error:
         TimingConfig(**{field: value})
@@ -279,8 +316,9 @@ def test_engine_benchmark_has_noise_floor_reference_and_ci_rows(setup, capsys):
     backbone, heads, policy, prompts = setup
     costs = CostModel.from_layered(backbone.layered, heads)
     bench = bench_module.Bench(backbone, prompts, NEW, warmup=0, repeats=REPEATS)
-    rows = bench.reference_rows() + [bench.measure("lazy", bench.engine(heads=heads, policy=policy, strategy="lazy"),
-                                                   costs, "lazy")]
+    rows = bench.reference_rows() + [
+        bench.measure("lazy", bench.engine(heads=heads, policy=policy, strategy="lazy"), costs, "lazy")
+    ]
     assert [row["method"] for row in rows] == ["A/A transformers vs itself", "engine full depth", "lazy"]
     aa, engine, lazy = rows
     assert aa["speedup"] == aa["aa_speedup"] and engine["speedup"] == engine["engine_full_speedup"]
@@ -300,10 +338,32 @@ def test_engine_benchmark_has_noise_floor_reference_and_ci_rows(setup, capsys):
 def test_engine_benchmark_ci_estimate_writes_provenance(tiny_model_dirs, tmp_path, capsys):
     out = tmp_path / "estimate.json"
     with single_thread():
-        assert _engine_speed_module().main([
-            "--estimate-ci", "--backbone", str(tiny_model_dirs["llama"]), "--dtype", "float32", "--prompts", "2",
-            "--prompt-tokens", "8", "--new-tokens", "3", "--warmup", "0", "--repeats", "5", "--threads", "1",
-            "--out", str(out)]) == 0
+        assert (
+            _engine_speed_module().main(
+                [
+                    "--estimate-ci",
+                    "--backbone",
+                    str(tiny_model_dirs["llama"]),
+                    "--dtype",
+                    "float32",
+                    "--prompts",
+                    "2",
+                    "--prompt-tokens",
+                    "8",
+                    "--new-tokens",
+                    "3",
+                    "--warmup",
+                    "0",
+                    "--repeats",
+                    "5",
+                    "--threads",
+                    "1",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
     summary = json.loads(out.read_text())
     estimate, provenance = summary["ci_estimate"], summary["provenance"]
     assert summary["dtype"] == "float32" and estimate["repeats"] == 5

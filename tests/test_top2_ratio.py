@@ -1,4 +1,5 @@
 """The top2_ratio confidence metric, end to end through the registry, config validation and an exit policy."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Storage, provenance, run loading and the never-fail W&B sink."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,14 @@ from eebench.analysis.hypervolume import hypervolume_table
 from eebench.analysis.pareto import add_pareto_flags, pareto_table, runs_to_frame
 from eebench.tracking import results as results_mod
 from eebench.tracking.results import (
-    collect_provenance, git_dirty, git_sha, load_run, load_sweeps, redact, write_error, write_json_atomic,
+    collect_provenance,
+    git_dirty,
+    git_sha,
+    load_run,
+    load_sweeps,
+    redact,
+    write_error,
+    write_json_atomic,
     write_results,
 )
 from eebench.tracking.wandb_sink import (
@@ -35,9 +43,17 @@ def offline_wandb(monkeypatch, tmp_path):
 
 
 def _sink(tmp_path, **overrides) -> WandbSink:
-    arguments = dict(enabled=True, project="eebench-test", mode="offline", entity=None,
-                     run_dir=tmp_path / "sweep" / "0", sweep_dir=tmp_path / "sweep", group="sweep",
-                     name="job-0", config={"threshold": 0.9, "logger": {"api_key": "SECRET"}})
+    arguments = dict(
+        enabled=True,
+        project="eebench-test",
+        mode="offline",
+        entity=None,
+        run_dir=tmp_path / "sweep" / "0",
+        sweep_dir=tmp_path / "sweep",
+        group="sweep",
+        name="job-0",
+        config={"threshold": 0.9, "logger": {"api_key": "SECRET"}},
+    )
     arguments.update(overrides)
     return WandbSink(**arguments)
 
@@ -65,11 +81,13 @@ def test_redact_removes_secrets_but_keeps_token_counts():
     config = {
         "logger": {"kind": "wandb", "api_key": "abc", "WANDB_API_KEY": "abc"},
         "env": [{"HF_TOKEN": "x", "hfToken": "y", "name": "ok"}],
-        "db_password": "p", "client_secret": "s",
+        "db_password": "p",
+        "client_secret": "s",
         "timing": {"max_new_tokens": 48, "prompt_tokens": 64},
     }
     assert redact(config) == {
-        "logger": {"kind": "wandb"}, "env": [{"name": "ok"}],
+        "logger": {"kind": "wandb"},
+        "env": [{"name": "ok"}],
         "timing": {"max_new_tokens": 48, "prompt_tokens": 64},
     }
 
@@ -114,8 +132,9 @@ def test_collect_provenance_fields():
 
 
 def _git(repo, *args):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo, check=True, capture_output=True
+    )
 
 
 def test_git_sha_and_dirty_flag_from_git(tmp_path, monkeypatch):

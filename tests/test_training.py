@@ -1,5 +1,6 @@
 """Head and gate training from cached hidden states: same heads as the backbone path, budget and early stopping,
 a state cache that never serves another backbone's states, one-line errors for bad budgets, the paper preset."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,17 @@ def tokens():
 
 
 def _settings(**overrides) -> HeadTrainingConfig:
-    base = dict(max_tokens=6 * 2 * SEQ, batch_size=2, lr=1e-2, warmup_steps=1, eval_every=2 * SEQ, patience=100,
-                val_sequences=4, state_dtype="float32", precision="float32")
+    base = dict(
+        max_tokens=6 * 2 * SEQ,
+        batch_size=2,
+        lr=1e-2,
+        warmup_steps=1,
+        eval_every=2 * SEQ,
+        patience=100,
+        val_sequences=4,
+        state_dtype="float32",
+        precision="float32",
+    )
     return HeadTrainingConfig(**{**base, **overrides})
 
 
@@ -53,7 +63,8 @@ def test_cached_states_train_the_same_heads_as_running_the_backbone(backbone, to
     for a, b in zip(from_cache.heads.parameters(), from_backbone.heads.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert [h["final_heldout_loss"] for h in cache_log["modules"]] == pytest.approx(
-        [h["final_heldout_loss"] for h in live_log["modules"]], rel=1e-4)
+        [h["final_heldout_loss"] for h in live_log["modules"]], rel=1e-4
+    )
     # Training did something: the held-out KL fell, and the default half-precision cache learns nearly the same heads.
     assert all(h["best_heldout_loss"] < 0.9 * h["first_heldout_loss"] for h in cache_log["modules"])
     half, _ = _train(backbone, cached_states(backbone, tokens, [1, 3], "float16"), cfg)
@@ -110,11 +121,14 @@ def test_state_cache_is_keyed_on_the_backbone_and_rebuilt_when_it_does_not_match
     torch.testing.assert_close(again.batch(torch.tensor([0]))[0], first.batch(torch.tensor([0]))[0])
 
 
-@pytest.mark.parametrize("override, key", [
-    ({"max_tokens": 100}, "head.training.max_tokens=100 is smaller than one batch"),
-    ({"patience": 0}, "head.training.patience=0 must be >= 1"),
-    ({"val_sequences": 800}, "head.training.val_sequences=800 leaves no training sequences"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"max_tokens": 100}, "head.training.max_tokens=100 is smaller than one batch"),
+        ({"patience": 0}, "head.training.patience=0 must be >= 1"),
+        ({"val_sequences": 800}, "head.training.val_sequences=800 leaves no training sequences"),
+    ],
+)
 def test_bad_training_budgets_are_one_line_errors(override, key):
     with pytest.raises(EEBenchError) as err:
         validate({"head": {"training": override}})

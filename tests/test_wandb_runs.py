@@ -1,5 +1,6 @@
 """W&B runs as report sources: results.json saved into each W&B run, local W&B folders, and
 `eebench report wandb:ENTITY/PROJECT[/GROUP]`."""
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,7 @@ offline_wandb = test_tracking.offline_wandb  # the fixture: offline, silent W&B 
 
 # ----------------------------------------------------------------------------- real offline W&B
 
+
 @pytest.fixture
 def logged_sweep(tmp_path, offline_wandb) -> Path:
     """A sweep with one complete point logged through WandbSink, plus the sweep-summary W&B run."""
@@ -34,8 +36,9 @@ def logged_sweep(tmp_path, offline_wandb) -> Path:
     sink = test_tracking._sink(tmp_path)
     sink.log_results(make_results())
     sink.finish()
-    log_sweep_summary(tmp_path / "sweep", pd.DataFrame({"threshold": [0.9]}), pd.DataFrame(),
-                      project="eebench-test", mode="offline")
+    log_sweep_summary(
+        tmp_path / "sweep", pd.DataFrame({"threshold": [0.9]}), pd.DataFrame(), project="eebench-test", mode="offline"
+    )
     import wandb
 
     wandb.teardown()  # wandb-core flushes the binary run log on shutdown
@@ -78,6 +81,7 @@ def test_a_point_found_in_its_run_dir_and_in_wandb_counts_once(logged_sweep):
 # W&B servers cannot run in tests (and the network is off), so these stand-ins mimic the few parts
 # of wandb.Api that wandb_runs uses: Api.runs(path, filters), Run.files(names), File.download(root, replace).
 
+
 class FakeFile:
     def __init__(self, name: str, text: str):
         self.name, self.text = name, text
@@ -90,8 +94,7 @@ class FakeFile:
 
 
 class FakeRun:
-    def __init__(self, run_id: str, group: str, results: dict | None = None, job_type: str = "train",
-                 state: str = "finished"):
+    def __init__(self, run_id: str, group: str, results: dict | None = None, job_type: str = "train", state: str = "finished"):
         self.id, self.name, self.group, self.job_type, self.state = run_id, f"job-{run_id}", group, job_type, state
         self._files = [FakeFile("output.log", "log")]
         if results is not None:
@@ -118,13 +121,15 @@ class UnreachableApi:
 
 @pytest.fixture
 def api() -> FakeApi:
-    return FakeApi([
-        FakeRun("a1", "demo", make_results(threshold=0.8)),
-        FakeRun("a2", "demo", make_results(threshold=0.9)),
-        FakeRun("s1", "demo", job_type="sweep-summary"),
-        FakeRun("c1", "demo", state="crashed"),
-        FakeRun("o1", "other", make_results(threshold=0.95)),
-    ])
+    return FakeApi(
+        [
+            FakeRun("a1", "demo", make_results(threshold=0.8)),
+            FakeRun("a2", "demo", make_results(threshold=0.9)),
+            FakeRun("s1", "demo", job_type="sweep-summary"),
+            FakeRun("c1", "demo", state="crashed"),
+            FakeRun("o1", "other", make_results(threshold=0.95)),
+        ]
+    )
 
 
 def test_parse_wandb_source():

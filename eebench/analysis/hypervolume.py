@@ -9,10 +9,11 @@ the numbers of all families in one report comparable; the margin gives the worst
 (with the worst point itself as the reference, a sweep where nothing changes accuracy would score 0).
 Numbers from different reports are not comparable, since the reference depends on the worst point.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -28,8 +29,7 @@ def hypervolume_2d(points: Iterable[tuple[float, float]], reference: tuple[float
     Points with NaN, or not strictly better than the reference in both coordinates, add nothing.
     """
     ref_x, ref_y = reference
-    useful = sorted(((x, y) for x, y in points
-                     if not (math.isnan(x) or math.isnan(y)) and x > ref_x and y > ref_y), reverse=True)
+    useful = sorted(((x, y) for x, y in points if not (math.isnan(x) or math.isnan(y)) and x > ref_x and y > ref_y), reverse=True)
     # Sweep from the fastest point: each point adds the strip between the best accuracy seen so far
     # (among faster points) and its own, across its whole width back to the reference speedup.
     area, best_y = 0.0, ref_y
@@ -59,15 +59,31 @@ def _group_hypervolumes(group: pd.DataFrame, scope: str, reference_delta: float)
 
 def hypervolume_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per family and one per backbone: hypervolume and front size for both speedup kinds."""
-    columns = ["scope", "name", "points", "hv_measured", "hv_theoretical", "front_measured",
-               "front_theoretical", "reference_speedup", "reference_acc_delta"]
+    columns = [
+        "scope",
+        "name",
+        "points",
+        "hv_measured",
+        "hv_theoretical",
+        "front_measured",
+        "front_theoretical",
+        "reference_speedup",
+        "reference_acc_delta",
+    ]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     _, reference_delta = reference_point(frame)
     rows = []
     for scope in ("family", "backbone"):
         for name, group in frame.groupby(scope, sort=True):
-            rows.append({"scope": scope, "name": name, "points": len(group),
-                         **_group_hypervolumes(group, scope, reference_delta),
-                         "reference_speedup": REFERENCE_SPEEDUP, "reference_acc_delta": reference_delta})
+            rows.append(
+                {
+                    "scope": scope,
+                    "name": name,
+                    "points": len(group),
+                    **_group_hypervolumes(group, scope, reference_delta),
+                    "reference_speedup": REFERENCE_SPEEDUP,
+                    "reference_acc_delta": reference_delta,
+                }
+            )
     return pd.DataFrame(rows, columns=columns)

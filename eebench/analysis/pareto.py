@@ -7,6 +7,7 @@ Standard errors (``*_se`` columns) are propagated from the evaluator's per-task 
 tasks, and the early-exit and full-model scores, are independent. Early-exit and full-model scores
 come from the same examples and are positively correlated, so the error of the change is conservative.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,12 @@ FAMILY_COLUMNS = ("backbone", "placement", "head", "confidence")  # RunResult.fa
 # Further axes a sweep may vary: where one takes more than one value among runs of the same
 # FAMILY_COLUMNS, family labels name it ("layers=3,7"), so no front mixes configurations while a
 # plain threshold sweep keeps the short label. (The number of heads is part of exit_layers.)
-FAMILY_AXES = {"exit_layers": "layers", "calibration_method": "calibration", "timing_strategy": "strategy",
-               "backbone_dtype": "dtype"}
+FAMILY_AXES = {
+    "exit_layers": "layers",
+    "calibration_method": "calibration",
+    "timing_strategy": "strategy",
+    "backbone_dtype": "dtype",
+}
 # Both speedups are plotted and fronted separately: measured is what a user gets on this machine,
 # theoretical (from layers skipped) is what a better engine could get. The theoretical axis is computed on the
 # evaluation tasks' own tokens when the run has them (``exit_tasks``: the data accuracy comes from), else on
@@ -35,28 +40,72 @@ SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "axis_theoreti
 ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")
 
 BASE_COLUMNS = [
-    "run_dir", "family", "backbone", "backbone_path", "placement", "head", "confidence", "calibration_method",
-    "threshold", "exit_layers", "num_layers", "agreement", "mean_layers", "theoretical_speedup",
-    "depth_speedup", "axis_theoretical_speedup", "axis_theoretical_source", "task_agreement", "task_mean_layers",
-    "task_theoretical_speedup", "task_depth_speedup", "task_exit_tokens", "measured_speedup", "speedup_min",
-    "speedup_max", "full_tokens_per_s",
-    "early_exit_tokens_per_s", "decode_speedup", "full_decode_tokens_per_s",
-    "early_exit_decode_tokens_per_s", "full_decode_ms_per_token", "early_exit_decode_ms_per_token",
-    "full_prefill_seconds", "early_exit_prefill_seconds", "timing_batch_size", "timing_strategy",
-    "mean_acc", "mean_baseline_acc", "acc_delta",
-    "mean_acc_se", "mean_baseline_acc_se", "acc_delta_se", "heldout_exited_agreement", "heldout_exited_tokens",
-    "calibration_misses", "accuracy_decoder", "device", "hostname", "git_sha", "time",
+    "run_dir",
+    "family",
+    "backbone",
+    "backbone_path",
+    "placement",
+    "head",
+    "confidence",
+    "calibration_method",
+    "threshold",
+    "exit_layers",
+    "num_layers",
+    "agreement",
+    "mean_layers",
+    "theoretical_speedup",
+    "depth_speedup",
+    "axis_theoretical_speedup",
+    "axis_theoretical_source",
+    "task_agreement",
+    "task_mean_layers",
+    "task_theoretical_speedup",
+    "task_depth_speedup",
+    "task_exit_tokens",
+    "measured_speedup",
+    "speedup_min",
+    "speedup_max",
+    "full_tokens_per_s",
+    "early_exit_tokens_per_s",
+    "decode_speedup",
+    "full_decode_tokens_per_s",
+    "early_exit_decode_tokens_per_s",
+    "full_decode_ms_per_token",
+    "early_exit_decode_ms_per_token",
+    "full_prefill_seconds",
+    "early_exit_prefill_seconds",
+    "timing_batch_size",
+    "timing_strategy",
+    "mean_acc",
+    "mean_baseline_acc",
+    "acc_delta",
+    "mean_acc_se",
+    "mean_baseline_acc_se",
+    "acc_delta_se",
+    "heldout_exited_agreement",
+    "heldout_exited_tokens",
+    "calibration_misses",
+    "accuracy_decoder",
+    "device",
+    "hostname",
+    "git_sha",
+    "time",
 ]
 # Numeric columns read from the exit stats and the timing section: {column: how to read it}.
 EXIT_NUMBERS = ("agreement", "mean_layers", "theoretical_speedup", "depth_speedup")
 WORKLOAD_NUMBERS = ("tokens_per_s", "decode_tokens_per_s", "decode_ms_per_token", "prefill_seconds")
 WORKLOADS = ("transformers", "full", "early_exit")
 TIMING_NUMBERS = {
-    "measured_speedup": lambda t: t.speedup, "speedup_min": lambda t: t.speedup_min,
-    "speedup_max": lambda t: t.speedup_max, "decode_speedup": lambda t: t.decode_speedup,
+    "measured_speedup": lambda t: t.speedup,
+    "speedup_min": lambda t: t.speedup_min,
+    "speedup_max": lambda t: t.speedup_max,
+    "decode_speedup": lambda t: t.decode_speedup,
     "timing_batch_size": lambda t: t.batch_size,
-    **{f"{workload}_{key}": (lambda t, w=workload, k=key: getattr(getattr(t, w), k))
-       for workload in WORKLOADS for key in WORKLOAD_NUMBERS},
+    **{
+        f"{workload}_{key}": (lambda t, w=workload, k=key: getattr(getattr(t, w), k))
+        for workload in WORKLOADS
+        for key in WORKLOAD_NUMBERS
+    },
 }
 EXACT_KV = "exact_kv"
 # Fronts are found within each group of these keys: a family's own trade-off, and the best a backbone
@@ -122,8 +171,9 @@ def task_scores(results: RunResult | dict) -> dict[str, TaskScore]:
         early, full = _strip_filters(tasks.get(task)), _strip_filters(baseline.get(task))
         metric = _shared_metric(early, full) or _shared_metric(full, {})
         stderr = f"{metric}_stderr"
-        scores[task] = TaskScore(_number(early.get(metric)), _number(full.get(metric)),
-                                 _number(early.get(stderr)), _number(full.get(stderr)))
+        scores[task] = TaskScore(
+            _number(early.get(metric)), _number(full.get(metric)), _number(early.get(stderr)), _number(full.get(stderr))
+        )
     return scores
 
 
@@ -152,8 +202,14 @@ def _accuracy_columns(results: RunResult) -> dict[str, float]:
     scores = task_scores(results)
     columns: dict[str, float] = {}
     for task, score in scores.items():
-        columns.update({f"acc:{task}": score.early, f"baseline:{task}": score.full,
-                        f"acc_se:{task}": score.early_se, f"baseline_se:{task}": score.full_se})
+        columns.update(
+            {
+                f"acc:{task}": score.early,
+                f"baseline:{task}": score.full,
+                f"acc_se:{task}": score.early_se,
+                f"baseline_se:{task}": score.full_se,
+            }
+        )
     values = list(scores.values())
     deltas = [(score.delta_points, score.delta_se_points) for score in values]
     columns["mean_acc"] = _nanmean(score.early for score in values)
@@ -217,10 +273,13 @@ def timing_ci_columns(results: RunResult) -> dict[str, Any]:
     for name in ("speedup", "decode_speedup", "engine_full_speedup"):
         columns[f"{name}_ci_lo"], columns[f"{name}_ci_hi"] = _interval(getattr(timing, f"{name}_ci95", None))
     flags = timing.flags if timing is not None else []
-    return {**columns, "engine_full_speedup": _number(getattr(timing, "engine_full_speedup", None)),
-            "timing_reference": getattr(timing, "reference", None),
-            "timing_flags": "; ".join(str(f.get("message", f)) if isinstance(f, dict) else str(f) for f in flags),
-            "backbone_dtype": results.backbone_dtype}
+    return {
+        **columns,
+        "engine_full_speedup": _number(getattr(timing, "engine_full_speedup", None)),
+        "timing_reference": getattr(timing, "reference", None),
+        "timing_flags": "; ".join(str(f.get("message", f)) if isinstance(f, dict) else str(f) for f in flags),
+        "backbone_dtype": results.backbone_dtype,
+    }
 
 
 def task_exit_columns(results: RunResult) -> dict[str, Any]:
@@ -240,8 +299,11 @@ def calibration_columns(results: RunResult) -> dict[str, Any]:
     if check is None:
         return {"heldout_exited_agreement": math.nan, "heldout_exited_tokens": math.nan, "calibration_misses": None}
     misses = [f"block {head.layer}: {head.agreement:.3f} on {head.tokens} tokens" for head in check.heads if not head.target_met]
-    return {"heldout_exited_agreement": _number(check.exited_agreement), "heldout_exited_tokens": check.exited_tokens,
-            "calibration_misses": "; ".join(misses)}
+    return {
+        "heldout_exited_agreement": _number(check.exited_agreement),
+        "heldout_exited_tokens": check.exited_tokens,
+        "calibration_misses": "; ".join(misses),
+    }
 
 
 def _timing_columns(timing: TimingResult | None) -> dict[str, float]:

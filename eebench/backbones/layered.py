@@ -7,11 +7,11 @@ rotary per layer type, sliding-window layers, logit scaling). Blocks are called 
 their signature uses and an explicit attention mask, so that multi-token calls against a partly filled
 KV cache stay causal.
 """
+
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ from eebench.errors import EEBenchError
 _CACHE_KWARGS = ("cache", "past_key_values", "past_key_value", "layer_past")
 
 
-def _module_at(root: nn.Module, path: str) -> Optional[nn.Module]:
+def _module_at(root: nn.Module, path: str) -> nn.Module | None:
     for name in path.split("."):
         root = getattr(root, name, None)
         if root is None:
@@ -39,30 +39,32 @@ class LayeredModel:
     model: nn.Module
     family: Family
     token_embedding: nn.Module
-    position_embedding: Optional[nn.Module]
+    position_embedding: nn.Module | None
     embed_extras: list[nn.Module]
     blocks: nn.ModuleList
     norm: nn.Module
     lm_head: nn.Module
-    rotary: Optional[nn.Module]
+    rotary: nn.Module | None
     cache_kwarg: str
     layer_types: list[str]  # per block: full_attention | sliding_attention
-    sliding_windows: list[Optional[int]]  # per block: attention window, None for global attention
+    sliding_windows: list[int | None]  # per block: attention window, None for global attention
     additive_mask: bool  # eager attention adds the mask to the scores: it needs 0 / -inf, not booleans
-    alibi_slopes: Optional[torch.Tensor] = None  # [heads] (ALiBi families)
+    alibi_slopes: torch.Tensor | None = None  # [heads] (ALiBi families)
     _scale: dict = field(default_factory=dict)
     _memo: dict = field(default_factory=dict)  # the last converted mask and ALiBi bias, reused by the next block
 
     @classmethod
-    def from_model(cls, model: nn.Module) -> "LayeredModel":
+    def from_model(cls, model: nn.Module) -> LayeredModel:
         family = family_for(model.config)
         base = getattr(model, "base_model", model)
         pieces = {name: _module_at(base, path) for name, path in (("embed", family.embed), ("blocks", family.blocks))}
         lm_head = model.get_output_embeddings()
         missing = [name for name, module in pieces.items() if module is None] + ([] if lm_head is not None else ["lm_head"])
         if missing:
-            raise EEBenchError(f"backbone {type(model).__name__} (family {family.model_type!r}) lacks {', '.join(missing)}; "
-                               "it is not the transformers implementation eebench was tested with")
+            raise EEBenchError(
+                f"backbone {type(model).__name__} (family {family.model_type!r}) lacks {', '.join(missing)}; "
+                "it is not the transformers implementation eebench was tested with"
+            )
         blocks = pieces["blocks"]
         params = inspect.signature(type(blocks[0]).forward).parameters
         cache_kwarg = next((name for name in _CACHE_KWARGS if name in params), None)
@@ -73,16 +75,34 @@ class LayeredModel:
         extras = [m for m in (_module_at(base, p) for p in family.embed_extras) if m is not None]
         position = _module_at(base, family.position_embedding) if family.position_embedding else None
         rotary = getattr(base, "rotary_emb", None) if family.positions.startswith("rotary") else None
-        view = cls(model, family, pieces["embed"], position, extras, blocks, readout, lm_head, rotary, cache_kwarg,
-                   layer_types(family, config, count), sliding_windows(family, config, count),
-                   getattr(config, "_attn_implementation", "eager") != "sdpa")
+        view = cls(
+            model,
+            family,
+            pieces["embed"],
+            position,
+            extras,
+            blocks,
+            readout,
+            lm_head,
+            rotary,
+            cache_kwarg,
+            layer_types(family, config, count),
+            sliding_windows(family, config, count),
+            getattr(config, "_attn_implementation", "eager") != "sdpa",
+        )
         if family.positions == "alibi":
             from transformers.models.bloom.modeling_bloom import _get_alibi_slopes
 
             view.alibi_slopes = _get_alibi_slopes(config.n_head, lm_head.weight.device)
-        view._scale = {key: getattr(config, attr) for key, attr in (("embed", family.embedding_multiplier),
-                       ("divide", family.logits_divisor), ("softcap", family.logit_softcap))
-                       if attr and getattr(config, attr, None) is not None}
+        view._scale = {
+            key: getattr(config, attr)
+            for key, attr in (
+                ("embed", family.embedding_multiplier),
+                ("divide", family.logits_divisor),
+                ("softcap", family.logit_softcap),
+            )
+            if attr and getattr(config, attr, None) is not None
+        }
         return view
 
     @property
@@ -119,7 +139,7 @@ class LayeredModel:
             return {kind: self.rotary(hidden, position_ids, kind) for kind in sorted(set(self.layer_types))}
         return self.rotary(hidden, position_ids)
 
-    def block_mask(self, mask: Optional[torch.Tensor], dtype: torch.dtype) -> Optional[torch.Tensor]:
+    def block_mask(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
         """The boolean mask as the additive one the attention would derive from it (0 / -inf for sdpa, as its
         kernels convert booleans; 0 / dtype min for eager). Consecutive blocks given the same mask object share
         one conversion."""
@@ -145,8 +165,11 @@ class LayeredModel:
 
     def run_block(self, index, hidden, position_ids, attention_mask, cache=None, rotary=None) -> torch.Tensor:
         """One block; ``attention_mask`` None means the attention's own default (no mask, or top-left causal)."""
-        kwargs = {"attention_mask": self.block_mask(attention_mask, hidden.dtype), "position_ids": position_ids,
-                  "use_cache": cache is not None}
+        kwargs = {
+            "attention_mask": self.block_mask(attention_mask, hidden.dtype),
+            "position_ids": position_ids,
+            "use_cache": cache is not None,
+        }
         if cache is not None:
             kwargs[self.cache_kwarg] = cache
         if isinstance(rotary, dict):
@@ -188,5 +211,7 @@ def check_against_forward(layered: LayeredModel, model: nn.Module, name: str, to
         hidden = layered.run_block(index, hidden, positions, mask, None, rotary)
     expected = model(ids, use_cache=False).logits.float()
     if not torch.allclose(layered.final_logits(hidden).float(), expected, atol=1e-3, rtol=1e-3):
-        raise EEBenchError(f"backbone.name_or_path={name!r}: its modelling code computes differently from the "
-                           f"{layered.family.model_type!r} family eebench knows; it is refused rather than run wrongly")
+        raise EEBenchError(
+            f"backbone.name_or_path={name!r}: its modelling code computes differently from the "
+            f"{layered.family.model_type!r} family eebench knows; it is refused rather than run wrongly"
+        )

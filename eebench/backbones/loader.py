@@ -1,4 +1,5 @@
 """Load a backbone from a hub id, a local directory, a directory + GGUF file, or the bundled default."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -76,14 +77,24 @@ def resolve_source(cfg: BackboneConfig) -> tuple[str, bool]:
 
 # Files besides the weights that change what a model computes: its tokenizer (ids of the same text),
 # generation defaults and any custom code.
-_TOKENIZER_FILES = ("vocab.json", "merges.txt", "vocab.txt", "special_tokens_map.json", "added_tokens.json",
-                    "generation_config.json", "chat_template.jinja")
+_TOKENIZER_FILES = (
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "generation_config.json",
+    "chat_template.jinja",
+)
 _TOKENIZER_SUFFIXES = (".model", ".tiktoken", ".py")
 
 
 def _determining_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_file() and (
-        p.name.startswith("tokenizer") or p.name in _TOKENIZER_FILES or p.suffix in _TOKENIZER_SUFFIXES))
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_file() and (p.name.startswith("tokenizer") or p.name in _TOKENIZER_FILES or p.suffix in _TOKENIZER_SUFFIXES)
+    )
 
 
 def local_identity(directory: str) -> dict:
@@ -91,8 +102,11 @@ def local_identity(directory: str) -> dict:
     heads, traces or baselines."""
     root = Path(directory)
     weights = sorted(p for p in root.iterdir() if p.suffix in (".safetensors", ".bin"))
-    return {"config": file_digest(root / "config.json"), "weights": [file_digest(p) for p in weights],
-            "tokenizer": {p.name: file_digest(p) for p in _determining_files(root)}}
+    return {
+        "config": file_digest(root / "config.json"),
+        "weights": [file_digest(p) for p in weights],
+        "tokenizer": {p.name: file_digest(p) for p in _determining_files(root)},
+    }
 
 
 def _load_error(cfg: BackboneConfig, exc: Exception) -> EEBenchError:
@@ -107,8 +121,10 @@ def _load_config(source: str, cfg: BackboneConfig, common: dict):
         return AutoConfig.from_pretrained(source, **common)
     except Exception as exc:  # transformers raises many types for a bad or custom-code config
         if "trust_remote_code" in str(exc) and not cfg.trust_remote_code:
-            raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} needs its own modelling code; "
-                               "set backbone.trust_remote_code=true to run it (its family must still be supported)") from None
+            raise EEBenchError(
+                f"backbone.name_or_path={cfg.name_or_path!r} needs its own modelling code; "
+                "set backbone.trust_remote_code=true to run it (its family must still be supported)"
+            ) from None
         raise _load_error(cfg, exc) from None
 
 
@@ -141,8 +157,10 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
     model = _load_model(source, cfg, common, dtype, family)
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
-            raise EEBenchError(f"backbone.name_or_path={cfg.name_or_path!r} has a tokenizer with neither a pad nor an EOS "
-                               "token; allowed: a tokenizer that defines eos_token (or pad_token) in its tokenizer_config.json")
+            raise EEBenchError(
+                f"backbone.name_or_path={cfg.name_or_path!r} has a tokenizer with neither a pad nor an EOS "
+                "token; allowed: a tokenizer that defines eos_token (or pad_token) in its tokenizer_config.json"
+            )
         tokenizer.pad_token = tokenizer.eos_token
     model.to(target).eval().requires_grad_(False)
     layered = LayeredModel.from_model(model)
@@ -154,4 +172,3 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
         identity = {"hub": source, "revision": cfg.revision, "commit": getattr(model.config, "_commit_hash", None)}
     identity["dtype"] = dtype_name  # the resolved dtype: an "auto" run on bf16 and on fp32 hardware never share heads
     return Backbone(backbone_label(cfg), source, model, tokenizer, layered, target, identity)
-

@@ -4,6 +4,7 @@ bfloat16 where the hardware computes it natively (CUDA devices that support it; 
 AVX512-BF16 or AMX-BF16), float32 otherwise: on a CPU without those instructions bfloat16 is
 emulated and slower than float32, so nobody would deploy it there.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

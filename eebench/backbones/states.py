@@ -2,6 +2,7 @@
 
 Lives next to the backbone (not in heads/) so traces and the head trainer share it without importing each other.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,6 +27,7 @@ def block_outputs(layered, input_ids: torch.Tensor, layers: list[int]) -> list[t
     def keep(index: int):
         def hook(_module, _args, output):
             captured[index] = output[0] if isinstance(output, tuple) else output
+
         return hook
 
     handles = [layered.blocks[index].register_forward_hook(keep(index)) for index in sorted(set(layers))]

@@ -1,4 +1,5 @@
 """Tiny randomly initialised causal LMs of each supported family, for tests and smoke runs (no hub)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,15 +26,35 @@ def _tokenizer(vocab_size: int):
         vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator([_SAMPLE_TEXT] * 20, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
 
 
 WINDOW = 4  # tiny sliding window: test prompts are longer, so the window really cuts
 # Every family of the registry (eebench/backbones/families.py), each with what makes it differ switched on
 # (sliding layers, GQA, partial rotary, project_in/out, multipliers, soft-capping), and a few refused ones.
 FAMILY_ARCHS = (
-    "llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2", "stablelm", "granite", "starcoder2", "gemma", "gemma2",
-    "gemma3_text", "phi", "gpt_neox", "gptj", "falcon", "gpt2", "gpt_bigcode", "opt", "bloom",
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "olmo2",
+    "stablelm",
+    "granite",
+    "starcoder2",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "phi",
+    "gpt_neox",
+    "gptj",
+    "falcon",
+    "gpt2",
+    "gpt_bigcode",
+    "opt",
+    "bloom",
 )
 REFUSED_ARCHS = ("gpt_neo", "mpt", "codegen")
 _GQA = dict(num_attention_heads=4, num_key_value_heads=2)
@@ -80,13 +101,24 @@ def _config(arch: str, vocab: int, layers: int, hidden: int, family_features: bo
     elif arch not in ("opt", "gpt_neo"):
         sizes.update(intermediate_size=hidden * 2, max_position_embeddings=512)
     elif arch == "gpt_neo":
-        sizes = dict(hidden_size=hidden, num_layers=layers, max_position_embeddings=512,
-                     attention_types=[[["global", "local"], layers // 2]])
+        sizes = dict(
+            hidden_size=hidden,
+            num_layers=layers,
+            max_position_embeddings=512,
+            attention_types=[[["global", "local"], layers // 2]],
+        )
     return AutoConfig.for_model(arch, **sizes, **extra, **common)
 
 
-def make_tiny_model(arch: str, out_dir: str | Path, num_layers: int = 6, hidden: int = 64, vocab: int = 384, seed: int = 0,
-                    family_features: bool = False) -> Path:
+def make_tiny_model(
+    arch: str,
+    out_dir: str | Path,
+    num_layers: int = 6,
+    hidden: int = 64,
+    vocab: int = 384,
+    seed: int = 0,
+    family_features: bool = False,
+) -> Path:
     """Write a random model + BPE tokenizer of ``arch`` to ``out_dir`` and return the directory.
 
     ``family_features`` switches on what makes the family differ (sliding windows, multipliers, ...) for the

@@ -3,6 +3,7 @@
 The offline default is the English documentation inside the Django sdist on PyPI (BSD licensed,
 hundreds of pages of prose, unrelated to the BIG-bench evaluation tasks).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from eebench.downloads import pip_download
 from eebench.cache import get_or_build, path_digest
 from eebench.config import DataConfig
+from eebench.downloads import pip_download
 from eebench.errors import EEBenchError, require
 
 DJANGO_SDIST = ("Django==5.2.8", "django-5.2.8.tar.gz")
@@ -79,7 +80,9 @@ def hf_documents(spec: str) -> dict[str, str]:
     try:
         rows = load_dataset(name, config or None, split="train")["text"]
     except Exception as exc:
-        raise EEBenchError(f"data.source='hf:{spec}' could not be loaded ({type(exc).__name__}); it needs the hub and a 'text' column") from None
+        raise EEBenchError(
+            f"data.source='hf:{spec}' could not be loaded ({type(exc).__name__}); it needs the hub and a 'text' column"
+        ) from None
     return {f"{name}#{i}": text for i, text in enumerate(rows) if text.strip()}
 
 
@@ -89,7 +92,10 @@ def load_documents(source: str) -> dict[str, str]:
     if source.startswith("hf:"):
         return hf_documents(source[3:])
     path = Path(source).expanduser()
-    require(path.exists(), f"data.source={source!r} does not exist; allowed: bundled:django-docs, a .txt file or directory, hf:<dataset>")
+    require(
+        path.exists(),
+        f"data.source={source!r} does not exist; allowed: bundled:django-docs, a .txt file or directory, hf:<dataset>",
+    )
     return local_documents(path)
 
 

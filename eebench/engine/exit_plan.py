@@ -3,15 +3,15 @@
 An exit point is a block, a way to get logits from its output, and a confidence rule. Exit indices in
 the engine's output index ``ExitPlan.exit_layers``; ``len(exit_layers)`` means the full model.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from eebench.errors import require
-
 
 Decision = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor | None]"]
 
@@ -64,12 +64,16 @@ def fixed_exit(lm, exit_layer, heads=None, deepest: int | None = None) -> ExitPl
     with heads, through the head attached to that block.
     """
     deepest = lm.num_layers - 1 if deepest is None else deepest
-    require(isinstance(exit_layer, int) and 0 <= exit_layer <= deepest,
-            f"exit_layer={exit_layer!r} is invalid; allowed: a block index from 0 to {deepest}")
+    require(
+        isinstance(exit_layer, int) and 0 <= exit_layer <= deepest,
+        f"exit_layer={exit_layer!r} is invalid; allowed: a block index from 0 to {deepest}",
+    )
     if heads is None:
         return ExitPlan([ExitPoint(exit_layer, 0, _always_with(lm.final_logits))], [exit_layer])
-    require(exit_layer in heads.exit_layers,
-            f"exit_layer={exit_layer} has no exit head; allowed: {', '.join(map(str, heads.exit_layers))}")
+    require(
+        exit_layer in heads.exit_layers,
+        f"exit_layer={exit_layer} has no exit head; allowed: {', '.join(map(str, heads.exit_layers))}",
+    )
     index = heads.exit_layers.index(exit_layer)
     point = ExitPoint(exit_layer, index, _always_with(lambda h: heads.logits(index, h)))
     return ExitPlan([point], list(heads.exit_layers))

@@ -5,6 +5,7 @@ head its projection, whether or not the token exits there. Without gates every h
 evaluated, which is why naive full-vocabulary heads can erase the gain of exiting early; with gates
 each exit layer costs one small gate and only the exiting head projects to the vocabulary.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,11 +24,18 @@ class CostModel:
     gated: bool = False
 
     @classmethod
-    def from_layered(cls, layered, heads, gated: bool = False) -> "CostModel":
+    def from_layered(cls, layered, heads, gated: bool = False) -> CostModel:
         block = float(sum(p.numel() for p in layered.blocks[0].parameters()))
         head = sum(heads.projection_cost(i) for i in range(len(heads))) / len(heads)
-        return cls(layered.num_layers, list(heads.exit_layers), block, float(head),
-                   float(layered.lm_head.weight.numel()), float(heads.gate_cost()), gated)
+        return cls(
+            layered.num_layers,
+            list(heads.exit_layers),
+            block,
+            float(head),
+            float(layered.lm_head.weight.numel()),
+            float(heads.gate_cost()),
+            gated,
+        )
 
     @property
     def full_cost(self) -> float:

@@ -22,6 +22,7 @@ Without heads, ``full``/``lazy``/``copy``/``skip`` are plain full-depth greedy d
 
 Exit indices index ``output.exit_layers``; ``len(exit_layers)`` means the token came from the full model.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,13 +55,26 @@ class GenerationOutput:
 
 
 @torch.no_grad()
-def generate(lm: LayeredModel, input_ids, max_new_tokens: int, heads=None, policy=None,
-             strategy: str = "lazy", eos_token_id: int | None = None, *, attention_mask=None,
-             max_draft: int = 5, exit_layer: int | None = None, draft_length: int | None = None) -> GenerationOutput:
+def generate(
+    lm: LayeredModel,
+    input_ids,
+    max_new_tokens: int,
+    heads=None,
+    policy=None,
+    strategy: str = "lazy",
+    eos_token_id: int | None = None,
+    *,
+    attention_mask=None,
+    max_draft: int = 5,
+    exit_layer: int | None = None,
+    draft_length: int | None = None,
+) -> GenerationOutput:
     """Greedy decoding of one or more prompts with the given early-exit strategy."""
     require(strategy in STRATEGIES, f"engine strategy={strategy!r} is unknown; allowed: {', '.join(STRATEGIES)}")
-    require(isinstance(max_new_tokens, int) and max_new_tokens >= 1,
-            f"max_new_tokens={max_new_tokens!r} is invalid; allowed: an integer >= 1")
+    require(
+        isinstance(max_new_tokens, int) and max_new_tokens >= 1,
+        f"max_new_tokens={max_new_tokens!r} is invalid; allowed: an integer >= 1",
+    )
     prompts = split_prompts(input_ids, attention_mask)
     device = lm.lm_head.weight.device
     capacity = max(len(p) for p in prompts) + max_new_tokens + 1
@@ -68,8 +82,9 @@ def generate(lm: LayeredModel, input_ids, max_new_tokens: int, heads=None, polic
         drafts = max_draft if strategy == "dssd" or draft_length is None else draft_length
         require(isinstance(drafts, int) and drafts >= 1, f"draft length {drafts!r} is invalid; allowed: an integer >= 1")
         plan = _speculation_plan(lm, strategy, heads, policy, exit_layer)
-        speculative = SpeculativeDecoder(LayerwiseDecoder(lm, plan, "lazy", len(prompts), capacity, device),
-                                         drafts, max_new_tokens, eos_token_id)
+        speculative = SpeculativeDecoder(
+            LayerwiseDecoder(lm, plan, "lazy", len(prompts), capacity, device), drafts, max_new_tokens, eos_token_id
+        )
         sequences = speculative.run(prompts)
         rows = [(s.tokens, s.labels) for s in sequences]
         return _output(rows, plan, eos_token_id, device, speculative.decoder.cache, speculative.stats)
@@ -85,13 +100,17 @@ def split_prompts(input_ids, attention_mask=None) -> list[torch.Tensor]:
         require(attention_mask is None, "attention_mask is only for a [batch, length] tensor of prompts, not a list")
         prompts = [p.reshape(-1) for p in input_ids]
     else:
-        require(input_ids.dim() == 2,
-                f"input_ids has shape {tuple(input_ids.shape)}; allowed: [batch, length] or a list of 1-D prompts")
+        require(
+            input_ids.dim() == 2,
+            f"input_ids has shape {tuple(input_ids.shape)}; allowed: [batch, length] or a list of 1-D prompts",
+        )
         if attention_mask is None:
             prompts = list(input_ids)
         else:
-            require(attention_mask.shape == input_ids.shape,
-                    f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {tuple(input_ids.shape)}")
+            require(
+                attention_mask.shape == input_ids.shape,
+                f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {tuple(input_ids.shape)}",
+            )
             prompts = [row[mask.bool()] for row, mask in zip(input_ids, attention_mask)]
     require(len(prompts) > 0 and all(len(p) > 0 for p in prompts), "every prompt needs at least one token")
     return prompts
@@ -109,8 +128,10 @@ def _speculation_plan(lm, strategy: str, heads, policy, exit_layer) -> ExitPlan:
     if strategy == "layerskip":
         return fixed_exit(lm, exit_layer, heads, deepest=deepest)
     require(heads is not None and policy is not None, "strategy='dssd' needs exit heads and an exit policy")
-    require(max(heads.exit_layers) <= deepest,
-            f"dssd exit heads must sit below the last block; exit_layers={heads.exit_layers}, allowed: 0..{deepest}")
+    require(
+        max(heads.exit_layers) <= deepest,
+        f"dssd exit heads must sit below the last block; exit_layers={heads.exit_layers}, allowed: 0..{deepest}",
+    )
     return confidence_exits(heads, policy)
 
 
@@ -146,8 +167,9 @@ def _step_tokens(decoder: LayerwiseDecoder, requests: list[Request]) -> dict[int
     return chosen
 
 
-def _output(rows, plan: ExitPlan, eos_token_id, device, cache: RaggedKVCache,
-            stats: SpeculationStats | None = None) -> GenerationOutput:
+def _output(
+    rows, plan: ExitPlan, eos_token_id, device, cache: RaggedKVCache, stats: SpeculationStats | None = None
+) -> GenerationOutput:
     width = max(len(tokens) for tokens, _ in rows)
     pad = 0 if eos_token_id is None else eos_token_id  # only EOS-stopped rows are ever short
     table = torch.full((len(rows), width), pad, dtype=torch.long, device=device)
@@ -155,5 +177,6 @@ def _output(rows, plan: ExitPlan, eos_token_id, device, cache: RaggedKVCache,
         table[i, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
     per_row = [labels for _, labels in rows]
     flat = [label for labels in per_row for label in labels]
-    return GenerationOutput(table, flat, per_row, [len(t) for t, _ in rows], list(plan.exit_layers), stats,
-                            cache.allocated_bytes())
+    return GenerationOutput(
+        table, flat, per_row, [len(t) for t, _ in rows], list(plan.exit_layers), stats, cache.allocated_bytes()
+    )

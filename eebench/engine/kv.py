@@ -17,6 +17,7 @@ HF attention modules only call ``cache.update(keys, values, layer_idx, ...)``; t
 before each block call which sequences and positions the call writes (``prepare``), and ``update``
 stores exactly those and returns the keys/values of the sequences in the call.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,8 +74,15 @@ class _Write:
 
 
 class RaggedKVCache:
-    def __init__(self, num_layers: int, batch: int, capacity: int, device: torch.device,
-                 windows: list[int | None] | None = None, implicit_causal: bool = False):
+    def __init__(
+        self,
+        num_layers: int,
+        batch: int,
+        capacity: int,
+        device: torch.device,
+        windows: list[int | None] | None = None,
+        implicit_causal: bool = False,
+    ):
         self.batch, self.capacity, self.device = batch, capacity, device
         self.windows = list(windows) if windows is not None else [None] * num_layers  # per layer, None = global
         # True when the attention implementation, given no mask, lets every query see every key (one query)
@@ -87,8 +95,9 @@ class RaggedKVCache:
         self._write: _Write | None = None
         self._masks: dict = {}
 
-    def prepare(self, layer: int, rows: list[int], query_positions: torch.Tensor, counts: list[int],
-                query_runs: list[Runs] | None = None) -> torch.Tensor | None:
+    def prepare(
+        self, layer: int, rows: list[int], query_positions: torch.Tensor, counts: list[int], query_runs: list[Runs] | None = None
+    ) -> torch.Tensor | None:
         """Announce the next block call; return its boolean attention mask [r, 1, w, keys] (or None, see above).
 
         ``query_positions`` [r, w] holds each row's true positions, right-padded by repeating the last one;

@@ -19,6 +19,7 @@ Per-block work is kept to the block: consecutive calls with the same rows and po
 of a full-depth step) share one padded batch, one set of rotary embeddings and one attention mask, and
 chunks carry their positions on the host too, so none of this needs the device to answer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ class Chunk:
         return self.hidden.shape[0]
 
     @staticmethod
-    def join(chunks: list["Chunk"]) -> "Chunk":
+    def join(chunks: list[Chunk]) -> Chunk:
         if len(chunks) == 1:
             return chunks[0]
         runs: Runs = ()
@@ -51,7 +52,7 @@ class Chunk:
             runs = join_runs(runs, c.runs)
         return Chunk(torch.cat([c.hidden for c in chunks]), torch.cat([c.positions for c in chunks]), runs)
 
-    def output(self, out: torch.Tensor, dropped: int) -> "Chunk":
+    def output(self, out: torch.Tensor, dropped: int) -> Chunk:
         """This chunk's block output ``out`` [>= n, hidden] (padded), without its first ``dropped`` positions."""
         if not dropped:
             return Chunk(out[: len(self)], self.positions, self.runs)
@@ -91,8 +92,9 @@ class LayerwiseDecoder:
             raise ValueError(f"mode {mode!r} is not one of {MODES}")
         self.lm, self.plan, self.mode = lm, plan, mode
         # sdpa applies causality itself when given no mask; eager attention needs every mask spelled out.
-        self.cache = RaggedKVCache(lm.num_layers, batch, capacity, torch.device(device), lm.sliding_windows,
-                                   implicit_causal=not lm.additive_mask)
+        self.cache = RaggedKVCache(
+            lm.num_layers, batch, capacity, torch.device(device), lm.sliding_windows, implicit_causal=not lm.additive_mask
+        )
         self.queues: list[list[list[Chunk]]] = [[[] for _ in range(batch)] for _ in range(lm.num_layers)]
         self.points = {point.block: point for point in plan.points}
         self._geometry = None  # (rows, runs) of the last block call -> its padded positions and rotary embeddings
@@ -117,8 +119,10 @@ class LayerwiseDecoder:
         positions = [torch.arange(r.start, r.start + len(r.tokens), device=device) for r in requests]
         ids, pos = pad_by_repeating_last([r.tokens.to(device) for r in requests]), pad_by_repeating_last(positions)
         hidden = self.lm.embed(ids, pos)
-        return {r.row: Chunk(hidden[i, : len(r.tokens)], positions[i], ((r.start, r.start + len(r.tokens)),))
-                for i, r in enumerate(requests)}
+        return {
+            r.row: Chunk(hidden[i, : len(r.tokens)], positions[i], ((r.start, r.start + len(r.tokens)),))
+            for i, r in enumerate(requests)
+        }
 
     def _run_block(self, layer: int, live: dict[int, Chunk]) -> dict[int, Chunk]:
         rows = sorted(live)

@@ -14,6 +14,7 @@ Each sequence alternates two phases, independently of the others in the batch:
 The output therefore equals plain full-model greedy decoding. DSSD drafts from the first confident
 head (at most ``max_draft`` tokens); LayerSkip-style drafts a fixed number of tokens from one block.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,10 +46,15 @@ class SpeculationStats:
         return (self.accepted + self.full_passes) / self.full_passes if self.full_passes else 0.0
 
     def to_dict(self) -> dict:
-        return {"drafted": self.drafted, "accepted": self.accepted, "acceptance_rate": self.acceptance_rate,
-                "mean_accepted_length": self.mean_accepted_length,
-                "tokens_per_full_pass": self.tokens_per_full_pass, "full_passes": self.full_passes,
-                "verifications": self.verifications}
+        return {
+            "drafted": self.drafted,
+            "accepted": self.accepted,
+            "acceptance_rate": self.acceptance_rate,
+            "mean_accepted_length": self.mean_accepted_length,
+            "tokens_per_full_pass": self.tokens_per_full_pass,
+            "full_passes": self.full_passes,
+            "verifications": self.verifications,
+        }
 
 
 @dataclass

@@ -6,6 +6,7 @@
 (``exit_layer``) and are timed side by side in benchmarks/engine_speed.py. Layer-wise KV modes are in layerwise.py.
 To add a strategy: its code in the engine, an entry here, and a test (tests/test_engine.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,14 @@ for _strategy in (
     Strategy("dssd", "engine", True, False, True, "dynamic self-speculative decoding with the heads and policy"),
     Strategy("static", "engine", False, True, description="every token exits at block exit_layer"),
     Strategy("layerskip", "engine", True, True, True, "self-speculation drafting from block exit_layer (LayerSkip)"),
-    Strategy("assistant_early_exit", "transformers", True, True, True,
-             "transformers' generate(assistant_early_exit=exit_layer + 1): self-speculation from one block"),
+    Strategy(
+        "assistant_early_exit",
+        "transformers",
+        True,
+        True,
+        True,
+        "transformers' generate(assistant_early_exit=exit_layer + 1): self-speculation from one block",
+    ),
 ):
     STRATEGIES.register(_strategy)
 
@@ -58,6 +65,8 @@ def policy_strategies() -> tuple[str, ...]:
 def check_timing_strategy(name: str) -> None:
     """An experiment times the strategy under its calibrated exit policy: a fixed-block baseline has no place there."""
     strategy = STRATEGIES.get(name)
-    require(strategy.follows_policy,
-            f"timing.strategy={name} is a baseline exiting at one fixed block (benchmarks/engine_speed.py times it); "
-            f"allowed: {', '.join(policy_strategies())}")
+    require(
+        strategy.follows_policy,
+        f"timing.strategy={name} is a baseline exiting at one fixed block (benchmarks/engine_speed.py times it); "
+        f"allowed: {', '.join(policy_strategies())}",
+    )

@@ -10,6 +10,7 @@ Layout in the cache:
                             absolute data path is only known once the directory is in place)
   ``bigbench_suite/<key>/`` the YAMLs of one requested task list; this is the ``include_path``
 """
+
 from __future__ import annotations
 
 import json
@@ -78,28 +79,40 @@ def _resolve_task(name: str) -> dict[str, Any]:
         kind = entry.get("kind", "multiple_choice")
         require(kind in KINDS, f"CURATED_TASKS[{name!r}] has kind={kind!r}; allowed: {', '.join(KINDS)}")
         answer = entry.get("answer", "first")
-        require(answer in ANSWER_MATCHES,
-                f"CURATED_TASKS[{name!r}] has answer={answer!r}; allowed: {', '.join(ANSWER_MATCHES)}")
-        return {"name": name, "bigbench": entry["bigbench"].strip("/"), "kind": kind, "answer": answer,
-                "lm_eval_name": LM_EVAL_PREFIX + _sanitize(name)}
+        require(answer in ANSWER_MATCHES, f"CURATED_TASKS[{name!r}] has answer={answer!r}; allowed: {', '.join(ANSWER_MATCHES)}")
+        return {
+            "name": name,
+            "bigbench": entry["bigbench"].strip("/"),
+            "kind": kind,
+            "answer": answer,
+            "lm_eval_name": LM_EVAL_PREFIX + _sanitize(name),
+        }
     if name.startswith(RAW_PREFIX):
         return _resolve_raw_task(name)
     allowed = ", ".join(sorted(CURATED_TASKS))
-    raise EEBenchError(f"unknown BIG-bench task {name!r}; allowed: {allowed}, "
-                       f"or '{RAW_PREFIX}<benchmark_tasks dir>[:{'|'.join(KINDS)}]'")
+    raise EEBenchError(
+        f"unknown BIG-bench task {name!r}; allowed: {allowed}, or '{RAW_PREFIX}<benchmark_tasks dir>[:{'|'.join(KINDS)}]'"
+    )
 
 
 def _resolve_raw_task(name: str) -> dict[str, Any]:
     """``bigbench:<dir>`` auto-detects the kind; ``bigbench:<dir>:<kind>`` forces it."""
-    path, _, kind = name[len(RAW_PREFIX):].partition(":")
+    path, _, kind = name[len(RAW_PREFIX) :].partition(":")
     path = path.strip("/")
-    require(bool(re.fullmatch(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*", path)),
-            f"bad BIG-bench task directory {path!r} in {name!r}; expected e.g. 'bigbench:navigate' "
-            f"or 'bigbench:logical_deduction/three_objects'")
+    require(
+        bool(re.fullmatch(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*", path)),
+        f"bad BIG-bench task directory {path!r} in {name!r}; expected e.g. 'bigbench:navigate' "
+        f"or 'bigbench:logical_deduction/three_objects'",
+    )
     require(kind in ("", *KINDS), f"bad task kind {kind!r} in {name!r}; allowed: {', '.join(KINDS)}")
     suffix = f"_{kind}" if kind else ""
-    return {"name": name, "bigbench": path, "kind": kind or "auto", "answer": "first",
-            "lm_eval_name": LM_EVAL_PREFIX + _sanitize(path) + suffix}
+    return {
+        "name": name,
+        "bigbench": path,
+        "kind": kind or "auto",
+        "answer": "first",
+        "lm_eval_name": LM_EVAL_PREFIX + _sanitize(path) + suffix,
+    }
 
 
 def _sanitize(text: str) -> str:
@@ -115,8 +128,10 @@ def _example_sources(task_dir: str, files: dict[str, dict]) -> list[tuple[str, d
     if own and own.get("examples"):
         return [("", own)]
     subtasks = [(sub, data) for sub, data in sorted(files.items()) if sub and data.get("examples")]
-    require(bool(subtasks), f"BIG-bench task {task_dir!r} has no JSON examples (it may be a "
-                            f"programmatic task); pick a JSON task directory")
+    require(
+        bool(subtasks),
+        f"BIG-bench task {task_dir!r} has no JSON examples (it may be a programmatic task); pick a JSON task directory",
+    )
     return subtasks
 
 
@@ -126,8 +141,10 @@ def _detect_kind(task_dir: str, sources: list[tuple[str, dict]]) -> str:
         return "multiple_choice"
     if all("target" in ex for ex in examples):
         return "generate"
-    raise EEBenchError(f"BIG-bench task {task_dir!r} mixes example kinds; name it as "
-                       f"'{RAW_PREFIX}{task_dir}:<kind>' with kind one of {', '.join(KINDS)}")
+    raise EEBenchError(
+        f"BIG-bench task {task_dir!r} mixes example kinds; name it as "
+        f"'{RAW_PREFIX}{task_dir}:<kind>' with kind one of {', '.join(KINDS)}"
+    )
 
 
 def _format_prompt(task: dict, text: str, listed_choices: list[str] | None) -> str:
@@ -159,8 +176,12 @@ def _multiple_choice_doc(task: dict, example: dict, rng: random.Random) -> dict 
     order = rng.sample(range(len(file_choices)), len(file_choices))
     choices = [file_choices[i] for i in order]
     listed = choices if task.get("append_choices_to_input", True) else None
-    return {"query": _format_prompt(task, str(example["input"]), listed), "choices": choices,
-            "gold": order.index(best), "input": str(example["input"])}
+    return {
+        "query": _format_prompt(task, str(example["input"]), listed),
+        "choices": choices,
+        "gold": order.index(best),
+        "input": str(example["input"]),
+    }
 
 
 def _generate_doc(task: dict, example: dict) -> dict | None:
@@ -169,8 +190,7 @@ def _generate_doc(task: dict, example: dict) -> dict | None:
     if not targets:
         return None
     # ``targets`` is always a list so lm-eval treats every doc as multi-target (any match counts).
-    return {"query": _format_prompt(task, str(example["input"]), None), "targets": targets,
-            "input": str(example["input"])}
+    return {"query": _format_prompt(task, str(example["input"]), None), "targets": targets, "input": str(example["input"])}
 
 
 def _convert_examples(sources: list[tuple[str, dict]], kind: str, seed: int, tag: str) -> list[dict]:
@@ -220,28 +240,46 @@ def _task_yaml(meta: dict, data_file: Path) -> dict[str, Any]:
         "test_split": "test",
         "doc_to_text": "query",
         "target_delimiter": " ",
-        "metadata": {"version": CONVERTER_VERSION, "bigbench": meta["bigbench"],
-                     "source": BIGBENCH_SDIST, "limit": meta["limit"], "seed": meta["seed"]},
+        "metadata": {
+            "version": CONVERTER_VERSION,
+            "bigbench": meta["bigbench"],
+            "source": BIGBENCH_SDIST,
+            "limit": meta["limit"],
+            "seed": meta["seed"],
+        },
     }
     if meta["kind"] == "multiple_choice":
-        config.update({
-            "output_type": "multiple_choice",
-            "doc_to_choice": "choices",
-            "doc_to_target": "gold",
-            "metric_list": [_metric("acc"), _metric("acc_norm")],
-        })
+        config.update(
+            {
+                "output_type": "multiple_choice",
+                "doc_to_choice": "choices",
+                "doc_to_target": "gold",
+                "metric_list": [_metric("acc"), _metric("acc_norm")],
+            }
+        )
     else:
-        config.update({
-            "output_type": "generate_until",
-            "doc_to_target": "targets",
-            "generation_kwargs": {"until": meta["until"], "do_sample": False,
-                                  "max_gen_toks": MAX_GEN_TOKENS},
-            "filter_list": [{"name": "bigbench_answer", "filter": [
-                {"function": "regex", "regex_pattern": meta["output_regex"], "fallback": "",
-                 "group_select": ANSWER_MATCHES[meta["answer"]]},
-                {"function": "take_first"}]}],
-            "metric_list": [_metric("exact_match", regexes_to_ignore=[r"^\s+", r"\s+$"])],
-        })
+        config.update(
+            {
+                "output_type": "generate_until",
+                "doc_to_target": "targets",
+                "generation_kwargs": {"until": meta["until"], "do_sample": False, "max_gen_toks": MAX_GEN_TOKENS},
+                "filter_list": [
+                    {
+                        "name": "bigbench_answer",
+                        "filter": [
+                            {
+                                "function": "regex",
+                                "regex_pattern": meta["output_regex"],
+                                "fallback": "",
+                                "group_select": ANSWER_MATCHES[meta["answer"]],
+                            },
+                            {"function": "take_first"},
+                        ],
+                    }
+                ],
+                "metric_list": [_metric("exact_match", regexes_to_ignore=[r"^\s+", r"\s+$"])],
+            }
+        )
     return config
 
 
@@ -253,8 +291,16 @@ def _metric(name: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def _task_spec(task: dict, limit: int | None, seed: int, sdist_id: dict) -> dict[str, Any]:
-    return {"converter": CONVERTER_VERSION, "bigbench": task["bigbench"], "kind": task["kind"],
-            "answer": task["answer"], "lm_eval_name": task["lm_eval_name"], "limit": limit, "seed": seed, "sdist": sdist_id}
+    return {
+        "converter": CONVERTER_VERSION,
+        "bigbench": task["bigbench"],
+        "kind": task["kind"],
+        "answer": task["answer"],
+        "lm_eval_name": task["lm_eval_name"],
+        "limit": limit,
+        "seed": seed,
+        "sdist": sdist_id,
+    }
 
 
 def _build_task_dir(tmp: Path, spec: dict, files: dict[str, dict]) -> None:
@@ -262,14 +308,24 @@ def _build_task_dir(tmp: Path, spec: dict, files: dict[str, dict]) -> None:
     kind = spec["kind"] if spec["kind"] != "auto" else _detect_kind(spec["bigbench"], sources)
     tag = spec["bigbench"]
     docs = _seeded_subset(_convert_examples(sources, kind, spec["seed"], tag), spec["limit"], spec["seed"], tag)
-    require(bool(docs), f"BIG-bench task {tag!r} has no usable {kind} examples; allowed kinds: "
-                        f"{', '.join(KINDS)} (multiple_choice needs target_scores, generate needs target)")
+    require(
+        bool(docs),
+        f"BIG-bench task {tag!r} has no usable {kind} examples; allowed kinds: "
+        f"{', '.join(KINDS)} (multiple_choice needs target_scores, generate needs target)",
+    )
     with open(tmp / "docs.jsonl", "w", encoding="utf-8") as handle:
         for doc in docs:
             handle.write(json.dumps(doc, ensure_ascii=False) + "\n")
     until, regex = _generation_settings(sources)
-    meta = {**spec, "kind": kind, "num_docs": len(docs), "until": until, "output_regex": regex,
-            "chance": _chance(docs, kind), "majority": _majority(docs, kind)}
+    meta = {
+        **spec,
+        "kind": kind,
+        "num_docs": len(docs),
+        "until": until,
+        "output_regex": regex,
+        "chance": _chance(docs, kind),
+        "majority": _majority(docs, kind),
+    }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
 
@@ -297,9 +353,12 @@ def _ensure_task_dirs(tasks: list[dict], limit: int | None, seed: int, sdist: Pa
     missing = [s for s in specs if entry_problem(entry_dir("bigbench_task", s, code=(__name__,))) is not None]
     # Only cache misses pay for the ~10 s stream through the tarball, and all of them share one pass.
     files = _read_task_files(sdist, {s["bigbench"] for s in missing}) if missing else {}
-    return [get_or_build("bigbench_task", spec,
-                         lambda tmp, spec=spec: _build_task_dir(tmp, spec, files[spec["bigbench"]]), code=(__name__,))
-            for spec in specs]
+    return [
+        get_or_build(
+            "bigbench_task", spec, lambda tmp, spec=spec: _build_task_dir(tmp, spec, files[spec["bigbench"]]), code=(__name__,)
+        )
+        for spec in specs
+    ]
 
 
 def _write_suite_dir(tmp: Path, task_dirs: list[Path]) -> None:
@@ -310,16 +369,20 @@ def _write_suite_dir(tmp: Path, task_dirs: list[Path]) -> None:
 
 
 def _check_arguments(task_names: list[str], limit: int | None, seed: int) -> None:
-    require(isinstance(task_names, (list, tuple)) and len(task_names) > 0 and
-            all(isinstance(n, str) for n in task_names),
-            f"task_names={task_names!r} must be a non-empty list of names; allowed: {', '.join(sorted(CURATED_TASKS))}")
-    require(limit is None or (isinstance(limit, int) and not isinstance(limit, bool) and limit > 0),
-            f"limit={limit!r} must be a positive integer or None (all examples)")
+    require(
+        isinstance(task_names, (list, tuple)) and len(task_names) > 0 and all(isinstance(n, str) for n in task_names),
+        f"task_names={task_names!r} must be a non-empty list of names; allowed: {', '.join(sorted(CURATED_TASKS))}",
+    )
+    require(
+        limit is None or (isinstance(limit, int) and not isinstance(limit, bool) and limit > 0),
+        f"limit={limit!r} must be a positive integer or None (all examples)",
+    )
     require(isinstance(seed, int) and not isinstance(seed, bool), f"seed={seed!r} must be an integer")
 
 
-def build_suite(task_names: list[str], limit: int | None = None, sdist: Path | None = None,
-                seed: int = 0) -> tuple[str, list[str]]:
+def build_suite(
+    task_names: list[str], limit: int | None = None, sdist: Path | None = None, seed: int = 0
+) -> tuple[str, list[str]]:
     """Convert BIG-bench tasks to lm-eval local tasks.
 
     Returns ``(include_path, lm_eval_task_names)`` for

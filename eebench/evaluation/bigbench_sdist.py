@@ -1,13 +1,15 @@
 """The BIG-bench 1.0.0 sdist: where it comes from, its identity for cache keys, and streaming the few
 task.json members a suite needs out of the 358 MB tarball without unpacking it."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from eebench.cache import cache_root, file_digest
 from eebench.downloads import pip_download
@@ -71,8 +73,11 @@ def _read_task_files(sdist: Path, task_dirs: Iterable[str]) -> dict[str, dict[st
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise EEBenchError(f"cannot read BIG-bench sdist {str(sdist)!r}: {exc}") from exc
     missing = sorted(d for d, files in found.items() if not files)
-    require(not missing, f"BIG-bench task directory {', '.join(map(repr, missing))} not found in {sdist.name}; "
-                         f"see bigbench/benchmark_tasks/ in the sdist for the allowed names")
+    require(
+        not missing,
+        f"BIG-bench task directory {', '.join(map(repr, missing))} not found in {sdist.name}; "
+        f"see bigbench/benchmark_tasks/ in the sdist for the allowed names",
+    )
     return found
 
 
@@ -83,11 +88,9 @@ def _match_member(member_name: str, wanted: set[str]) -> list[tuple[str, str]]:
     position = member_name.find(marker)
     if position < 0 or not member_name.endswith("/task.json"):
         return []
-    relative = member_name[position + len(marker):-len("/task.json")]
+    relative = member_name[position + len(marker) : -len("/task.json")]
     parent, _, sub = relative.rpartition("/")
     return [(d, s) for d, s in ((relative, ""), (parent, sub)) if d in wanted]
 
 
 # --------------------------------------------------------------------------- conversion
-
-

@@ -5,6 +5,7 @@ and at each position the token distribution comes from the first confident head,
 That simulates the exit decision on accuracy; real skipping and its timing live in the engine.
 Generation requests (generate_until) go through the real early-exit engine.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -16,9 +17,11 @@ from tqdm.auto import tqdm
 from eebench.engine.generate import generate
 from eebench.evaluation.scores import ScoreStore, request_key, score_batch
 
-EVAL_MODE = ("teacher-forced simulation: every block runs with a full KV cache and each position's "
-             "distribution comes from the first confident head (or the final layer); the first continuation "
-             "token comes from the final layer, as the engine's prompt pass gives it")
+EVAL_MODE = (
+    "teacher-forced simulation: every block runs with a full KV cache and each position's "
+    "distribution comes from the first confident head (or the final layer); the first continuation "
+    "token comes from the final layer, as the engine's prompt pass gives it"
+)
 
 
 def _as_bool(value) -> bool:
@@ -26,18 +29,33 @@ def _as_bool(value) -> bool:
 
 
 class EarlyExitLM(HFLM):
-    def __init__(self, run_dir: str | None = None, threshold: float | None = None, exits: bool | str = True,
-                 ee_model=None, policy=None, score_store: ScoreStore | None = None, batch_size: int | str = 8,
-                 strategy: str = "full", device: str | None = "auto", trust_remote_code: bool | str = False,
-                 backbone: str | None = None, **kwargs):
+    def __init__(
+        self,
+        run_dir: str | None = None,
+        threshold: float | None = None,
+        exits: bool | str = True,
+        ee_model=None,
+        policy=None,
+        score_store: ScoreStore | None = None,
+        batch_size: int | str = 8,
+        strategy: str = "full",
+        device: str | None = "auto",
+        trust_remote_code: bool | str = False,
+        backbone: str | None = None,
+        **kwargs,
+    ):
         if ee_model is None:
             from eebench.model import EarlyExitModel
 
             if run_dir is None:
                 raise ValueError("model_args need run_dir=<directory of a finished eebench run>")
             # Remote code and a backbone outside the cache/run dir only on the caller's explicit say-so.
-            ee_model = EarlyExitModel.from_run(run_dir, device=device or "auto",  # lm_eval's CLI passes None
-                                               trust_remote_code=_as_bool(trust_remote_code), backbone=backbone)
+            ee_model = EarlyExitModel.from_run(
+                run_dir,
+                device=device or "auto",  # lm_eval's CLI passes None
+                trust_remote_code=_as_bool(trust_remote_code),
+                backbone=backbone,
+            )
         self.ee_model = ee_model
         self.exits = _as_bool(exits)
         if self.exits and policy is None:
@@ -91,8 +109,15 @@ class EarlyExitLM(HFLM):
         attention = generation_kwargs.get("attention_mask")
         # lm-eval pads on the left; the engine takes each prompt's real tokens and batches them itself.
         prompts = [row[attention[i].bool()] if attention is not None else row for i, row in enumerate(context)]
-        out = generate(self.ee_model.backbone.layered, prompts, max_length - context.shape[1], self.ee_model.heads,
-                       self.policy, self.strategy, self.tokenizer.eos_token_id)
+        out = generate(
+            self.ee_model.backbone.layered,
+            prompts,
+            max_length - context.shape[1],
+            self.ee_model.heads,
+            self.policy,
+            self.strategy,
+            self.tokenizer.eos_token_id,
+        )
         self.exit_counts.update(out.exit_index)
         rows = [torch.cat([context[i], out.tokens[i, : out.lengths[i]].to(context.device)]) for i in range(len(prompts))]
         width = max(len(r) for r in rows)

@@ -4,6 +4,7 @@
   word; accuracy = the word is the greedy continuation (``acc``), plus its perplexity.
 - ``prose_perplexity``: loglikelihood_rolling over whole held-out paragraphs (word/byte perplexity, bits per byte).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,18 +35,36 @@ def _lastword_rows(paragraphs: list[str]) -> list[dict]:
 
 
 def _task_yaml(name: str, data: Path, output_type: str, extra: dict) -> dict:
-    return {"task": _PREFIX + name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
-            "test_split": "test", "output_type": output_type, **extra}
+    return {
+        "task": _PREFIX + name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        "output_type": output_type,
+        **extra,
+    }
 
 
 _TASKS = {
-    "prose_lastword": ("loglikelihood", {
-        "doc_to_text": "{{context}}", "doc_to_target": "{{target}}",
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                        {"metric": "perplexity", "aggregation": "perplexity", "higher_is_better": False}]}),
-    "prose_perplexity": ("loglikelihood_rolling", {
-        "doc_to_text": "", "doc_to_target": "{{text}}",
-        "metric_list": [{"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")]}),
+    "prose_lastword": (
+        "loglikelihood",
+        {
+            "doc_to_text": "{{context}}",
+            "doc_to_target": "{{target}}",
+            "metric_list": [
+                {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                {"metric": "perplexity", "aggregation": "perplexity", "higher_is_better": False},
+            ],
+        },
+    ),
+    "prose_perplexity": (
+        "loglikelihood_rolling",
+        {
+            "doc_to_text": "",
+            "doc_to_target": "{{text}}",
+            "metric_list": [{"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")],
+        },
+    ),
 }
 
 
@@ -64,13 +83,21 @@ def _write_yamls(tmp: Path, data_dir: Path) -> None:
         (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def build_prose_tasks(names: list[str], source: str, limit: int | None, seed: int = 0,
-                      split_seed: int = 0) -> tuple[str, list[str]]:
+def build_prose_tasks(
+    names: list[str], source: str, limit: int | None, seed: int = 0, split_seed: int = 0
+) -> tuple[str, list[str]]:
     """Held-out prose tasks as lm-eval local tasks: (include_path, lm-eval task names); ``split_seed``
     is the run's seed, which drew its held-out documents (see data.corpus.split_documents)."""
-    spec = {"source": source if source != "bundled:django-docs" else DJANGO_SDIST[0], "source_content": source_identity(source),
-            "limit": limit, "seed": seed, "split_seed": split_seed, "version": 1}
-    data_dir = get_or_build("prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed, split_seed),
-                            code=(__name__, "eebench.data.corpus"))
+    spec = {
+        "source": source if source != "bundled:django-docs" else DJANGO_SDIST[0],
+        "source_content": source_identity(source),
+        "limit": limit,
+        "seed": seed,
+        "split_seed": split_seed,
+        "version": 1,
+    }
+    data_dir = get_or_build(
+        "prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed, split_seed), code=(__name__, "eebench.data.corpus")
+    )
     suite = get_or_build("prose_suite", {"data": str(data_dir)}, lambda tmp: _write_yamls(tmp, data_dir), code=(__name__,))
     return str(suite), [_PREFIX + n for n in names]

@@ -1,4 +1,5 @@
 """Run lm-eval tasks under the exit policy and with the full model, sharing one scoring pass."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ def resolve_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tup
     bigbench = [t for t in cfg.tasks if t not in PROSE_TASKS]
     paths, names = [], []
     # The builders' default seed (0) picks the documents: the suite is part of the benchmark, not of a run's seed.
-    for builder, chosen in ((lambda ts: build_suite(ts, cfg.limit), bigbench),
-                            (lambda ts: build_prose_tasks(ts, data_source, cfg.limit, split_seed=split_seed), prose)):
+    for builder, chosen in (
+        (lambda ts: build_suite(ts, cfg.limit), bigbench),
+        (lambda ts: build_prose_tasks(ts, data_source, cfg.limit, split_seed=split_seed), prose),
+    ):
         if chosen:
             path, built = builder(chosen)
             paths.append(path)
@@ -53,7 +56,7 @@ def _task_index_key(include_paths: list[str]) -> tuple:
     """The include paths and every YAML under them with its mtime, so tasks written after indexing are seen."""
     files = []
     for root in map(Path, include_paths):
-        for path in ([root] if root.is_file() else sorted(root.rglob("*.yaml"))):
+        for path in [root] if root.is_file() else sorted(root.rglob("*.yaml")):
             files.append((str(path), path.stat().st_mtime_ns))
     return tuple(include_paths), tuple(files)
 
@@ -75,8 +78,16 @@ def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
     import lm_eval
 
     limit = cfg.limit if cfg.suite != "bigbench" else None  # bigbench tasks are already cut to the limit
-    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, num_fewshot=cfg.num_fewshot,
-                                  limit=limit, cache_requests=False, log_samples=False, bootstrap_iters=1000)
+    out = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        task_manager=manager,
+        num_fewshot=cfg.num_fewshot,
+        limit=limit,
+        cache_requests=False,
+        log_samples=False,
+        bootstrap_iters=1000,
+    )
     return metrics_of(out)
 
 
@@ -86,12 +97,15 @@ def prepare_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tup
     manager = task_manager(include_path)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
-        raise EEBenchError(f"eval.tasks contains unknown task(s) {unknown}; "
-                           "allowed: tasks lm-eval knows or YAMLs under eval.include_path")
+        raise EEBenchError(
+            f"eval.tasks contains unknown task(s) {unknown}; allowed: tasks lm-eval knows or YAMLs under eval.include_path"
+        )
     return include_path, tasks, manager
 
 
 BASELINE_FILE = "baseline_tasks.json"
+
+
 def head_type_modules() -> tuple[str, ...]:
     """Every head type's module: the scores run a head's forward (conservative: any head type's change re-scores)."""
     from eebench.heads.types import HEAD_TYPES
@@ -110,8 +124,14 @@ def task_identity(cfg: EvalConfig, prepared: tuple) -> dict:
     import lm_eval
 
     include_path, tasks, _ = prepared
-    return {"tasks": tasks, "include": include_path, "include_content": [path_digest(p) for p in include_path],
-            "limit": cfg.limit, "fewshot": cfg.num_fewshot, "lm_eval": getattr(lm_eval, "__version__", "unknown")}
+    return {
+        "tasks": tasks,
+        "include": include_path,
+        "include_content": [path_digest(p) for p in include_path],
+        "limit": cfg.limit,
+        "fewshot": cfg.num_fewshot,
+        "lm_eval": getattr(lm_eval, "__version__", "unknown"),
+    }
 
 
 def baseline_spec(cfg: EvalConfig, prepared: tuple, backbone_identity: dict) -> dict:
@@ -121,8 +141,14 @@ def baseline_spec(cfg: EvalConfig, prepared: tuple, backbone_identity: dict) -> 
 
 def score_store_path(cfg: EvalConfig, prepared: tuple, backbone_identity: dict, heads_dir: Path) -> Path:
     """Scores depend on the backbone, the heads' file contents, the tasks and the scoring code."""
-    key = content_key({"heads": content_digest(heads_dir), "backbone": backbone_identity, **task_identity(cfg, prepared),
-                       "code": code_fingerprint(*SCORES_CODE, *head_type_modules())})
+    key = content_key(
+        {
+            "heads": content_digest(heads_dir),
+            "backbone": backbone_identity,
+            **task_identity(cfg, prepared),
+            "code": code_fingerprint(*SCORES_CODE, *head_type_modules()),
+        }
+    )
     return cache_root() / "scores" / f"{key}.safetensors"
 
 
@@ -146,8 +172,11 @@ def task_exit_stats(early: EarlyExitLM, exit_layers: list[int], costs) -> dict |
         return None
     first = torch.repeat_interleave(torch.tensor(list(counts)), torch.tensor(list(counts.values())))
     agreeing, scored = early.agreement_counts
-    return {**exit_numbers(first, exit_layers, costs), "agreement": agreeing / scored if scored else None,
-            "agreement_tokens": scored}
+    return {
+        **exit_numbers(first, exit_layers, costs),
+        "agreement": agreeing / scored if scored else None,
+        "agreement_tokens": scored,
+    }
 
 
 def eval_decoders(strategy: str) -> dict[str, str]:
@@ -155,8 +184,13 @@ def eval_decoders(strategy: str) -> dict[str, str]:
     running (exact KV): the accuracy of ``lazy``/``full``; ``copy``/``skip`` change the KV, so for them it
     is exact-KV accuracy, not their own."""
     scored = "teacher_forced_exact_kv"
-    return {"loglikelihood": scored, "generate_until": f"engine:{strategy}", "strategy": strategy,
-            "accuracy": "exact_kv" if strategy in APPROXIMATE_KV else "own_decoding", "first_token": FIRST_TOKEN_RULE}
+    return {
+        "loglikelihood": scored,
+        "generate_until": f"engine:{strategy}",
+        "strategy": strategy,
+        "accuracy": "exact_kv" if strategy in APPROXIMATE_KV else "own_decoding",
+        "first_token": FIRST_TOKEN_RULE,
+    }
 
 
 def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path, costs, strategy: str = "lazy") -> dict:
@@ -174,7 +208,9 @@ def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir
         "baseline_cache_key": baseline_key,
         "eval_mode": EVAL_MODE,
         "eval_decoders": eval_decoders(strategy),
-        "eval_exit_fraction": {("final" if i == len(policy.exit_layers) else str(policy.exit_layers[i])): n / total
-                               for i, n in sorted(counts.items())},
+        "eval_exit_fraction": {
+            ("final" if i == len(policy.exit_layers) else str(policy.exit_layers[i])): n / total
+            for i, n in sorted(counts.items())
+        },
         "exit_tasks": task_exit_stats(early, policy.exit_layers, costs),
     }

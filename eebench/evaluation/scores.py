@@ -5,6 +5,7 @@ the continuation tokens' log-probabilities, whether each is the exit's argmax, a
 uncertainty per position. Any exit policy's loglikelihood then follows without running the model
 again, which is how every threshold point of a sweep reuses one backbone pass per task.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Per-head threshold calibration against agreement with the full model; the methods live in ``exits/calibrators/``."""
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Internally every metric is turned into an *uncertainty* (lower = more confident) so that one exit rule,
 ``uncertainty <= threshold``, serves all of them; results report thresholds in the metric's own units.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,9 @@ def from_uncertainty(metric: str, threshold: float) -> float:
     return threshold * get_metric(metric).sign
 
 
-def uncertainty(metric: str, logits: torch.Tensor | None = None, heads=None, index: int | None = None,
-                hidden: torch.Tensor | None = None) -> torch.Tensor:
+def uncertainty(
+    metric: str, logits: torch.Tensor | None = None, heads=None, index: int | None = None, hidden: torch.Tensor | None = None
+) -> torch.Tensor:
     """The one metric the engine needs per step, without computing the others; a metric that reads the
     hidden state (the gate) needs ``heads``, ``index`` and ``hidden`` instead of ``logits``."""
     chosen = get_metric(metric)

@@ -1,4 +1,5 @@
 """The exit policy: per-exit-layer thresholds on one confidence metric; the first confident head exits."""
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,12 @@ class ExitPolicy:
         return [None if math.isinf(t) else from_uncertainty(self.metric, t) for t in self.thresholds]
 
     def to_dict(self) -> dict:
-        return {"exit_layers": self.exit_layers, "metric": self.metric, "rule": exit_rule(self.metric),
-                "thresholds": self.native_thresholds()}
+        return {
+            "exit_layers": self.exit_layers,
+            "metric": self.metric,
+            "rule": exit_rule(self.metric),
+            "thresholds": self.native_thresholds(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> ExitPolicy:

@@ -4,6 +4,7 @@ A full-vocabulary head costs about as much as the lm_head, so evaluating one at 
 tokens that do not exit slower than the full model. A gate reads the hidden state through a small MLP
 (hidden -> 64 -> 1, ~0.1% of a head's cost); only the head of the exit the gate picks projects to the vocabulary.
 """
+
 from __future__ import annotations
 
 import copy

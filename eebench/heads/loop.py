@@ -9,6 +9,7 @@ What differs between heads and gates is only the loss, given by a ``task`` with 
   back-propagated (one module at a time, so only one vocabulary-sized activation is alive);
 - ``evaluate(active) -> {index: loss}``: held-out loss of each active module (no gradients).
 """
+
 from __future__ import annotations
 
 import math
@@ -74,9 +75,16 @@ class Member:
 
     def summary(self) -> dict:
         last_train = next((p["train"] for p in reversed(self.curve) if p["train"] is not None), None)
-        return {"tokens_seen": self.tokens, "stop_reason": self.stopped, "final_train_loss": last_train,
-                "final_heldout_loss": self.curve[-1]["heldout"], "best_heldout_loss": self.best,
-                "first_heldout_loss": self.curve[0]["heldout"], "evaluations": len(self.curve), "curve": self.curve}
+        return {
+            "tokens_seen": self.tokens,
+            "stop_reason": self.stopped,
+            "final_train_loss": last_train,
+            "final_heldout_loss": self.curve[-1]["heldout"],
+            "best_heldout_loss": self.best,
+            "first_heldout_loss": self.curve[0]["heldout"],
+            "evaluations": len(self.curve),
+            "curve": self.curve,
+        }
 
 
 def autocast_for(device: torch.device, precision: str):
@@ -85,8 +93,16 @@ def autocast_for(device: torch.device, precision: str):
     return nullcontext()
 
 
-def train_loop(modules: list[nn.Module], task, num_sequences: int, seq_len: int, settings: LoopSettings, seed: int,
-               device: torch.device, desc: str) -> dict:
+def train_loop(
+    modules: list[nn.Module],
+    task,
+    num_sequences: int,
+    seq_len: int,
+    settings: LoopSettings,
+    seed: int,
+    device: torch.device,
+    desc: str,
+) -> dict:
     """Train ``modules`` on ``task`` until each converges or the budget is spent; returns the training log."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -126,10 +142,17 @@ def train_loop(modules: list[nn.Module], task, num_sequences: int, seq_len: int,
         member.module.eval()
     trained = sum(m.tokens for m in members) // len(members) if members else 0
     steps = max(m.tokens for m in members) // batch_tokens
-    return {"max_tokens": settings.max_tokens, "batch_tokens": batch_tokens, "steps": steps,
-            "tokens": steps * batch_tokens, "mean_tokens_per_module": trained, "seconds": time.perf_counter() - started,
-            "tokens_per_s": steps * batch_tokens / step_seconds if step_seconds else None,
-            "precision": settings.precision, "members": [m.summary() for m in members]}
+    return {
+        "max_tokens": settings.max_tokens,
+        "batch_tokens": batch_tokens,
+        "steps": steps,
+        "tokens": steps * batch_tokens,
+        "mean_tokens_per_module": trained,
+        "seconds": time.perf_counter() - started,
+        "tokens_per_s": steps * batch_tokens / step_seconds if step_seconds else None,
+        "precision": settings.precision,
+        "members": [m.summary() for m in members],
+    }
 
 
 def run_step(task, rows: torch.Tensor, active: list[int], settings: LoopSettings, device: torch.device) -> dict:
@@ -137,7 +160,9 @@ def run_step(task, rows: torch.Tensor, active: list[int], settings: LoopSettings
         with autocast_for(device, settings.precision):
             return task.step(rows, active)
     except torch.OutOfMemoryError:
-        raise EEBenchError(f"out of memory while training with batch_size={settings.batch_size}; try a smaller batch size") from None
+        raise EEBenchError(
+            f"out of memory while training with batch_size={settings.batch_size}; try a smaller batch size"
+        ) from None
 
 
 def evaluate(members: list[Member], task, settings: LoopSettings, device: torch.device) -> None:

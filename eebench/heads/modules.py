@@ -1,5 +1,6 @@
 """The exit heads of one backbone: one head per exit layer, of a type registered in ``eebench/heads/types/``,
 plus optional exit gates."""
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,14 @@ from eebench.heads.types import HEAD_TYPES, head_options
 class ExitHeads(nn.Module):
     """One head per exit layer; ``exit_layers[i]`` is the 0-based block whose output feeds ``heads[i]``."""
 
-    def __init__(self, exit_layers: list[int], heads: list[nn.Module], kind: str = "linear", gates: list[nn.Module] | None = None,
-                 options: dict | None = None):
+    def __init__(
+        self,
+        exit_layers: list[int],
+        heads: list[nn.Module],
+        kind: str = "linear",
+        gates: list[nn.Module] | None = None,
+        options: dict | None = None,
+    ):
         super().__init__()
         self.exit_layers = list(exit_layers)
         self.heads = nn.ModuleList(heads)
@@ -22,8 +29,15 @@ class ExitHeads(nn.Module):
         self.options = dict(options or {})  # the head type's own fields (head.options), saved with the heads
 
     @classmethod
-    def create(cls, layered, exit_layers: list[int], kind: str = "linear", init_from_lm_head: bool = True,
-               gate_width: int = 0, options: dict | None = None) -> ExitHeads:
+    def create(
+        cls,
+        layered,
+        exit_layers: list[int],
+        kind: str = "linear",
+        init_from_lm_head: bool = True,
+        gate_width: int = 0,
+        options: dict | None = None,
+    ) -> ExitHeads:
         options = head_options(kind, options or {})
         head_cls = HEAD_TYPES.get(kind).cls
         heads = [head_cls(layered.norm, layered.lm_head, init_from_lm_head, **options) for _ in exit_layers]

@@ -1,4 +1,5 @@
 """Where exit heads go: 0-based indices of the blocks whose outputs feed them (rules in ``heads/placements/``)."""
+
 from __future__ import annotations
 
 from eebench.config import PlacementConfig

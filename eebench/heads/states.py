@@ -6,6 +6,7 @@ a memory-mapped ``.npy`` in half precision under the artifact cache (kind ``hidd
 gate and every later run then reads batches from disk. ``LiveStates`` runs the backbone per batch instead (the
 reference path, used to show both give the same heads).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -86,12 +87,19 @@ def tokens_digest(tokens: torch.Tensor) -> str:
 
 
 def states_spec(identity: dict, tokens: torch.Tensor, layers: list[int], dtype: str) -> dict:
-    return {"backbone": identity, "tokens": tokens_digest(tokens), "shape": list(tokens.shape), "layers": layers,
-            "dtype": dtype, "format": STATE_FORMAT}
+    return {
+        "backbone": identity,
+        "tokens": tokens_digest(tokens),
+        "shape": list(tokens.shape),
+        "layers": layers,
+        "dtype": dtype,
+        "format": STATE_FORMAT,
+    }
 
 
-def cached_states(backbone, tokens: torch.Tensor, exit_layers: list[int], dtype: str = "float16",
-                  batch_size: int = 8) -> CachedStates:
+def cached_states(
+    backbone, tokens: torch.Tensor, exit_layers: list[int], dtype: str = "float16", batch_size: int = 8
+) -> CachedStates:
     """States of ``exit_layers`` and the last block for ``tokens``: built once, then read from the artifact cache."""
     layers = sorted({*exit_layers, backbone.num_layers - 1})
     spec = states_spec(backbone.identity, tokens, layers, dtype)
@@ -132,7 +140,9 @@ def write_states(layered, tokens: torch.Tensor, spec: dict, out: Path, batch_siz
     np_dtype, torch_view = _STORAGE[dtype]
     shape = (*tokens.shape, layered.hidden_size)
     files = {str(layer): f"layer{layer:03d}.npy" for layer in layers}
-    arrays = {layer: np.lib.format.open_memmap(out / files[str(layer)], mode="w+", dtype=np_dtype, shape=shape) for layer in layers}
+    arrays = {
+        layer: np.lib.format.open_memmap(out / files[str(layer)], mode="w+", dtype=np_dtype, shape=shape) for layer in layers
+    }
     device = layered.lm_head.weight.device
     started = time.perf_counter()
     for start in tqdm(range(0, len(tokens), batch_size), desc="caching hidden states", unit="batch"):
@@ -142,8 +152,13 @@ def write_states(layered, tokens: torch.Tensor, spec: dict, out: Path, batch_siz
     for array in arrays.values():
         array.flush()
     seconds = time.perf_counter() - started
-    meta = {"spec": json.loads(json.dumps(spec, default=str)), "files": files, "dtype": dtype, "build_seconds": seconds,
-            "tokens_per_s": tokens.numel() / max(seconds, 1e-9)}
+    meta = {
+        "spec": json.loads(json.dumps(spec, default=str)),
+        "files": files,
+        "dtype": dtype,
+        "build_seconds": seconds,
+        "tokens_per_s": tokens.numel() / max(seconds, 1e-9),
+    }
     (out / META).write_text(json.dumps(meta, indent=2))
 
 
@@ -151,7 +166,9 @@ def _to_storage(hidden: torch.Tensor, dtype: str, torch_view) -> np.ndarray:
     if dtype == "float16":
         limit = torch.finfo(torch.float16).max
         if hidden.abs().max().item() > limit:
-            raise EEBenchError(f"hidden states exceed the float16 range (|h| > {limit:.0f}); set head.training.state_dtype=bfloat16")
+            raise EEBenchError(
+                f"hidden states exceed the float16 range (|h| > {limit:.0f}); set head.training.state_dtype=bfloat16"
+            )
         return hidden.to(torch.float16).cpu().numpy()
     if torch_view is not None:
         return hidden.to(torch_view).cpu().view(torch.int16).numpy().view(np.uint16)

@@ -4,6 +4,7 @@ both from hidden states of the frozen backbone (``heads.states``) through the on
 The teacher distribution is the backbone's own final norm + lm_head applied to the last block's output, computed
 once per batch and shared by all heads.
 """
+
 from __future__ import annotations
 
 import torch
@@ -93,8 +94,17 @@ class GateTask(_Task):
 def train_heads(layered, heads: ExitHeads, states, cfg: HeadTrainingConfig, seed: int) -> dict:
     """Distil every head to the final layer; returns the training log (per head: tokens, KL curve, stop reason)."""
     device = layered.lm_head.weight.device
-    settings = LoopSettings(cfg.max_tokens, cfg.batch_size, cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.eval_every,
-                            cfg.patience, cfg.min_delta, resolve_precision(cfg.precision, device))
+    settings = LoopSettings(
+        cfg.max_tokens,
+        cfg.batch_size,
+        cfg.lr,
+        cfg.warmup_steps,
+        cfg.weight_decay,
+        cfg.eval_every,
+        cfg.patience,
+        cfg.min_delta,
+        resolve_precision(cfg.precision, device),
+    )
     task = DistillationTask(layered, heads, states, cfg.val_sequences, cfg.batch_size)
     log = train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, seed, device, "training exit heads")
     return {**label_members(log, "head", heads.exit_layers), "loss": "kl", "validation_sequences": cfg.val_sequences}
@@ -103,8 +113,17 @@ def train_heads(layered, heads: ExitHeads, states, cfg: HeadTrainingConfig, seed
 def train_gates(layered, heads: ExitHeads, states, gate: GateConfig, cfg: HeadTrainingConfig, seed: int) -> dict:
     """Fit each gate with the heads' loop; evaluation cadence and patience come from ``head.training``."""
     device = layered.lm_head.weight.device
-    settings = LoopSettings(gate.max_tokens, gate.batch_size, gate.lr, 0, 0.0, cfg.eval_every, cfg.patience, cfg.min_delta,
-                            resolve_precision(cfg.precision, device))
+    settings = LoopSettings(
+        gate.max_tokens,
+        gate.batch_size,
+        gate.lr,
+        0,
+        0.0,
+        cfg.eval_every,
+        cfg.patience,
+        cfg.min_delta,
+        resolve_precision(cfg.precision, device),
+    )
     task = GateTask(layered, heads, states, cfg.val_sequences, gate.batch_size)
     log = train_loop(list(heads.gates), task, task.num_train, states.seq_len, settings, seed, device, "training exit gates")
     return {**label_members(log, "gate", heads.exit_layers), "loss": "bce"}
@@ -113,7 +132,9 @@ def train_gates(layered, heads: ExitHeads, states, gate: GateConfig, cfg: HeadTr
 def label_members(log: dict, kind: str, exit_layers: list[int]) -> dict:
     """Name each module by its exit layer and move its loss-vs-tokens curve into one flat list (for W&B and reports)."""
     members = log.pop("members")
-    curves = [{"module": kind, "exit_layer": layer, **{key: [p[key] for p in m["curve"]] for key in ("tokens", "train", "heldout")}}
-              for layer, m in zip(exit_layers, members)]
+    curves = [
+        {"module": kind, "exit_layer": layer, **{key: [p[key] for p in m["curve"]] for key in ("tokens", "train", "heldout")}}
+        for layer, m in zip(exit_layers, members)
+    ]
     per_module = [{"exit_layer": layer, **{k: v for k, v in m.items() if k != "curve"}} for layer, m in zip(exit_layers, members)]
     return {**log, "modules": per_module, "curves": curves}

@@ -4,6 +4,7 @@ column group per threshold target, so the effect of the head and of the metric r
 Shown only when a report varies the head type or the confidence metric; a sweep over thresholds
 alone is fully described by the per-family tables.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -25,8 +26,10 @@ def coverage(row: pd.Series) -> float:
 def comparison_cell(row: pd.Series) -> str:
     delta = row.get("acc_delta")
     delta_text = MISSING if is_missing(delta) else f"{delta:+.1f}"
-    return (f"{fmt(coverage(row), '.2f')} / {fmt(row.get('agreement'), '.3f')} / "
-            f"{fmt(row.get(SPEEDUP_COLUMNS['theoretical']), '.2f')} / {delta_text}")
+    return (
+        f"{fmt(coverage(row), '.2f')} / {fmt(row.get('agreement'), '.3f')} / "
+        f"{fmt(row.get(SPEEDUP_COLUMNS['theoretical']), '.2f')} / {delta_text}"
+    )
 
 
 def other_axes(row: pd.Series) -> str:
@@ -60,10 +63,12 @@ def comparison_section(frame: pd.DataFrame) -> list:
     columns, rows = comparison_rows(frame)
     return [
         Heading("Head type × confidence metric"),
-        Paragraph(f"Each cell: {CELL_FORMAT}. Coverage is the share of held-out tokens that exit before the "
-                  "final layer, agreement the share of held-out tokens whose exit prediction equals the full "
-                  "model's (calibration and held-out documents are disjoint), theoretical speedup the cost "
-                  "model's (head and gate cost counted; on the tasks' own tokens where recorded, see *What was "
-                  "run*), Δ the mean task accuracy change in points."),
+        Paragraph(
+            f"Each cell: {CELL_FORMAT}. Coverage is the share of held-out tokens that exit before the "
+            "final layer, agreement the share of held-out tokens whose exit prediction equals the full "
+            "model's (calibration and held-out documents are disjoint), theoretical speedup the cost "
+            "model's (head and gate cost counted; on the tasks' own tokens where recorded, see *What was "
+            "run*), Δ the mean task accuracy change in points."
+        ),
         Table(["backbone", "placement", "head", "confidence", *columns], rows, caption=f"Each cell: {CELL_FORMAT}."),
     ]

@@ -4,6 +4,7 @@ threshold buys in coverage, and accuracy against compute.
 Every function takes already-extracted data and writes one PNG; choosing what to plot (and saying
 what was skipped) is the caller's job, see ``eebench.reporting.figure_set``.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,6 +36,7 @@ def _panel_grid(count: int, panel_width: float = 3.6, panel_height: float = 3.0)
 
 # ----------------------------------------------------------------------------- exit histogram
 
+
 def exit_columns(frame: pd.DataFrame) -> list[str]:
     labels = [c.split(":", 1)[1] for c in frame.columns if c.startswith("exit:")]
     return [f"exit:{label}" for label in sorted(labels, key=exit_label_order)]
@@ -64,8 +66,7 @@ def plot_exit_histograms(frame: pd.DataFrame, path: str | Path) -> Path | None:
     if frame.empty or not columns:
         return None
     families = list(dict.fromkeys(frame["family"]))
-    figure, axes = _panel_grid(len(families), panel_width=5.2, panel_height=0.45 * frame.groupby(
-        "family").size().max() + 1.8)
+    figure, axes = _panel_grid(len(families), panel_width=5.2, panel_height=0.45 * frame.groupby("family").size().max() + 1.8)
     labels = [c.split(":", 1)[1] for c in columns]
     colours = exit_colours(labels)
     for ax, family in zip(axes, families):
@@ -80,6 +81,7 @@ def plot_exit_histograms(frame: pd.DataFrame, path: str | Path) -> Path | None:
 
 
 # ----------------------------------------------------------------------------- calibration curves
+
 
 def _head_panels(axes, curves: list[dict], curve: str, x_key: str):
     """Yield (axes, head, points of its ``curve`` that have ``x_key``) per head, titling each panel;
@@ -100,8 +102,7 @@ def _agreement_floor(agreement: list, targets: list[float]) -> float:
     return max(0.0, min(values, default=0.0) - 0.05) - 0.01
 
 
-def plot_reliability(curves: list[dict], path: str | Path, title: str, metric: str,
-                     targets: list[float]) -> Path:
+def plot_reliability(curves: list[dict], path: str | Path, title: str, metric: str, targets: list[float]) -> Path:
     """Per head: mean confidence value of a quantile bin vs agreement with the full model in that bin."""
     figure, axes = _panel_grid(len(curves))
     for ax, _head, bins in _head_panels(axes, curves, "reliability", "value"):
@@ -116,8 +117,10 @@ def plot_reliability(curves: list[dict], path: str | Path, title: str, metric: s
         ax.set_xlabel(metric, fontsize=8)
         ax.set_ylabel("agreement with full model", fontsize=8)
         ax.grid(True, alpha=0.3)
-    figure.suptitle(f"{title}\nreliability: held-out tokens in quantile bins of the confidence metric "
-                    "(marker size: tokens; dotted: targets)", fontsize=10)
+    figure.suptitle(
+        f"{title}\nreliability: held-out tokens in quantile bins of the confidence metric (marker size: tokens; dotted: targets)",
+        fontsize=10,
+    )
     return save(figure, path)
 
 
@@ -133,9 +136,17 @@ def _mark_chosen(ax, chosen: list[dict], colours: dict) -> None:
     for point in chosen:
         if point.get("threshold") is None or point.get("coverage") is None or point.get("target") not in colours:
             continue
-        ax.plot([point["threshold"]], [point["coverage"]], marker="o", linestyle="none", zorder=4,
-                color=colours[point["target"]], markeredgecolor="black", markeredgewidth=0.5,
-                label=f"chosen, target {point['target']:g}")
+        ax.plot(
+            [point["threshold"]],
+            [point["coverage"]],
+            marker="o",
+            linestyle="none",
+            zorder=4,
+            color=colours[point["target"]],
+            markeredgecolor="black",
+            markeredgewidth=0.5,
+            label=f"chosen, target {point['target']:g}",
+        )
 
 
 def _shared_legend(figure, axes) -> None:
@@ -145,12 +156,10 @@ def _shared_legend(figure, axes) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)
     if entries:
-        figure.legend(list(entries.values()), list(entries), loc="outside lower center",
-                      ncols=min(len(entries), 3), fontsize=8)
+        figure.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=min(len(entries), 3), fontsize=8)
 
 
-def plot_coverage(curves: list[dict], chosen: dict[str, list[dict]], path: str | Path, title: str,
-                  metric: str) -> Path:
+def plot_coverage(curves: list[dict], chosen: dict[str, list[dict]], path: str | Path, title: str, metric: str) -> Path:
     """Per head: threshold grid vs share of held-out tokens let out and their agreement.
 
     ``chosen`` maps head layer to the thresholds calibration picked, as dicts with threshold,
@@ -161,19 +170,18 @@ def plot_coverage(curves: list[dict], chosen: dict[str, list[dict]], path: str |
     for ax, head, grid in _head_panels(axes, curves, "coverage", "threshold"):
         thresholds = [g["threshold"] for g in grid]
         ax.plot(thresholds, [g.get("coverage") for g in grid], color="C0", label="coverage")
-        ax.plot(thresholds, [g.get("agreement") for g in grid], color="C1", linestyle="--",
-                label="agreement of exited")
+        ax.plot(thresholds, [g.get("agreement") for g in grid], color="C1", linestyle="--", label="agreement of exited")
         _mark_chosen(ax, chosen.get(str(head.get("layer")), []), colours)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(f"{metric} threshold", fontsize=8)
         ax.grid(True, alpha=0.3)
     _shared_legend(figure, axes)
-    figure.suptitle(f"{title}\nthreshold → coverage (dots: thresholds calibration chose, darker = higher target)",
-                    fontsize=10)
+    figure.suptitle(f"{title}\nthreshold → coverage (dots: thresholds calibration chose, darker = higher target)", fontsize=10)
     return save(figure, path)
 
 
 # ----------------------------------------------------------------------------- cost vs accuracy
+
 
 def _draw_full_models(ax, frame: pd.DataFrame) -> None:
     for _, group in frame.groupby("backbone", sort=True):
@@ -181,12 +189,25 @@ def _draw_full_models(ax, frame: pd.DataFrame) -> None:
         if full.empty:
             continue
         row = full.iloc[0]
-        ax.errorbar([100.0], [row["mean_baseline_acc"] * 100],
-                    yerr=[row["mean_baseline_acc_se"] * 100], fmt="*", color="black", markersize=11,
-                    capsize=2, zorder=4)
+        ax.errorbar(
+            [100.0],
+            [row["mean_baseline_acc"] * 100],
+            yerr=[row["mean_baseline_acc_se"] * 100],
+            fmt="*",
+            color="black",
+            markersize=11,
+            capsize=2,
+            zorder=4,
+        )
         # To the right of the 100% line, where no early-exit point can be, so labels never collide.
-        ax.annotate(f"full {row['backbone']}", (100.0, row["mean_baseline_acc"] * 100), fontsize=7,
-                    textcoords="offset points", xytext=(9, -3), ha="left")
+        ax.annotate(
+            f"full {row['backbone']}",
+            (100.0, row["mean_baseline_acc"] * 100),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(9, -3),
+            ha="left",
+        )
 
 
 def plot_cost_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
@@ -200,8 +221,16 @@ def plot_cost_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
     styles = family_styles(list(dict.fromkeys(frame["family"])))
     for family, group in points.groupby("family", sort=False):
         cost = 100.0 / group[speedup]
-        ax.errorbar(cost, group["mean_acc"] * 100, yerr=group["mean_acc_se"] * 100, fmt=styles[family]["marker"],
-                    color=styles[family]["color"], capsize=2, label=family, alpha=0.85)
+        ax.errorbar(
+            cost,
+            group["mean_acc"] * 100,
+            yerr=group["mean_acc_se"] * 100,
+            fmt=styles[family]["marker"],
+            color=styles[family]["color"],
+            capsize=2,
+            label=family,
+            alpha=0.85,
+        )
         for x, y, threshold in zip(cost, group["mean_acc"] * 100, group["threshold"]):
             ax.annotate(f"{threshold:g}", (x, y), fontsize=7, textcoords="offset points", xytext=(4, 4))
     _draw_full_models(ax, points)

@@ -3,6 +3,7 @@
 Sections build blocks once, so the three formats cannot drift apart in content. Inline text may use
 a Markdown subset (``**bold**``, ``*italic*``, ```code```), which each renderer translates or strips.
 """
+
 from __future__ import annotations
 
 import html

@@ -4,6 +4,7 @@ A figure that cannot be drawn (older results.json without ``curves`` or ``exit_s
 malformed data) never stops the report: it is left out and a note says which and why, both where
 the figure would have been and in the Skipped section.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,18 +67,27 @@ def _pareto_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> No
     warning = mixed_hardware_caption(frame)
     overlay = figures.attempt("Pareto overlay", "", plot_pareto, frame, out_dir / OVERLAY_FILE, None, single)
     if overlay:
-        figures.blocks.append(Figure(overlay, "Pareto fronts" if single else "All backbones",
-                                     PARETO_CAPTION + (front_note if single else "") + warning))
+        figures.blocks.append(
+            Figure(
+                overlay, "Pareto fronts" if single else "All backbones", PARETO_CAPTION + (front_note if single else "") + warning
+            )
+        )
     for backbone in backbones if not single else []:
         path = out_dir / FIGURE_DIR / f"pareto_{slug(backbone)}.png"
-        drawn = figures.attempt(f"Pareto for {backbone}", "", plot_pareto, frame[frame["backbone"] == backbone],
-                                path, f"{backbone}: accuracy vs speedup (dotted: front across its families)", True)
+        drawn = figures.attempt(
+            f"Pareto for {backbone}",
+            "",
+            plot_pareto,
+            frame[frame["backbone"] == backbone],
+            path,
+            f"{backbone}: accuracy vs speedup (dotted: front across its families)",
+            True,
+        )
         if drawn:
             figures.blocks.append(Figure(drawn, f"Backbone {backbone}", PARETO_CAPTION + front_note + warning))
 
 
-def _figure_section(figures: FigureSet, heading: str, title: str, caption: str, missing: str, draw: Callable,
-                    *args) -> None:
+def _figure_section(figures: FigureSet, heading: str, title: str, caption: str, missing: str, draw: Callable, *args) -> None:
     """A section holding one figure, or the note saying why it is missing."""
     figures.blocks.append(Heading(heading))
     path = figures.attempt(title, missing, draw, *args)
@@ -87,28 +97,37 @@ def _figure_section(figures: FigureSet, heading: str, title: str, caption: str, 
 
 def _cost_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None:
     _figure_section(
-        figures, "Accuracy vs compute", "Accuracy vs per-token compute",
+        figures,
+        "Accuracy vs compute",
+        "Accuracy vs per-token compute",
         "Mean task accuracy against the per-token cost of each configuration as a share of the full model's "
         "(100 / theoretical speedup, counting every exit head evaluated). Stars: the full model.",
         "no run has both task accuracy and a theoretical speedup",
-        diagnostics.plot_cost_accuracy, frame, out_dir / FIGURE_DIR / "cost_accuracy.png")
+        diagnostics.plot_cost_accuracy,
+        frame,
+        out_dir / FIGURE_DIR / "cost_accuracy.png",
+    )
 
 
 def _exit_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> None:
     _figure_section(
-        figures, "Where tokens exit", "Exit histograms",
+        figures,
+        "Where tokens exit",
+        "Exit histograms",
         "Share of held-out tokens leaving at each exit head (colour) or running the full model (grey), one bar "
         "per threshold. Colours match the per-token view.",
         "no run recorded `exit.fraction`",
-        diagnostics.plot_exit_histograms, frame, out_dir / FIGURE_DIR / "exit_histograms.png")
+        diagnostics.plot_exit_histograms,
+        frame,
+        out_dir / FIGURE_DIR / "exit_histograms.png",
+    )
 
 
 def _calibration_inputs(runs: list[RunResult]) -> dict[str, dict]:
     """Per family: curves (from its first run that has them), targets and chosen thresholds per head."""
     families: dict[str, dict] = {}
     for results, label in zip(runs, run_families(runs)):
-        family = families.setdefault(label, {"curves": None, "targets": [], "chosen": {},
-                                                      "metric": results.confidence})
+        family = families.setdefault(label, {"curves": None, "targets": [], "chosen": {}, "metric": results.confidence})
         if family["curves"] is None and results.curves:
             family["curves"] = [dataclasses.asdict(head) for head in results.curves]
         target = results.calibration.target
@@ -120,22 +139,40 @@ def _calibration_inputs(runs: list[RunResult]) -> dict[str, dict]:
 
 RELIABILITY_CAPTION = (
     "Held-out tokens binned by quantiles of each head's confidence metric: mean metric value vs the share "
-    "whose head prediction agrees with the full model. Dotted lines: agreement targets.")
+    "whose head prediction agrees with the full model. Dotted lines: agreement targets."
+)
 COVERAGE_CAPTION = (
     "For each head, the share of held-out tokens it would let out at each threshold (solid) and their "
     "agreement with the full model (dashed); dots are the thresholds calibration chose (darker red: "
-    "higher agreement target).")
+    "higher agreement target)."
+)
 
 
 def _family_calibration(figures: FigureSet, family: str, inputs: dict, out_dir: Path) -> None:
     targets = sorted({t for t in inputs["targets"] if isinstance(t, (int, float))})
     base = out_dir / FIGURE_DIR
-    reliability = figures.attempt(f"Reliability for {family}", "", diagnostics.plot_reliability, inputs["curves"],
-                                  base / f"reliability_{slug(family)}.png", family, inputs["metric"], targets)
+    reliability = figures.attempt(
+        f"Reliability for {family}",
+        "",
+        diagnostics.plot_reliability,
+        inputs["curves"],
+        base / f"reliability_{slug(family)}.png",
+        family,
+        inputs["metric"],
+        targets,
+    )
     if reliability:
         figures.blocks.append(Figure(reliability, f"Reliability: {family}", RELIABILITY_CAPTION))
-    coverage = figures.attempt(f"Coverage for {family}", "", diagnostics.plot_coverage, inputs["curves"],
-                               inputs["chosen"], base / f"coverage_{slug(family)}.png", family, inputs["metric"])
+    coverage = figures.attempt(
+        f"Coverage for {family}",
+        "",
+        diagnostics.plot_coverage,
+        inputs["curves"],
+        inputs["chosen"],
+        base / f"coverage_{slug(family)}.png",
+        family,
+        inputs["metric"],
+    )
     if coverage:
         figures.blocks.append(Figure(coverage, f"Threshold → coverage: {family}", COVERAGE_CAPTION))
 
@@ -147,8 +184,9 @@ def _calibration_blocks(figures: FigureSet, runs: list[RunResult], out_dir: Path
         figures.skip("Calibration curves", "no complete runs")
     for family, inputs in sorted(families.items()):
         if inputs["curves"] is None:
-            figures.skip(f"Calibration curves for {family}",
-                         "its results.json files have no `curves` (written by an older eebench)")
+            figures.skip(
+                f"Calibration curves for {family}", "its results.json files have no `curves` (written by an older eebench)"
+            )
         else:
             _family_calibration(figures, family, inputs, out_dir)
 
@@ -159,17 +197,26 @@ def _token_blocks(figures: FigureSet, runs: list[RunResult], out_dir: Path) -> N
     if not samples:
         figures.skip("Per-token exit view", "no run recorded `timing.exit_sample` (timing disabled or an older eebench)")
         return
-    pictures = figures.attempt("Per-token exit picture", "", plot_token_views, samples,
-                               out_dir / FIGURE_DIR / "token_exits") or []
+    pictures = (
+        figures.attempt("Per-token exit picture", "", plot_token_views, samples, out_dir / FIGURE_DIR / "token_exits") or []
+    )
     shown = samples[:MAX_VIEWS]
     more = f" ({len(samples) - MAX_VIEWS} more runs have a sample in their results.json)" if len(samples) > MAX_VIEWS else ""
     # Part of the view block rather than a paragraph, so the PDF shows it on the pictures' pages only.
-    intro = ("One generated sequence per run from the timing benchmark (early-exit decoder), each token coloured "
-             f"by the block it left at; grey tokens ran the full model. The prompt is uncoloured.{more}")
-    figures.blocks.append(RawHtml(f"<p>{inline_html(intro)}</p>\n{samples_html(shown)}",
-                                  "\n\n".join([intro] + [sample_text(s) for s in shown]),
-                                  [Figure(path, "Per-token exits" + (f" ({n} of {len(pictures)})" if len(pictures) > 1 else ""),
-                                          intro) for n, path in enumerate(pictures, start=1)]))
+    intro = (
+        "One generated sequence per run from the timing benchmark (early-exit decoder), each token coloured "
+        f"by the block it left at; grey tokens ran the full model. The prompt is uncoloured.{more}"
+    )
+    figures.blocks.append(
+        RawHtml(
+            f"<p>{inline_html(intro)}</p>\n{samples_html(shown)}",
+            "\n\n".join([intro] + [sample_text(s) for s in shown]),
+            [
+                Figure(path, "Per-token exits" + (f" ({n} of {len(pictures)})" if len(pictures) > 1 else ""), intro)
+                for n, path in enumerate(pictures, start=1)
+            ],
+        )
+    )
 
 
 def build_figures(frame: pd.DataFrame, runs: list[RunResult], out_dir: Path) -> FigureSet:

@@ -1,4 +1,5 @@
 """The generated Findings: every sentence is computed from the numbers in the summary frame."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -7,7 +8,14 @@ from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.reporting.document import Bullets, Heading, Paragraph
 from eebench.reporting.formatting import distinct, fmt
 from eebench.reporting.speed import (
-    NO_DIFFERENCE, column, fastest, flagged, has_intervals, reference_short, speedup_text, verdict,
+    NO_DIFFERENCE,
+    column,
+    fastest,
+    flagged,
+    has_intervals,
+    reference_short,
+    speedup_text,
+    verdict,
 )
 
 THEORETICAL = SPEEDUP_COLUMNS["theoretical"]  # on task tokens where recorded, like the accuracy beside it
@@ -32,8 +40,9 @@ def mixed_hardware_note(frame: pd.DataFrame) -> str:
     )
 
 
-MIXED_HARDWARE_CAPTION = ("⚠ Timings come from different devices/hosts: compare measured speedups and "
-                          "tokens/s only within one device@host.")
+MIXED_HARDWARE_CAPTION = (
+    "⚠ Timings come from different devices/hosts: compare measured speedups and tokens/s only within one device@host."
+)
 
 
 def mixed_hardware_caption(frame: pd.DataFrame) -> str:
@@ -44,8 +53,10 @@ def mixed_hardware_caption(frame: pd.DataFrame) -> str:
 def _smallest_loss(timed: pd.DataFrame, speedup: str) -> str:
     best = timed.loc[timed["acc_delta"].idxmax()]
     speed = speedup_text(best) if speedup == "measured_speedup" else f"{fmt(best[speedup], '.2f')}x"
-    return (f"no configuration stays within {WITHIN_POINTS:g} point of the full model; the smallest "
-            f"loss is {fmt(best['acc_delta'], '+.1f')} points ({describe_point(best)}, {speed}).")
+    return (
+        f"no configuration stays within {WITHIN_POINTS:g} point of the full model; the smallest "
+        f"loss is {fmt(best['acc_delta'], '+.1f')} points ({describe_point(best)}, {speed})."
+    )
 
 
 def _fastest_by_interval(close: pd.DataFrame, reference: str) -> str:
@@ -53,16 +64,24 @@ def _fastest_by_interval(close: pd.DataFrame, reference: str) -> str:
     best = fastest(close)
     if len(best) > 1:
         listed = _examples(best, lambda r: f"{describe_point(r)} ({speedup_text(r)})")
-        return (f"within {WITHIN_POINTS:g} point of the full model, {len(best)} configurations are the fastest and "
-                f"**indistinguishable** (their 95% CIs overlap, so none is measurably faster): {listed}.")
+        return (
+            f"within {WITHIN_POINTS:g} point of the full model, {len(best)} configurations are the fastest and "
+            f"**indistinguishable** (their 95% CIs overlap, so none is measurably faster): {listed}."
+        )
     row = best.iloc[0]
-    outcome = {NO_DIFFERENCE: f" — **{NO_DIFFERENCE}** from {reference} (the CI contains 1.0)",
-               "slower": f" — measurably **slower** than {reference}"}.get(verdict(row), "")
-    lead = (f"the only configuration within {WITHIN_POINTS:g} point of the full model" if len(close) == 1 else
-            f"the fastest configuration within {WITHIN_POINTS:g} point of the full model (its 95% CI lies above "
-            "every other's)")
-    return (f"{lead} is {describe_point(row)}: {speedup_text(row)} measured speedup against {reference}, "
-            f"accuracy change {fmt(row['acc_delta'], '+.1f')} points{outcome}.")
+    outcome = {
+        NO_DIFFERENCE: f" — **{NO_DIFFERENCE}** from {reference} (the CI contains 1.0)",
+        "slower": f" — measurably **slower** than {reference}",
+    }.get(verdict(row), "")
+    lead = (
+        f"the only configuration within {WITHIN_POINTS:g} point of the full model"
+        if len(close) == 1
+        else f"the fastest configuration within {WITHIN_POINTS:g} point of the full model (its 95% CI lies above every other's)"
+    )
+    return (
+        f"{lead} is {describe_point(row)}: {speedup_text(row)} measured speedup against {reference}, "
+        f"accuracy change {fmt(row['acc_delta'], '+.1f')} points{outcome}."
+    )
 
 
 def _fastest_within_tolerance(rows: pd.DataFrame, speedup: str, reference: str = "the full model") -> str:
@@ -77,9 +96,11 @@ def _fastest_within_tolerance(rows: pd.DataFrame, speedup: str, reference: str =
     best = close.loc[close[speedup].idxmax()]
     verdict_text = "" if best[speedup] > 1 else " — which is **not faster** than the full model"
     estimate = " (point estimates: these results carry no confidence intervals)" if speedup == "measured_speedup" else ""
-    return (f"the fastest configuration within {WITHIN_POINTS:g} point of the full model is "
-            f"{describe_point(best)}: {fmt(best[speedup], '.2f')}x {speedup.split('_')[0]} speedup{estimate}, "
-            f"accuracy change {fmt(best['acc_delta'], '+.1f')} points{verdict_text}.")
+    return (
+        f"the fastest configuration within {WITHIN_POINTS:g} point of the full model is "
+        f"{describe_point(best)}: {fmt(best[speedup], '.2f')}x {speedup.split('_')[0]} speedup{estimate}, "
+        f"accuracy change {fmt(best['acc_delta'], '+.1f')} points{verdict_text}."
+    )
 
 
 def _backbone_finding(backbone: str, rows: pd.DataFrame, reference: str) -> str:
@@ -89,13 +110,18 @@ def _backbone_finding(backbone: str, rows: pd.DataFrame, reference: str) -> str:
     else:
         theoretical = _fastest_within_tolerance(rows, THEORETICAL)
         text = f"**{backbone}**: no measured timings with task accuracy; by theoretical speedup, " + (
-            theoretical or "nothing to compare (no task accuracy recorded).")
+            theoretical or "nothing to compare (no task accuracy recorded)."
+        )
     paired = rows.dropna(subset=["measured_speedup", THEORETICAL])
     if not paired.empty:
         ratio = (paired["measured_speedup"] / paired[THEORETICAL]).median()
         text += f" Measured speedup is a median {ratio:.0%} of the theoretical speedup"
-        text += (", i.e. faster than the cost model allows: suspect timing noise (see the min–max "
-                 "range) or a mismatch between what the two measure." if ratio > 1.05 else ".")
+        text += (
+            ", i.e. faster than the cost model allows: suspect timing noise (see the min–max "
+            "range) or a mismatch between what the two measure."
+            if ratio > 1.05
+            else "."
+        )
     return text
 
 
@@ -108,8 +134,11 @@ def _verdict_counts(timed: pd.DataFrame, reference: str) -> str:
     """Timed points sorted by what their CI says against the reference."""
     verdicts = timed.apply(verdict, axis=1)
     parts = []
-    for outcome, wording in (("slower", "**measurably slower**"), (NO_DIFFERENCE, f"**{NO_DIFFERENCE}** (CI contains 1.0)"),
-                             ("faster", "measurably faster")):
+    for outcome, wording in (
+        ("slower", "**measurably slower**"),
+        (NO_DIFFERENCE, f"**{NO_DIFFERENCE}** (CI contains 1.0)"),
+        ("faster", "measurably faster"),
+    ):
         chosen = timed[verdicts == outcome]
         if not chosen.empty:
             listed = "" if outcome == "faster" else ": " + _examples(chosen, lambda r: f"{describe_point(r)} ({speedup_text(r)})")
@@ -127,8 +156,7 @@ def _slower_than_full(frame: pd.DataFrame, reference: str = "the full model") ->
     if slower.empty:
         return f"No timed point is slower than the full model (all {len(timed)} have measured speedup ≥ 1)."
     examples = _examples(slower, lambda r: f"{describe_point(r)} ({fmt(r['measured_speedup'], '.2f')}x)")
-    return (f"**{len(slower)} of {len(timed)} timed points are slower than the full model** "
-            f"(measured speedup < 1): {examples}.")
+    return f"**{len(slower)} of {len(timed)} timed points are slower than the full model** (measured speedup < 1): {examples}."
 
 
 def _caveats(frame: pd.DataFrame) -> list[str]:
@@ -138,17 +166,23 @@ def _caveats(frame: pd.DataFrame) -> list[str]:
     without_ci = frame[column(frame, "speedup_ci_lo").isna()]
     noisy = without_ci[(without_ci["speedup_min"] < 1.0) & (without_ci["speedup_max"] > 1.0)]
     if not noisy.empty:
-        notes.append(f"{len(noisy)} timed point(s) have a measured min–max range spanning 1x, so timing "
-                     f"cannot distinguish them from the full model: {_examples(noisy)}.")
+        notes.append(
+            f"{len(noisy)} timed point(s) have a measured min–max range spanning 1x, so timing "
+            f"cannot distinguish them from the full model: {_examples(noisy)}."
+        )
     exact = frame[column(frame, "accuracy_decoder") == "exact_kv"]
     if not exact.empty:
-        notes.append(f"{len(exact)} point(s) decode with `copy` or `skip`, whose KV differs from full-depth decoding: their "
-                     "task accuracy is exact-KV accuracy (teacher-forced, every block running), not their own, so they "
-                     f"are kept off the backbone fronts: {_examples(exact)}.")
+        notes.append(
+            f"{len(exact)} point(s) decode with `copy` or `skip`, whose KV differs from full-depth decoding: their "
+            "task accuracy is exact-KV accuracy (teacher-forced, every block running), not their own, so they "
+            f"are kept off the backbone fronts: {_examples(exact)}."
+        )
     costly = frame[frame[THEORETICAL] < 1.0]
     if not costly.empty:
-        notes.append(f"{len(costly)} point(s) have theoretical speedup below 1 (by the cost model they do "
-                     f"more work than the full model): {_examples(costly)}.")
+        notes.append(
+            f"{len(costly)} point(s) have theoretical speedup below 1 (by the cost model they do "
+            f"more work than the full model): {_examples(costly)}."
+        )
     return notes
 
 
@@ -158,18 +192,24 @@ def calibration_misses(frame: pd.DataFrame) -> str:
     missed = frame[misses.notna() & (misses.astype(str) != "")]
     if missed.empty:
         return ""
-    listed = "; ".join(f"{describe_point(row)} (target {fmt(row['threshold'], 'g')}): {row['calibration_misses']}"
-                       for _, row in missed.head(MAX_EXAMPLES).iterrows())
+    listed = "; ".join(
+        f"{describe_point(row)} (target {fmt(row['threshold'], 'g')}): {row['calibration_misses']}"
+        for _, row in missed.head(MAX_EXAMPLES).iterrows()
+    )
     more = f"; and {len(missed) - MAX_EXAMPLES} more" if len(missed) > MAX_EXAMPLES else ""
-    return (f"**{len(missed)} point(s) miss their calibration target on held-out documents** (agreement with the "
-            f"full model of the tokens a head let exit, below the target): {listed}{more}.")
+    return (
+        f"**{len(missed)} point(s) miss their calibration target on held-out documents** (agreement with the "
+        f"full model of the tokens a head let exit, below the target): {listed}{more}."
+    )
 
 
 def measurement_errors(frame: pd.DataFrame) -> list[str]:
     """One line per point whose timing was flagged: stated as an error, kept out of every finding."""
     bad = frame[flagged(frame)]
-    return [f"{describe_point(row)}: measured {fmt(row['measured_speedup'], '.2f')}x — {row['timing_flags']}"
-            for _, row in bad.iterrows()]
+    return [
+        f"{describe_point(row)}: measured {fmt(row['measured_speedup'], '.2f')}x — {row['timing_flags']}"
+        for _, row in bad.iterrows()
+    ]
 
 
 def findings_items(frame: pd.DataFrame, skipped_count: int) -> list[str]:
@@ -194,12 +234,15 @@ def findings_items(frame: pd.DataFrame, skipped_count: int) -> list[str]:
 def findings_section(frame: pd.DataFrame, skipped_count: int) -> list:
     items = findings_items(frame, skipped_count)
     if not items:
-        return [Heading("Findings"),
-                Paragraph("No complete runs, so there is nothing to conclude; see *Skipped* below.")]
+        return [Heading("Findings"), Paragraph("No complete runs, so there is nothing to conclude; see *Skipped* below.")]
     blocks = [Heading("Findings"), Bullets(items)]
     errors = measurement_errors(frame)
     if errors:
-        blocks += [Paragraph(f"**Measurement errors** ({len(errors)} point(s)): their timing failed a sanity check, so "
-                             "their measured speedups are not findings and are left out of everything above."),
-                   Bullets(errors)]
+        blocks += [
+            Paragraph(
+                f"**Measurement errors** ({len(errors)} point(s)): their timing failed a sanity check, so "
+                "their measured speedups are not findings and are left out of everything above."
+            ),
+            Bullets(errors),
+        ]
     return blocks

@@ -1,4 +1,5 @@
 """Number and label formatting shared by every report section and figure."""
+
 from __future__ import annotations
 
 import math

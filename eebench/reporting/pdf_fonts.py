@@ -3,6 +3,7 @@
 The PDF's built-in Helvetica covers only Latin-1, and reports print Δ, √, Σ, ≥, → and ⚠; DejaVu Sans
 covers them all and ships with matplotlib (already a dependency), so it is embedded from there.
 """
+
 from __future__ import annotations
 
 from functools import cache
@@ -15,8 +16,13 @@ from reportlab.pdfbase.ttfonts import TTFont
 
 from eebench.reporting.document import inline_html
 
-REGULAR, BOLD, ITALIC, BOLD_ITALIC, MONO = "DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", \
-    "DejaVuSans-BoldOblique", "DejaVuSansMono"
+REGULAR, BOLD, ITALIC, BOLD_ITALIC, MONO = (
+    "DejaVuSans",
+    "DejaVuSans-Bold",
+    "DejaVuSans-Oblique",
+    "DejaVuSans-BoldOblique",
+    "DejaVuSansMono",
+)
 
 
 @cache

@@ -7,6 +7,7 @@ width goes to the columns whose text is longest. When even the unbreakable piece
 font shrinks; at the smallest size the widest columns break inside words rather than run over the
 page edge.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,8 +48,9 @@ def _column_extents(headers: list[str], rows: list[list[str]], size: float):
     for column, (header, numeric) in enumerate(zip(headers, numeric_columns(rows, len(headers)))):
         kind = "number" if numeric else "text"
         cells = [(plain_text(header), BOLD, "header")] + [(plain_text(str(row[column])), REGULAR, kind) for row in rows]
-        narrowest = max(_width(piece, font, size) for text, font, cell_kind in cells
-                        for piece in _pieces(text, cell_kind) or [""])
+        narrowest = max(
+            _width(piece, font, size) for text, font, cell_kind in cells for piece in _pieces(text, cell_kind) or [""]
+        )
         widest = max(_width(text, font, size) for text, font, _ in cells)
         extents.append((narrowest + 2 * CELL_PAD, widest + 2 * CELL_PAD))
     return extents
@@ -111,8 +113,7 @@ def cell_markup(text: str, width: float, font: str, size: float) -> str:
 
 
 def _cell_style(name: str, font: str, size: float, align: int) -> ParagraphStyle:
-    return ParagraphStyle(name, fontName=font, fontSize=size, leading=size * 1.2, alignment=align,
-                          splitLongWords=1)
+    return ParagraphStyle(name, fontName=font, fontSize=size, leading=size * 1.2, alignment=align, splitLongWords=1)
 
 
 def report_table(headers: list[str], rows: list[list[str]], available: float) -> Table:
@@ -124,17 +125,23 @@ def report_table(headers: list[str], rows: list[list[str]], available: float) ->
     aligns = [TA_RIGHT if numeric else TA_LEFT for numeric in numeric_columns(rows, len(headers))]
     styles = [_cell_style(f"table-cell-{align}", REGULAR, size, align) for align in aligns]
     data = [[Paragraph(cell_markup(header, width, BOLD, size), head_style) for header, width in zip(headers, widths)]]
-    data += [[Paragraph(cell_markup(str(cell), width, REGULAR, size), style)
-              for cell, width, style in zip(row, widths, styles)] for row in rows]
+    data += [
+        [Paragraph(cell_markup(str(cell), width, REGULAR, size), style) for cell, width, style in zip(row, widths, styles)]
+        for row in rows
+    ]
     table = Table(data, colWidths=widths, repeatRows=1, hAlign="LEFT")
-    table.setStyle(TableStyle([
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")),
-        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f6f6f6")]),
-        ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#b0b0b0")),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD),
-        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD),
-        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-    ]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")),
+                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f6f6f6")]),
+                ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#b0b0b0")),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD),
+                ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD),
+                ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+            ]
+        )
+    )
     return table

@@ -3,6 +3,7 @@
 Uses ``Figure`` with the Agg canvas directly rather than pyplot, so it works headless and never
 touches (or is broken by) a global backend chosen elsewhere in the process.
 """
+
 from __future__ import annotations
 
 from itertools import cycle
@@ -49,8 +50,7 @@ def say_no_data(ax, text: str) -> None:
 def family_styles(families: list[str]) -> dict[str, dict]:
     colours = [f"C{i}" for i in range(10)]
     return {
-        family: {"color": colour, "marker": marker}
-        for family, colour, marker in zip(families, cycle(colours), cycle(MARKERS))
+        family: {"color": colour, "marker": marker} for family, colour, marker in zip(families, cycle(colours), cycle(MARKERS))
     }
 
 
@@ -76,8 +76,11 @@ def _draw_reference_lines(ax) -> None:
 def _label_thresholds(ax, points: pd.DataFrame, speedup: str) -> None:
     for _, point in points.iterrows():
         ax.annotate(
-            f"{point['threshold']:g}", (point[speedup], point["acc_delta"]),
-            textcoords="offset points", xytext=(4, 4), fontsize=7,
+            f"{point['threshold']:g}",
+            (point[speedup], point["acc_delta"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=7,
         )
 
 
@@ -99,8 +102,18 @@ def _draw_family(ax, points: pd.DataFrame, kind: str, style: dict, label: str) -
     yerr = points["acc_delta_se"] if "acc_delta_se" in points and points["acc_delta_se"].notna().any() else None
     xerr = speed_errors(points, kind)
     if yerr is not None or xerr is not None:
-        ax.errorbar(points[speedup], points["acc_delta"], xerr=xerr, yerr=yerr, fmt="none",
-                    ecolor=style["color"], alpha=0.45, capsize=2, linewidth=1, zorder=2)
+        ax.errorbar(
+            points[speedup],
+            points["acc_delta"],
+            xerr=xerr,
+            yerr=yerr,
+            fmt="none",
+            ecolor=style["color"],
+            alpha=0.45,
+            capsize=2,
+            linewidth=1,
+            zorder=2,
+        )
     front = points[points[f"pareto_{kind}"]].sort_values(speedup)
     ax.plot(front[speedup], front["acc_delta"], color=style["color"], linewidth=1.2)
     _label_thresholds(ax, points, speedup)
@@ -112,8 +125,15 @@ def _draw_backbone_fronts(ax, frame: pd.DataFrame, kind: str) -> None:
         return
     for number, (_, group) in enumerate(frame.groupby("backbone", sort=True)):
         front = group[group[flags]].dropna(subset=[speedup, "acc_delta"]).sort_values(speedup)
-        ax.plot(front[speedup], front["acc_delta"], color="black", linestyle=":", linewidth=2,
-                label="backbone front" if number == 0 else None, zorder=1)
+        ax.plot(
+            front[speedup],
+            front["acc_delta"],
+            color="black",
+            linestyle=":",
+            linewidth=2,
+            label="backbone front" if number == 0 else None,
+            zorder=1,
+        )
 
 
 def _mark_measurement_errors(ax, frame: pd.DataFrame, kind: str) -> None:
@@ -121,8 +141,16 @@ def _mark_measurement_errors(ax, frame: pd.DataFrame, kind: str) -> None:
     speedup = SPEEDUP_COLUMNS[kind]
     bad = frame[flagged(frame)].dropna(subset=[speedup, "acc_delta"])
     if kind == "measured" and not bad.empty:
-        ax.scatter(bad[speedup], bad["acc_delta"], s=160, facecolors="none", edgecolors="red", linewidths=1.5,
-                   label="measurement error (flagged)", zorder=4)
+        ax.scatter(
+            bad[speedup],
+            bad["acc_delta"],
+            s=160,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.5,
+            label="measurement error (flagged)",
+            zorder=4,
+        )
 
 
 def _draw_panel(ax, frame: pd.DataFrame, kind: str, styles: dict[str, dict], backbone_front: bool) -> None:
@@ -154,13 +182,11 @@ def pareto_figure(frame: pd.DataFrame, title: str | None = None, backbone_front:
     styles = family_styles(list(dict.fromkeys(frame["family"]))) if not frame.empty else {}
     for ax, kind in zip(figure.subplots(1, 2), SPEEDUP_COLUMNS):
         _draw_panel(ax, frame, kind, styles, backbone_front)
-    bars = "±1 stderr" + ("; horizontal: 95% CI of the measured speedup" if speed_errors(frame, "measured") is not None
-                          else "")
+    bars = "±1 stderr" + ("; horizontal: 95% CI of the measured speedup" if speed_errors(frame, "measured") is not None else "")
     figure.suptitle(title or f"Early exit: accuracy vs speedup (labels: target agreement threshold; bars: {bars})")
     return figure
 
 
-def plot_pareto(frame: pd.DataFrame, path: str | Path, title: str | None = None,
-                backbone_front: bool = False) -> Path:
+def plot_pareto(frame: pd.DataFrame, path: str | Path, title: str | None = None, backbone_front: bool = False) -> Path:
     """Write the two-panel Pareto PNG (see ``pareto_figure``)."""
     return save(pareto_figure(frame, title, backbone_front), path)

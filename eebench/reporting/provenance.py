@@ -1,4 +1,5 @@
 """Provenance section: code version, packages, hardware, dates and a hash of every run's config."""
+
 from __future__ import annotations
 
 import hashlib
@@ -57,27 +58,44 @@ def _runs_table(frame: pd.DataFrame) -> Table:
     rows = []
     for _, row in frame.iterrows():
         name, digest = config_hash(row["run_dir"])
-        rows.append([_short_run_dir(row["run_dir"]), row["family"], f"{row['threshold']:g}", name, digest,
-                     str(row["git_sha"] or MISSING)[:10], f"{row['device']}@{row['hostname']}",
-                     _short_time(row["time"])])
-    return Table(["run", "family", "threshold", "config file", "config sha256", "git sha", "device@host",
-                  "date (UTC)"], rows, title="Runs and config hashes",
-                 caption=f"Config sha256: first {HASH_CHARS} hex digits of the run's saved config file; "
-                         "equal hashes mean identical configurations.")
+        rows.append(
+            [
+                _short_run_dir(row["run_dir"]),
+                row["family"],
+                f"{row['threshold']:g}",
+                name,
+                digest,
+                str(row["git_sha"] or MISSING)[:10],
+                f"{row['device']}@{row['hostname']}",
+                _short_time(row["time"]),
+            ]
+        )
+    return Table(
+        ["run", "family", "threshold", "config file", "config sha256", "git sha", "device@host", "date (UTC)"],
+        rows,
+        title="Runs and config hashes",
+        caption=f"Config sha256: first {HASH_CHARS} hex digits of the run's saved config file; "
+        "equal hashes mean identical configurations.",
+    )
 
 
 def provenance_section(frame: pd.DataFrame, runs: list[RunResult]) -> list:
     shas = distinct(frame["git_sha"]) if not frame.empty else []
-    blocks = [Heading("Provenance"), Bullets([
-        f"eebench git sha: {', '.join(shas) or 'unknown'}"
-        + (" (**runs come from different commits**)" if len(shas) > 1 else ""),
-        f"Packages: {', '.join(package_versions(runs)) or 'unknown'}",
-        f"Timing devices: {', '.join(distinct(frame['device'])) or 'unknown'}",
-        f"Hosts: {', '.join(distinct(frame['hostname'])) or 'unknown'}",
-        f"Timing strategy: {', '.join(distinct(frame['timing_strategy'])) or 'timing disabled'}",
-        f"Run dates: {run_dates(frame)}",
-        f"Report generated: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-    ])]
+    blocks = [
+        Heading("Provenance"),
+        Bullets(
+            [
+                f"eebench git sha: {', '.join(shas) or 'unknown'}"
+                + (" (**runs come from different commits**)" if len(shas) > 1 else ""),
+                f"Packages: {', '.join(package_versions(runs)) or 'unknown'}",
+                f"Timing devices: {', '.join(distinct(frame['device'])) or 'unknown'}",
+                f"Hosts: {', '.join(distinct(frame['hostname'])) or 'unknown'}",
+                f"Timing strategy: {', '.join(distinct(frame['timing_strategy'])) or 'timing disabled'}",
+                f"Run dates: {run_dates(frame)}",
+                f"Report generated: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+            ]
+        ),
+    ]
     note = mixed_hardware_note(frame)
     blocks += [Callout(note)] if note else []
     return blocks + ([_runs_table(frame)] if not frame.empty else [])

@@ -1,5 +1,6 @@
 """Render a report Document as ONE self-contained HTML file: inline CSS, figures as base64 data URIs,
 no external links, so it can be mailed or attached to an issue and still show everything."""
+
 from __future__ import annotations
 
 import base64
@@ -7,7 +8,15 @@ import html
 from pathlib import Path
 
 from eebench.reporting.document import (
-    Bullets, Callout, Document, Figure, Heading, Paragraph, RawHtml, Table, inline_html,
+    Bullets,
+    Callout,
+    Document,
+    Figure,
+    Heading,
+    Paragraph,
+    RawHtml,
+    Table,
+    inline_html,
 )
 from eebench.reporting.formatting import numeric_columns, slug
 
@@ -51,18 +60,20 @@ def _heading(block: Heading) -> str:
 def _table(block: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
     classes = [' class="num"' if numeric else "" for numeric in numeric_columns(block.rows, len(block.headers))]
-    body = "".join("<tr>" + "".join(f"<td{cls}>{inline_html(str(cell))}</td>" for cls, cell in zip(classes, row))
-                   + "</tr>" for row in block.rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls}>{inline_html(str(cell))}</td>" for cls, cell in zip(classes, row)) + "</tr>"
+        for row in block.rows
+    )
     title = f"<h3>{inline_html(block.title)}</h3>" if block.title else ""
     caption = f'<p class="caption">{inline_html(block.caption)}</p>' if block.caption else ""
-    return (f'{title}{caption}<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+    return f'{title}{caption}<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _figure(block: Figure) -> str:
     caption = f"<strong>{inline_html(block.title)}.</strong> {inline_html(block.caption)}"
-    return (f'<figure><img src="{data_uri(block.path)}" alt="{html.escape(block.title)}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (
+        f'<figure><img src="{data_uri(block.path)}" alt="{html.escape(block.title)}"><figcaption>{caption}</figcaption></figure>'
+    )
 
 
 RENDERERS = {
@@ -77,13 +88,16 @@ RENDERERS = {
 
 
 def _contents(document: Document) -> str:
-    links = [f'<a href="#{slug(b.text)}">{html.escape(b.text)}</a>'
-             for b in document.blocks if isinstance(b, Heading) and b.level == 2]
+    links = [
+        f'<a href="#{slug(b.text)}">{html.escape(b.text)}</a>' for b in document.blocks if isinstance(b, Heading) and b.level == 2
+    ]
     return f"<nav>{''.join(links)}</nav>" if links else ""
 
 
 def render_html(document: Document) -> str:
     body = "\n".join(RENDERERS[type(block)](block) for block in document.blocks)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(document.title)}</title><style>{CSS}</style></head>\n"
-            f"<body><h1>{html.escape(document.title)}</h1>{_contents(document)}\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(document.title)}</title><style>{CSS}</style></head>\n"
+        f"<body><h1>{html.escape(document.title)}</h1>{_contents(document)}\n{body}\n</body></html>\n"
+    )

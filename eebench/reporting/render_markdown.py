@@ -1,4 +1,5 @@
 """Render a report Document as Markdown; figures are linked by path relative to the report."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Platypus typesets: paragraphs wrap and break across pages, tables wrap their cel
 header row on every page they span (see pdf_tables), and headings stay with what follows them.
 Pages are landscape A4 so the wide result tables fit; the PDF outline lists the sections and tables.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -17,7 +18,17 @@ from reportlab.lib.utils import ImageReader
 from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer
 
 from eebench.reporting.document import (
-    Bullets, Callout, Document, Figure, Heading, Paragraph as TextParagraph, RawHtml, Table, plain_text,
+    Bullets,
+    Callout,
+    Document,
+    Figure,
+    Heading,
+    RawHtml,
+    Table,
+    plain_text,
+)
+from eebench.reporting.document import (
+    Paragraph as TextParagraph,
 )
 from eebench.reporting.pdf_fonts import BOLD, REGULAR, markup, register_fonts
 from eebench.reporting.pdf_tables import report_table
@@ -39,19 +50,34 @@ def _style(name: str, size: float = 9, font: str = REGULAR, **options) -> Paragr
 
 
 def _styles() -> dict[str, ParagraphStyle]:
-    headings = {f"h{level}": _style(f"h{level}", size, BOLD, spaceBefore=size * 0.8, spaceAfter=size * 0.35,
-                                    keepWithNext=1, textColor=colors.HexColor("#1a1a1a"))
-                for level, size in HEADING_SIZES.items()}
+    headings = {
+        f"h{level}": _style(
+            f"h{level}",
+            size,
+            BOLD,
+            spaceBefore=size * 0.8,
+            spaceAfter=size * 0.35,
+            keepWithNext=1,
+            textColor=colors.HexColor("#1a1a1a"),
+        )
+        for level, size in HEADING_SIZES.items()
+    }
     return {
         **headings,
         "body": _style("body", spaceBefore=2, spaceAfter=4),
         "bullet": _style("bullet", leftIndent=14, bulletIndent=4, spaceAfter=2, bulletFontName=REGULAR),
-        "callout": _style("callout", textColor=colors.HexColor("#7a3800"), backColor=colors.HexColor("#fff4e5"),
-                          borderColor=colors.HexColor("#e69500"), borderWidth=0.75, borderPadding=4,
-                          spaceBefore=6, spaceAfter=8),
+        "callout": _style(
+            "callout",
+            textColor=colors.HexColor("#7a3800"),
+            backColor=colors.HexColor("#fff4e5"),
+            borderColor=colors.HexColor("#e69500"),
+            borderWidth=0.75,
+            borderPadding=4,
+            spaceBefore=6,
+            spaceAfter=8,
+        ),
         "caption": _style("caption", 8, textColor=colors.HexColor("#333333"), spaceBefore=4, spaceAfter=12),
-        "table_caption": _style("table_caption", 8, textColor=colors.HexColor("#333333"), spaceAfter=3,
-                                keepWithNext=1),
+        "table_caption": _style("table_caption", 8, textColor=colors.HexColor("#333333"), spaceAfter=3, keepWithNext=1),
         "meta": _style("meta", 8, textColor=colors.grey, spaceAfter=6),
     }
 
@@ -105,8 +131,11 @@ class _Builder:
         if isinstance(block, Figure):
             return self.figure(block)
         if isinstance(block, RawHtml):  # the PDF shows its pictures, or its text when it has none
-            return ([part for figure in block.figures for part in self.figure(figure)] if block.figures else
-                    [Paragraph(markup(part), self.styles["body"]) for part in block.text.split("\n\n") if part])
+            return (
+                [part for figure in block.figures for part in self.figure(figure)]
+                if block.figures
+                else [Paragraph(markup(part), self.styles["body"]) for part in block.text.split("\n\n") if part]
+            )
         raise TypeError(f"no PDF rendering for {type(block).__name__}")
 
     def table(self, block: Table) -> list[Flowable]:
@@ -137,6 +166,7 @@ def _footer(text: str):
         canvas.drawString(MARGIN, MARGIN * 0.6, text)
         canvas.drawRightString(PAGE[0] - MARGIN, MARGIN * 0.6, f"page {doc.page}")
         canvas.restoreState()
+
     return draw
 
 
@@ -151,8 +181,17 @@ def write_pdf(document: Document, path: str | Path) -> Path:
     ]
     for block in document.blocks:
         story += builder.flowables(block)
-    template = _ReportTemplate(str(path), pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-                               bottomMargin=MARGIN + FOOTER_ROOM, title=title, author="eebench", creator="eebench",
-                               keepTogetherClass=_KeepWithNext)
+    template = _ReportTemplate(
+        str(path),
+        pagesize=PAGE,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN + FOOTER_ROOM,
+        title=title,
+        author="eebench",
+        creator="eebench",
+        keepTogetherClass=_KeepWithNext,
+    )
     template.build(story, onFirstPage=_footer(title), onLaterPages=_footer(title))
     return path

@@ -4,6 +4,7 @@
 Always writes every file, even when some or all points failed, so a broken sweep still says what
 happened. All prose in the Findings section is generated from the numbers in the table.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """Report sections made of document blocks: what was run, result tables, hypervolumes, method notes,
 and what was skipped. Findings and provenance live in their own modules."""
+
 from __future__ import annotations
 
 import math
@@ -33,26 +34,33 @@ SHORT_KIND = {"measured": "meas.", "theoretical": "theor."}
 
 def what_was_run(frame: pd.DataFrame, runs: list, skipped: list, sweep_dirs: list[Path]) -> list:
     total = len(runs) + len(skipped)
-    return [Heading("What was run"), Bullets([
-        f"Sweep directories: {', '.join(f'`{d}`' for d in sweep_dirs) or 'none readable'}",
-        f"Backbones: {', '.join(distinct(frame['backbone'])) or 'none completed'}",
-        f"Points: {total} ({len(runs)} complete, {len(skipped)} skipped or failed)",
-        f"Configuration families (backbone/placement/head/confidence, plus any other axis that varies): "
-        f"{frame['family'].nunique()}",
-        f"Calibration: {', '.join(distinct(frame['calibration_method'])) or '–'}",
-        f"Tasks: {', '.join(task_names(frame)) or 'none'}",
-        f"Precision (backbone dtype): {', '.join(distinct(column(frame, 'backbone_dtype'))) or 'not recorded'}",
-        f"Speed reference: {reference_label(frame)}" + (f"; {overhead}" if (overhead := engine_overhead(frame)) else ""),
-        f"Theoretical speedup (Pareto x-axis, tables, findings): {theoretical_source(frame)}",
-        f"Run dates: {run_dates(frame)}",
-    ])]
+    return [
+        Heading("What was run"),
+        Bullets(
+            [
+                f"Sweep directories: {', '.join(f'`{d}`' for d in sweep_dirs) or 'none readable'}",
+                f"Backbones: {', '.join(distinct(frame['backbone'])) or 'none completed'}",
+                f"Points: {total} ({len(runs)} complete, {len(skipped)} skipped or failed)",
+                f"Configuration families (backbone/placement/head/confidence, plus any other axis that varies): "
+                f"{frame['family'].nunique()}",
+                f"Calibration: {', '.join(distinct(frame['calibration_method'])) or '–'}",
+                f"Tasks: {', '.join(task_names(frame)) or 'none'}",
+                f"Precision (backbone dtype): {', '.join(distinct(column(frame, 'backbone_dtype'))) or 'not recorded'}",
+                f"Speed reference: {reference_label(frame)}" + (f"; {overhead}" if (overhead := engine_overhead(frame)) else ""),
+                f"Theoretical speedup (Pareto x-axis, tables, findings): {theoretical_source(frame)}",
+                f"Run dates: {run_dates(frame)}",
+            ]
+        ),
+    ]
 
 
 def theoretical_source(frame: pd.DataFrame) -> str:
     """Which tokens the theoretical axis was computed on: the tasks' own, held-out prose, or a mix."""
     sources = column(frame, "axis_theoretical_source").value_counts()
-    names = {"tasks": "on the evaluation tasks' own tokens (the data the accuracy comes from)",
-             "heldout": "on held-out prose (no evaluation tasks)"}
+    names = {
+        "tasks": "on the evaluation tasks' own tokens (the data the accuracy comes from)",
+        "heldout": "on held-out prose (no evaluation tasks)",
+    }
     if len(sources) <= 1:
         return names.get(next(iter(sources.index), ""), "not recorded")
     return "; ".join(f"{count} point(s) {names.get(source, source)}" for source, count in sources.items())
@@ -60,13 +68,23 @@ def theoretical_source(frame: pd.DataFrame) -> str:
 
 # ----------------------------------------------------------------------------- results tables
 
+
 def _table_headers(tasks: list[str], mixed: bool) -> list[str]:
     headers = ["threshold", "acc EE %", "acc full %", "Δ pts"]
     for task in tasks:
         headers += [f"{task} EE %", f"{task} full %"]
-    headers += ["agreement", "mean exit layer", "theor. speedup", "meas. speedup [95% CI] (min–max)",
-                "tok/s full", "tok/s EE", "decode tok/s full / EE", "decode ms/token full / EE",
-                "family front", "backbone front"]
+    headers += [
+        "agreement",
+        "mean exit layer",
+        "theor. speedup",
+        "meas. speedup [95% CI] (min–max)",
+        "tok/s full",
+        "tok/s EE",
+        "decode tok/s full / EE",
+        "decode ms/token full / EE",
+        "family front",
+        "backbone front",
+    ]
     return headers + (["device@host"] if mixed else [])
 
 
@@ -94,23 +112,33 @@ def _front_cell(row: pd.Series, prefix: str) -> str:
 
 
 def _accuracy_cells(row: pd.Series, tasks: list[str]) -> list[str]:
-    cells = [with_error(pct(row["mean_acc"]), row["mean_acc_se"], 100),
-             with_error(pct(row["mean_baseline_acc"]), row["mean_baseline_acc_se"], 100),
-             with_error(fmt(row["acc_delta"], "+.1f"), row["acc_delta_se"])]
+    cells = [
+        with_error(pct(row["mean_acc"]), row["mean_acc_se"], 100),
+        with_error(pct(row["mean_baseline_acc"]), row["mean_baseline_acc_se"], 100),
+        with_error(fmt(row["acc_delta"], "+.1f"), row["acc_delta_se"]),
+    ]
     for task in tasks:
-        cells += [with_error(pct(row[f"acc:{task}"]), row.get(f"acc_se:{task}"), 100),
-                  with_error(pct(row[f"baseline:{task}"]), row.get(f"baseline_se:{task}"), 100)]
+        cells += [
+            with_error(pct(row[f"acc:{task}"]), row.get(f"acc_se:{task}"), 100),
+            with_error(pct(row[f"baseline:{task}"]), row.get(f"baseline_se:{task}"), 100),
+        ]
     return cells
 
 
 def _table_row(row: pd.Series, tasks: list[str], mixed: bool) -> list[str]:
     cells = [fmt(row["threshold"], "g")] + _accuracy_cells(row, tasks)
-    cells += [fmt(row["agreement"], ".3f"), fmt(row["mean_layers"], ".1f"),
-              fmt(row[SPEEDUP_COLUMNS["theoretical"]], ".2f"), _measured_cell(row),
-              fmt(row["full_tokens_per_s"], ".1f"), fmt(row["early_exit_tokens_per_s"], ".1f"),
-              _full_and_early_cell(row, "decode_tokens_per_s", ".1f"),
-              _full_and_early_cell(row, "decode_ms_per_token", ".1f"),
-              _front_cell(row, "pareto"), _front_cell(row, "pareto_backbone")]
+    cells += [
+        fmt(row["agreement"], ".3f"),
+        fmt(row["mean_layers"], ".1f"),
+        fmt(row[SPEEDUP_COLUMNS["theoretical"]], ".2f"),
+        _measured_cell(row),
+        fmt(row["full_tokens_per_s"], ".1f"),
+        fmt(row["early_exit_tokens_per_s"], ".1f"),
+        _full_and_early_cell(row, "decode_tokens_per_s", ".1f"),
+        _full_and_early_cell(row, "decode_ms_per_token", ".1f"),
+        _front_cell(row, "pareto"),
+        _front_cell(row, "pareto_backbone"),
+    ]
     return cells + ([f"{row['device']}@{row['hostname']}"] if mixed else [])
 
 
@@ -121,51 +149,73 @@ def results_tables(frame: pd.DataFrame) -> list:
     note = mixed_hardware_note(frame)
     tasks = task_names(frame)
     shown_tasks = tasks if 1 < len(tasks) <= MAX_TASKS_IN_TABLE else []
-    blocks.append(Paragraph(
-        "Accuracy is the mean over tasks (EE = early exit, full = full model); Δ is EE minus full in "
-        "points. *family front* / *backbone front* mark Pareto-optimal points (maximising accuracy "
-        "change and speedup) within the family or across all families of the backbone, by measured "
-        "(meas.) or theoretical (theor.) speedup. Measured speedups are against the speed reference (see "
-        "*What was run*); [..] is their 95% CI (≈ 1: it contains 1.0, **no measurable difference**), (..) the "
-        "min–max over repeats for results without a CI. ± is one standard error (see *How accuracy was "
-        "measured*). *decode* columns leave out the prompt pass (prefill and first token), which runs "
-        "at full depth; ms/token is the time between two tokens of one sequence. "
-        "Per-run details, including the exit histogram and prefill times, are in `summary.csv`."))
+    blocks.append(
+        Paragraph(
+            "Accuracy is the mean over tasks (EE = early exit, full = full model); Δ is EE minus full in "
+            "points. *family front* / *backbone front* mark Pareto-optimal points (maximising accuracy "
+            "change and speedup) within the family or across all families of the backbone, by measured "
+            "(meas.) or theoretical (theor.) speedup. Measured speedups are against the speed reference (see "
+            "*What was run*); [..] is their 95% CI (≈ 1: it contains 1.0, **no measurable difference**), (..) the "
+            "min–max over repeats for results without a CI. ± is one standard error (see *How accuracy was "
+            "measured*). *decode* columns leave out the prompt pass (prefill and first token), which runs "
+            "at full depth; ms/token is the time between two tokens of one sequence. "
+            "Per-run details, including the exit histogram and prefill times, are in `summary.csv`."
+        )
+    )
     blocks += [Callout(note)] if note else []
     for family, group in frame.groupby("family", sort=False):
         layers = ", ".join(distinct(group["exit_layers"])) or "–"
         rows = [_table_row(row, shown_tasks, bool(note)) for _, row in group.iterrows()]
-        blocks.append(Table(_table_headers(shown_tasks, bool(note)), rows, title=family,
-                            caption=f"Exit layers: {layers}. ± is one stderr.{mixed_hardware_caption(frame)}"))
+        blocks.append(
+            Table(
+                _table_headers(shown_tasks, bool(note)),
+                rows,
+                title=family,
+                caption=f"Exit layers: {layers}. ± is one stderr.{mixed_hardware_caption(frame)}",
+            )
+        )
     return blocks
 
 
 # ----------------------------------------------------------------------------- hypervolume
+
 
 def hypervolume_section(table: pd.DataFrame) -> list:
     blocks: list = [Heading("Pareto hypervolume")]
     if table.empty:
         return blocks + [Paragraph("No complete runs, so no hypervolume.")]
     reference = table["reference_acc_delta"].iloc[0]
-    rows = [[row["scope"], row["name"], str(row["points"]), fmt(row["hv_measured"], ".3g"),
-             fmt(row["hv_theoretical"], ".3g"), f"{row['front_measured']} / {row['front_theoretical']}"]
-            for _, row in table.iterrows()]
+    rows = [
+        [
+            row["scope"],
+            row["name"],
+            str(row["points"]),
+            fmt(row["hv_measured"], ".3g"),
+            fmt(row["hv_theoretical"], ".3g"),
+            f"{row['front_measured']} / {row['front_theoretical']}",
+        ]
+        for _, row in table.iterrows()
+    ]
     caption = (
         "Area dominated by the points (maximising speedup and accuracy change), in speedup-x × accuracy "
         f"points, above the reference point (speedup {REFERENCE_SPEEDUP:g}x, Δ {reference:+.1f} points = "
         f"the worst Δ in this report minus {REFERENCE_MARGIN_POINTS:g} point). Larger is better; points "
         "slower than the full model add nothing. The reference depends on this report's worst point, "
-        "so compare hypervolumes only within one report. Also in `hypervolume.csv`.")
-    return blocks + [Table(["scope", "name", "points", "HV measured", "HV theoretical",
-                            "front size (meas. / theor.)"], rows, caption=caption)]
+        "so compare hypervolumes only within one report. Also in `hypervolume.csv`."
+    )
+    return blocks + [
+        Table(["scope", "name", "points", "HV measured", "HV theoretical", "front size (meas. / theor.)"], rows, caption=caption)
+    ]
 
 
 # ----------------------------------------------------------------------------- notes and skips
 
+
 def evaluation_note(runs: list[RunResult]) -> list:
     modes = distinct(results.eval_mode for results in runs)
-    return ([Heading("How accuracy was measured"), Paragraph(TEACHER_FORCED_NOTE), Paragraph(STDERR_NOTE)]
-            + [Paragraph(f"Recorded eval mode: *{mode}*") for mode in modes])
+    return [Heading("How accuracy was measured"), Paragraph(TEACHER_FORCED_NOTE), Paragraph(STDERR_NOTE)] + [
+        Paragraph(f"Recorded eval mode: *{mode}*") for mode in modes
+    ]
 
 
 def skipped_section(skipped: list[tuple[str, str]], figure_notes: list[str]) -> list:

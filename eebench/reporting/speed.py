@@ -6,6 +6,7 @@ indistinguishable, whatever their point estimates say. Points whose timing was f
 measurement error (e.g. a speedup above what skipping every skippable block could give) are never
 ranked. Results written before CIs were recorded fall back to point estimates, and say so.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -83,5 +84,7 @@ def engine_overhead(frame: pd.DataFrame) -> str:
     else:
         low, high = f"{values.min():.2f}x", f"{values.max():.2f}x"
         text = f"{low} at all {len(measured)} points" if low == high else f"{low} to {high} over {len(measured)} points"
-    return (f"eebench's own full-depth path against it: {text} (below 1: that path is slower than the reference, "
-            "so early exit must first win back the difference)")
+    return (
+        f"eebench's own full-depth path against it: {text} (below 1: that path is slower than the reference, "
+        "so early exit must first win back the difference)"
+    )

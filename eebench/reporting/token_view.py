@@ -4,6 +4,7 @@ Built from ``timing.exit_sample`` ({prompt, tokens: [[text, layer or "final"], .
 version goes into report.html; a matplotlib picture of the same layout goes into the PDF, and a
 bracketed plain-text version into report.md.
 """
+
 from __future__ import annotations
 
 import html
@@ -57,7 +58,7 @@ def _legend_name(label: str) -> str:
 
 def text_colour(background: str) -> str:
     """Black or white, whichever reads better on the background (WCAG relative luminance)."""
-    red, green, blue = (int(background[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    red, green, blue = (int(background[i : i + 2], 16) / 255 for i in (1, 3, 5))
     linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (red, green, blue)]
     luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
     return "#000000" if luminance > 0.18 else "#ffffff"
@@ -65,21 +66,26 @@ def text_colour(background: str) -> str:
 
 # ----------------------------------------------------------------------------- HTML and text
 
+
 def _html_chip(text: str, background: str, title: str, css_class: str) -> str:
-    return (f'<span class="{css_class}" style="background:{background};color:{text_colour(background)}" '
-            f'title="{html.escape(title)}">{html.escape(text)}</span>')
+    return (
+        f'<span class="{css_class}" style="background:{background};color:{text_colour(background)}" '
+        f'title="{html.escape(title)}">{html.escape(text)}</span>'
+    )
 
 
 def sample_html(sample: ExitSample) -> str:
     colours = exit_colours(sample.exit_labels)
-    legend = "".join(_html_chip(_legend_name(label), colours[label], "", "tv-chip")
-                     for label in sample.exit_labels)
-    tokens = "".join(_html_chip(visible_token(text), colours.get(label, FINAL_COLOUR),
-                                f"left at {_legend_name(label)}", "tv-token")
-                     for text, label in sample.tokens)
-    return (f'<div class="token-view"><div class="tv-title">{html.escape(sample.label)}</div>'
-            f'<div class="tv-legend">{legend}</div>'
-            f'<p class="tv-text"><span class="tv-prompt">{html.escape(sample.prompt)}</span>{tokens}</p></div>')
+    legend = "".join(_html_chip(_legend_name(label), colours[label], "", "tv-chip") for label in sample.exit_labels)
+    tokens = "".join(
+        _html_chip(visible_token(text), colours.get(label, FINAL_COLOUR), f"left at {_legend_name(label)}", "tv-token")
+        for text, label in sample.tokens
+    )
+    return (
+        f'<div class="token-view"><div class="tv-title">{html.escape(sample.label)}</div>'
+        f'<div class="tv-legend">{legend}</div>'
+        f'<p class="tv-text"><span class="tv-prompt">{html.escape(sample.prompt)}</span>{tokens}</p></div>'
+    )
 
 
 def samples_html(samples: list[ExitSample]) -> str:
@@ -94,6 +100,7 @@ def sample_text(sample: ExitSample) -> str:
 
 # ----------------------------------------------------------------------------- PDF picture
 
+
 @dataclass
 class _Piece:
     text: str
@@ -107,11 +114,12 @@ def _pieces(sample: ExitSample) -> list[_Piece]:
     """Title line, legend line, then the prompt (uncoloured) flowing into the coloured tokens."""
     colours = exit_colours(sample.exit_labels)
     title = [_Piece(sample.label, bold=True, line_break=True)]
-    legend = [_Piece(_legend_name(label), colours[label], line_break=i == 0)
-              for i, label in enumerate(sample.exit_labels)]
+    legend = [_Piece(_legend_name(label), colours[label], line_break=i == 0) for i, label in enumerate(sample.exit_labels)]
     prompt = [_Piece(word, line_break=i == 0) for i, word in enumerate(sample.prompt.split())]
-    tokens = [_token_piece(text, colours.get(label, FINAL_COLOUR), line_break=i == 0 and not prompt)
-              for i, (text, label) in enumerate(sample.tokens)]
+    tokens = [
+        _token_piece(text, colours.get(label, FINAL_COLOUR), line_break=i == 0 and not prompt)
+        for i, (text, label) in enumerate(sample.tokens)
+    ]
     return title + legend + prompt + tokens
 
 
@@ -128,7 +136,7 @@ def _layout(pieces: list[_Piece]) -> list[tuple[float, int, _Piece]]:
     """(column, line, piece) in monospace character cells, wrapping at CHARS_PER_LINE."""
     placed, column, line = [], 0.0, -1
     for piece in pieces:
-        piece.text = piece.text[:CHARS_PER_LINE - 1]
+        piece.text = piece.text[: CHARS_PER_LINE - 1]
         if piece.line_break or column + piece.gap + len(piece.text) > CHARS_PER_LINE:
             column, line = -piece.gap, line + 1 + (piece.bold and line >= 0)
         column += piece.gap
@@ -148,9 +156,18 @@ def _plot_picture(samples: list[ExitSample], path: Path) -> Path:
     for column, line, piece in placed:
         box = dict(facecolor=piece.background, edgecolor="none", pad=1.5) if piece.background else None
         colour = text_colour(piece.background) if piece.background else ("black" if piece.bold else "grey")
-        ax.text(column, line, piece.text, family="sans-serif" if piece.bold else "monospace", fontsize=9,
-                fontweight="bold" if piece.bold else "normal", color=colour, bbox=box, va="center",
-                parse_math=False)
+        ax.text(
+            column,
+            line,
+            piece.text,
+            family="sans-serif" if piece.bold else "monospace",
+            fontsize=9,
+            fontweight="bold" if piece.bold else "normal",
+            color=colour,
+            bbox=box,
+            va="center",
+            parse_math=False,
+        )
     return save(figure, path)
 
 
@@ -158,5 +175,5 @@ def plot_token_views(samples: list[ExitSample], stem: str | Path) -> list[Path]:
     """The token views as PNGs ``<stem>_<n>.png`` of VIEWS_PER_PICTURE each (for the PDF), laid out
     on a monospace character grid."""
     shown = samples[:MAX_VIEWS]
-    groups = [shown[i:i + VIEWS_PER_PICTURE] for i in range(0, len(shown), VIEWS_PER_PICTURE)]
+    groups = [shown[i : i + VIEWS_PER_PICTURE] for i in range(0, len(shown), VIEWS_PER_PICTURE)]
     return [_plot_picture(group, Path(f"{stem}_{number}.png")) for number, group in enumerate(groups, start=1)]

@@ -12,6 +12,7 @@ times every workload the same way (engine strategies, the speculative ones whose
 tokens, transformers' ``generate`` in benchmarks/engine_speed.py) and leaves the timed loop untouched.
 The price is one extra prompt pass per repeat, and no per-step latency percentiles.
 """
+
 from __future__ import annotations
 
 import copy
@@ -148,18 +149,23 @@ class Schedule:
     orders: list[list[str]]
 
 
-def time_schedule(workloads: dict[str, Workload], new_tokens: int, device: torch.device, warmup: int, repeats: int,
-                  seed: int) -> Schedule:
+def time_schedule(
+    workloads: dict[str, Workload], new_tokens: int, device: torch.device, warmup: int, repeats: int, seed: int
+) -> Schedule:
     """Every workload's prompt pass and whole generation, all interleaved in a seeded random order per repeat."""
-    require(new_tokens > PREFILL_TOKENS,
-            f"new_tokens={new_tokens} leaves nothing to decode after the prompt pass; allowed: >= {PREFILL_TOKENS + 1}")
+    require(
+        new_tokens > PREFILL_TOKENS,
+        f"new_tokens={new_tokens} leaves nothing to decode after the prompt pass; allowed: >= {PREFILL_TOKENS + 1}",
+    )
     phases = {}
     for name, workload in workloads.items():
         phases[f"{name}/prefill"] = lambda w=workload: w(PREFILL_TOKENS)
         phases[f"{name}/total"] = lambda w=workload: w(new_tokens)
     runs = interleaved_runs(phases, device, warmup, repeats, seed)
-    times = {name: PhaseTimes(runs.seconds[f"{name}/prefill"], runs.seconds[f"{name}/total"],
-                              runs.peak_cuda_bytes[f"{name}/total"]) for name in workloads}
+    times = {
+        name: PhaseTimes(runs.seconds[f"{name}/prefill"], runs.seconds[f"{name}/total"], runs.peak_cuda_bytes[f"{name}/total"])
+        for name in workloads
+    }
     return Schedule(times, {name: runs.last_result[f"{name}/total"] for name in workloads}, runs.orders)
 
 
@@ -187,52 +193,85 @@ def workload_fields(prefix: str, times: PhaseTimes, generated: Generated) -> dic
 
 def speedup_fields(name: str, baseline: PhaseTimes, candidate: PhaseTimes, seed: int, decode_name: str) -> dict:
     """Paired ratios baseline / candidate of the whole generation (``name``) and of decoding alone."""
-    return {**ratio_fields(name, baseline.total, candidate.total, seed),
-            **ratio_fields(decode_name, baseline.decode, candidate.decode, seed)}
+    return {
+        **ratio_fields(name, baseline.total, candidate.total, seed),
+        **ratio_fields(decode_name, baseline.decode, candidate.decode, seed),
+    }
 
 
 def schedule_fields(schedule: Schedule, seed: int) -> dict:
-    return {"reference": REFERENCE, "seed": seed, "repeat_orders": schedule.orders,
-            "bootstrap_resamples": BOOTSTRAP_RESAMPLES, "ci_method": CI_METHOD}
+    return {
+        "reference": REFERENCE,
+        "seed": seed,
+        "repeat_orders": schedule.orders,
+        "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+        "ci_method": CI_METHOD,
+    }
 
 
-def compare_with_reference(transformers: Workload, full: Workload, candidate: Workload, new_tokens: int,
-                           device: torch.device, warmup: int, repeats: int, seed: int,
-                           candidate_prefix: str = "early_exit") -> tuple[dict, dict[str, list]]:
+def compare_with_reference(
+    transformers: Workload,
+    full: Workload,
+    candidate: Workload,
+    new_tokens: int,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    seed: int,
+    candidate_prefix: str = "early_exit",
+) -> tuple[dict, dict[str, list]]:
     """transformers greedy, the engine's full path and the candidate in one schedule: speedups of the candidate
     over transformers (``speedup``) and over the engine's full path (``speedup_vs_engine_full``), the engine's
     full path over transformers (``engine_full_speedup``), each with its decode-only twin and 95% CI; speed
     fields of every workload (``transformers_*``, ``full_*``, ``<candidate_prefix>_*``); and their outputs."""
-    schedule = time_schedule({"transformers": transformers, "full": full, "candidate": candidate},
-                             new_tokens, device, warmup, repeats, seed)
+    schedule = time_schedule(
+        {"transformers": transformers, "full": full, "candidate": candidate}, new_tokens, device, warmup, repeats, seed
+    )
     hf, engine, cand = (schedule.times[name] for name in ("transformers", "full", "candidate"))
-    outputs = {"transformers": schedule.outputs["transformers"], "full": schedule.outputs["full"],
-               candidate_prefix: schedule.outputs["candidate"]}
+    outputs = {
+        "transformers": schedule.outputs["transformers"],
+        "full": schedule.outputs["full"],
+        candidate_prefix: schedule.outputs["candidate"],
+    }
     fields = {
         **speedup_fields("speedup", hf, cand, seed, "decode_speedup"),
         **speedup_fields("engine_full_speedup", hf, engine, seed, "engine_full_decode_speedup"),
         # Same code, only the depth differs: the ratio the depth bound applies to.
         **speedup_fields("speedup_vs_engine_full", engine, cand, seed, "decode_speedup_vs_engine_full"),
-        **{k: v for name, out in outputs.items() for k, v in
-           workload_fields(name, schedule.times["candidate" if name == candidate_prefix else name], Generated.of(out)).items()},
+        **{
+            k: v
+            for name, out in outputs.items()
+            for k, v in workload_fields(
+                name, schedule.times["candidate" if name == candidate_prefix else name], Generated.of(out)
+            ).items()
+        },
         **schedule_fields(schedule, seed),
     }
     return fields, outputs
 
 
-def noise_floor(transformers: Workload, full: Workload, new_tokens: int, device: torch.device, warmup: int,
-                repeats: int, seed: int) -> dict:
+def noise_floor(
+    transformers: Workload, full: Workload, new_tokens: int, device: torch.device, warmup: int, repeats: int, seed: int
+) -> dict:
     """A/A: transformers greedy timed twice as two workloads of one schedule (``aa_speedup``: how far two identical
     workloads drift apart here, the smallest effect this machine resolves), with the engine's full path in the same
     schedule (``engine_full_speedup``: transformers time / engine full-depth time)."""
-    schedule = time_schedule({"transformers": transformers, "transformers_again": transformers, "full": full},
-                             new_tokens, device, warmup, repeats, seed)
+    schedule = time_schedule(
+        {"transformers": transformers, "transformers_again": transformers, "full": full},
+        new_tokens,
+        device,
+        warmup,
+        repeats,
+        seed,
+    )
     hf, again, engine = (schedule.times[name] for name in ("transformers", "transformers_again", "full"))
-    return {**speedup_fields("aa_speedup", hf, again, seed, "aa_decode_speedup"),
-            **speedup_fields("engine_full_speedup", hf, engine, seed, "engine_full_decode_speedup"),
-            **workload_fields("transformers", hf, Generated.of(schedule.outputs["transformers"])),
-            **workload_fields("full", engine, Generated.of(schedule.outputs["full"])),
-            **schedule_fields(schedule, seed)}
+    return {
+        **speedup_fields("aa_speedup", hf, again, seed, "aa_decode_speedup"),
+        **speedup_fields("engine_full_speedup", hf, engine, seed, "engine_full_decode_speedup"),
+        **workload_fields("transformers", hf, Generated.of(schedule.outputs["transformers"])),
+        **workload_fields("full", engine, Generated.of(schedule.outputs["full"])),
+        **schedule_fields(schedule, seed),
+    }
 
 
 def reference_matches(outputs: dict[str, list], candidate_prefix: str = "early_exit") -> dict:
@@ -241,8 +280,11 @@ def reference_matches(outputs: dict[str, list], candidate_prefix: str = "early_e
     reference, full = generated_rows(outputs["transformers"]), generated_rows(outputs["full"])
     candidate = generated_rows(outputs[candidate_prefix])
     fields = {}
-    for prefix, suffix, ref, rows in (("", "reference", reference, candidate), ("engine_full_", "reference", reference, full),
-                                      ("", "full", full, candidate)):
+    for prefix, suffix, ref, rows in (
+        ("", "reference", reference, candidate),
+        ("engine_full_", "reference", reference, full),
+        ("", "full", full, candidate),
+    ):
         exact, same = match_with_reference(ref, rows)
         fields[f"{prefix}sequence_exact_match_with_{suffix}"], fields[f"{prefix}token_match_with_{suffix}"] = exact, same
     return fields
@@ -265,7 +307,11 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
             transformers_greedy(backbone.model, backbone.tokenizer.pad_token_id, batches),
             lambda n: generate_batches(lm, batches, n),
             lambda n: generate_batches(lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy),
-            cfg.max_new_tokens, device, cfg.warmup, cfg.repeats, cfg.seed,
+            cfg.max_new_tokens,
+            device,
+            cfg.warmup,
+            cfg.repeats,
+            cfg.seed,
         )
     exits = decoded_exit_indices(outputs["early_exit"])
     return {
@@ -284,8 +330,10 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
         "repeats": cfg.repeats,
         "threads": threads,
         "generated_exit_fraction_early": sum(1 for i in exits if i < len(heads.exit_layers)) / max(1, len(exits)),
-        "exit_sample": {"prompt": backbone.tokenizer.decode(prompts[0].reshape(-1).tolist()),
-                        "tokens": exit_sample(backbone.tokenizer, outputs["early_exit"][0], heads.exit_layers)},
+        "exit_sample": {
+            "prompt": backbone.tokenizer.decode(prompts[0].reshape(-1).tolist()),
+            "tokens": exit_sample(backbone.tokenizer, outputs["early_exit"][0], heads.exit_layers),
+        },
         # Process-wide and monotone: the peak of everything this process did so far, not of one workload.
         "process_peak_rss_mib": process_peak_rss_mib(),
         "load_average_1min": load_average_1min(),

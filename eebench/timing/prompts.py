@@ -6,6 +6,7 @@ document, tokenised like lm-eval's HF model does (no special tokens added) and c
 ``prompt_tokens`` tokens, where the question sits. Their lengths differ: batches of them are ragged,
 which the engine and transformers' left-padded ``generate`` both handle.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,13 +37,17 @@ def task_contexts(prepared: tuple, eval_cfg: EvalConfig, count: int) -> list[str
 
 def task_prompts(prepared: tuple, eval_cfg: EvalConfig, tokenizer, cfg: TimingConfig) -> list[torch.Tensor]:
     contexts = task_contexts(prepared, eval_cfg, cfg.num_prompts)
-    require(bool(contexts), f"timing.prompts=tasks found no request contexts in eval.tasks={list(prepared[1])}; "
-                            "allowed: tasks with documents, or timing.prompts=heldout")
-    return [torch.tensor(tokenizer(text, add_special_tokens=False).input_ids[-cfg.prompt_tokens:])[None] for text in contexts]
+    require(
+        bool(contexts),
+        f"timing.prompts=tasks found no request contexts in eval.tasks={list(prepared[1])}; "
+        "allowed: tasks with documents, or timing.prompts=heldout",
+    )
+    return [torch.tensor(tokenizer(text, add_special_tokens=False).input_ids[-cfg.prompt_tokens :])[None] for text in contexts]
 
 
-def timing_prompts(cfg: TimingConfig, heldout: torch.Tensor, tokenizer=None, eval_cfg: EvalConfig | None = None,
-                   prepared: tuple | None = None) -> list[torch.Tensor]:
+def timing_prompts(
+    cfg: TimingConfig, heldout: torch.Tensor, tokenizer=None, eval_cfg: EvalConfig | None = None, prepared: tuple | None = None
+) -> list[torch.Tensor]:
     if cfg.prompts == "tasks":
         require(prepared is not None, "timing.prompts=tasks needs evaluation tasks (eval.tasks is empty); allowed here: heldout")
         return task_prompts(prepared, eval_cfg, tokenizer, cfg)

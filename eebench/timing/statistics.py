@@ -5,6 +5,7 @@ for in total; a per-repeat ratio's median would throw away how long the repeats 
 percentile bootstrap: resample repeat indices with replacement and take the same indices for both
 workloads, since they ran side by side in the same repeat and share its machine load.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -14,16 +15,19 @@ import torch
 
 BOOTSTRAP_RESAMPLES = 2000
 CI_LEVEL = 0.95
-CI_METHOD = ("paired percentile bootstrap over repeats (same resampled repeats for both workloads), "
-             f"{BOOTSTRAP_RESAMPLES} resamples, 95%; estimate = ratio of summed repeat times")
+CI_METHOD = (
+    "paired percentile bootstrap over repeats (same resampled repeats for both workloads), "
+    f"{BOOTSTRAP_RESAMPLES} resamples, 95%; estimate = ratio of summed repeat times"
+)
 
 
 def ratio_of_sums(baseline: list[float], candidate: list[float]) -> float:
     return sum(baseline) / sum(candidate)
 
 
-def bootstrap_ratio_ci(baseline: list[float], candidate: list[float], seed: int,
-                       resamples: int = BOOTSTRAP_RESAMPLES) -> list[float]:
+def bootstrap_ratio_ci(
+    baseline: list[float], candidate: list[float], seed: int, resamples: int = BOOTSTRAP_RESAMPLES
+) -> list[float]:
     """[lo, hi] of the 95% paired bootstrap interval of sum(baseline) / sum(candidate)."""
     base, cand = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
     picks = np.random.default_rng(seed).integers(0, len(base), size=(resamples, len(base)))
@@ -35,9 +39,13 @@ def bootstrap_ratio_ci(baseline: list[float], candidate: list[float], seed: int,
 def ratio_fields(name: str, baseline: list[float], candidate: list[float], seed: int) -> dict:
     """``name`` (ratio of sums), its 95% CI, and the smallest and largest single-repeat ratios."""
     per_repeat = [b / c for b, c in zip(baseline, candidate)]
-    return {name: ratio_of_sums(baseline, candidate), f"{name}_ci95": bootstrap_ratio_ci(baseline, candidate, seed),
-            f"{name}_min": min(per_repeat), f"{name}_max": max(per_repeat),
-            f"{name}_median_of_repeats": statistics.median(per_repeat)}
+    return {
+        name: ratio_of_sums(baseline, candidate),
+        f"{name}_ci95": bootstrap_ratio_ci(baseline, candidate, seed),
+        f"{name}_min": min(per_repeat),
+        f"{name}_max": max(per_repeat),
+        f"{name}_median_of_repeats": statistics.median(per_repeat),
+    }
 
 
 def depth_bound(costs, exit_indices: list[int], every_block: bool = False) -> float:
@@ -49,8 +57,9 @@ def depth_bound(costs, exit_indices: list[int], every_block: bool = False) -> fl
         return 1.0
     final = len(costs.exit_layers)
     index = torch.tensor(exit_indices)
-    blocks = torch.tensor([costs.num_layers if every_block else costs.blocks_run(i) for i in range(final + 1)],
-                          dtype=torch.float64)[index]
+    blocks = torch.tensor(
+        [costs.num_layers if every_block else costs.blocks_run(i) for i in range(final + 1)], dtype=torch.float64
+    )[index]
     cheapest = blocks * costs.block_cost + (index == final).double() * costs.lm_head_cost
     return costs.full_cost / float(cheapest.mean())
 
@@ -68,6 +77,8 @@ def depth_bound_flags(fields: dict, bound: float | None) -> list[str]:
             flags.append(f"{key} CI lower bound {low:.3f} is above the depth bound {bound:.3f} of its own exit pattern")
     allowed = bound * max(1.0, fields["engine_full_speedup_ci95"][1])
     if fields["speedup_ci95"][0] > allowed:
-        flags.append(f"speedup CI lower bound {fields['speedup_ci95'][0]:.3f} is above the depth bound {bound:.3f} "
-                     f"times the engine's full-path advantage over transformers (allowed up to {allowed:.3f})")
+        flags.append(
+            f"speedup CI lower bound {fields['speedup_ci95'][0]:.3f} is above the depth bound {bound:.3f} "
+            f"times the engine's full-path advantage over transformers (allowed up to {allowed:.3f})"
+        )
     return flags

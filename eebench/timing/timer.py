@@ -1,4 +1,5 @@
 """Wall-clock timing: perf_counter on CPU, CUDA events (after synchronising) on GPU; peak memory."""
+
 from __future__ import annotations
 
 import os
@@ -7,10 +8,10 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -57,8 +58,9 @@ def repeat_orders(names: list[str], repeats: int, seed: int) -> list[list[str]]:
     return [rng.sample(names, len(names)) for _ in range(repeats)]
 
 
-def interleaved_runs(workloads: dict[str, Callable[[], object]], device: torch.device,
-                     warmup: int, repeats: int, seed: int = 0) -> Runs:
+def interleaved_runs(
+    workloads: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int, seed: int = 0
+) -> Runs:
     """Time the workloads in turn, each repeat running all of them, so every ratio compares like with like.
 
     Interleaving spreads drifts in machine load (other processes, thermal throttling) evenly over the

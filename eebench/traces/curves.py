@@ -1,4 +1,5 @@
 """Per-head diagnostics from a trace, small enough to store in results.json and plot in reports."""
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,9 @@ def reliability(values: torch.Tensor, agree: torch.Tensor, bins: int = 10) -> li
     rows = []
     for chunk in torch.tensor_split(order, bins):
         if len(chunk):
-            rows.append({"value": float(values[chunk].mean()), "agreement": float(agree[chunk].double().mean()), "count": len(chunk)})
+            rows.append(
+                {"value": float(values[chunk].mean()), "agreement": float(agree[chunk].double().mean()), "count": len(chunk)}
+            )
     return rows
 
 
@@ -23,15 +26,26 @@ def coverage_curve(uncertainty: torch.Tensor, agree: torch.Tensor, metric: str, 
     for q in torch.linspace(0, 1, points):
         cut = float(torch.quantile(uncertainty.double(), float(q)))
         out = uncertainty <= cut
-        rows.append({"threshold": from_uncertainty(metric, cut), "coverage": float(out.double().mean()),
-                     "agreement": float(agree[out].double().mean()) if bool(out.any()) else None})
+        rows.append(
+            {
+                "threshold": from_uncertainty(metric, cut),
+                "coverage": float(out.double().mean()),
+                "agreement": float(agree[out].double().mean()) if bool(out.any()) else None,
+            }
+        )
     return rows
 
 
 def head_curves(trace: Trace, metric: str, exit_layers: list[int]) -> list[dict]:
     unc, agree = trace.uncertainty(metric), trace.agree
-    return [{"layer": layer, "reliability": reliability(trace.metrics[metric][i], agree[i]),
-             "coverage": coverage_curve(unc[i], agree[i], metric)} for i, layer in enumerate(exit_layers)]
+    return [
+        {
+            "layer": layer,
+            "reliability": reliability(trace.metrics[metric][i], agree[i]),
+            "coverage": coverage_curve(unc[i], agree[i], metric),
+        }
+        for i, layer in enumerate(exit_layers)
+    ]
 
 
 def per_head_heldout(trace: Trace, policy) -> list[dict]:
@@ -40,6 +54,12 @@ def per_head_heldout(trace: Trace, policy) -> list[dict]:
     rows = []
     for i, layer in enumerate(policy.exit_layers):
         out = unc[i] <= policy.thresholds[i]
-        rows.append({"layer": layer, "threshold": policy.native_thresholds()[i], "coverage": float(out.double().mean()),
-                     "agreement": float(agree[i][out].double().mean()) if bool(out.any()) else None})
+        rows.append(
+            {
+                "layer": layer,
+                "threshold": policy.native_thresholds()[i],
+                "coverage": float(out.double().mean()),
+                "agreement": float(agree[i][out].double().mean()) if bool(out.any()) else None,
+            }
+        )
     return rows

@@ -1,4 +1,5 @@
 """Simulate an exit policy on a trace: exit histogram, agreement with the full model, theoretical speedup."""
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,7 @@ def exit_numbers(first: torch.Tensor, exit_layers: list[int], costs: CostModel) 
 def simulate(trace: Trace, policy: ExitPolicy, costs: CostModel) -> dict:
     first = exit_indices(trace, policy)
     emitted = torch.cat([trace.head_argmax, trace.final_argmax[None]])[first, torch.arange(len(first))]
-    return {**exit_numbers(first, policy.exit_layers, costs),
-            "agreement": float((emitted == trace.final_argmax).double().mean())}
+    return {**exit_numbers(first, policy.exit_layers, costs), "agreement": float((emitted == trace.final_argmax).double().mean())}
 
 
 def heldout_check(trace: Trace, policy: ExitPolicy, target: float) -> dict:
@@ -50,8 +50,14 @@ def heldout_check(trace: Trace, policy: ExitPolicy, target: float) -> dict:
         count = int(exited.sum())
         agreement = float(agree[i][exited].double().mean()) if count else None
         hits.append(agree[i][exited])
-        heads.append({"layer": layer, "agreement": agreement, "tokens": count,
-                      "target_met": agreement is None or agreement >= target})
+        heads.append(
+            {"layer": layer, "agreement": agreement, "tokens": count, "target_met": agreement is None or agreement >= target}
+        )
     pooled = torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
-    return {"heads": heads, "exited_agreement": float(pooled.double().mean()) if len(pooled) else None,
-            "exited_tokens": len(pooled), "tokens": len(first), "target_met": all(h["target_met"] for h in heads)}
+    return {
+        "heads": heads,
+        "exited_agreement": float(pooled.double().mean()) if len(pooled) else None,
+        "exited_tokens": len(pooled),
+        "tokens": len(first),
+        "target_met": all(h["target_met"] for h in heads),
+    }

@@ -1,6 +1,7 @@
 """Per-token exit traces: for each token and each head, every confidence metric and the head's argmax,
 plus the full model's argmax. Computed once per (backbone, heads, data), then any threshold's behaviour
 is simulated from the trace without running the model."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class Trace:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(Path(directory) / TRACE_FILE))
 
     @classmethod
-    def load(cls, directory: Path) -> "Trace":
+    def load(cls, directory: Path) -> Trace:
         data = load_file(str(Path(directory) / TRACE_FILE))
         metrics = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("metric.")}
         return cls(metrics, data["head_argmax"], data["final_argmax"])

@@ -9,6 +9,7 @@ To add a field: declare it in the section's dataclass below, with a default if o
 the section is built (``timing/generation.py`` for timing, ``heads/train.py``/``heads/gate.py`` for training, ...)
 and describe it in README "Reading the results" (tests/test_contract.py checks the README names it).
 """
+
 from __future__ import annotations
 
 import json
@@ -337,12 +338,16 @@ class RunResult:
             raise EEBenchError(f"{source}: not a JSON object")
         version = data.get("schema_version")
         if version is None:
-            raise EEBenchError(f"{source}: has no schema_version (written by an eebench older than the results "
-                               f"schema {SCHEMA_VERSION}, or not an eebench results file); re-run the point")
+            raise EEBenchError(
+                f"{source}: has no schema_version (written by an eebench older than the results "
+                f"schema {SCHEMA_VERSION}, or not an eebench results file); re-run the point"
+            )
         if version != SCHEMA_VERSION:
             age = "an older" if isinstance(version, int) and version < SCHEMA_VERSION else "another"
-            raise EEBenchError(f"{source}: written by {age} eebench (results schema {version}, this one reads "
-                               f"{SCHEMA_VERSION}); re-run the point or read it with the eebench that wrote it")
+            raise EEBenchError(
+                f"{source}: written by {age} eebench (results schema {version}, this one reads "
+                f"{SCHEMA_VERSION}); re-run the point or read it with the eebench that wrote it"
+            )
         return build(cls, data, f"{source}:")
 
     @property

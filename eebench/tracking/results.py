@@ -4,6 +4,7 @@ A run directory is complete when it holds ``results.json`` with ``status == "com
 ``RunResult`` (tracking/contract.py); a failed job holds ``error.json`` instead. Loading never raises on a bad
 directory: it is reported as skipped with a reason, so one broken point cannot hide the rest of a sweep.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,6 +44,7 @@ _NOT_RUN_DIRS = frozenset({"wandb", DOWNLOADED_RUNS_DIR, ".hydra", "__pycache__"
 
 
 # ----------------------------------------------------------------------------- writing
+
 
 def write_json_atomic(path: str | Path, obj: Any, fault_stage: str | None = None) -> Path:
     """Write JSON so readers see either the old file or the complete new one, never a partial file."""
@@ -121,6 +123,7 @@ def write_error(run_dir: str | Path, exc: BaseException, config: dict) -> Path:
 
 # ----------------------------------------------------------------------------- provenance
 
+
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -183,6 +186,7 @@ def collect_provenance(device: str, seed: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- loading
+
 
 def _read_json(path: Path) -> tuple[Any, str | None]:
     try:

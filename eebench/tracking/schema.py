@@ -7,6 +7,7 @@ are stored one level up with ``<name>_`` in front (``timing.full.tokens_per_s`` 
 A field with ``on_disk=False`` is never written nor read (e.g. the run directory a result was loaded from); an
 optional field holding None or its empty default is not written.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,15 +83,16 @@ def build(cls, data: Any, where: str):
             prefix = f"{f.name}_"
             keys = {f"{prefix}{g.name}" for g in _stored_fields(nested)} & set(data)
             if keys or _required(f):
-                values[f.name] = build(nested, {k[len(prefix):]: data.pop(k) for k in keys}, _child(where, f"{f.name}_*"))
+                values[f.name] = build(nested, {k[len(prefix) :]: data.pop(k) for k in keys}, _child(where, f"{f.name}_*"))
         elif f.name in data:
             values[f.name] = _convert(data.pop(f.name), hints[f.name], _child(where, f.name))
         elif _required(f):
             missing.append(f.name)
     if missing or data:
         problems = [f"no field(s) {missing}"] * bool(missing) + [f"unknown field(s) {sorted(data)}"] * bool(data)
-        raise EEBenchError(f"{where} has {' and '.join(problems)}; renamed? the results schema declares "
-                           f"{[f.name for f in _stored_fields(cls)]}")
+        raise EEBenchError(
+            f"{where} has {' and '.join(problems)}; renamed? the results schema declares {[f.name for f in _stored_fields(cls)]}"
+        )
     return cls(**values)
 
 

@@ -6,6 +6,7 @@ a report. Online, each run's file is downloaded to ``<out>/wandb_runs/<entity>_<
 or offline-run-*/run-* folders gathered from several machines) is read directly: the copies lie in each
 run's ``files/``. A W&B source that cannot be read costs only itself: one warning line, one skipped entry.
 """
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,7 @@ def is_wandb_source(text: str) -> bool:
 
 
 def parse_wandb_source(text: str) -> WandbSource:
-    parts = text[len(SOURCE_PREFIX):].split("/", 2)  # a group name may itself contain '/'
+    parts = text[len(SOURCE_PREFIX) :].split("/", 2)  # a group name may itself contain '/'
     require(len(parts) >= 2 and all(parts), f"{text!r} is not a W&B source; write {SOURCE_FORMS}")
     return WandbSource(*parts)
 
@@ -64,15 +65,19 @@ def _first_line(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- local W&B folders
 
+
 def local_runs_without_results(folder: Path) -> list[Skipped]:
     """W&B run folders found when reading ``folder`` whose files/ holds no results.json (the
     sweep-summary run, or jobs logged by an eebench that did not save the file yet)."""
-    return [(str(run), "W&B run without results.json (a sweep-summary run, or logged by an older eebench)")
-            for run in walk_sweep(folder)
-            if _RUN_FOLDER.match(run.name) and not (run / "files" / RESULTS_FILE).is_file()]
+    return [
+        (str(run), "W&B run without results.json (a sweep-summary run, or logged by an older eebench)")
+        for run in walk_sweep(folder)
+        if _RUN_FOLDER.match(run.name) and not (run / "files" / RESULTS_FILE).is_file()
+    ]
 
 
 # ----------------------------------------------------------------------------- online
+
 
 def connect_api():
     import wandb  # only when a W&B source is given: importing wandb takes about a second
@@ -141,8 +146,11 @@ def fetch_or_skip(source: WandbSource, out_dir: Path, api: Any | None) -> tuple[
 def is_local_wandb_folder(folder: Path) -> bool:
     """A W&B folder (``<sweep>/wandb``) or W&B run folders gathered in one place."""
     folder = Path(folder)
-    return folder.name == "wandb" or bool(_RUN_FOLDER.match(folder.name)) or any(
-        _RUN_FOLDER.match(child.name) for child in folder.iterdir() if child.is_dir())
+    return (
+        folder.name == "wandb"
+        or bool(_RUN_FOLDER.match(folder.name))
+        or any(_RUN_FOLDER.match(child.name) for child in folder.iterdir() if child.is_dir())
+    )
 
 
 def _logged_identities(folders: list[Path]) -> set[str]:
@@ -163,13 +171,19 @@ def missing_from_wandb(sweeps: list[Path], wandb_folders: list[Path], sources: l
         for run_dir in find_run_dirs(sweep):
             results, _ = check_run(run_dir)
             if results is not None and record_identity(results) not in logged:
-                missing.append((str(run_dir), f"complete locally but missing from W&B ({', '.join(sources)}); "
-                                              "relaunch its sweep with logger=wandb to log it"))
+                missing.append(
+                    (
+                        str(run_dir),
+                        f"complete locally but missing from W&B ({', '.join(sources)}); "
+                        "relaunch its sweep with logger=wandb to log it",
+                    )
+                )
     return missing
 
 
-def gather_sources(local_dirs: list[Path], wandb_sources: list[WandbSource], out_dir: Path,
-                   api: Any | None = None) -> tuple[list[Path], list[Skipped]]:
+def gather_sources(
+    local_dirs: list[Path], wandb_sources: list[WandbSource], out_dir: Path, api: Any | None = None
+) -> tuple[list[Path], list[Skipped]]:
     """(dirs to load as sweeps, skipped entries the loading cannot see). Local dirs come first so that
     a point found both locally and on W&B is reported with its local run dir. When W&B sources are given,
     complete local points they lack are listed as missing from W&B."""

@@ -9,6 +9,7 @@ job's ``results.json`` as a run file (so `eebench report` can rebuild the point 
 when the results name them, the trained heads and the calibration trace as artifacts. Per sweep:
 the summary/Pareto/hypervolume tables, Pareto scatter plots and the report files as an artifact.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,11 +30,24 @@ from eebench.tracking.results import RESULTS_FILE, redact, write_json_atomic
 
 # Flat per-run metrics worth a W&B summary (and parallel-coordinates plot across a sweep).
 SUMMARY_KEYS = (
-    "threshold", "agreement", "mean_layers", "theoretical_speedup", "depth_speedup",
-    "measured_speedup", "full_tokens_per_s", "early_exit_tokens_per_s", "decode_speedup",
-    "full_decode_tokens_per_s", "early_exit_decode_tokens_per_s", "full_decode_ms_per_token",
-    "early_exit_decode_ms_per_token", "full_prefill_seconds", "early_exit_prefill_seconds",
-    "mean_acc", "mean_baseline_acc", "acc_delta",
+    "threshold",
+    "agreement",
+    "mean_layers",
+    "theoretical_speedup",
+    "depth_speedup",
+    "measured_speedup",
+    "full_tokens_per_s",
+    "early_exit_tokens_per_s",
+    "decode_speedup",
+    "full_decode_tokens_per_s",
+    "early_exit_decode_tokens_per_s",
+    "full_decode_ms_per_token",
+    "early_exit_decode_ms_per_token",
+    "full_prefill_seconds",
+    "early_exit_prefill_seconds",
+    "mean_acc",
+    "mean_baseline_acc",
+    "acc_delta",
 )
 POINTER_FILE = "wandb_run.json"  # in the run dir: which W&B run holds this job's logs (and "logged": true once done)
 # W&B's own staging copies, artifact cache and downloads go inside <sweep>/wandb unless the user chose
@@ -62,8 +76,7 @@ def summary_metrics(results: RunResult | dict) -> dict[str, float]:
     row = run_to_row(results)
     metrics = {key: float(row[key]) for key in SUMMARY_KEYS if _is_finite_number(row.get(key))}
     for task, (early, full) in task_accuracies(results).items():
-        candidates = {f"acc/{task}": early, f"baseline_acc/{task}": full,
-                      f"acc_delta/{task}": (early - full) * 100}
+        candidates = {f"acc/{task}": early, f"baseline_acc/{task}": full, f"acc_delta/{task}": (early - full) * 100}
         metrics.update({k: v for k, v in candidates.items() if _is_finite_number(v)})
     for column, share in row.items():
         if column.startswith("exit:") and _is_finite_number(share):
@@ -110,15 +123,25 @@ def frame_to_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
 class WandbSink:
     """One W&B run per job; ``enabled=False`` or any wandb failure turns every method into a no-op."""
 
-    def __init__(self, enabled: bool, project: str, mode: str, entity: str | None, run_dir: Path,
-                 sweep_dir: Path, group: str, name: str, config: dict, job_type: str | None = None):
+    def __init__(
+        self,
+        enabled: bool,
+        project: str,
+        mode: str,
+        entity: str | None,
+        run_dir: Path,
+        sweep_dir: Path,
+        group: str,
+        name: str,
+        config: dict,
+        job_type: str | None = None,
+    ):
         self.run_dir, self.sweep_dir = Path(run_dir), Path(sweep_dir)
         self._wandb = None
         self._run = None
         self.failures = 0
         if enabled:
-            self._run = self._guarded(
-                "init", self._start, project, mode, entity, group, name, config, job_type)
+            self._run = self._guarded("init", self._start, project, mode, entity, group, name, config, job_type)
 
     @property
     def active(self) -> bool:
@@ -127,8 +150,9 @@ class WandbSink:
     def _warn(self, action: str, exc: BaseException) -> None:
         self.failures += 1
         message = (str(exc).strip().splitlines() or [""])[0][:200]
-        log.warning("warning: W&B %s failed (%s: %s); results are on disk. %s",
-                    action, type(exc).__name__, message, self._sync_hint())
+        log.warning(
+            "warning: W&B %s failed (%s: %s); results are on disk. %s", action, type(exc).__name__, message, self._sync_hint()
+        )
 
     def _sync_hint(self) -> str:
         """Name only folders that exist: this run's own W&B folder, else the sweep's offline runs, else none."""
@@ -165,37 +189,54 @@ class WandbSink:
         (self.sweep_dir / "wandb").mkdir(parents=True, exist_ok=True)
         keep_wandb_files_in(self.sweep_dir / "wandb")
         run = wandb.init(
-            project=project, entity=entity, mode=_resolve_mode(mode), dir=str(self.sweep_dir),
-            group=group, name=name, job_type=job_type,
+            project=project,
+            entity=entity,
+            mode=_resolve_mode(mode),
+            dir=str(self.sweep_dir),
+            group=group,
+            name=name,
+            job_type=job_type,
             config=redact({**(config or {}), "run_dir": str(self.run_dir)}),
-            reinit="finish_previous", settings=self._settings(),
+            reinit="finish_previous",
+            settings=self._settings(),
         )
         self._guarded("pointer file", self._write_pointer, run, _resolve_mode(mode))
         return run
 
     def _write_pointer(self, run, mode: str) -> None:
-        write_json_atomic(self.run_dir / POINTER_FILE, {
-            "id": run.id, "name": run.name, "project": run.project, "mode": mode,
-            "wandb_dir": str(self.sweep_dir / "wandb"),
-        })
+        write_json_atomic(
+            self.run_dir / POINTER_FILE,
+            {
+                "id": run.id,
+                "name": run.name,
+                "project": run.project,
+                "mode": mode,
+                "wandb_dir": str(self.sweep_dir / "wandb"),
+            },
+        )
 
     def _table(self, columns: list[str], rows: list[list[Any]]):
         return self._wandb.Table(columns=columns, data=rows)
 
     def _log_results(self, results: RunResult) -> None:
         self._run.summary.update(summary_metrics(results))
-        task_rows = [[task, score.early, score.early_se, score.full, score.full_se, score.delta_points,
-                      score.delta_se_points] for task, score in task_scores(results).items()]
+        task_rows = [
+            [task, score.early, score.early_se, score.full, score.full_se, score.delta_points, score.delta_se_points]
+            for task, score in task_scores(results).items()
+        ]
         exits = self._table(["exit", "fraction"], [[str(k), v] for k, v in results.exit.fraction.items()])
-        self._run.log({
-            "tasks": self._table(["task", "acc", "acc_stderr", "baseline_acc", "baseline_acc_stderr",
-                                  "delta_points", "delta_stderr_points"], task_rows),
-            "exit_histogram": exits,
-            "exit_histogram_chart": self._wandb.plot.bar(exits, "exit", "fraction", title="Exit histogram"),
-        })
+        self._run.log(
+            {
+                "tasks": self._table(
+                    ["task", "acc", "acc_stderr", "baseline_acc", "baseline_acc_stderr", "delta_points", "delta_stderr_points"],
+                    task_rows,
+                ),
+                "exit_histogram": exits,
+                "exit_histogram_chart": self._wandb.plot.bar(exits, "exit", "fraction", title="Exit histogram"),
+            }
+        )
 
-    def _log_artifact(self, name: str, artifact_type: str, files: list[Path], metadata: dict,
-                      extra: dict | None = None) -> None:
+    def _log_artifact(self, name: str, artifact_type: str, files: list[Path], metadata: dict, extra: dict | None = None) -> None:
         """Log ``files`` (plus ``extra`` written as ``<artifact_type>.json``) as one artifact."""
         artifact = self._wandb.Artifact(name, type=artifact_type, metadata=metadata)
         for path in files:
@@ -253,7 +294,8 @@ class WandbSink:
                 points = frame.dropna(subset=[speedup, "acc_delta"])
                 table = self._table(*frame_to_rows(points))
                 charts[f"pareto_{kind}"] = self._wandb.plot.scatter(
-                    table, speedup, "acc_delta", title=f"Accuracy change (points) vs {kind} speedup")
+                    table, speedup, "acc_delta", title=f"Accuracy change (points) vs {kind} speedup"
+                )
         if charts:
             self._run.log(charts)
 
@@ -287,16 +329,25 @@ class WandbSink:
         write_json_atomic(pointer, {**record, "logged": True})
 
 
-def log_sweep_summary(sweep_dir: Path, summary_df: pd.DataFrame, pareto_df: pd.DataFrame,
-                      project: str, mode: str, entity: str | None = None) -> None:
+def log_sweep_summary(
+    sweep_dir: Path, summary_df: pd.DataFrame, pareto_df: pd.DataFrame, project: str, mode: str, entity: str | None = None
+) -> None:
     """One sweep-level W&B run: summary, Pareto and hypervolume tables, Pareto scatter plots and the
     report files; never raises."""
     sweep_dir = Path(sweep_dir)
     try:
-        sink = WandbSink(True, project, mode, entity, run_dir=sweep_dir, sweep_dir=sweep_dir,
-                         group=sweep_dir.name, name=f"{sweep_dir.name}-summary",
-                         config={"sweep_dir": str(sweep_dir), "points": len(summary_df)},
-                         job_type="sweep-summary")
+        sink = WandbSink(
+            True,
+            project,
+            mode,
+            entity,
+            run_dir=sweep_dir,
+            sweep_dir=sweep_dir,
+            group=sweep_dir.name,
+            name=f"{sweep_dir.name}-summary",
+            config={"sweep_dir": str(sweep_dir), "points": len(summary_df)},
+            job_type="sweep-summary",
+        )
         frames = {"summary": summary_df, "pareto": pareto_df}
         if (sweep_dir / HYPERVOLUME_FILE).is_file():
             frames["hypervolume"] = pd.read_csv(sweep_dir / HYPERVOLUME_FILE)

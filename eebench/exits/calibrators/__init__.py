@@ -6,6 +6,7 @@ A method's own fields are ``calibration.<field>`` keys of ``CalibrationConfig``,
 validated by ``check``. To add one: a module here calling ``register(Calibrator(...))``, a
 ``conf/calibration/<name>.yaml`` and a test.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """``max_coverage`` (the paper): largest threshold whose running agreement on calibration data >= target."""
+
 import torch
 
 from eebench.exits.calibrators import NEVER_EXIT, Calibrator, register, sorted_with_cuts

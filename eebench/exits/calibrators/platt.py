@@ -1,4 +1,5 @@
 """``platt``: logistic fit of P(agree | uncertainty); exit where the fitted probability >= target."""
+
 import math
 
 import torch

@@ -4,6 +4,7 @@ chosen threshold holds the target on new data with probability >= 1 - delta.
 
 Its fields: ``calibration.delta`` (allowed failure probability, in (0, 1)), ``calibration.bound`` ("binomial",
 exact, or "hb", Hoeffding-Bentkus) and ``calibration.grid`` (candidate thresholds tested in sequence)."""
+
 import math
 
 import torch

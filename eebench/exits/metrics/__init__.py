@@ -5,6 +5,7 @@ read the head's next-token distribution (``needs_logits``); one that reads the h
 gate) lets the engine skip the vocabulary projection until some row exits. To add one: a module here calling
 ``register(ConfidenceMetric(...))``, a ``conf/confidence/<name>.yaml``, and a test.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,8 +22,9 @@ from eebench.errors import require
 class HeadOutput:
     """What a metric may read for one head: its logits, the shared softmax of them, and its gate."""
 
-    def __init__(self, logits: torch.Tensor | None = None, heads=None, index: int | None = None,
-                 hidden: torch.Tensor | None = None):
+    def __init__(
+        self, logits: torch.Tensor | None = None, heads=None, index: int | None = None, hidden: torch.Tensor | None = None
+    ):
         self.logits, self.heads, self.index, self.hidden = logits, heads, index, hidden
 
     @cached_property

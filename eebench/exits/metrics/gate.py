@@ -1,5 +1,6 @@
 """A learned exit gate's probability that the head agrees with the full model (heads/gate.py); higher is more
 confident. It reads the hidden state only, so the head projects to the vocabulary only when some row exits."""
+
 from eebench.exits.metrics import ConfidenceMetric, register
 
 register(ConfidenceMetric("gate", -1.0, lambda out: out.gate_probability(), needs_logits=False, needs_gates=True))

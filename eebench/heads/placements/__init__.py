@@ -5,6 +5,7 @@ blocks whose outputs feed exit heads. Its own fields (``fields``) are ``placemen
 ``PlacementConfig``; ``check`` validates them when the config is built, before any model loads.
 To add one: a module here calling ``register(Placement(...))``, a ``conf/placement/<name>.yaml`` and a test.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,4 +1,5 @@
 """``equal`` (the paper): ``placement.num_heads`` heads at the interior points of linspace(0, L, n+2)."""
+
 import numpy as np
 
 from eebench.errors import require
@@ -22,8 +23,10 @@ def max_equal_heads(num_layers: int) -> int:
 
 def _layers(cfg, num_layers: int) -> list[int]:
     most = max_equal_heads(num_layers)
-    require(cfg.num_heads <= most, f"placement.num_heads={cfg.num_heads} is more than a {num_layers}-block backbone "
-                                   f"allows; allowed: 1..{most}")
+    require(
+        cfg.num_heads <= most,
+        f"placement.num_heads={cfg.num_heads} is more than a {num_layers}-block backbone allows; allowed: 1..{most}",
+    )
     return equal_layers(cfg.num_heads, num_layers)
 
 

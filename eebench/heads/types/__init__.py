@@ -6,6 +6,7 @@ A type's own config fields are ``head.options.<name>``, declared with their defa
 and set in its ``conf/head/<name>.yaml``. To add one: a module here calling ``register(HeadType(...))``,
 a ``conf/head/<name>.yaml`` and a test. Saved heads record their type and options (heads/store.py).
 """
+
 from __future__ import annotations
 
 import copy

@@ -1,5 +1,6 @@
 """``lens``: a trainable affine hidden->hidden map (identity-initialised) into the backbone's frozen final norm and
 lm_head; hidden x hidden parameters instead of hidden x vocab."""
+
 import torch
 from torch import nn
 

@@ -1,4 +1,5 @@
 """``linear`` (the paper): frozen copy of the final norm, then a trainable Linear(hidden, vocab) initialised from lm_head."""
+
 import torch
 from torch import nn
 

@@ -1,4 +1,5 @@
 """``logit_lens``: the backbone's own final norm and lm_head applied early; nothing to train."""
+
 import torch
 from torch import nn
 

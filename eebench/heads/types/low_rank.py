@@ -1,6 +1,7 @@
 """``low_rank``: frozen norm, then Linear(hidden, rank) -> Linear(rank, vocab); rank x (hidden + vocab) weights per head
 instead of hidden x vocab. Initialised from lm_head by truncated SVD (its best rank-``rank`` approximation, Eckart-Young),
 so at rank = hidden it starts as the logit lens. ``head.options.rank`` sets the rank."""
+
 import torch
 from torch import nn
 
@@ -12,8 +13,10 @@ class LowRankHead(nn.Module):
     def __init__(self, norm: nn.Module, lm_head: nn.Module, init_from_lm_head: bool = True, rank: int = 64):
         super().__init__()
         vocab, hidden = lm_head.weight.shape
-        require(rank <= min(hidden, vocab), f"head.options.rank={rank} exceeds the backbone's hidden size {hidden}; "
-                                            f"allowed: 1..{min(hidden, vocab)}")
+        require(
+            rank <= min(hidden, vocab),
+            f"head.options.rank={rank} exceeds the backbone's hidden size {hidden}; allowed: 1..{min(hidden, vocab)}",
+        )
         self.norm = frozen_copy(norm)
         self.down = nn.Linear(hidden, rank, bias=False)
         self.up = nn.Linear(rank, vocab, bias=False)
@@ -30,8 +33,10 @@ class LowRankHead(nn.Module):
 
 def _check(options: dict) -> None:
     rank = options["rank"]
-    require(isinstance(rank, int) and not isinstance(rank, bool) and rank >= 1,
-            f"head.options.rank={rank!r} is invalid; allowed: an integer >= 1")
+    require(
+        isinstance(rank, int) and not isinstance(rank, bool) and rank >= 1,
+        f"head.options.rank={rank!r} is invalid; allowed: an integer >= 1",
+    )
 
 
 register(HeadType("low_rank", LowRankHead, options={"rank": 64}, check=_check, description=__doc__))

@@ -1,4 +1,5 @@
 """``mlp``: frozen norm, a residual MLP (zero-initialised output, so it starts as the linear head), then Linear(hidden, vocab)."""
+
 import torch
 from torch import nn
 
