@@ -31,10 +31,10 @@ from eebench.backbones.states import hidden_states_at
 from eebench.config import BackboneConfig, DataConfig, HeadTrainingConfig, PlacementConfig
 from eebench.data.corpus import prepare_splits
 from eebench.heads import ExitHeads
-from eebench.heads.loop import LoopSettings, train_loop
+from eebench.heads.loop import train_loop
 from eebench.heads.placement import exit_layers
 from eebench.heads.states import LiveStates, cached_states
-from eebench.heads.train import DistillationTask, label_members, train_heads
+from eebench.heads.train import DistillationTask, label_members, loop_settings, train_heads
 from eebench.timing.timer import load_average_1min
 from eebench.tracking.results import collect_provenance
 
@@ -114,17 +114,7 @@ def train_once(backbone, layers, states, args, cfg, old: bool = False) -> dict:
     heads = ExitHeads.create(backbone.layered, layers, args.head)
     if old:
         task = OldPathTask(backbone.layered, heads, states, cfg.val_sequences, cfg.batch_size)
-        settings = LoopSettings(
-            cfg.max_tokens,
-            cfg.batch_size,
-            cfg.lr,
-            cfg.warmup_steps,
-            cfg.weight_decay,
-            cfg.eval_every,
-            cfg.patience,
-            cfg.min_delta,
-            cfg.precision,
-        )
+        settings = loop_settings(cfg, backbone.device)
         log = label_members(
             train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, 0, backbone.device, "old path"),
             "head",

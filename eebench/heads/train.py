@@ -7,6 +7,8 @@ once per batch and shared by all heads.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
@@ -94,7 +96,15 @@ class GateTask(_Task):
 def train_heads(layered, heads: ExitHeads, states, cfg: HeadTrainingConfig, seed: int) -> dict:
     """Distil every head to the final layer; returns the training log (per head: tokens, KL curve, stop reason)."""
     device = layered.lm_head.weight.device
-    settings = LoopSettings(
+    settings = loop_settings(cfg, device)
+    task = DistillationTask(layered, heads, states, cfg.val_sequences, cfg.batch_size)
+    log = train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, seed, device, "training exit heads")
+    return {**label_members(log, "head", heads.exit_layers), "loss": "kl", "validation_sequences": cfg.val_sequences}
+
+
+def loop_settings(cfg: HeadTrainingConfig, device) -> LoopSettings:
+    """The training loop's settings from ``head.training`` (precision resolved for ``device``)."""
+    return LoopSettings(
         cfg.max_tokens,
         cfg.batch_size,
         cfg.lr,
@@ -105,24 +115,19 @@ def train_heads(layered, heads: ExitHeads, states, cfg: HeadTrainingConfig, seed
         cfg.min_delta,
         resolve_precision(cfg.precision, device),
     )
-    task = DistillationTask(layered, heads, states, cfg.val_sequences, cfg.batch_size)
-    log = train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, seed, device, "training exit heads")
-    return {**label_members(log, "head", heads.exit_layers), "loss": "kl", "validation_sequences": cfg.val_sequences}
 
 
 def train_gates(layered, heads: ExitHeads, states, gate: GateConfig, cfg: HeadTrainingConfig, seed: int) -> dict:
     """Fit each gate with the heads' loop; evaluation cadence and patience come from ``head.training``."""
     device = layered.lm_head.weight.device
-    settings = LoopSettings(
-        gate.max_tokens,
-        gate.batch_size,
-        gate.lr,
-        0,
-        0.0,
-        cfg.eval_every,
-        cfg.patience,
-        cfg.min_delta,
-        resolve_precision(cfg.precision, device),
+    # Gates reuse the heads' evaluation cadence and patience, with their own budget, batch and rate, no warmup/decay.
+    settings = replace(
+        loop_settings(cfg, device),
+        max_tokens=gate.max_tokens,
+        batch_size=gate.batch_size,
+        lr=gate.lr,
+        warmup_steps=0,
+        weight_decay=0.0,
     )
     task = GateTask(layered, heads, states, cfg.val_sequences, gate.batch_size)
     log = train_loop(list(heads.gates), task, task.num_train, states.seq_len, settings, seed, device, "training exit gates")
