@@ -388,10 +388,11 @@ def test_report_table_shows_decode_rates_and_latency(timings):
     timed = {**make_results(backbone="tiny", threshold=0.9), "timing": timings[1]}  # as measure_generation wrote it
     untimed = {**make_results(backbone="tiny", threshold=0.8), "timing": None}
     frame = runs_to_frame([timed, untimed])
-    assert frame["decode_speedup"].tolist()[1] == timings[1]["decode_speedup"]
-    assert frame["timing_batch_size"].tolist()[1] == 1
-    table = next(block for block in results_tables(frame) if isinstance(block, Table))
-    rows = {row[0]: dict(zip(table.headers, row)) for row in table.rows}
+    by_threshold = frame.set_index("threshold")  # row order follows family labels, not input order
+    assert by_threshold.loc[0.9, "decode_speedup"] == timings[1]["decode_speedup"]
+    assert by_threshold.loc[0.9, "timing_batch_size"] == 1
+    tables = [block for block in results_tables(frame) if isinstance(block, Table)]  # one per family
+    rows = {row[0]: dict(zip(table.headers, row)) for table in tables for row in table.rows}
     expected = f"{timings[1]['full_decode_ms_per_token']:.1f} / {timings[1]['early_exit_decode_ms_per_token']:.1f}"
     assert rows["0.9"]["decode ms/token full / EE"] == expected
     assert rows["0.8"]["decode tok/s full / EE"] == "–"  # a run with timing=none

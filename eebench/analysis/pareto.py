@@ -249,9 +249,10 @@ def family_labels(frame: pd.DataFrame) -> pd.Series:
     among runs sharing those four."""
     groups = frame.groupby(list(FAMILY_COLUMNS), dropna=False)
     varying = [axis for axis in FAMILY_AXES if axis in frame and (groups[axis].nunique(dropna=False) > 1).any()]
-    labels = frame[list(FAMILY_COLUMNS)].astype(str).agg("/".join, axis=1)
+    labels = frame[list(FAMILY_COLUMNS)].astype(object).fillna("none").astype(str).agg("/".join, axis=1)
     for axis in varying:
-        labels = labels + f" {FAMILY_AXES[axis]}=" + frame[axis].astype(str)
+        # A missing value (e.g. no strategy for a run with timing=none) is named, never NaN: pandas' str dtype keeps NaN.
+        labels = labels + f" {FAMILY_AXES[axis]}=" + frame[axis].astype(object).fillna("none").astype(str)
     return labels
 
 
