@@ -195,19 +195,24 @@ def estimate_ci(bench: Bench, target: float) -> dict:
     return estimate
 
 
+def bench_for(backbone, args) -> Bench:
+    """One schedule's settings from the command line, on held-out prompts of ``backbone``."""
+    return Bench(
+        backbone,
+        held_out_prompts(backbone, args.prompts, args.prompt_tokens),
+        args.new_tokens,
+        args.warmup,
+        args.repeats,
+        args.seed,
+    )
+
+
 def run_all(args) -> tuple[list[dict], dict]:
     if args.estimate_ci:
         backbone = load_backbone(
             BackboneConfig(name="estimate", name_or_path=args.backbone, dtype=args.dtype or "auto"), args.device
         )
-        bench = Bench(
-            backbone,
-            held_out_prompts(backbone, args.prompts, args.prompt_tokens),
-            args.new_tokens,
-            args.warmup,
-            args.repeats,
-            args.seed,
-        )
+        bench = bench_for(backbone, args)
         estimate = estimate_ci(bench, args.ci_target)
         print(json.dumps(estimate), flush=True)
         return [], {"ci_estimate": estimate, "dtype": str(backbone.model.dtype).removeprefix("torch.")}
@@ -216,14 +221,7 @@ def run_all(args) -> tuple[list[dict], dict]:
     model = EarlyExitModel.from_run(args.run_dir, device=args.device, dtype=args.dtype)
     model.metric = args.metric
     backbone = model.backbone
-    bench = Bench(
-        backbone,
-        held_out_prompts(backbone, args.prompts, args.prompt_tokens),
-        args.new_tokens,
-        args.warmup,
-        args.repeats,
-        args.seed,
-    )
+    bench = bench_for(backbone, args)
     return bench.reference_rows() + method_rows(bench, model, args), {"dtype": str(backbone.model.dtype).removeprefix("torch.")}
 
 
