@@ -127,7 +127,7 @@ def train_once(backbone, layers, states, args, cfg, old: bool = False) -> dict:
         "steps": log["steps"],
         "tokens_per_s": log["tokens_per_s"],
         "seconds_incl_eval": log["seconds"],
-        "final_heldout_kl": [h["final_heldout_loss"] for h in log["per_head"]],
+        "final_heldout_kl": [h["final_heldout_loss"] for h in log["modules"]],
     }
 
 
@@ -184,7 +184,7 @@ def main() -> None:
     out = (
         Path(args.out)
         if args.out
-        else RESULTS / f"{datetime.now(timezone.utc):%Y-%m-%d}_train_speed_{Path(args.model).name}.json"
+        else RESULTS / f"{datetime.now(timezone.utc):%Y-%m-%d}_train_speed_{Path(args.model).name.replace(':', '-')}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
