@@ -8,8 +8,13 @@ prompts; every speedup is a ratio of summed repeat times with a paired bootstrap
 - ``A/A``: transformers against itself, timed as two workloads: the noise floor of this machine.
 - ``engine full depth``: the engine's full path against transformers (its overhead, or gain).
 - per target and strategy (full, lazy, copy, skip, dssd), static exit, LayerSkip-style self-speculation
-  and transformers' assistant_early_exit: speedup over transformers greedy with CI, the theoretical
-  speedup and depth bound of the decoded exits, token match with transformers greedy.
+  and transformers' assistant_early_exit (eebench/timing/baselines.py): speedup over transformers greedy
+  with CI, the theoretical speedup and depth bound of the decoded exits, the theoretical speedup on the
+  evaluation tasks' own tokens (from the sweep's results.json at that target), token match with
+  transformers greedy.
+
+All rows share one schedule: per repeat every workload runs once, in a seeded random order, so each
+row's ratio pairs the same transformers runs and the rows compare with each other too.
 
     python benchmarks/engine_speed.py --run-dir outputs/sweeps/demo_.../0 [--metric gate] [--dtype bfloat16]
     python benchmarks/engine_speed.py --estimate-ci --backbone bundled:smollm2-135m --prompts 4 --new-tokens 48 --repeats 10
@@ -21,6 +26,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,22 +35,24 @@ from eebench.backbones import load_backbone
 from eebench.config import MIN_TIMING_REPEATS, BackboneConfig, DataConfig
 from eebench.data.corpus import prepare_splits
 from eebench.engine.flops import CostModel
-from eebench.engine.generate import GenerationOutput
-from eebench.errors import require
+from eebench.engine.strategies import baseline_strategies, policy_strategies
+from eebench.errors import EEBenchError, require
 from eebench.exits.policy import ExitPolicy
-from eebench.timing.generation import (
-    bound_for,
-    compare_with_reference,
+from eebench.timing.baselines import baseline_workload
+from eebench.timing.generation import compare_many
+from eebench.timing.provenance import timing_provenance
+from eebench.timing.statistics import bound_for, flag_fields
+from eebench.timing.timer import load_average_1min, process_peak_rss_mib, torch_threads
+from eebench.timing.workloads import (
+    Workload,
     decoded_exit_indices,
-    flag_fields,
     generate_batches,
-    noise_floor,
+    generated_rows,
+    match_with_reference,
     prompt_batches,
-    reference_matches,
+    speculation_fields,
     transformers_greedy,
 )
-from eebench.timing.provenance import timing_provenance
-from eebench.timing.timer import load_average_1min, process_peak_rss_mib, torch_threads
 
 
 def held_out_prompts(backbone, count: int, length: int) -> list[torch.Tensor]:
@@ -54,8 +62,21 @@ def held_out_prompts(backbone, count: int, length: int) -> list[torch.Tensor]:
     return [row[None].to(backbone.device) for row in splits["heldout"]]
 
 
+@dataclass
+class Method:
+    """One row: a workload and what its exit pattern can be checked against."""
+
+    run: Workload
+    costs: CostModel | None = None  # for the theoretical speedup and depth bound of its decoded exits
+    strategy: str | None = None
+    extra: dict = field(default_factory=dict)  # fixed facts of the row (target, task-token theoretical speedup)
+
+
+AA = "A/A transformers vs itself"
+
+
 class Bench:
-    """One backbone, its prompts and the two references every row is timed with."""
+    """One backbone, its prompts and the two references every method is timed against, in one schedule."""
 
     def __init__(self, backbone, prompts, new_tokens: int, warmup: int, repeats: int, seed: int = 0):
         self.backbone, self.new_tokens, self.warmup, self.repeats, self.seed = backbone, new_tokens, warmup, repeats, seed
@@ -63,60 +84,60 @@ class Bench:
         self.transformers = transformers_greedy(backbone.model, backbone.tokenizer.pad_token_id, self.batches)
         self.full = lambda n: generate_batches(backbone.layered, self.batches, n)
 
-    def engine(self, **kwargs):
+    def engine(self, **kwargs) -> Workload:
         """A workload of the engine over the prompts, one at a time."""
         return lambda n: generate_batches(self.backbone.layered, self.batches, n, **kwargs)
 
-    def reference_rows(self) -> list[dict]:
-        """The A/A noise floor and the engine's full path against transformers, from one schedule."""
-        fields = noise_floor(
-            self.transformers, self.full, self.new_tokens, self.backbone.device, self.warmup, self.repeats, self.seed
+    def time_all(self, methods: dict[str, Method]) -> list[dict]:
+        """The A/A row, the engine's full path and every method, all in one seeded random schedule: each row's
+        ratios pair repeats that ran side by side with the same transformers and full-depth runs."""
+        candidates = {AA: self.transformers, **{name: m.run for name, m in methods.items()}}
+        comparison = compare_many(
+            self.transformers, self.full, candidates, self.new_tokens, self.backbone.device, self.warmup, self.repeats, self.seed
         )
-        rows = [
-            {"method": "A/A transformers vs itself", **_renamed(fields, "aa_"), **fields},
-            {"method": "engine full depth", **_renamed(fields, "engine_full_"), **fields},
-        ]
+        shared = comparison.shared
+        engine_row = {"method": "engine full depth", **_engine_full_as_own(shared), **shared, **_matches(comparison, "full")}
+        rows = [{"method": AA, **comparison.candidates[AA]}, engine_row]
+        rows += [self._row(name, method, comparison) for name, method in methods.items()]
+        load = load_average_1min()
         for row in rows:
+            row["load_average_1min"] = load
             _print_scalars(row)
         return rows
 
-    def measure(self, name: str, run, costs: CostModel | None = None, strategy: str | None = None) -> dict:
-        """Time ``run(new_tokens)`` with transformers greedy and the engine's full path; unprefixed keys are the method's."""
-        fields, outputs = compare_with_reference(
-            self.transformers,
-            self.full,
-            run,
-            self.new_tokens,
-            self.backbone.device,
-            self.warmup,
-            self.repeats,
-            self.seed,
-            candidate_prefix="",
-        )
-        row = {"method": name, **fields, **reference_matches(outputs, ""), "load_average_1min": load_average_1min()}
-        outs = outputs[""]
-        stats = [o.speculation for o in outs if isinstance(o, GenerationOutput) and o.speculation is not None]
-        if stats:
-            drafted, accepted = sum(s.drafted for s in stats), sum(s.accepted for s in stats)
-            row["acceptance"] = accepted / drafted if drafted else 0.0
-            row["mean_accepted"] = accepted / max(1, sum(s.verifications for s in stats))
-        if costs is not None and strategy is not None:
+    def _row(self, name: str, method: Method, comparison) -> dict:
+        outs = comparison.outputs[name]
+        row = {
+            "method": name,
+            **method.extra,
+            **comparison.candidates[name],
+            "engine_full_speedup_ci95": comparison.shared["engine_full_speedup_ci95"],
+            **_matches(comparison, name),
+            **speculation_fields(outs),
+        }
+        if method.costs is not None and method.strategy is not None:
             exits = decoded_exit_indices(outs)
-            if strategy != "full":  # "full" runs every block whatever exits: the cost model's saving does not apply
-                row["theoretical_speedup"] = costs.theoretical_speedup(torch.tensor(exits))
-            row["early_exit_share"] = sum(i < len(costs.exit_layers) for i in exits) / max(1, len(exits))
-            row.update(flag_fields(fields, bound_for(strategy, costs, exits)))
-        _print_scalars(row)
+            if method.strategy != "full":  # "full" runs every block whatever exits: the cost model's saving does not apply
+                row["theoretical_speedup"] = method.costs.theoretical_speedup(torch.tensor(exits))
+            row["early_exit_share"] = sum(i < len(method.costs.exit_layers) for i in exits) / max(1, len(exits))
+            row.update(flag_fields(row, bound_for(method.strategy, method.costs, exits)))
         return row
 
 
-def _renamed(fields: dict, prefix: str) -> dict:
-    """A schedule's ``<prefix>speedup*`` ratios as the row's own ``speedup*`` / ``decode_speedup*``."""
-    out = {}
-    for key, value in fields.items():
-        if key.startswith(f"{prefix}speedup") or key.startswith(f"{prefix}decode_speedup"):
-            out[key.removeprefix(prefix)] = value
-    return out
+def _matches(comparison, name: str) -> dict:
+    exact, same = match_with_reference(
+        generated_rows(comparison.outputs["transformers"]), generated_rows(comparison.outputs[name])
+    )
+    return {"sequence_exact_match_with_reference": exact, "token_match_with_reference": same}
+
+
+def _engine_full_as_own(shared: dict) -> dict:
+    """The schedule's ``engine_full_*`` ratios as the engine row's own ``speedup*`` / ``decode_speedup*``."""
+    return {
+        key.removeprefix("engine_full_"): value
+        for key, value in shared.items()
+        if key.startswith(("engine_full_speedup", "engine_full_decode_speedup"))
+    }
 
 
 def _print_scalars(row: dict) -> None:
@@ -128,68 +149,78 @@ def _print_scalars(row: dict) -> None:
     print(json.dumps(shown), flush=True)
 
 
-def no_exit_rows(bench: Bench, heads) -> list[dict]:
+def no_exit_methods(bench: Bench, heads, metrics: list[str]) -> dict[str, Method]:
     """The price of asking: a policy whose heads never fire, so every token runs the full depth and
     pays only for the exit decisions (the gate's small MLP, or every head's vocabulary projection)."""
-    rows = []
-    for metric in ["gate", "entropy"] if len(heads.gates) else ["entropy"]:
+    methods = {}
+    for metric in metrics:
         never = ExitPolicy(heads.exit_layers, metric, [-math.inf] * len(heads.exit_layers))
         costs = CostModel.from_layered(bench.backbone.layered, heads, gated=metric == "gate")
-        rows.append(
-            bench.measure(f"no exit, {metric} decides", bench.engine(heads=heads, policy=never, strategy="lazy"), costs, "lazy")
-        )
-    return rows
+        run = bench.engine(heads=heads, policy=never, strategy="lazy")
+        methods[f"no exit, {metric} decides"] = Method(run, costs, "lazy")
+    return methods
 
 
-def method_rows(bench: Bench, model, args) -> list[dict]:
+def task_token_speedups(run_dir: Path, metric: str) -> dict[float, float]:
+    """Per threshold target: the theoretical speedup on the evaluation tasks' own tokens
+    (results.json ``exit_tasks``), from the points of the sweep ``run_dir`` belongs to with this metric."""
+    from eebench.tracking.results import read_result
+
+    found = {}
+    for results in sorted(run_dir.parent.glob("*/results.json")):
+        try:
+            result = read_result(results.parent)
+        except EEBenchError:
+            continue  # another schema or an unfinished point: not this sweep's number
+        if result.confidence == metric and result.exit_tasks is not None:
+            found[float(result.threshold)] = result.exit_tasks.theoretical_speedup
+    return found
+
+
+def policy_methods(bench: Bench, model, args) -> dict[str, Method]:
     heads = model.heads
     costs = CostModel.from_layered(bench.backbone.layered, heads, gated=args.metric == "gate")
-    rows = no_exit_rows(bench, heads)
+    on_tasks = task_token_speedups(Path(args.run_dir), args.metric)
+    methods = {}
     for target in args.targets:
         model._policies.clear()
         policy = model.policy(target)
-        for strategy in ("full", "lazy", "copy", "skip"):
-            rows.append(
-                bench.measure(
-                    f"{strategy} @{target}", bench.engine(heads=heads, policy=policy, strategy=strategy), costs, strategy
-                )
-            )
-        rows.append(
-            bench.measure(
-                f"dssd @{target}", bench.engine(heads=heads, policy=policy, strategy="dssd", max_draft=5), costs, "dssd"
-            )
-        )
-    for layer in args.static_layers or heads.exit_layers[-1:]:
-        # No confidence: every token leaves at this block through its trained head.
-        rows.append(bench.measure(f"static block {layer}", bench.engine(heads=heads, strategy="static", exit_layer=layer)))
-    for layer in heads.exit_layers:
-        for draft in args.draft_lengths:
-            rows.append(
-                bench.measure(
-                    f"layerskip block {layer} draft {draft}",
-                    bench.engine(strategy="layerskip", exit_layer=layer, draft_length=draft),
-                )
-            )
-    hf, pad = bench.backbone.model, bench.backbone.tokenizer.pad_token_id
-    for layer in args.assistant_layers or heads.exit_layers:
-        for draft in args.draft_lengths:
-            rows.append(
-                bench.measure(
-                    f"assistant_early_exit {layer} x{draft}",
-                    transformers_greedy(hf, pad, bench.batches, assistant_early_exit=layer + 1, num_assistant_tokens=draft),
-                )
-            )
-    return rows
+        extra = {"target": target, "task_token_theoretical_speedup": on_tasks.get(float(target))}
+        for strategy in args.strategies:
+            draft = {"max_draft": args.max_draft} if strategy == "dssd" else {}
+            run = bench.engine(heads=heads, policy=policy, strategy=strategy, **draft)
+            methods[f"{strategy} @{target}"] = Method(run, costs, strategy, extra)
+    return methods
+
+
+def baseline_methods(bench: Bench, heads, args) -> dict[str, Method]:
+    """Every requested baseline at every requested block and draft length (eebench/timing/baselines.py)."""
+    methods = {}
+    layers = args.baseline_layers or heads.exit_layers[-1:]
+    for name in args.baselines:
+        for layer in layers:
+            drafts = [None] if name == "static" else args.draft_lengths
+            for draft in drafts:
+                run = baseline_workload(name, bench.backbone, heads, bench.batches, layer, draft or 1)
+                label = f"{name} block {layer}" + (f" draft {draft}" if draft else "")
+                costs = CostModel.from_layered(bench.backbone.layered, heads) if name == "static" else None
+                methods[label] = Method(run, costs, name if costs else None, {"exit_layer": layer, "draft_length": draft})
+    return methods
 
 
 def estimate_ci(bench: Bench, target: float) -> dict:
     """CI half-widths of the A/A and engine-full ratios at these settings, and the repeats that the usual
     1/sqrt(repeats) shrinking of a CI says would bring each to ``target`` (a relative half-width)."""
-    row = bench.reference_rows()[1]
+    aa, engine = bench.time_all({})
     estimate = {"prompts": len(bench.batches), "new_tokens": bench.new_tokens, "repeats": bench.repeats, "target": target}
-    for name in ("aa_speedup", "aa_decode_speedup", "engine_full_speedup", "engine_full_decode_speedup"):
-        lo, hi = row[f"{name}_ci95"]
-        half = (hi - lo) / 2 / row[name]
+    for name, row, key in (
+        ("aa_speedup", aa, "speedup"),
+        ("aa_decode_speedup", aa, "decode_speedup"),
+        ("engine_full_speedup", engine, "speedup"),
+        ("engine_full_decode_speedup", engine, "decode_speedup"),
+    ):
+        lo, hi = row[f"{key}_ci95"]
+        half = (hi - lo) / 2 / row[key]
         estimate[f"{name}_ci95_half_width"] = half
         estimate[f"{name}_repeats_for_target"] = max(MIN_TIMING_REPEATS, math.ceil(bench.repeats * (half / target) ** 2))
     return estimate
@@ -222,7 +253,13 @@ def run_all(args) -> tuple[list[dict], dict]:
     model.metric = args.metric
     backbone = model.backbone
     bench = bench_for(backbone, args)
-    return bench.reference_rows() + method_rows(bench, model, args), {"dtype": str(backbone.model.dtype).removeprefix("torch.")}
+    metrics = ["gate", "entropy"] if len(model.heads.gates) else ["entropy"]
+    methods = {
+        **no_exit_methods(bench, model.heads, metrics if args.no_exit_rows else []),
+        **policy_methods(bench, model, args),
+        **baseline_methods(bench, model.heads, args),
+    }
+    return bench.time_all(methods), {"dtype": str(backbone.model.dtype).removeprefix("torch.")}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -244,20 +281,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="backbone precision (default: the run's own; auto = bf16 where the hardware runs it natively)",
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--draft-lengths", type=int, nargs="+", default=[3, 6], help="LayerSkip / assistant draft lengths")
     parser.add_argument(
-        "--static-layers",
-        type=int,
-        nargs="*",
-        default=None,
-        help="blocks for the static-exit baseline (default: the deepest exit block)",
+        "--strategies", nargs="+", default=list(policy_strategies()), choices=list(policy_strategies()), help="per target"
     )
+    parser.add_argument("--max-draft", type=int, default=5, help="dssd: most tokens drafted per verification")
+    parser.add_argument("--baselines", nargs="*", default=list(baseline_strategies()), choices=list(baseline_strategies()))
     parser.add_argument(
-        "--assistant-layers",
-        type=int,
-        nargs="*",
-        default=None,
-        help="exit blocks for transformers' assistant_early_exit (default: every exit block)",
+        "--baseline-layers", type=int, nargs="*", default=None, help="blocks the baselines exit at (default: the deepest head's)"
+    )
+    parser.add_argument("--draft-lengths", type=int, nargs="+", default=[4], help="LayerSkip / assistant draft lengths")
+    parser.add_argument(
+        "--no-exit-rows", action=argparse.BooleanOptionalAction, default=True, help="rows of a policy that never exits"
     )
     parser.add_argument(
         "--estimate-ci",
@@ -317,6 +351,7 @@ def print_table(rows: list[dict]) -> None:
         "prefill_ms",
         "decode_ms_per_token",
         "theoretical_speedup",
+        "task_token_theoretical_speedup",
         "depth_bound",
         "token_match_with_reference",
         "acceptance",

@@ -198,11 +198,20 @@ class TimingConfig:
     batch_size: int = 1  # prompts generated together; 1 times per-sequence latency
     threads: int | None = None  # torch intra-op threads while timing; null = this machine's physical cores
     seed: int = 0  # order of the workloads in each repeat, and the bootstrap resamples
+    # Fixed-block baselines timed in the same schedule as the strategy (eebench/timing/baselines.py):
+    # static, layerskip, assistant_early_exit; they exit at baseline_exit_layer (null: the deepest exit head's block).
+    baselines: list[str] = field(default_factory=list)
+    baseline_exit_layer: int | None = None
+    baseline_draft_length: int = 4  # tokens drafted per verification by layerskip and assistant_early_exit
 
     def __post_init__(self) -> None:
-        from eebench.engine.strategies import check_timing_strategy
+        from eebench.engine.strategies import baseline_strategies, check_timing_strategy
 
         check_timing_strategy(self.strategy)
+        for name in self.baselines:
+            _one_of("timing.baselines", name, baseline_strategies())
+        require(len(set(self.baselines)) == len(self.baselines), f"timing.baselines={list(self.baselines)} names one twice")
+        _positive("timing.baseline_draft_length", self.baseline_draft_length)
         _one_of("timing.prompts", self.prompts, TIMING_PROMPTS)
         require(
             self.threads is None or self.threads > 0,

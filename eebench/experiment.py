@@ -29,6 +29,7 @@ from eebench.heads.placement import exit_layers as place_heads
 from eebench.heads.states import cached_states
 from eebench.heads.train import train_gates, train_heads
 from eebench.heads.types import HEAD_TYPES
+from eebench.logs import stage
 from eebench.model import EarlyExitModel
 from eebench.traces.curves import head_curves, per_head_heldout
 from eebench.traces.simulate import heldout_check, simulate
@@ -185,13 +186,17 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
         from eebench.evaluation.runner import prepare_tasks
 
         tasks = prepare_tasks(cfg.eval, cfg.data.source, cfg.seed)
-    backbone = load_backbone(cfg.backbone, cfg.device)
+    with stage("loading the backbone"):
+        backbone = load_backbone(cfg.backbone, cfg.device)
     check_positions(cfg, backbone)
     layers = place_heads(cfg.placement, backbone.num_layers)
-    splits = prepare_splits(cfg.data, backbone.tokenizer, cfg.seed)
-    heads, heads_dir = build_heads(cfg, backbone, layers, splits)
-    calibration, calibration_dir = build_trace(backbone, heads, heads_dir, splits["calibration"], "calibration")
-    heldout, _ = build_trace(backbone, heads, heads_dir, splits["heldout"], "heldout")
+    with stage("preparing the data"):
+        splits = prepare_splits(cfg.data, backbone.tokenizer, cfg.seed)
+    with stage(f"exit heads at blocks {layers} (trained, or read from the cache)"):
+        heads, heads_dir = build_heads(cfg, backbone, layers, splits)
+    with stage("calibration and held-out traces"):
+        calibration, calibration_dir = build_trace(backbone, heads, heads_dir, splits["calibration"], "calibration")
+        heldout, _ = build_trace(backbone, heads, heads_dir, splits["heldout"], "heldout")
     policy = calibrated_policy(cfg, layers, calibration)
     # A metric that decides before the head projects (the gate) makes only the exiting head project.
     costs = CostModel.from_layered(backbone.layered, heads, gated=not get_metric(cfg.confidence.metric).needs_logits)
@@ -236,7 +241,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
     if cfg.eval.tasks:
         from eebench.evaluation.runner import evaluate_tasks
 
-        evaluated = evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir, costs, cfg.timing.strategy)
+        with stage(f"evaluating {len(tasks[1])} task(s) under the exit policy"):
+            evaluated = evaluate_tasks(cfg.eval, tasks, ee_model, policy, heads_dir, costs, cfg.timing.strategy)
         exit_tasks = evaluated.pop("exit_tasks")
         result = dataclasses.replace(
             result, **evaluated, exit_tasks=build(TaskExitStats, exit_tasks, "exit_tasks") if exit_tasks else None
@@ -247,5 +253,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
         from eebench.timing.prompts import timing_prompts
 
         prompts = timing_prompts(cfg.timing, splits["heldout"], backbone.tokenizer, cfg.eval, tasks)
-        result.timing = build(TimingResult, measure_generation(backbone, heads, policy, prompts, cfg.timing, costs), "timing")
+        with stage(f"timing generation ({cfg.timing.strategy}, {cfg.timing.repeats} repeats)"):
+            measured = measure_generation(backbone, heads, policy, prompts, cfg.timing, costs)
+        result.timing = build(TimingResult, measured, "timing")
     return result

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LOG_FILE = "run.log"
@@ -55,3 +58,12 @@ def log_to_file(run_dir: Path) -> logging.Handler:
 def stop_logging_to(handler: logging.Handler) -> None:
     log.removeHandler(handler)
     handler.close()
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Log a stage's start and its wall time, so run.log says where a point spent its time (or where it died)."""
+    log.info("eebench: %s ...", name)
+    started = time.perf_counter()
+    yield
+    log.info("eebench: %s done in %.1f s", name, time.perf_counter() - started)

@@ -3,7 +3,9 @@
 import importlib.util
 import json
 import math
+import re
 import statistics
+import sys
 
 import pytest
 import torch
@@ -14,14 +16,11 @@ from eebench.config import EvalConfig, ExperimentConfig, TimingConfig
 from eebench.engine.flops import CostModel
 from eebench.engine.generate import generate
 from eebench.errors import EEBenchError
-from eebench.timing.generation import (
-    generate_batches,
-    generated_rows,
-    measure_generation,
-    prompt_batches,
-    time_schedule,
-)
+from eebench.timing.generation import measure_generation, time_schedule
 from eebench.timing.timer import interleaved_runs
+from eebench.timing.workloads import generate_batches, generated_rows, prompt_batches
+from eebench.tracking.contract import TimingResult
+from eebench.tracking.schema import build
 
 NEW = 6
 PROMPTS = 3  # with batch_size=2: one full batch and one partial batch
@@ -188,8 +187,7 @@ def test_depth_bound_counts_only_the_blocks_the_exits_still_run():
 
 
 def test_speedup_above_its_depth_bound_is_flagged_as_a_measurement_error():
-    from eebench.timing.generation import bound_for, flag_fields
-    from eebench.timing.statistics import ratio_fields
+    from eebench.timing.statistics import bound_for, flag_fields, ratio_fields
 
     costs, exits = _costs(), [2, 2, 2, 1]  # three tokens at full depth, one after 4 blocks: bound 84/73 ~ 1.15
     hf = [1.0, 1.1, 0.95, 1.05, 1.0]
@@ -307,6 +305,7 @@ def test_too_few_new_tokens_for_decode_timing_is_refused():
 def _engine_speed_module():
     spec = importlib.util.spec_from_file_location("engine_speed", ROOT / "benchmarks" / "engine_speed.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["engine_speed"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -316,17 +315,21 @@ def test_engine_benchmark_has_noise_floor_reference_and_ci_rows(setup, capsys):
     backbone, heads, policy, prompts = setup
     costs = CostModel.from_layered(backbone.layered, heads)
     bench = bench_module.Bench(backbone, prompts, NEW, warmup=0, repeats=REPEATS)
-    rows = bench.reference_rows() + [
-        bench.measure("lazy", bench.engine(heads=heads, policy=policy, strategy="lazy"), costs, "lazy")
-    ]
-    assert [row["method"] for row in rows] == ["A/A transformers vs itself", "engine full depth", "lazy"]
-    aa, engine, lazy = rows
-    assert aa["speedup"] == aa["aa_speedup"] and engine["speedup"] == engine["engine_full_speedup"]
+    lazy_method = bench_module.Method(bench.engine(heads=heads, policy=policy, strategy="lazy"), costs, "lazy")
+    static = bench_module.baseline_methods(bench, heads, bench_module.parse_args(["--run-dir", "x", "--baselines", "static"]))
+    rows = bench.time_all({"lazy": lazy_method, **static})
+    static_name = f"static block {heads.exit_layers[-1]}"
+    assert [row["method"] for row in rows] == ["A/A transformers vs itself", "engine full depth", "lazy", static_name]
+    aa, engine, lazy, static_row = rows
+    assert engine["speedup"] == engine["engine_full_speedup"]
+    # One schedule: every row's own repeats are the ones its ratios were paired with.
+    assert len(aa["repeat_seconds"]["total"]) == len(lazy["repeat_seconds"]["total"]) == REPEATS
+    assert static_row["early_exit_share"] == 1.0 and static_row["depth_bound"] > 1.0
     for row in rows:
         for key in ("speedup", "decode_speedup"):
             lo, hi = row[f"{key}_ci95"]
             assert lo <= row[key] <= hi, (row["method"], key)
-    assert lazy["engine_full_sequence_exact_match_with_reference"] == 1.0  # float32: engine full == transformers
+    assert engine["sequence_exact_match_with_reference"] == 1.0  # float32: engine full == transformers
     # The depth bound counts no head or gate, so the cost model's own speedup stays below it.
     assert lazy["theoretical_speedup"] <= lazy["depth_bound"]
     assert lazy["measurement_error"] == bool(lazy["flags"])
@@ -396,3 +399,80 @@ def test_report_table_shows_decode_rates_and_latency(timings):
     expected = f"{timings[1]['full_decode_ms_per_token']:.1f} / {timings[1]['early_exit_decode_ms_per_token']:.1f}"
     assert rows["0.9"]["decode ms/token full / EE"] == expected
     assert rows["0.8"]["decode tok/s full / EE"] == "–"  # a run with timing=none
+
+
+def test_baselines_are_timed_in_the_points_schedule(setup):
+    """timing.baselines: each fixed-block baseline is one more workload of the same schedule, with its own ratios,
+    CI and token match; the lossless ones reproduce transformers greedy exactly in float32."""
+    backbone, heads, policy, prompts = setup
+    costs = CostModel.from_layered(backbone.layered, heads)
+    cfg = TimingConfig(
+        max_new_tokens=NEW,
+        warmup=0,
+        repeats=REPEATS,
+        threads=1,
+        baselines=["static", "layerskip", "assistant_early_exit"],
+        baseline_draft_length=2,
+    )
+    timing = measure_generation(backbone, heads, policy, prompts, cfg, costs)
+    rows = {row["name"]: row for row in timing["baselines"]}
+    assert list(rows) == ["static", "layerskip", "assistant_early_exit"]
+    for name in ("static", "layerskip", "assistant_early_exit"):
+        assert rows[name]["exit_layer"] == heads.exit_layers[-1]
+    # Every workload ran once per repeat in the same schedule.
+    workloads = {"transformers", "full", "candidate", *rows}
+    assert all({phase.split("/")[0] for phase in order} == workloads for order in timing["repeat_orders"])
+    for row in rows.values():
+        lo, hi = row["speedup_ci95"]
+        assert lo <= row["speedup"] <= hi
+    for lossless in ("layerskip", "assistant_early_exit"):
+        assert rows[lossless]["lossless"] and rows[lossless]["token_match_with_reference"] == 1.0
+        assert rows[lossless]["draft_length"] == 2
+    assert 0.0 <= rows["layerskip"]["acceptance"] <= 1.0 and rows["assistant_early_exit"]["acceptance"] is None
+    assert rows["static"]["draft_length"] is None and rows["static"]["depth_bound"] > 1.0
+    result = build(TimingResult, timing, "timing")  # on the results contract
+    assert [b.name for b in result.baselines] == list(rows)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"baselines": ["bogus"]}, "timing.baselines='bogus' is not supported; allowed: static, layerskip"),
+        ({"baselines": ["static", "static"]}, "names one twice"),
+        ({"baseline_draft_length": 0}, "timing.baseline_draft_length=0 must be > 0"),
+        ({"strategy": "layerskip"}, "time it with timing.baselines=[layerskip]"),
+    ],
+)
+def test_bad_baseline_config_is_one_line_error(overrides, message):
+    with pytest.raises(EEBenchError, match=re.escape(message)):
+        TimingConfig(**overrides)
+
+
+def test_baseline_exit_layer_must_be_in_the_model_and_static_needs_a_head(setup):
+    from eebench.timing.baselines import baseline_exit_layer, baseline_workload
+
+    backbone, heads, _, prompts = setup
+    with pytest.raises(
+        EEBenchError, match=f"timing.baseline_exit_layer=99 is outside the model; allowed: 0..{backbone.num_layers - 2}"
+    ):
+        baseline_exit_layer(99, heads.exit_layers, backbone.num_layers)
+    no_head = next(i for i in range(backbone.num_layers - 1) if i not in heads.exit_layers)
+    with pytest.raises(EEBenchError, match="has no trained head for the static baseline"):
+        baseline_workload("static", backbone, heads, [prompts], no_head, 1)
+
+
+def test_baselines_compose_from_the_command_line():
+    from hydra import compose, initialize_config_dir
+
+    from eebench.config import register_configs, validate
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = validate(
+            compose("config", overrides=["timing.baselines=[static,assistant_early_exit]", "timing.baseline_exit_layer=17"])
+        )
+        default = validate(compose("config"))
+        with pytest.raises(EEBenchError, match="timing.baselines='dssd' is not supported"):
+            validate(compose("config", overrides=["timing.baselines=[dssd]"]))
+    assert (cfg.timing.baselines, cfg.timing.baseline_exit_layer) == (["static", "assistant_early_exit"], 17)
+    assert (default.timing.baselines, default.timing.baseline_exit_layer, default.timing.baseline_draft_length) == ([], None, 4)

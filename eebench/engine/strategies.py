@@ -3,7 +3,8 @@
 ``generate`` (engine/generate.py) runs the ``engine`` strategies; ``assistant_early_exit`` is transformers' own
 ``generate(assistant_early_exit=block + 1)`` (benchmarks/engine_speed.py). An experiment's timing stage
 (``timing.strategy``) runs the strategies that exit by the calibrated policy; the baselines exit at one fixed block
-(``exit_layer``) and are timed side by side in benchmarks/engine_speed.py. Layer-wise KV modes are in layerwise.py.
+(``exit_layer``) and are timed side by side with it (``timing.baselines``, eebench/timing/baselines.py, and
+benchmarks/engine_speed.py). Layer-wise KV modes are in layerwise.py.
 To add a strategy: its code in the engine, an entry here, and a test (tests/test_engine.py).
 """
 
@@ -58,6 +59,10 @@ def speculative_strategies() -> tuple[str, ...]:
     return tuple(s.name for s in map(STRATEGIES.get, STRATEGIES) if s.speculative)
 
 
+def baseline_strategies() -> tuple[str, ...]:
+    return tuple(s.name for s in map(STRATEGIES.get, STRATEGIES) if s.baseline)
+
+
 def policy_strategies() -> tuple[str, ...]:
     return tuple(s.name for s in map(STRATEGIES.get, STRATEGIES) if s.follows_policy)
 
@@ -67,6 +72,6 @@ def check_timing_strategy(name: str) -> None:
     strategy = STRATEGIES.get(name)
     require(
         strategy.follows_policy,
-        f"timing.strategy={name} is a baseline exiting at one fixed block (benchmarks/engine_speed.py times it); "
+        f"timing.strategy={name} is a baseline exiting at one fixed block (time it with timing.baselines=[{name}]); "
         f"allowed: {', '.join(policy_strategies())}",
     )

@@ -14,6 +14,7 @@ import pandas as pd
 
 from eebench.analysis.hypervolume import hypervolume_table
 from eebench.analysis.pareto import add_pareto_flags, pareto_table, runs_to_frame
+from eebench.reporting.baselines import baselines_section
 from eebench.reporting.comparison import comparison_section
 from eebench.reporting.document import Document
 from eebench.reporting.figure_set import OVERLAY_FILE, FigureSet, build_figures
@@ -62,6 +63,7 @@ def build_document(data: ReportData, sweep_dirs: list[Path], figures: FigureSet)
     document.add(*findings_section(data.frame, len(data.skipped)))
     document.add(*comparison_section(data.frame))
     document.add(*results_tables(data.frame))
+    document.add(*baselines_section(data.runs, data.frame))
     document.add(*hypervolume_section(data.hypervolume))
     document.add(*figures.blocks)
     document.add(*evaluation_note(data.runs))

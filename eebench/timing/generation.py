@@ -15,91 +15,33 @@ The price is one extra prompt pass per repeat, and no per-step latency percentil
 
 from __future__ import annotations
 
-import copy
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from eebench.config import TimingConfig
-from eebench.engine.generate import GenerationOutput, generate
-from eebench.engine.strategies import speculative_strategies
+from eebench.engine.generate import GenerationOutput
 from eebench.errors import require
-from eebench.timing.statistics import BOOTSTRAP_RESAMPLES, CI_METHOD, depth_bound, depth_bound_flags, ratio_fields
+from eebench.timing.baselines import baseline_result, baseline_workloads
+from eebench.timing.statistics import BOOTSTRAP_RESAMPLES, CI_METHOD, bound_for, flag_fields, ratio_fields
 from eebench.timing.timer import MIB, cpu_model, interleaved_runs, load_average_1min, process_peak_rss_mib, spread, torch_threads
+from eebench.timing.workloads import (
+    Workload,
+    decoded_exit_indices,
+    exit_sample,
+    generate_batches,
+    generated_rows,
+    match_with_reference,
+    prompt_batches,
+    transformers_greedy,
+)
 
 PREFILL_TOKENS = 1  # a run asked for one token does the prompt pass and nothing else
 
 REFERENCE = "transformers_greedy"
 # Strategies whose tokens are drafted and then verified by the full model several at a time: a token's
 # exit index does not say how many blocks it cost, so no depth bound applies to them.
-SPECULATIVE = speculative_strategies()
-
-Workload = Callable[[int], list]  # new tokens per sequence -> outputs, one per batch
-
-
-def prompt_batches(prompts: list[torch.Tensor], batch_size: int) -> list[list[torch.Tensor]]:
-    return [prompts[start : start + batch_size] for start in range(0, len(prompts), batch_size)]
-
-
-def generate_batches(lm, batches: list[list[torch.Tensor]], new_tokens: int, **kwargs) -> list[GenerationOutput]:
-    # No EOS stop: every run produces exactly new_tokens per prompt, so token counts match across runs.
-    return [generate(lm, batch, new_tokens, **kwargs) for batch in batches]
-
-
-def transformers_greedy(model, pad_token_id: int, batches: list[list[torch.Tensor]], **kwargs) -> Workload:
-    """transformers' own greedy ``generate`` over the batches: the user's alternative to eebench.
-    Like the engine it never stops at EOS, so both produce the same number of tokens."""
-    config = copy.deepcopy(model.generation_config)
-    config.eos_token_id = None  # not min_new_tokens: that would mask EOS out of the argmax, which the engine never does
-    config.do_sample, config.pad_token_id = False, pad_token_id
-
-    def run(new_tokens: int) -> list[torch.Tensor]:
-        return [_transformers_batch(model, batch, new_tokens, config, **kwargs) for batch in batches]
-
-    return run
-
-
-def _transformers_batch(model, batch: list[torch.Tensor], new_tokens: int, config, **kwargs) -> torch.Tensor:
-    """[B, new_tokens]: ragged prompts are padded on the left, as transformers' decoder-only generate expects."""
-    rows = [p.reshape(-1) for p in batch]
-    width = max(len(r) for r in rows)
-    ids = torch.stack([torch.nn.functional.pad(r, (width - len(r), 0), value=config.pad_token_id) for r in rows])
-    mask = torch.stack([torch.nn.functional.pad(torch.ones_like(r), (width - len(r), 0)) for r in rows])
-    config.max_new_tokens = new_tokens  # on the config: transformers deprecates passing both
-    out = model.generate(ids, attention_mask=mask, generation_config=config, **kwargs)
-    return out[:, width:]
-
-
-def generated_rows(outputs: list) -> list[torch.Tensor]:
-    """Each sequence's new tokens, in prompt order, from engine outputs or [B, n] token tensors."""
-    rows = []
-    for output in outputs:
-        if isinstance(output, GenerationOutput):
-            rows += [tokens[:length] for tokens, length in zip(output.tokens, output.lengths)]
-        else:
-            rows += list(output)
-    return rows
-
-
-def match_with_reference(reference: list[torch.Tensor], rows: list[torch.Tensor]) -> tuple[float, float]:
-    """(share of sequences equal to the reference token for token, share of all tokens equal to it)."""
-    exact = sum(torch.equal(ref, row) for ref, row in zip(reference, rows)) / len(rows)
-    same = sum(int((ref == row).sum()) for ref, row in zip(reference, rows)) / max(1, sum(map(len, reference)))
-    return exact, same
-
-
-def decoded_exit_indices(outputs: list[GenerationOutput]) -> list[int]:
-    """The exit index of every new token but each sequence's first, which the full-depth prompt pass made."""
-    return [index for output in outputs for row in output.exit_indices for index in row[1:]]
-
-
-def exit_sample(tokenizer, output: GenerationOutput, exit_layers: list[int]) -> list[list]:
-    """[token text, exit layer or "final"] for the first sequence of an output, for the per-token exit view."""
-    names = [str(layer) for layer in exit_layers] + ["final"]
-    tokens = output.tokens[0, : output.lengths[0]].tolist()
-    return [[tokenizer.decode([t]), names[min(i, len(exit_layers))]] for t, i in zip(tokens, output.exit_indices[0])]
 
 
 @dataclass
@@ -209,6 +151,54 @@ def schedule_fields(schedule: Schedule, seed: int) -> dict:
     }
 
 
+RESERVED = ("transformers", "full")  # the two references every schedule times
+
+
+@dataclass
+class Comparison:
+    """One schedule of transformers greedy, the engine's full path and any number of candidates."""
+
+    shared: dict  # engine_full_speedup (+ decode, CIs), transformers_* and full_* speed fields, schedule fields
+    candidates: dict[str, dict]  # per candidate: speedup / decode_speedup / speedup_vs_engine_full (+ CIs), speed
+    outputs: dict[str, list]  # every workload's outputs of its last whole generation
+
+
+def compare_many(
+    transformers: Workload,
+    full: Workload,
+    candidates: dict[str, Workload],
+    new_tokens: int,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    seed: int,
+) -> Comparison:
+    """Every candidate against transformers greedy (``speedup``) and the engine's full path
+    (``speedup_vs_engine_full``), each with its decode-only twin and 95% CI, all from one schedule, so every
+    ratio pairs repeats that ran side by side under the same machine load."""
+    clash = sorted(set(candidates) & set(RESERVED))
+    require(not clash, f"candidate names {clash} are taken by the references; allowed: any other name")
+    workloads = {"transformers": transformers, "full": full, **candidates}
+    schedule = time_schedule(workloads, new_tokens, device, warmup, repeats, seed)
+    hf, engine = schedule.times["transformers"], schedule.times["full"]
+    shared = {
+        **speedup_fields("engine_full_speedup", hf, engine, seed, "engine_full_decode_speedup"),
+        **workload_fields("transformers", hf, Generated.of(schedule.outputs["transformers"])),
+        **workload_fields("full", engine, Generated.of(schedule.outputs["full"])),
+        **schedule_fields(schedule, seed),
+    }
+    per_candidate = {}
+    for name in candidates:
+        times = schedule.times[name]
+        per_candidate[name] = {
+            **speedup_fields("speedup", hf, times, seed, "decode_speedup"),
+            # Same code, only the depth differs: the ratio the depth bound applies to.
+            **speedup_fields("speedup_vs_engine_full", engine, times, seed, "decode_speedup_vs_engine_full"),
+            **workload_fields("", times, Generated.of(schedule.outputs[name])),
+        }
+    return Comparison(shared, per_candidate, schedule.outputs)
+
+
 def compare_with_reference(
     transformers: Workload,
     full: Workload,
@@ -219,59 +209,24 @@ def compare_with_reference(
     repeats: int,
     seed: int,
     candidate_prefix: str = "early_exit",
-) -> tuple[dict, dict[str, list]]:
-    """transformers greedy, the engine's full path and the candidate in one schedule: speedups of the candidate
-    over transformers (``speedup``) and over the engine's full path (``speedup_vs_engine_full``), the engine's
-    full path over transformers (``engine_full_speedup``), each with its decode-only twin and 95% CI; speed
-    fields of every workload (``transformers_*``, ``full_*``, ``<candidate_prefix>_*``); and their outputs."""
-    schedule = time_schedule(
-        {"transformers": transformers, "full": full, "candidate": candidate}, new_tokens, device, warmup, repeats, seed
-    )
-    hf, engine, cand = (schedule.times[name] for name in ("transformers", "full", "candidate"))
-    outputs = {
-        "transformers": schedule.outputs["transformers"],
-        "full": schedule.outputs["full"],
-        candidate_prefix: schedule.outputs["candidate"],
-    }
+    extra: dict[str, Workload] | None = None,
+) -> tuple[dict, dict[str, list], dict[str, dict]]:
+    """One candidate (and optionally ``extra`` workloads, e.g. baselines) in one schedule: the candidate's
+    ratios unprefixed, its speed fields as ``<candidate_prefix>_*``, the references' fields; their outputs
+    (the candidate's under ``candidate_prefix``); and each extra workload's own fields."""
+    extra = dict(extra or {})
+    require("candidate" not in extra, "an extra workload may not be called 'candidate'")
+    comparison = compare_many(transformers, full, {"candidate": candidate, **extra}, new_tokens, device, warmup, repeats, seed)
+    mine = comparison.candidates.pop("candidate")
+    speed = {k: v for k, v in mine.items() if "speedup" not in k}
     fields = {
-        **speedup_fields("speedup", hf, cand, seed, "decode_speedup"),
-        **speedup_fields("engine_full_speedup", hf, engine, seed, "engine_full_decode_speedup"),
-        # Same code, only the depth differs: the ratio the depth bound applies to.
-        **speedup_fields("speedup_vs_engine_full", engine, cand, seed, "decode_speedup_vs_engine_full"),
-        **{
-            k: v
-            for name, out in outputs.items()
-            for k, v in workload_fields(
-                name, schedule.times["candidate" if name == candidate_prefix else name], Generated.of(out)
-            ).items()
-        },
-        **schedule_fields(schedule, seed),
+        **{k: v for k, v in mine.items() if "speedup" in k},
+        **comparison.shared,
+        **{_key(candidate_prefix, k): v for k, v in speed.items()},
     }
-    return fields, outputs
-
-
-def noise_floor(
-    transformers: Workload, full: Workload, new_tokens: int, device: torch.device, warmup: int, repeats: int, seed: int
-) -> dict:
-    """A/A: transformers greedy timed twice as two workloads of one schedule (``aa_speedup``: how far two identical
-    workloads drift apart here, the smallest effect this machine resolves), with the engine's full path in the same
-    schedule (``engine_full_speedup``: transformers time / engine full-depth time)."""
-    schedule = time_schedule(
-        {"transformers": transformers, "transformers_again": transformers, "full": full},
-        new_tokens,
-        device,
-        warmup,
-        repeats,
-        seed,
-    )
-    hf, again, engine = (schedule.times[name] for name in ("transformers", "transformers_again", "full"))
-    return {
-        **speedup_fields("aa_speedup", hf, again, seed, "aa_decode_speedup"),
-        **speedup_fields("engine_full_speedup", hf, engine, seed, "engine_full_decode_speedup"),
-        **workload_fields("transformers", hf, Generated.of(schedule.outputs["transformers"])),
-        **workload_fields("full", engine, Generated.of(schedule.outputs["full"])),
-        **schedule_fields(schedule, seed),
-    }
+    outputs = dict(comparison.outputs)
+    outputs[candidate_prefix] = outputs.pop("candidate")
+    return fields, outputs, comparison.candidates
 
 
 def reference_matches(outputs: dict[str, list], candidate_prefix: str = "early_exit") -> dict:
@@ -290,20 +245,12 @@ def reference_matches(outputs: dict[str, list], candidate_prefix: str = "early_e
     return fields
 
 
-def bound_for(strategy: str, costs, exits: list[int]) -> float | None:
-    return None if strategy in SPECULATIVE else depth_bound(costs, exits, every_block=strategy == "full")
-
-
-def flag_fields(fields: dict, bound: float | None) -> dict:
-    flags = depth_bound_flags(fields, bound)
-    return {"depth_bound": bound, "flags": flags, "measurement_error": bool(flags)}
-
-
 def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg: TimingConfig, costs) -> dict:
     lm, device = backbone.layered, backbone.device
     batches = prompt_batches([p.to(device) for p in prompts], cfg.batch_size)
+    baselines = baseline_workloads(backbone, heads, batches, cfg)
     with torch_threads(cfg.threads) as threads:
-        fields, outputs = compare_with_reference(
+        fields, outputs, baseline_fields = compare_with_reference(
             transformers_greedy(backbone.model, backbone.tokenizer.pad_token_id, batches),
             lambda n: generate_batches(lm, batches, n),
             lambda n: generate_batches(lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy),
@@ -312,6 +259,7 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
             cfg.warmup,
             cfg.repeats,
             cfg.seed,
+            extra={name: workload for name, (workload, _) in baselines.items()},
         )
     exits = decoded_exit_indices(outputs["early_exit"])
     return {
@@ -338,4 +286,8 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
         "process_peak_rss_mib": process_peak_rss_mib(),
         "load_average_1min": load_average_1min(),
         "cpu_model": cpu_model(),
+        "baselines": [
+            baseline_result(name, layer, cfg, baseline_fields[name], outputs, costs, fields["engine_full_speedup_ci95"])
+            for name, (_, layer) in baselines.items()
+        ],
     }

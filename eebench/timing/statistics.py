@@ -13,6 +13,8 @@ import statistics
 import numpy as np
 import torch
 
+from eebench.engine.strategies import speculative_strategies
+
 BOOTSTRAP_RESAMPLES = 2000
 CI_LEVEL = 0.95
 CI_METHOD = (
@@ -82,3 +84,17 @@ def depth_bound_flags(fields: dict, bound: float | None) -> list[str]:
             f"times the engine's full-path advantage over transformers (allowed up to {allowed:.3f})"
         )
     return flags
+
+
+# Strategies whose tokens are drafted and then verified by the full model several at a time: a token's
+# exit index does not say how many blocks it cost, so no depth bound applies to them.
+SPECULATIVE = speculative_strategies()
+
+
+def bound_for(strategy: str, costs, exits: list[int]) -> float | None:
+    return None if strategy in SPECULATIVE else depth_bound(costs, exits, every_block=strategy == "full")
+
+
+def flag_fields(fields: dict, bound: float | None) -> dict:
+    flags = depth_bound_flags(fields, bound)
+    return {"depth_bound": bound, "flags": flags, "measurement_error": bool(flags)}

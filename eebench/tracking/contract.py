@@ -202,6 +202,28 @@ class ExitSample:
 
 
 @dataclass
+class BaselineTiming:
+    """A fixed-block baseline (``timing.baselines``) timed in the same schedule as the point's strategy."""
+
+    name: str  # static | layerskip | assistant_early_exit
+    exit_layer: int  # 0-based block it exits (static) or drafts (layerskip, assistant_early_exit) at
+    draft_length: int | None  # tokens drafted per verification; None for static
+    lossless: bool  # verified by the full model: its tokens equal full-depth greedy decoding (exactly in float32)
+    speedup: float  # transformers greedy time / this baseline's time
+    speedup_ci95: list[float]
+    decode_speedup: float
+    decode_speedup_ci95: list[float]
+    speedup_vs_engine_full: float
+    speedup_vs_engine_full_ci95: list[float]
+    tokens_per_s: float
+    token_match_with_reference: float  # vs transformers greedy
+    sequence_exact_match_with_reference: float
+    acceptance: float | None = None  # drafted tokens accepted by verification (engine layerskip only)
+    depth_bound: float | None = None  # static only: the most its exit pattern could give
+    flags: list[Any] = field(default_factory=list)  # measurement errors (static above its depth bound)
+
+
+@dataclass
 class TimingResult:
     """Greedy generation timed in one process: transformers' ``generate`` (the reference), the engine's full-depth
     path and the early-exit strategy, same prompts, in a seeded random order per repeat.
@@ -274,6 +296,7 @@ class TimingResult:
     load_average_1min: float | None
     cpu_model: str | None = None
     # New fields go below, each with a default so files written before it still load.
+    baselines: list[BaselineTiming] = field(default_factory=list)  # timing.baselines, same schedule and prompts
 
 
 @dataclass
