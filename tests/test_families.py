@@ -53,7 +53,8 @@ def _setup(family_setups, family_dirs, arch):
 @torch.no_grad()
 def _transformers_greedy(model, prompt):
     """transformers' greedy decoding, never stopping and never suppressing any token (EOS included)."""
-    config = GenerationConfig(max_new_tokens=NEW, do_sample=False, eos_token_id=None, pad_token_id=0)
+    # eos_token_id=[]: a None would be refilled from the model's config (see eebench/timing/workloads.py)
+    config = GenerationConfig(max_new_tokens=NEW, do_sample=False, eos_token_id=[], pad_token_id=0)
     return model.generate(prompt[None], generation_config=config)[0, len(prompt) :]
 
 

@@ -476,3 +476,20 @@ def test_baselines_compose_from_the_command_line():
             validate(compose("config", overrides=["timing.baselines=[dssd]"]))
     assert (cfg.timing.baselines, cfg.timing.baseline_exit_layer) == (["static", "assistant_early_exit"], 17)
     assert (default.timing.baselines, default.timing.baseline_exit_layer, default.timing.baseline_draft_length) == ([], None, 4)
+
+
+def test_transformers_reference_never_stops_at_the_models_eos(setup):
+    """transformers refills a None eos_token_id from the model's generation config: the reference must still produce
+    every requested token (as the engine does) when the model's EOS is the greedy choice."""
+    from eebench.timing.workloads import transformers_greedy
+
+    backbone, _, _, prompts = setup
+    engine = generate(backbone.layered, [prompts[0][0]], NEW).tokens[0]
+    config = backbone.model.generation_config
+    saved = config.eos_token_id
+    config.eos_token_id = int(engine[2])  # the model's own EOS is now its third greedy token
+    try:
+        (reference,) = transformers_greedy(backbone.model, 0, [[prompts[0][0]]])(NEW)
+    finally:
+        config.eos_token_id = saved
+    assert reference.shape == (1, NEW) and torch.equal(reference[0], engine)

@@ -26,7 +26,10 @@ def transformers_greedy(model, pad_token_id: int, batches: list[list[torch.Tenso
     """transformers' own greedy ``generate`` over the batches: the user's alternative to eebench.
     Like the engine it never stops at EOS, so both produce the same number of tokens."""
     config = copy.deepcopy(model.generation_config)
-    config.eos_token_id = None  # not min_new_tokens: that would mask EOS out of the argmax, which the engine never does
+    # No EOS at all: transformers refills a None eos_token_id from the model's own generation config (so it would
+    # stop at EOS while the engine goes on), and min_new_tokens would mask EOS out of the argmax, which the engine
+    # never does. An empty list is kept as given and matches no token.
+    config.eos_token_id = []
     config.do_sample, config.pad_token_id = False, pad_token_id
 
     def run(new_tokens: int) -> list[torch.Tensor]:
