@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from eebench.reporting.document import Heading, Paragraph, Table
-from eebench.reporting.formatting import fmt
+from eebench.reporting.formatting import fmt, is_missing
 from eebench.reporting.speed import NO_DIFFERENCE, fastest, flagged, has_intervals, interval, verdict
 from eebench.tracking.contract import RunResult
 
@@ -69,7 +69,6 @@ def baseline_rows(runs: list[RunResult]) -> list[BaselineRow]:
 
 def _as_frame(rows: list[BaselineRow]) -> pd.DataFrame:
     frame = pd.DataFrame([r.__dict__ for r in rows])
-    frame["draft_length"] = frame["draft_length"].astype(object).where(frame["draft_length"].notna(), None)
     frame["speedup_ci_lo"], frame["speedup_ci_hi"] = frame["low"], frame["high"]
     return frame
 
@@ -115,7 +114,7 @@ def baselines_section(runs: list[RunResult], frame: pd.DataFrame) -> list:
                 str(row["backbone"]),
                 str(row["name"]),
                 str(int(row["exit_layer"])),
-                "" if row["draft_length"] is None else str(int(row["draft_length"])),
+                "" if is_missing(row["draft_length"]) else str(int(row["draft_length"])),
                 f"{row['speedup']:.2f}x [{row['low']:.2f}–{row['high']:.2f}]" + (" ⚠ flagged" if row["any_flagged"] else ""),
                 said if said == NO_DIFFERENCE else f"{said} than the reference",
                 f"{int(row['count'])}" + (f" ({row['spread']})" if row["spread"] else ""),
