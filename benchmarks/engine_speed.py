@@ -203,7 +203,8 @@ def baseline_methods(bench: Bench, heads, args) -> dict[str, Method]:
             for draft in drafts:
                 run = baseline_workload(name, bench.backbone, heads, bench.batches, layer, draft or 1)
                 label = f"{name} block {layer}" + (f" draft {draft}" if draft else "")
-                costs = CostModel.from_layered(bench.backbone.layered, heads) if name == "static" else None
+                # Static evaluates only its own head: the gated cost model (only the exiting head projects).
+                costs = CostModel.from_layered(bench.backbone.layered, heads, gated=True) if name == "static" else None
                 methods[label] = Method(run, costs, name if costs else None, {"exit_layer": layer, "draft_length": draft})
     return methods
 

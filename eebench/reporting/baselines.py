@@ -136,17 +136,7 @@ def baselines_section(runs: list[RunResult], frame: pd.DataFrame) -> list:
             + (" For comparison, " + "; ".join(best) + "." if best else "")
         ),
         Table(
-            [
-                "backbone",
-                "baseline",
-                "block",
-                "draft",
-                "speedup [95% CI]",
-                "vs reference",
-                "measured (range)",
-                "token match",
-                "lossless",
-            ],
+            HEADERS,
             table_rows,
         ),
     ]
