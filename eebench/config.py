@@ -194,7 +194,7 @@ class TimingConfig:
     prompt_tokens: int = 64  # heldout: prompt length; tasks: each context keeps its last prompt_tokens tokens
     max_new_tokens: int = 48
     warmup: int = 1
-    repeats: int = 10
+    repeats: int = 20  # measured: 4 prompts x 48 tokens needs 14-19 repeats for a 3% CI half-width on 2 CPU cores
     batch_size: int = 1  # prompts generated together; 1 times per-sequence latency
     threads: int | None = None  # torch intra-op threads while timing; null = this machine's physical cores
     seed: int = 0  # order of the workloads in each repeat, and the bootstrap resamples
