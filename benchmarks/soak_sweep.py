@@ -26,6 +26,20 @@ from eebench.faults import STAGES
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def tiny_point_overrides(model: Path, prose: Path, tasks: Path) -> list[str]:
+    """A smoke point on the tiny model, prose and one-question task of ``write_inputs``, without W&B."""
+    return [
+        "experiment=smoke",
+        f"backbone.name_or_path={model}",
+        "backbone.name=tiny-llama",
+        f"data.source={prose}",
+        "eval.suite=lm_eval",
+        f"eval.include_path={tasks}",
+        "eval.tasks=[soak_mc]",
+        "logger=none",
+    ]
+
+
 def write_inputs(work: Path) -> tuple[Path, Path, Path]:
     from eebench.backbones.tiny import make_tiny_model
 
@@ -73,14 +87,7 @@ def main() -> int:
         str(ROOT / "run.py"),
         "-m",
         "hydra/launcher=local_parallel",
-        "experiment=smoke",
-        f"backbone.name_or_path={model}",
-        "backbone.name=tiny-llama",
-        f"data.source={prose}",
-        "eval.suite=lm_eval",
-        f"eval.include_path={tasks}",
-        "eval.tasks=[soak_mc]",
-        "logger=none",
+        *tiny_point_overrides(model, prose, tasks),
         "head=linear,lens",
         "confidence=entropy,max_prob",
         "threshold=0.6,0.7,0.8,0.9,0.95",

@@ -31,20 +31,9 @@ LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=local_parallel"]}
 def point_overrides(args, work: Path) -> list[str]:
     if not args.tiny:
         return ["experiment=demo", "confidence=entropy", "timing=none", "logger=none"]
-    from soak_sweep import write_inputs  # benchmarks/ is on sys.path when this runs as a script
+    from soak_sweep import tiny_point_overrides, write_inputs  # benchmarks/ is on sys.path when this runs as a script
 
-    model, prose, tasks = write_inputs(work)
-    return [
-        "experiment=smoke",
-        f"backbone.name_or_path={model}",
-        "backbone.name=tiny-llama",
-        f"data.source={prose}",
-        "eval.suite=lm_eval",
-        f"eval.include_path={tasks}",
-        "eval.tasks=[soak_mc]",
-        "logger=none",
-        "timing=none",
-    ]
+    return [*tiny_point_overrides(*write_inputs(work)), "timing=none"]
 
 
 def targets(count: int) -> list[str]:
