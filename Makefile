@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.eebench-installed
 
-.PHONY: setup demo smoke lint test report clean-outputs
+.PHONY: setup demo smoke lint test report reference clean-outputs
 
 $(STAMP): pyproject.toml setup.py eebench_lm_eval.pth
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,14 @@ test: setup
 
 report: setup
 	$(BIN)/eebench report $(SWEEP)
+
+# The committed reference report (reports/smollm2-135m-cpu/): experiment=paper at the stated CPU budget, then the
+# same heads timed at target 0.9 with learned gates (lazy and the fixed-block baselines; skip and dssd) in the same
+# sweep folder, then the report. A relaunch skips finished points.
+REFERENCE_SWEEP ?= outputs/sweeps/reference-smollm2-135m-cpu
+REFERENCE_TIMED := experiment=paper_cpu head=linear confidence=gate threshold=0.9 timing.enabled=true hydra.sweep.dir=$(REFERENCE_SWEEP)
+reference: setup
+	$(BIN)/python run.py -m experiment=paper_cpu hydra.sweep.dir=$(REFERENCE_SWEEP)
+	$(BIN)/python run.py -m $(REFERENCE_TIMED) timing.strategy=lazy timing.baselines=[static,layerskip,assistant_early_exit]
+	$(BIN)/python run.py -m $(REFERENCE_TIMED) timing.strategy=skip,dssd
+	$(BIN)/eebench report $(REFERENCE_SWEEP) --out reports/smollm2-135m-cpu

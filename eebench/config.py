@@ -76,6 +76,7 @@ class HeadTrainingConfig:
     val_sequences: int = 16  # validation slice carved from the end of the training split (never trained on)
     state_dtype: str = "float16"  # how cached hidden states are stored on disk
     precision: str = "auto"  # auto: bf16 autocast on GPUs that support it, float32 elsewhere
+    probe_target: float = 0.9  # each held-out evaluation also measures coverage of an entropy exit calibrated to this
 
     def __post_init__(self) -> None:
         _positive("head.training.max_tokens", self.max_tokens)
@@ -85,7 +86,11 @@ class HeadTrainingConfig:
         require(self.patience >= 1, f"head.training.patience={self.patience} must be >= 1 (evaluations without improvement)")
         require(self.min_delta >= 0, f"head.training.min_delta={self.min_delta} must be >= 0")
         require(self.warmup_steps >= 0, f"head.training.warmup_steps={self.warmup_steps} must be >= 0")
-        _positive("head.training.val_sequences", self.val_sequences)
+        require(
+            self.val_sequences >= 2,
+            f"head.training.val_sequences={self.val_sequences} must be >= 2 (half calibrates the exit probe, half judges it)",
+        )
+        require(0 < self.probe_target < 1, f"head.training.probe_target={self.probe_target} is outside (0, 1)")
         _one_of("head.training.state_dtype", self.state_dtype, STATE_DTYPES)
         _one_of("head.training.precision", self.precision, TRAINING_PRECISIONS)
 

@@ -143,6 +143,7 @@ def train_from_states(cfg: ExperimentConfig, backbone: Backbone, heads: ExitHead
         log["gates"] = train_gates(backbone.layered, heads, states, cfg.head.gate, training, cfg.seed)
     # One flat list of loss-vs-tokens curves (heads' KL, gates' BCE) for W&B and the report.
     log["curves"] = [curve for part in ("heads", "gates") for curve in log.get(part, {}).pop("curves", [])]
+    log["probe_target"] = training.probe_target if heads.trainable else None
     return log
 
 

@@ -119,7 +119,7 @@ def local_gpt2(tmp_path, tiny_model_dirs):
 def _heads(model_dir, data_file, head_kind="logit_lens"):
     cfg = ExperimentConfig(
         backbone=BackboneConfig(name_or_path=str(model_dir)),
-        head=HeadConfig(kind=head_kind, training=HeadTrainingConfig(val_sequences=1), gate=GateConfig(width=0)),
+        head=HeadConfig(kind=head_kind, training=HeadTrainingConfig(val_sequences=2), gate=GateConfig(width=0)),
         data=DataConfig(source=str(data_file), seq_len=32, train_sequences=4, calibration_sequences=2, heldout_sequences=2),
         placement=PlacementConfig(num_heads=2),
     )

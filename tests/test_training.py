@@ -79,6 +79,22 @@ def test_budget_stops_training_at_the_budget(backbone, tokens):
     for head in log["modules"]:
         assert head["stop_reason"] == "budget" and head["tokens_seen"] == 3 * 2 * SEQ
     assert [c["tokens"] for c in log["curves"]] == [[0, 32, 64, 96]] * 2
+    # Every evaluation also probed the head as an entropy exit: one coverage per point, a share of tokens.
+    for curve in log["curves"]:
+        assert len(curve["coverage"]) == len(curve["top1_agreement"]) == 4
+        assert all(0.0 <= c <= 1.0 for c in curve["coverage"] + curve["top1_agreement"])
+
+
+def test_exit_probe_calibrates_on_one_half_and_judges_the_other():
+    from eebench.heads.train import exit_probe
+
+    # Fitting half: agreement stays >= 0.9 up to entropy 0.2, so the threshold is 0.2.
+    # Judged half: two of four tokens are <= 0.2 (coverage 0.5), one of them agrees; three of four agree overall.
+    entropy = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.15, 0.25, 0.05, 0.5])
+    agree = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    assert exit_probe(entropy, agree, 4, 0.9) == {"coverage": 0.5, "agreement": 0.5, "top1_agreement": 0.75}
+    # A target nothing reaches: no token exits, and the agreement of exiting tokens is unknown, not 0 or 1.
+    assert exit_probe(entropy, torch.zeros(8), 4, 0.9) == {"coverage": 0.0, "agreement": None, "top1_agreement": 0.0}
 
 
 def test_early_stopping_stops_a_flat_curve_and_says_why(backbone, tokens):
@@ -127,6 +143,8 @@ def test_state_cache_is_keyed_on_the_backbone_and_rebuilt_when_it_does_not_match
         ({"max_tokens": 100}, "head.training.max_tokens=100 is smaller than one batch"),
         ({"patience": 0}, "head.training.patience=0 must be >= 1"),
         ({"val_sequences": 800}, "head.training.val_sequences=800 leaves no training sequences"),
+        ({"val_sequences": 1}, "head.training.val_sequences=1 must be >= 2"),
+        ({"probe_target": 1.0}, "head.training.probe_target=1.0 is outside (0, 1)"),
     ],
 )
 def test_bad_training_budgets_are_one_line_errors(override, key):

@@ -7,7 +7,8 @@ What differs between heads and gates is only the loss, given by a ``task`` with 
 
 - ``step(rows, active) -> {index: loss}``: loss of each active module on the training sequences ``rows``, already
   back-propagated (one module at a time, so only one vocabulary-sized activation is alive);
-- ``evaluate(active) -> {index: loss}``: held-out loss of each active module (no gradients).
+- ``evaluate(active) -> {index: {"heldout": loss, ...}}``: held-out loss of each active module (no gradients), plus
+  any other held-out measurement the task makes (kept on the module's curve).
 """
 
 from __future__ import annotations
@@ -61,9 +62,11 @@ class Member:
                     param.copy_(self.best_state[name])
         self.best_state = {}
 
-    def record(self, heldout: float, settings: LoopSettings) -> None:
+    def record(self, evaluation: dict, settings: LoopSettings) -> None:
+        """``evaluation``: the task's held-out loss (``heldout``) and whatever else it measured, kept on the curve."""
+        heldout = evaluation["heldout"]
         train = sum(self.train_losses) / len(self.train_losses) if self.train_losses else None
-        self.curve.append({"tokens": self.tokens, "train": train, "heldout": heldout})
+        self.curve.append({"tokens": self.tokens, "train": train, **evaluation})
         self.train_losses = []
         if heldout < self.best - settings.min_delta:
             self.best, self.bad_evals = heldout, 0

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from eebench.config import GateConfig, HeadTrainingConfig
+from eebench.exits.calibrators.max_coverage import max_coverage
 from eebench.heads.loop import LoopSettings, train_loop
 from eebench.heads.modules import ExitHeads
 
@@ -57,14 +58,15 @@ class _Task:
         with torch.no_grad():
             return Teacher(self.layered.final_logits(final))
 
-    def evaluate(self, active: list[int]) -> dict[int, float]:
+    def evaluate(self, active: list[int]) -> dict[int, dict]:
+        """Held-out loss of each active module, as ``{index: {"heldout": loss}}``."""
         totals = dict.fromkeys(active, 0.0)
         chunks = self.val_rows.split(self.batch_size)
         for rows in chunks:
             final, hiddens = self.states.batch(rows)
             for index, loss in self.losses(final, hiddens, active):
                 totals[index] += loss.item() / len(chunks)
-        return totals
+        return {index: {"heldout": total} for index, total in totals.items()}
 
     def step(self, rows: torch.Tensor, active: list[int]) -> dict[int, float]:
         final, hiddens = self.states.batch(rows)
@@ -76,10 +78,50 @@ class _Task:
 
 
 class DistillationTask(_Task):
+    """KL to the final layer; each evaluation also probes what the head is worth as an exit at ``probe_target``."""
+
+    def __init__(self, layered, heads: ExitHeads, states, val_sequences: int, batch_size: int, probe_target: float):
+        super().__init__(layered, heads, states, val_sequences, batch_size)
+        self.probe_target = probe_target
+
     def losses(self, final, hiddens, active):
         teacher = self.teacher(final)
         # A generator: each head's logits are built only when the caller reaches it.
         return ((i, distillation_loss(self.heads.logits(i, hiddens[i]), teacher)) for i in active)
+
+    def evaluate(self, active: list[int]) -> dict[int, dict]:
+        totals = dict.fromkeys(active, 0.0)
+        entropies, agrees = {i: [] for i in active}, {i: [] for i in active}
+        chunks = self.val_rows.split(self.batch_size)
+        for rows in chunks:
+            final, hiddens = self.states.batch(rows)
+            teacher = self.teacher(final)
+            target = teacher.probs.argmax(-1)
+            for i in active:
+                logits = self.heads.logits(i, hiddens[i]).flatten(0, -2).float()
+                totals[i] += distillation_loss(logits, teacher).item() / len(chunks)
+                logprobs = F.log_softmax(logits, dim=-1)
+                entropies[i].append(-(logprobs.exp() * logprobs).sum(-1))
+                agrees[i].append((logits.argmax(-1) == target).float())
+        cut = len(self.val_rows) // 2 * self.states.seq_len  # first half of the validation sequences fits, second judges
+        return {
+            i: {"heldout": totals[i], **exit_probe(torch.cat(entropies[i]), torch.cat(agrees[i]), cut, self.probe_target)}
+            for i in active
+        }
+
+
+def exit_probe(entropy: torch.Tensor, agree: torch.Tensor, cut: int, target: float) -> dict:
+    """What a head is worth as an entropy exit (the paper's metric and rule) at ``target``: the threshold is calibrated
+    for maximum coverage on tokens ``[:cut]`` and judged on ``[cut:]`` (disjoint validation sequences). Returns the judged
+    tokens' coverage (share that exits), the agreement of the exiting ones with the final layer (None when none exits)
+    and the head's top-1 agreement over all of them."""
+    exits = entropy[cut:] <= max_coverage(entropy[:cut], agree[:cut], target)
+    judged = agree[cut:]
+    return {
+        "coverage": float(exits.float().mean()),
+        "agreement": float(judged[exits].mean()) if bool(exits.any()) else None,
+        "top1_agreement": float(judged.mean()),
+    }
 
 
 class GateTask(_Task):
@@ -97,7 +139,7 @@ def train_heads(layered, heads: ExitHeads, states, cfg: HeadTrainingConfig, seed
     """Distil every head to the final layer; returns the training log (per head: tokens, KL curve, stop reason)."""
     device = layered.lm_head.weight.device
     settings = loop_settings(cfg, device)
-    task = DistillationTask(layered, heads, states, cfg.val_sequences, cfg.batch_size)
+    task = DistillationTask(layered, heads, states, cfg.val_sequences, cfg.batch_size, cfg.probe_target)
     log = train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, seed, device, "training exit heads")
     return {**label_members(log, "head", heads.exit_layers), "loss": "kl", "validation_sequences": cfg.val_sequences}
 
@@ -138,8 +180,14 @@ def label_members(log: dict, kind: str, exit_layers: list[int]) -> dict:
     """Name each module by its exit layer and move its loss-vs-tokens curve into one flat list (for W&B and reports)."""
     members = log.pop("members")
     curves = [
-        {"module": kind, "exit_layer": layer, **{key: [p[key] for p in m["curve"]] for key in ("tokens", "train", "heldout")}}
+        {"module": kind, "exit_layer": layer, **{key: [p.get(key) for p in m["curve"]] for key in curve_keys(m["curve"])}}
         for layer, m in zip(exit_layers, members)
     ]
     per_module = [{"exit_layer": layer, **{k: v for k, v in m.items() if k != "curve"}} for layer, m in zip(exit_layers, members)]
     return {**log, "modules": per_module, "curves": curves}
+
+
+def curve_keys(curve: list[dict]) -> list[str]:
+    """tokens, train and heldout always; the exit probe's keys where the task measured them (heads, not gates)."""
+    probe = [key for key in ("coverage", "agreement", "top1_agreement") if curve and key in curve[-1]]
+    return ["tokens", "train", "heldout", *probe]

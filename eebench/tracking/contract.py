@@ -153,11 +153,18 @@ class TrainingPhase:
 
 @dataclass
 class LossCurve:
+    """Loss vs tokens of one head or gate; heads also carry the exit probe (``head.training.probe_target``): coverage
+    of an entropy exit calibrated on half the validation sequences and judged on the other half, the agreement of the
+    tokens that exit, and the head's top-1 agreement with the final layer."""
+
     module: str  # "head" or "gate"
     exit_layer: int
     tokens: list[int]
     train: list[float | None]
     heldout: list[float | None]
+    coverage: list[float] | None = None
+    agreement: list[float | None] | None = None
+    top1_agreement: list[float] | None = None
 
 
 @dataclass
@@ -168,6 +175,7 @@ class TrainingResult:
     heads: TrainingPhase | None = None
     gates: TrainingPhase | None = None
     curves: list[LossCurve] = field(default_factory=list)
+    probe_target: float | None = None  # the target of the curves' exit probe
 
 
 @dataclass
