@@ -242,6 +242,9 @@ def test_wandb_sink_logs_heads_and_calibration_artifacts(tmp_path, offline_wandb
     heads_dir.mkdir(parents=True)
     (heads_dir / "heads.json").write_text('{"kind": "linear"}')
     results = make_results(diagnostics=True)
+    results["heads_training"] = {
+        "curves": [{"module": "head", "exit_layer": 5, "tokens": [0, 64], "train": [None, 3.0], "heldout": [9.0, 4.0]}]
+    }
     # The trace dir is gone (cache cleared): the calibration artifact still carries the thresholds.
     results["artifacts"].update(heads_dir=str(heads_dir), calibration_trace_dir=str(tmp_path / "gone" / "bbdee510"))
     sink = _sink(tmp_path)
@@ -251,6 +254,7 @@ def test_wandb_sink_logs_heads_and_calibration_artifacts(tmp_path, offline_wandb
     log = _offline_log(tmp_path / "sweep")
     assert b"heads-15e76889671b3524" in log and b"calibration-bbdee510" in log
     assert b"exit_histogram_chart" in log and b"acc_stderr" in log
+    assert b"head_training_chart" in log and b"head block 5" in log  # KL-vs-tokens curves, one line per module
 
 
 def test_sweep_summary_logs_pareto_scatter_and_report(tmp_path, offline_wandb, capsys):

@@ -30,6 +30,7 @@ from eebench.reporting.sections import (
     skipped_section,
     what_was_run,
 )
+from eebench.reporting.training import training_section
 from eebench.tracking.contract import RunResult
 from eebench.tracking.results import load_sweeps
 
@@ -55,7 +56,7 @@ def build_report_data(sweep_dirs: list[Path], extra_skipped: list[tuple[str, str
     return ReportData(runs, skipped, frame, pareto_table(frame), hypervolume_table(frame))
 
 
-def build_document(data: ReportData, sweep_dirs: list[Path], figures: FigureSet) -> Document:
+def build_document(data: ReportData, sweep_dirs: list[Path], figures: FigureSet, out_dir: Path) -> Document:
     """The report's content in reading order: conclusions first, then the evidence, then the record."""
     names = ", ".join(Path(d).name or str(d) for d in sweep_dirs) or "no readable source"
     document = Document(f"eebench report: {names}")
@@ -66,9 +67,11 @@ def build_document(data: ReportData, sweep_dirs: list[Path], figures: FigureSet)
     document.add(*baselines_section(data.runs, data.frame))
     document.add(*hypervolume_section(data.hypervolume))
     document.add(*figures.blocks)
+    training, training_notes = training_section(data.runs, out_dir)
+    document.add(*training)
     document.add(*evaluation_note(data.runs))
     document.add(*provenance_section(data.frame, data.runs))
-    document.add(*skipped_section(data.skipped, figures.notes))
+    document.add(*skipped_section(data.skipped, figures.notes + training_notes))
     return document
 
 
@@ -81,7 +84,7 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, extra_skipped: list[tupl
     data.frame.to_csv(out_dir / SUMMARY_FILE, index=False)
     data.front.to_csv(out_dir / PARETO_FILE, index=False)
     data.hypervolume.to_csv(out_dir / HYPERVOLUME_FILE, index=False)
-    document = build_document(data, sweep_dirs, build_figures(data.frame, data.runs, out_dir))
+    document = build_document(data, sweep_dirs, build_figures(data.frame, data.runs, out_dir), out_dir)
     # Markdown first: it is the cheapest and the one most likely wanted if a later format fails.
     report_path = out_dir / REPORT_FILE
     report_path.write_text(render_markdown(document, out_dir), encoding="utf-8")

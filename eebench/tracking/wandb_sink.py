@@ -23,28 +23,28 @@ from typing import Any
 
 import pandas as pd
 
-from eebench.analysis.pareto import SPEEDUP_COLUMNS, as_result, run_to_row, task_accuracies, task_scores
+from eebench.analysis.pareto import (
+    EXIT_NUMBERS,
+    SPEEDUP_COLUMNS,
+    WORKLOAD_NUMBERS,
+    WORKLOADS,
+    as_result,
+    run_to_row,
+    task_accuracies,
+    task_scores,
+)
 from eebench.logs import log
 from eebench.tracking.contract import RunResult
 from eebench.tracking.results import RESULTS_FILE, redact, write_json_atomic
 
-# Flat per-run metrics worth a W&B summary (and parallel-coordinates plot across a sweep).
+# Flat per-run metrics worth a W&B summary (and parallel-coordinates plot across a sweep): a selection of the
+# summary.csv columns, named by the lists that define those columns.
 SUMMARY_KEYS = (
     "threshold",
-    "agreement",
-    "mean_layers",
-    "theoretical_speedup",
-    "depth_speedup",
+    *EXIT_NUMBERS,
     "measured_speedup",
-    "full_tokens_per_s",
-    "early_exit_tokens_per_s",
     "decode_speedup",
-    "full_decode_tokens_per_s",
-    "early_exit_decode_tokens_per_s",
-    "full_decode_ms_per_token",
-    "early_exit_decode_ms_per_token",
-    "full_prefill_seconds",
-    "early_exit_prefill_seconds",
+    *(f"{workload}_{key}" for workload in WORKLOADS for key in WORKLOAD_NUMBERS),
     "mean_acc",
     "mean_baseline_acc",
     "acc_delta",
@@ -82,6 +82,20 @@ def summary_metrics(results: RunResult | dict) -> dict[str, float]:
         if column.startswith("exit:") and _is_finite_number(share):
             metrics[f"exit_fraction/{column.split(':', 1)[1]}"] = share
     return metrics
+
+
+TRAINING_COLUMNS = ["curve", "module", "exit_layer", "tokens", "train", "heldout", "coverage", "agreement"]
+
+
+def training_rows(results: RunResult) -> list[list[Any]]:
+    """One row per evaluation of each head and gate: loss vs tokens, and the heads' exit probe (None for gates)."""
+    rows = []
+    for curve in results.heads_training.curves:
+        for i, tokens in enumerate(curve.tokens):
+            probe = [(values[i] if values else None) for values in (curve.coverage, curve.agreement)]
+            name = f"{curve.module} block {curve.exit_layer}"
+            rows.append([name, curve.module, curve.exit_layer, tokens, curve.train[i], curve.heldout[i], *probe])
+    return rows
 
 
 def artifact_files(folder: str | Path | None) -> tuple[list[Path], list[str]]:
@@ -235,6 +249,11 @@ class WandbSink:
                 "exit_histogram_chart": self._wandb.plot.bar(exits, "exit", "fraction", title="Exit histogram"),
             }
         )
+        training = training_rows(results)
+        if training:
+            table = self._table(TRAINING_COLUMNS, training)
+            line = self._wandb.plot.line(table, "tokens", "heldout", stroke="curve", title="Held-out loss vs training tokens")
+            self._run.log({"head_training": table, "head_training_chart": line})
 
     def _log_artifact(self, name: str, artifact_type: str, files: list[Path], metadata: dict, extra: dict | None = None) -> None:
         """Log ``files`` (plus ``extra`` written as ``<artifact_type>.json``) as one artifact."""
