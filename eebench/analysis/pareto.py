@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from eebench.analysis.task_scores import accuracy_columns, as_result, number
 from eebench.tracking.contract import RunResult, TimingResult
 
 FAMILY_COLUMNS = ("backbone", "placement", "head", "confidence")  # RunResult.family joins these
@@ -37,8 +36,9 @@ FAMILY_AXES = {
 # held-out prose (``exit``); ``axis_theoretical_source`` says which. ``theoretical_speedup`` stays held-out.
 SPEEDUP_COLUMNS = {"measured": "measured_speedup", "theoretical": "axis_theoretical_speedup"}
 # Preference order when a task reports several accuracy-like metrics.
-ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")
-
+# Timed workloads and what is read from each (transformers greedy is the speed reference).
+WORKLOAD_NUMBERS = ("tokens_per_s", "decode_tokens_per_s", "decode_ms_per_token", "prefill_seconds")
+WORKLOADS = ("transformers", "full", "early_exit")
 BASE_COLUMNS = [
     "run_dir",
     "family",
@@ -65,15 +65,8 @@ BASE_COLUMNS = [
     "measured_speedup",
     "speedup_min",
     "speedup_max",
-    "full_tokens_per_s",
-    "early_exit_tokens_per_s",
     "decode_speedup",
-    "full_decode_tokens_per_s",
-    "early_exit_decode_tokens_per_s",
-    "full_decode_ms_per_token",
-    "early_exit_decode_ms_per_token",
-    "full_prefill_seconds",
-    "early_exit_prefill_seconds",
+    *(f"{workload}_{key}" for key in WORKLOAD_NUMBERS for workload in WORKLOADS),
     "timing_batch_size",
     "timing_strategy",
     "mean_acc",
@@ -93,8 +86,6 @@ BASE_COLUMNS = [
 ]
 # Numeric columns read from the exit stats and the timing section: {column: how to read it}.
 EXIT_NUMBERS = ("agreement", "mean_layers", "theoretical_speedup", "depth_speedup")
-WORKLOAD_NUMBERS = ("tokens_per_s", "decode_tokens_per_s", "decode_ms_per_token", "prefill_seconds")
-WORKLOADS = ("transformers", "full", "early_exit")
 TIMING_NUMBERS = {
     "measured_speedup": lambda t: t.speedup,
     "speedup_min": lambda t: t.speedup_min,
@@ -113,118 +104,8 @@ EXACT_KV = "exact_kv"
 FRONT_SCOPES = {"family": "pareto", "backbone": "pareto_backbone"}
 
 
-def _number(value: Any) -> float:
-    """Float or NaN (null in the results: e.g. no stderr, or a section the run did not record)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return number
-
-
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _shared_metric(early: dict, full: dict) -> str | None:
-    """The accuracy metric to compare: first preferred one present for early exit (and baseline if any)."""
-    for metric in ACCURACY_METRICS:
-        if metric in early and (not full or metric in full):
-            return metric
-    return None
-
-
-def _strip_filters(metrics: Any) -> dict:
-    # Raw lm_eval output names metrics "acc,none" (metric,filter); accept it as "acc".
-    return {str(key).split(",", 1)[0]: value for key, value in _dict(metrics).items()}
-
-
-@dataclass(frozen=True)
-class TaskScore:
-    """One task's accuracy (fractions) for early exit and the full model, with stderr; NaN = missing."""
-
-    early: float
-    full: float
-    early_se: float
-    full_se: float
-
-    @property
-    def delta_points(self) -> float:
-        return (self.early - self.full) * 100
-
-    @property
-    def delta_se_points(self) -> float:
-        return math.hypot(self.early_se, self.full_se) * 100  # independence assumed, see module doc
-
-
-def as_result(results: RunResult | dict) -> RunResult:
-    """Readers take a RunResult; a dict is read through the contract (strict: a renamed field is an error)."""
-    return results if isinstance(results, RunResult) else RunResult.from_dict(results, "results")
-
-
-def task_scores(results: RunResult | dict) -> dict[str, TaskScore]:
-    """{task: TaskScore}, comparing the same metric (and its ``<metric>_stderr``) on both sides."""
-    results = as_result(results)
-    tasks, baseline = results.tasks, results.baseline_tasks
-    scores = {}
-    for task in sorted(set(tasks) | set(baseline)):
-        early, full = _strip_filters(tasks.get(task)), _strip_filters(baseline.get(task))
-        metric = _shared_metric(early, full) or _shared_metric(full, {})
-        stderr = f"{metric}_stderr"
-        scores[task] = TaskScore(
-            _number(early.get(metric)), _number(full.get(metric)), _number(early.get(stderr)), _number(full.get(stderr))
-        )
-    return scores
-
-
-def task_accuracies(results: RunResult | dict) -> dict[str, tuple[float, float]]:
-    """{task: (early-exit accuracy, full-model accuracy)} as fractions; NaN where missing."""
-    return {task: (score.early, score.full) for task, score in task_scores(results).items()}
-
-
-def _nanmean(values: Iterable[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-def _se_of_mean(pairs: Iterable[tuple[float, float]]) -> float:
-    """Stderr of the mean of the finite values among (value, stderr) pairs, independence assumed.
-
-    NaN when any value in the mean lacks a stderr: a partial error bar would look precise but is not.
-    """
-    used = [se for value, se in pairs if not math.isnan(value)]
-    if not used or any(math.isnan(se) for se in used):
-        return math.nan
-    return math.sqrt(sum(se * se for se in used)) / len(used)
-
-
-def _accuracy_columns(results: RunResult) -> dict[str, float]:
-    scores = task_scores(results)
-    columns: dict[str, float] = {}
-    for task, score in scores.items():
-        columns.update(
-            {
-                f"acc:{task}": score.early,
-                f"baseline:{task}": score.full,
-                f"acc_se:{task}": score.early_se,
-                f"baseline_se:{task}": score.full_se,
-            }
-        )
-    values = list(scores.values())
-    deltas = [(score.delta_points, score.delta_se_points) for score in values]
-    columns["mean_acc"] = _nanmean(score.early for score in values)
-    columns["mean_baseline_acc"] = _nanmean(score.full for score in values)
-    # Only tasks with both numbers contribute. Rounded so float noise (0.42-0.43 = -1.0000000000000009
-    # points) cannot push a point across a tolerance such as "within 1 point".
-    columns["acc_delta"] = round(_nanmean(delta for delta, _ in deltas), 6)
-    columns["mean_acc_se"] = _se_of_mean((score.early, score.early_se) for score in values)
-    columns["mean_baseline_acc_se"] = _se_of_mean((score.full, score.full_se) for score in values)
-    columns["acc_delta_se"] = _se_of_mean(deltas)
-    return columns
-
-
 def _exit_columns(results: RunResult) -> dict[str, float]:
-    return {f"exit:{layer}": _number(share) for layer, share in results.exit.fraction.items()}
+    return {f"exit:{layer}": number(share) for layer, share in results.exit.fraction.items()}
 
 
 def family_name(results: RunResult | dict) -> str:
@@ -263,7 +144,7 @@ def run_families(runs: list[RunResult]) -> list[str]:
 
 def _interval(value: Any) -> tuple[float, float]:
     pair = value if isinstance(value, (list, tuple)) and len(value) == 2 else (None, None)
-    return _number(pair[0]), _number(pair[1])
+    return number(pair[0]), number(pair[1])
 
 
 def timing_ci_columns(results: RunResult) -> dict[str, Any]:
@@ -276,7 +157,7 @@ def timing_ci_columns(results: RunResult) -> dict[str, Any]:
     flags = timing.flags if timing is not None else []
     return {
         **columns,
-        "engine_full_speedup": _number(getattr(timing, "engine_full_speedup", None)),
+        "engine_full_speedup": number(getattr(timing, "engine_full_speedup", None)),
         "timing_reference": getattr(timing, "reference", None),
         "timing_flags": "; ".join(str(f.get("message", f)) if isinstance(f, dict) else str(f) for f in flags),
         "backbone_dtype": results.backbone_dtype,
@@ -286,11 +167,11 @@ def timing_ci_columns(results: RunResult) -> dict[str, Any]:
 def task_exit_columns(results: RunResult) -> dict[str, Any]:
     """Exit figures on the evaluation tasks' tokens (NaN without them) and the theoretical Pareto axis."""
     stats = results.exit_tasks
-    columns = {f"task_{name}": _number(getattr(stats, name, None)) for name in EXIT_NUMBERS}
-    columns["task_exit_tokens"] = _number(getattr(stats, "tokens", None))
+    columns = {f"task_{name}": number(getattr(stats, name, None)) for name in EXIT_NUMBERS}
+    columns["task_exit_tokens"] = number(getattr(stats, "tokens", None))
     source = "tasks" if stats is not None else "heldout"
     axis = stats.theoretical_speedup if stats is not None else results.exit.theoretical_speedup
-    return {**columns, "axis_theoretical_speedup": _number(axis), "axis_theoretical_source": source}
+    return {**columns, "axis_theoretical_speedup": number(axis), "axis_theoretical_source": source}
 
 
 def calibration_columns(results: RunResult) -> dict[str, Any]:
@@ -301,7 +182,7 @@ def calibration_columns(results: RunResult) -> dict[str, Any]:
         return {"heldout_exited_agreement": math.nan, "heldout_exited_tokens": math.nan, "calibration_misses": None}
     misses = [f"block {head.layer}: {head.agreement:.3f} on {head.tokens} tokens" for head in check.heads if not head.target_met]
     return {
-        "heldout_exited_agreement": _number(check.exited_agreement),
+        "heldout_exited_agreement": number(check.exited_agreement),
         "heldout_exited_tokens": check.exited_tokens,
         "calibration_misses": "; ".join(misses),
     }
@@ -309,7 +190,7 @@ def calibration_columns(results: RunResult) -> dict[str, Any]:
 
 def _timing_columns(timing: TimingResult | None) -> dict[str, float]:
     # A run without timing (timing=none) has NaN speed columns.
-    return {column: math.nan if timing is None else _number(read(timing)) for column, read in TIMING_NUMBERS.items()}
+    return {column: math.nan if timing is None else number(read(timing)) for column, read in TIMING_NUMBERS.items()}
 
 
 def run_to_row(results: RunResult | dict) -> dict[str, Any]:
@@ -322,9 +203,9 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
         backbone_path=results.backbone_path,
         family=results.family,  # refined over the whole sweep by runs_to_frame
         calibration_method=results.calibration_method,
-        threshold=_number(results.threshold),
+        threshold=number(results.threshold),
         exit_layers=",".join(str(layer) for layer in results.exit_layers),
-        num_layers=_number(results.num_layers),
+        num_layers=number(results.num_layers),
         timing_strategy=timing.strategy if timing else None,
         # "exact_kv": copy/skip points whose task accuracy came from full-KV teacher forcing, not their decoding.
         accuracy_decoder=results.eval_decoders.get("accuracy"),
@@ -334,12 +215,12 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
         git_sha=provenance.git_sha if provenance else None,
         time=provenance.time if provenance else None,
     )
-    row.update({column: _number(getattr(results.exit, column)) for column in EXIT_NUMBERS})
+    row.update({column: number(getattr(results.exit, column)) for column in EXIT_NUMBERS})
     row.update(_timing_columns(timing))
     row.update(timing_ci_columns(results))
     row.update(calibration_columns(results))
     row.update(task_exit_columns(results))
-    row.update(_accuracy_columns(results))
+    row.update(accuracy_columns(results))
     row.update(_exit_columns(results))
     return row
 

@@ -28,11 +28,9 @@ from eebench.analysis.pareto import (
     SPEEDUP_COLUMNS,
     WORKLOAD_NUMBERS,
     WORKLOADS,
-    as_result,
     run_to_row,
-    task_accuracies,
-    task_scores,
 )
+from eebench.analysis.task_scores import as_result, task_accuracies, task_scores
 from eebench.logs import log
 from eebench.tracking.contract import RunResult
 from eebench.tracking.results import RESULTS_FILE, redact, write_json_atomic

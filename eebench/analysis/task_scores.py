@@ -1,0 +1,127 @@
+"""Task accuracy of one run, early exit against the full model, with standard errors.
+
+Standard errors are the evaluator's per task; means over tasks and the change between early exit and the full model
+assume independence (early-exit and full-model scores come from the same examples and are positively correlated, so
+the error of the change is conservative).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from eebench.tracking.contract import RunResult
+
+ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")
+
+
+def number(value: Any) -> float:
+    """Float or NaN (null in the results: e.g. no stderr, or a section the run did not record)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _shared_metric(early: dict, full: dict) -> str | None:
+    """The accuracy metric to compare: first preferred one present for early exit (and baseline if any)."""
+    for metric in ACCURACY_METRICS:
+        if metric in early and (not full or metric in full):
+            return metric
+    return None
+
+
+def _strip_filters(metrics: Any) -> dict:
+    # Raw lm_eval output names metrics "acc,none" (metric,filter); accept it as "acc".
+    return {str(key).split(",", 1)[0]: value for key, value in _dict(metrics).items()}
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """One task's accuracy (fractions) for early exit and the full model, with stderr; NaN = missing."""
+
+    early: float
+    full: float
+    early_se: float
+    full_se: float
+
+    @property
+    def delta_points(self) -> float:
+        return (self.early - self.full) * 100
+
+    @property
+    def delta_se_points(self) -> float:
+        return math.hypot(self.early_se, self.full_se) * 100  # independence assumed, see module doc
+
+
+def as_result(results: RunResult | dict) -> RunResult:
+    """Readers take a RunResult; a dict is read through the contract (strict: a renamed field is an error)."""
+    return results if isinstance(results, RunResult) else RunResult.from_dict(results, "results")
+
+
+def task_scores(results: RunResult | dict) -> dict[str, TaskScore]:
+    """{task: TaskScore}, comparing the same metric (and its ``<metric>_stderr``) on both sides."""
+    results = as_result(results)
+    tasks, baseline = results.tasks, results.baseline_tasks
+    scores = {}
+    for task in sorted(set(tasks) | set(baseline)):
+        early, full = _strip_filters(tasks.get(task)), _strip_filters(baseline.get(task))
+        metric = _shared_metric(early, full) or _shared_metric(full, {})
+        stderr = f"{metric}_stderr"
+        scores[task] = TaskScore(
+            number(early.get(metric)), number(full.get(metric)), number(early.get(stderr)), number(full.get(stderr))
+        )
+    return scores
+
+
+def task_accuracies(results: RunResult | dict) -> dict[str, tuple[float, float]]:
+    """{task: (early-exit accuracy, full-model accuracy)} as fractions; NaN where missing."""
+    return {task: (score.early, score.full) for task, score in task_scores(results).items()}
+
+
+def _nanmean(values: Iterable[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _se_of_mean(pairs: Iterable[tuple[float, float]]) -> float:
+    """Stderr of the mean of the finite values among (value, stderr) pairs, independence assumed.
+
+    NaN when any value in the mean lacks a stderr: a partial error bar would look precise but is not.
+    """
+    used = [se for value, se in pairs if not math.isnan(value)]
+    if not used or any(math.isnan(se) for se in used):
+        return math.nan
+    return math.sqrt(sum(se * se for se in used)) / len(used)
+
+
+def accuracy_columns(results: RunResult) -> dict[str, float]:
+    scores = task_scores(results)
+    columns: dict[str, float] = {}
+    for task, score in scores.items():
+        columns.update(
+            {
+                f"acc:{task}": score.early,
+                f"baseline:{task}": score.full,
+                f"acc_se:{task}": score.early_se,
+                f"baseline_se:{task}": score.full_se,
+            }
+        )
+    values = list(scores.values())
+    deltas = [(score.delta_points, score.delta_se_points) for score in values]
+    columns["mean_acc"] = _nanmean(score.early for score in values)
+    columns["mean_baseline_acc"] = _nanmean(score.full for score in values)
+    # Only tasks with both numbers contribute. Rounded so float noise (0.42-0.43 = -1.0000000000000009
+    # points) cannot push a point across a tolerance such as "within 1 point".
+    columns["acc_delta"] = round(_nanmean(delta for delta, _ in deltas), 6)
+    columns["mean_acc_se"] = _se_of_mean((score.early, score.early_se) for score in values)
+    columns["mean_baseline_acc_se"] = _se_of_mean((score.full, score.full_se) for score in values)
+    columns["acc_delta_se"] = _se_of_mean(deltas)
+    return columns
