@@ -31,6 +31,7 @@ from eebench.evaluation.bigbench_sdist import (  # noqa: F401  SDIST_ENV_VAR re-
     _sdist_identity,
     ensure_sdist,
 )
+from eebench.evaluation.bigbench_yaml import ANSWER_MATCHES, task_yaml
 
 LM_EVAL_PREFIX = "eebench_bb_"  # lm-eval ships its own ``bigbench_*`` tasks; never collide with them
 RAW_PREFIX = "bigbench:"  # ``bigbench:<benchmark_tasks dir>[:<kind>]`` names any JSON task directly
@@ -44,10 +45,6 @@ DEFAULT_OUTPUT_PREFIX = "\nA: "
 DEFAULT_CHOICE_PREFIX = "\n  choice: "
 # BIG-bench's default answer extraction for generative tasks without a stop_string/output_regex.
 DEFAULT_OUTPUT_REGEX = r"[^\.\?\!\;\n]+"
-MAX_GEN_TOKENS = 32
-# Which regex match on the (single-line) generation is the answer: BIG-bench takes the first;
-# "last" suits models that restate the question before answering ("1 + 6 = 7").
-ANSWER_MATCHES = {"first": 0, "last": -1}
 
 # Short eebench name -> BIG-bench source. The multiple-choice entries are those where
 # SmolLM2-135M-Instruct, run through lm-eval's stock HF model, scored more than two standard
@@ -228,65 +225,6 @@ def _generation_settings(sources: list[tuple[str, dict]]) -> tuple[list[str], st
     return until, regex
 
 
-# --------------------------------------------------------------------------- lm-eval YAML
-
-
-def _task_yaml(meta: dict, data_file: Path) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "task": meta["lm_eval_name"],
-        "dataset_path": "json",  # HF datasets' builtin JSON loader: works offline
-        # Absolute: lm-eval resolves relative data_files against the caller's CWD.
-        "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
-        "test_split": "test",
-        "doc_to_text": "query",
-        "target_delimiter": " ",
-        "metadata": {
-            "version": CONVERTER_VERSION,
-            "bigbench": meta["bigbench"],
-            "source": BIGBENCH_SDIST,
-            "limit": meta["limit"],
-            "seed": meta["seed"],
-        },
-    }
-    if meta["kind"] == "multiple_choice":
-        config.update(
-            {
-                "output_type": "multiple_choice",
-                "doc_to_choice": "choices",
-                "doc_to_target": "gold",
-                "metric_list": [_metric("acc"), _metric("acc_norm")],
-            }
-        )
-    else:
-        config.update(
-            {
-                "output_type": "generate_until",
-                "doc_to_target": "targets",
-                "generation_kwargs": {"until": meta["until"], "do_sample": False, "max_gen_toks": MAX_GEN_TOKENS},
-                "filter_list": [
-                    {
-                        "name": "bigbench_answer",
-                        "filter": [
-                            {
-                                "function": "regex",
-                                "regex_pattern": meta["output_regex"],
-                                "fallback": "",
-                                "group_select": ANSWER_MATCHES[meta["answer"]],
-                            },
-                            {"function": "take_first"},
-                        ],
-                    }
-                ],
-                "metric_list": [_metric("exact_match", regexes_to_ignore=[r"^\s+", r"\s+$"])],
-            }
-        )
-    return config
-
-
-def _metric(name: str, **kwargs: Any) -> dict[str, Any]:
-    return {"metric": name, "aggregation": "mean", "higher_is_better": True, **kwargs}
-
-
 # --------------------------------------------------------------------------- building
 
 
@@ -364,7 +302,7 @@ def _ensure_task_dirs(tasks: list[dict], limit: int | None, seed: int, sdist: Pa
 def _write_suite_dir(tmp: Path, task_dirs: list[Path]) -> None:
     for task_dir in task_dirs:
         meta = json.loads((task_dir / "meta.json").read_text())
-        config = _task_yaml(meta, task_dir / "docs.jsonl")
+        config = task_yaml(meta, task_dir / "docs.jsonl", CONVERTER_VERSION)
         (tmp / f"{meta['lm_eval_name']}.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
