@@ -144,11 +144,12 @@ def _log_to_wandb(typed, plain: dict, run_dir: Path, sweep_dir: Path, results: R
 
 
 def _run_and_record(typed, plain: dict, run_dir: Path, sweep_dir: Path) -> RunResult:
+    from eebench.backbones.loader import pick_device
     from eebench.experiment import run_experiment
 
     results = run_experiment(typed, run_dir)
-    # The timing device is the one that matters for speed; fall back to the configured one.
-    device = results.timing.device if results.timing else typed.device
+    # The timing device is the one that matters for speed; otherwise the one the point ran on ("auto" resolved).
+    device = results.timing.device if results.timing else pick_device(typed.device).type
     results.provenance = Provenance(**collect_provenance(device, typed.seed))
     results.status = "complete"
     write_results(run_dir, results)

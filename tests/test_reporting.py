@@ -326,6 +326,18 @@ def test_lm_eval_metric_names_and_mixed_hosts(tmp_path):
     assert "Timings come from different machines" in text and "cpu@gpubox" in text
 
 
+def test_untimed_points_never_make_a_report_mixed(tmp_path):
+    """A point without timing measured nothing on its hardware: its device (here the unresolved "auto" that older
+    untimed points recorded) must not raise the different-machines warning over the timed ones."""
+    untimed = make_results(threshold=0.8)
+    untimed["timing"] = None
+    untimed["provenance"]["device"] = "auto"
+    write_results(tmp_path / "sweep" / "0", make_results())
+    write_results(tmp_path / "sweep" / "1", untimed)
+    text = write_report([tmp_path / "sweep"], tmp_path / "out").read_text(encoding="utf-8")
+    assert "Timings come from different machines" not in text and "Timings come from different devices" not in text
+
+
 def test_report_written_when_nothing_succeeded(tmp_path):
     sweep = tmp_path / "sweep"
     write_error(sweep / "0", ValueError("bad config"), {})

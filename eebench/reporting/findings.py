@@ -28,10 +28,12 @@ def describe_point(row: pd.Series) -> str:
 
 
 def mixed_hardware_note(frame: pd.DataFrame) -> str:
-    """A warning when timings come from several devices or hosts; empty when they do not."""
-    if frame.empty:
+    """A warning when timings come from several devices or hosts; empty when they do not. Untimed points (theoretical
+    speedup only) measured nothing on their hardware, so they never make a report mixed."""
+    timed = frame[frame["measured_speedup"].notna()] if "measured_speedup" in frame else frame.iloc[:0]
+    if timed.empty:
         return ""
-    devices, hosts = distinct(frame["device"]), distinct(frame["hostname"])
+    devices, hosts = distinct(timed["device"]), distinct(timed["hostname"])
     if len(devices) <= 1 and len(hosts) <= 1:
         return ""
     return (
