@@ -17,12 +17,6 @@ NEW = 6
 REPEATS = 5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
-
-
 @pytest.fixture(scope="module")
 def setup(tiny_model_dirs):
     return timing_setup(tiny_model_dirs["llama"], 3)
@@ -41,7 +35,8 @@ def test_baselines_are_timed_in_the_points_schedule(setup):
         baselines=["static", "layerskip", "assistant_early_exit"],
         baseline_draft_length=2,
     )
-    timing = measure_generation(backbone, heads, policy, prompts, cfg, costs)
+    with single_thread():
+        timing = measure_generation(backbone, heads, policy, prompts, cfg, costs)
     rows = {row["name"]: row for row in timing["baselines"]}
     assert list(rows) == ["static", "layerskip", "assistant_early_exit"]
     for name in ("static", "layerskip", "assistant_early_exit"):
