@@ -336,6 +336,8 @@ def test_untimed_points_never_make_a_report_mixed(tmp_path):
     write_results(tmp_path / "sweep" / "1", untimed)
     text = write_report([tmp_path / "sweep"], tmp_path / "out").read_text(encoding="utf-8")
     assert "Timings come from different machines" not in text and "Timings come from different devices" not in text
+    # Nor do they make the speed reference look unrecorded.
+    assert "results from before the reference was" not in text
 
 
 def test_report_written_when_nothing_succeeded(tmp_path):

@@ -61,8 +61,10 @@ def fastest(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference_label(frame: pd.DataFrame) -> str:
-    names = [REFERENCE_NAMES.get(name, f"`{name}`") for name in distinct(column(frame, "timing_reference"))]
-    if column(frame, "timing_reference").isna().any() and not frame.empty:
+    """The speed reference of the timed points (untimed ones have none to record)."""
+    timed = frame[column(frame, "measured_speedup").notna()] if not frame.empty else frame
+    names = [REFERENCE_NAMES.get(name, f"`{name}`") for name in distinct(column(timed, "timing_reference"))]
+    if column(timed, "timing_reference").isna().any() and not timed.empty:
         names.append(UNRECORDED_REFERENCE)
     return " and ".join(names) or "none (no timed points)"
 
