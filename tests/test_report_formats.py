@@ -171,7 +171,8 @@ def test_report_without_diagnostics_or_timing_says_what_is_missing(tmp_path):
     assert "have no `curves`" in markdown and "no run recorded `timing.exit_sample`" in markdown
     assert "Figures not drawn:" in markdown.split("## Skipped", 1)[1]
     html = _read(tmp_path / "out" / "report.html")
-    assert 'class="token-view"' not in html and "Timings come from different machines" in html
+    # Untimed points on two hosts measured no speed anywhere: no different-machines warning.
+    assert 'class="token-view"' not in html and "Timings come from different machines" not in html
     assert (tmp_path / "out" / "report.pdf").read_bytes().startswith(b"%PDF")
 
 
