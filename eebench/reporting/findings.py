@@ -15,6 +15,7 @@ from eebench.reporting.speed import (
     has_intervals,
     reference_short,
     speedup_text,
+    timed_points,
     verdict,
 )
 
@@ -30,7 +31,7 @@ def describe_point(row: pd.Series) -> str:
 def mixed_hardware_note(frame: pd.DataFrame) -> str:
     """A warning when timings come from several devices or hosts; empty when they do not. Untimed points (theoretical
     speedup only) measured nothing on their hardware, so they never make a report mixed."""
-    timed = frame[frame["measured_speedup"].notna()] if "measured_speedup" in frame else frame.iloc[:0]
+    timed = timed_points(frame)
     if timed.empty:
         return ""
     devices, hosts = distinct(timed["device"]), distinct(timed["hostname"])

@@ -60,9 +60,14 @@ def fastest(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["speedup_ci_hi"] >= rows["speedup_ci_lo"].max()]
 
 
+def timed_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows that measured a speedup (untimed points measured nothing on their hardware)."""
+    return frame[column(frame, "measured_speedup").notna()]
+
+
 def reference_label(frame: pd.DataFrame) -> str:
     """The speed reference of the timed points (untimed ones have none to record)."""
-    timed = frame[column(frame, "measured_speedup").notna()] if not frame.empty else frame
+    timed = timed_points(frame)
     names = [REFERENCE_NAMES.get(name, f"`{name}`") for name in distinct(column(timed, "timing_reference"))]
     if column(timed, "timing_reference").isna().any() and not timed.empty:
         names.append(UNRECORDED_REFERENCE)
