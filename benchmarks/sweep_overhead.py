@@ -95,7 +95,9 @@ def main() -> None:
         "goal": "ratio <= 1.3 for 20 targets",
         "provenance": collect_provenance("cpu", 0),
     }
-    name = f"{datetime.now(timezone.utc):%Y-%m-%d}_sweep_overhead{'_tiny' if args.tiny else ''}.json"
+    # The commit in the name: records of the same day before and after a change sit side by side.
+    commit = result["provenance"]["git_sha"][:7] if result["provenance"].get("git_sha") else "nogit"
+    name = f"{datetime.now(timezone.utc):%Y-%m-%d}_sweep_overhead{'_tiny' if args.tiny else ''}_{commit}.json"
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

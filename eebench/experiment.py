@@ -31,6 +31,7 @@ from eebench.heads.train import train_gates, train_heads
 from eebench.heads.types import HEAD_TYPES
 from eebench.logs import stage
 from eebench.model import EarlyExitModel
+from eebench.reuse import files_state, reuse
 from eebench.traces.curves import head_curves, per_head_heldout
 from eebench.traces.simulate import heldout_check, simulate
 from eebench.traces.trace import Trace, collect_trace
@@ -109,6 +110,14 @@ def check_positions(cfg: ExperimentConfig, backbone: Backbone) -> None:
         )
 
 
+def shared_splits(cfg: ExperimentConfig, backbone: Backbone) -> dict[str, torch.Tensor]:
+    """The token splits, shared by the points of a sweep in one process while data, tokenizer and seed agree."""
+    source = Path(cfg.data.source).expanduser()
+    local = files_state([source], recursive=True) if source.exists() else None
+    key = (repr(cfg.data), content_key(backbone.identity), cfg.seed, local)
+    return reuse("data_splits", key, lambda: prepare_splits(cfg.data, backbone.tokenizer, cfg.seed))
+
+
 def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], splits) -> tuple[ExitHeads, Path]:
     spec = heads_spec(cfg, backbone, layers)
 
@@ -122,7 +131,10 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
 
     directory = get_or_build("heads", spec, build, code=(*HEADS_CODE, HEAD_TYPES.get(cfg.head.kind).module))
-    return load_heads(directory, backbone.layered), directory
+    # The points of a sweep in one process share the loaded heads while their files and backbone are the same ones
+    # (nothing writes to loaded heads).
+    key = (str(directory), files_state([directory]), backbone.layered)
+    return reuse("heads", key, lambda: load_heads(directory, backbone.layered)), directory
 
 
 def train_from_states(cfg: ExperimentConfig, backbone: Backbone, heads: ExitHeads, tokens: torch.Tensor) -> dict:
@@ -188,11 +200,11 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
 
         tasks = prepare_tasks(cfg.eval, cfg.data.source, cfg.seed)
     with stage("loading the backbone"):
-        backbone = load_backbone(cfg.backbone, cfg.device)
+        backbone = load_backbone(cfg.backbone, cfg.device, shared=True)
     check_positions(cfg, backbone)
     layers = place_heads(cfg.placement, backbone.num_layers)
     with stage("preparing the data"):
-        splits = prepare_splits(cfg.data, backbone.tokenizer, cfg.seed)
+        splits = shared_splits(cfg, backbone)
     with stage(f"exit heads at blocks {layers} (trained, or read from the cache)"):
         heads, heads_dir = build_heads(cfg, backbone, layers, splits)
     with stage("calibration and held-out traces"):

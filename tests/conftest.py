@@ -15,6 +15,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from eebench.backbones.tiny import TINY_ARCHS, make_tiny_model  # noqa: E402
+from eebench.reuse import forget  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,7 @@ def tiny_model_dir(request, tiny_model_dirs):
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EEBENCH_CACHE", str(tmp_path / "cache"))
+    forget()  # nor does a test see objects an earlier test's sweep points shared in this process (eebench/reuse.py)
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,6 +29,26 @@ def test_same_config_and_seed_give_identical_artifacts(tmp_path, sweep_env):
     assert first["tasks"] == second["tasks"] and first["exit"] == second["exit"]
 
 
+def _numbers(results: dict) -> dict:
+    """What a point measured, without where and when it ran."""
+    return {key: results[key] for key in ("thresholds", "exit", "calibration", "curves", "tasks", "baseline_tasks")}
+
+
+def test_a_point_after_others_in_one_process_equals_the_point_run_alone(tmp_path, sweep_env):
+    """The basic launcher runs a sweep's points in one process, sharing the loaded backbone, data, heads and scores
+    (eebench/reuse.py): the second point must measure exactly what it measures in a process of its own."""
+    env, common = sweep_env
+    common = [*common, "logger=none", "timing=none"]
+    sweep = tmp_path / "sweep"
+    proc = run_eebench(["-m", *common, "threshold=0.8,0.95", f"hydra.sweep.dir={sweep}"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    alone = run_eebench([*common, "threshold=0.95", f"hydra.run.dir={tmp_path / 'alone'}"], tmp_path, env)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    in_sweep = point_results(sweep, "threshold")[1]
+    assert in_sweep["threshold"] == 0.95
+    assert _numbers(in_sweep) == _numbers(json.loads((tmp_path / "alone" / "results.json").read_text()))
+
+
 def test_submitit_local_launcher_runs_a_sweep(tmp_path, sweep_env):
     env, common = sweep_env
     sweep = tmp_path / "sweep"

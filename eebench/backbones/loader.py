@@ -15,6 +15,7 @@ from eebench.backbones.precision import resolve_dtype
 from eebench.cache import file_digest
 from eebench.config import BackboneConfig
 from eebench.errors import EEBenchError
+from eebench.reuse import files_state, reuse
 
 _ALLOWED = "a hub id (org/name), a local model directory, a directory with backbone.gguf_file, or bundled:smollm2-135m"
 
@@ -141,11 +142,20 @@ def _load_model(source: str, cfg: BackboneConfig, common: dict, dtype, family):
     raise _load_error(cfg, error) from None
 
 
-def load_backbone(cfg: BackboneConfig, device: str = "auto") -> Backbone:
-    from transformers import AutoTokenizer
-
+def load_backbone(cfg: BackboneConfig, device: str = "auto", shared: bool = False) -> Backbone:
+    """The backbone. ``shared``: the one the previous caller in this process loaded, while config and files are
+    unchanged (sweep points share it; nothing in eebench writes to a loaded backbone, heads copy what they take)."""
     source, is_local = resolve_source(cfg)
     target = pick_device(device)
+    if not shared:
+        return _load_backbone(cfg, source, is_local, target)
+    key = (repr(cfg), str(target), files_state([source]) if is_local else None)
+    return reuse("backbone", key, lambda: _load_backbone(cfg, source, is_local, target))
+
+
+def _load_backbone(cfg: BackboneConfig, source: str, is_local: bool, target: torch.device) -> Backbone:
+    from transformers import AutoTokenizer
+
     dtype_name = resolve_dtype(cfg.dtype, target)  # "auto" -> what this hardware runs natively
     dtype = getattr(torch, dtype_name)
     common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}

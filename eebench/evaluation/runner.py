@@ -12,6 +12,7 @@ from eebench.config import EvalConfig
 from eebench.errors import EEBenchError
 from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
 from eebench.evaluation.scores import FIRST_TOKEN_RULE, ScoreStore
+from eebench.reuse import files_state, reuse
 from eebench.traces.simulate import exit_numbers
 
 
@@ -38,27 +39,17 @@ def resolve_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tup
     return paths, names
 
 
-_TASK_MANAGERS: dict = {}
+def task_manager(include_paths: list[str], defaults: bool = True):
+    """lm-eval's TaskManager; ``defaults`` indexes every task lm-eval ships too (about 10 s on 2 cores). The points
+    of a sweep that run in one process (Hydra's basic launcher, a joblib worker) share one per set of task YAMLs."""
+    key = (tuple(include_paths), files_state(include_paths, "*.yaml", recursive=True), defaults)
 
-
-def task_manager(include_paths: list[str]):
-    """lm-eval's TaskManager indexes every task lm-eval ships (about 10 s on 2 cores), so the points of a sweep that
-    run in one process (Hydra's basic launcher, a joblib worker) share one per set of task YAMLs."""
-    key = _task_index_key(include_paths)
-    if key not in _TASK_MANAGERS:
+    def build():
         from lm_eval.tasks import TaskManager
 
-        _TASK_MANAGERS[key] = TaskManager(include_path=include_paths) if include_paths else TaskManager()
-    return _TASK_MANAGERS[key]
+        return TaskManager(include_path=include_paths or None, include_defaults=defaults)
 
-
-def _task_index_key(include_paths: list[str]) -> tuple:
-    """The include paths and every YAML under them with its mtime, so tasks written after indexing are seen."""
-    files = []
-    for root in map(Path, include_paths):
-        for path in [root] if root.is_file() else sorted(root.rglob("*.yaml")):
-            files.append((str(path), path.stat().st_mtime_ns))
-    return tuple(include_paths), tuple(files)
+    return reuse("lm_eval_tasks", key, build)
 
 
 def metrics_of(results: dict) -> dict[str, dict[str, float]]:
@@ -74,9 +65,29 @@ def metrics_of(results: dict) -> dict[str, dict[str, float]]:
     return tasks
 
 
+def _env_info_once() -> None:
+    """simple_evaluate re-collects torch's environment report (pip and nvidia-smi subprocesses, ~0.7 s) into every
+    result; it cannot change within a process, so collect it once per process and copy it from then on."""
+    import lm_eval.evaluator
+
+    collect = lm_eval.evaluator.add_env_info
+    if getattr(collect, "once", False):
+        return
+    collected: dict = {}
+
+    def add_env_info(storage: dict) -> None:
+        if not collected:
+            collect(collected)
+        storage.update(collected)
+
+    add_env_info.once = True
+    lm_eval.evaluator.add_env_info = add_env_info
+
+
 def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
     import lm_eval
 
+    _env_info_once()
     limit = cfg.limit if cfg.suite != "bigbench" else None  # bigbench tasks are already cut to the limit
     out = lm_eval.simple_evaluate(
         model=lm,
@@ -94,7 +105,8 @@ def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
 def prepare_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tuple[list[str], list[str], object]:
     """(include paths, lm-eval task names, task manager), or a one-line error for an unknown task."""
     include_path, tasks = resolve_tasks(cfg, data_source, split_seed=split_seed)
-    manager = task_manager(include_path)
+    # The offline suite's tasks are all generated YAMLs: it needs no index of lm-eval's own tasks.
+    manager = task_manager(include_path, defaults=cfg.suite != "bigbench")
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
         raise EEBenchError(
@@ -195,7 +207,9 @@ def eval_decoders(strategy: str) -> dict[str, str]:
 
 def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path, costs, strategy: str = "lazy") -> dict:
     include_path, tasks, manager = prepared
-    store = ScoreStore(score_store_path(cfg, prepared, ee_model.backbone.identity, heads_dir))
+    path = score_store_path(cfg, prepared, ee_model.backbone.identity, heads_dir)
+    # Shared by the points of a sweep in one process while the file is unchanged: scores it adds are saved to it.
+    store = reuse("scores", (str(path), files_state([path]) if path.exists() else None), lambda: ScoreStore(path))
     # generate_until requests decode with the point's own engine strategy.
     early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size, strategy=strategy)
     early_tasks = _simple_evaluate(early, tasks, manager, cfg)
