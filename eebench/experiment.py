@@ -46,8 +46,8 @@ from eebench.tracking.contract import (
     RunResult,
     TaskExitStats,
     TimingResult,
-    TrainingResult,
 )
+from eebench.tracking.contract_training import TrainingResult
 from eebench.tracking.schema import build
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from conftest import _write_prose, run_eebench
+from test_report_training import _phase
 from test_reporting import make_results
 
 from eebench.analysis.pareto import add_pareto_flags, runs_to_frame
@@ -51,6 +52,14 @@ def test_backbones_given_only_by_path_never_share_a_front():
     assert frame["backbone"].nunique() == 2 and all(label.startswith("local@") for label in frame["backbone"])
     assert [len(front) for front in fronts.values()] == [1, 1]
     assert frame["pareto_backbone_theoretical"].all()  # each is alone on its own backbone's front
+
+
+def test_heads_trained_to_different_budgets_never_share_a_front():
+    short, long = ({"heads_training": {"heads": _phase(tokens)}} for tokens in (30720, 98304))
+    frame, fronts = _fronts([_point(0.8, 2.0, 0.42, **short), _point(0.8, 1.4, 0.40, **long)])
+    assert list(frame["head_budget"]) == [30720, 98304]
+    assert set(fronts) == {"tiny-a/equal/linear/entropy budget=30720", "tiny-a/equal/linear/entropy budget=98304"}
+    assert [len(front) for front in fronts.values()] == [1, 1]  # the long-budget point is not dominated away
 
 
 def test_other_varying_axes_split_families_and_a_threshold_sweep_keeps_short_labels():

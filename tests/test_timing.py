@@ -1,14 +1,10 @@
 """Generation timing: structure and consistency of the measured fields (never how fast anything is)."""
 
-import importlib.util
-import json
 import math
 import statistics
-import sys
 
 import pytest
 import torch
-from conftest import ROOT
 from engine_support import random_prompts, single_thread, timing_setup
 
 from eebench.config import EvalConfig, ExperimentConfig, TimingConfig
@@ -294,85 +290,6 @@ def test_interleaved_runs_follow_a_seeded_random_order_per_repeat():
 def test_too_few_new_tokens_for_decode_timing_is_refused():
     with pytest.raises(EEBenchError, match="new_tokens=1 "):
         time_schedule({"a": lambda n: []}, 1, torch.device("cpu"), 0, 5, 0)
-
-
-def _engine_speed_module():
-    spec = importlib.util.spec_from_file_location("engine_speed", ROOT / "benchmarks" / "engine_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["engine_speed"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_engine_benchmark_has_noise_floor_reference_and_ci_rows(setup, capsys):
-    bench_module = _engine_speed_module()
-    backbone, heads, policy, prompts = setup
-    costs = CostModel.from_layered(backbone.layered, heads)
-    bench = bench_module.Bench(backbone, prompts, NEW, warmup=0, repeats=REPEATS)
-    lazy_method = bench_module.Method(bench.engine(heads=heads, policy=policy, strategy="lazy"), costs, "lazy")
-    static = bench_module.baseline_methods(bench, heads, bench_module.parse_args(["--run-dir", "x", "--baselines", "static"]))
-    rows = bench.time_all({"lazy": lazy_method, **static})
-    static_name = f"static block {heads.exit_layers[-1]}"
-    assert [row["method"] for row in rows] == ["A/A transformers vs itself", "engine full depth", "lazy", static_name]
-    aa, engine, lazy, static_row = rows
-    assert engine["speedup"] == engine["engine_full_speedup"]
-    # One schedule: every row's own repeats are the ones its ratios were paired with.
-    assert len(aa["repeat_seconds"]["total"]) == len(lazy["repeat_seconds"]["total"]) == REPEATS
-    assert static_row["early_exit_share"] == 1.0 and static_row["depth_bound"] > 1.0
-    for row in rows:
-        for key in ("speedup", "decode_speedup"):
-            lo, hi = row[f"{key}_ci95"]
-            assert lo <= row[key] <= hi, (row["method"], key)
-    assert engine["sequence_exact_match_with_reference"] == 1.0  # float32: engine full == transformers
-    # The depth bound counts no head or gate, so the cost model's own speedup stays below it.
-    assert lazy["theoretical_speedup"] <= lazy["depth_bound"]
-    assert lazy["measurement_error"] == bool(lazy["flags"])
-    assert lazy["decode_tokens"] == PROMPTS * (NEW - 1)
-    bench_module.print_table(rows)
-    assert "| speedup | speedup_ci95 |" in capsys.readouterr().out
-
-
-def test_engine_benchmark_ci_estimate_writes_provenance(tiny_model_dirs, tmp_path, capsys):
-    out = tmp_path / "estimate.json"
-    with single_thread():
-        assert (
-            _engine_speed_module().main(
-                [
-                    "--estimate-ci",
-                    "--backbone",
-                    str(tiny_model_dirs["llama"]),
-                    "--dtype",
-                    "float32",
-                    "--prompts",
-                    "2",
-                    "--prompt-tokens",
-                    "8",
-                    "--new-tokens",
-                    "3",
-                    "--warmup",
-                    "0",
-                    "--repeats",
-                    "5",
-                    "--threads",
-                    "1",
-                    "--out",
-                    str(out),
-                ]
-            )
-            == 0
-        )
-    summary = json.loads(out.read_text())
-    estimate, provenance = summary["ci_estimate"], summary["provenance"]
-    assert summary["dtype"] == "float32" and estimate["repeats"] == 5
-    assert estimate["aa_speedup_ci95_half_width"] > 0 and estimate["aa_speedup_repeats_for_target"] >= 5
-    for key in ("git_sha", "git_dirty", "packages", "cpu_model", "threads", "load_average_1min", "cuda_device"):
-        assert key in provenance, key
-    assert provenance["threads"] == 1 and provenance["packages"]["torch"] == torch.__version__
-
-
-def test_engine_benchmark_refuses_too_few_repeats():
-    with pytest.raises(EEBenchError, match="--repeats=3 is too few"):
-        _engine_speed_module().parse_args(["--run-dir", "x", "--repeats", "3"])
 
 
 def test_report_table_shows_decode_rates_and_latency(timings):

@@ -26,6 +26,7 @@ FAMILY_COLUMNS = ("backbone", "placement", "head", "confidence")  # RunResult.fa
 # plain threshold sweep keeps the short label. (The number of heads is part of exit_layers.)
 FAMILY_AXES = {
     "exit_layers": "layers",
+    "head_budget": "budget",
     "calibration_method": "calibration",
     "timing_strategy": "strategy",
     "backbone_dtype": "dtype",
@@ -50,6 +51,7 @@ BASE_COLUMNS = [
     "calibration_method",
     "threshold",
     "exit_layers",
+    "head_budget",
     "num_layers",
     "agreement",
     "mean_layers",
@@ -206,6 +208,7 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
         threshold=number(results.threshold),
         exit_layers=",".join(str(layer) for layer in results.exit_layers),
         num_layers=number(results.num_layers),
+        head_budget=_head_budget(results),
         timing_strategy=timing.strategy if timing else None,
         # "exact_kv": copy/skip points whose task accuracy came from full-KV teacher forcing, not their decoding.
         accuracy_decoder=results.eval_decoders.get("accuracy"),
@@ -223,6 +226,12 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
     row.update(accuracy_columns(results))
     row.update(_exit_columns(results))
     return row
+
+
+def _head_budget(results: RunResult) -> int | None:
+    """Training tokens the heads were allowed (head.training.max_tokens); None for heads that are not trained."""
+    phase = results.heads_training.heads if results.heads_training else None
+    return phase.max_tokens if phase else None
 
 
 def _labelled_frame(runs: list[RunResult | dict]) -> pd.DataFrame:

@@ -18,7 +18,8 @@ import numpy as np
 from eebench.reporting.document import Figure, Heading, Paragraph, Table
 from eebench.reporting.formatting import fmt
 from eebench.reporting.plots import exit_colours, new_figure, save
-from eebench.tracking.contract import LossCurve, RunResult, TrainingPhase
+from eebench.tracking.contract import RunResult
+from eebench.tracking.contract_training import LossCurve, TrainingPhase
 
 FIGURE = "figures/head_training.png"
 MAX_COLUMNS = 7  # evaluation points shown in the table; the figure has all of them

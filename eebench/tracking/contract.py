@@ -6,7 +6,8 @@ error naming the file instead of a NaN column. ``SCHEMA_VERSION`` changes when a
 adding an optional field (``x: float | None = None``) keeps it, since files without the field still load.
 
 To add a field: declare it in the section's dataclass below, with a default if older files lack it, set it where
-the section is built (``timing/generation.py`` for timing, ``heads/train.py``/``heads/gate.py`` for training, ...)
+the section is built (``timing/generation.py`` for timing, ``heads/train.py``/``heads/gate.py`` for training, whose
+section lives in ``contract_training.py``, ...)
 and describe it in README "Reading the results" (tests/test_contract.py checks the README names it).
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from eebench.errors import EEBenchError
+from eebench.tracking.contract_training import TrainingResult
 from eebench.tracking.schema import build, flattened, not_on_disk, unbuild
 
 SCHEMA_VERSION = 1
@@ -108,74 +110,6 @@ class DataInfo:
     source: str
     splits: dict[str, int]  # tokens per split
     note: str
-
-
-@dataclass
-class StateCache:
-    """The backbone's hidden states over the training text, computed once and shared by every head type."""
-
-    dir: str
-    dtype: str
-    build_seconds: float
-    build_tokens_per_s: float
-
-
-@dataclass
-class ModuleTraining:
-    """One head or gate: how far it trained and why it stopped."""
-
-    exit_layer: int
-    tokens_seen: int
-    stop_reason: str  # "budget" or "converged" (held-out loss stopped improving)
-    final_train_loss: float | None
-    first_heldout_loss: float | None
-    final_heldout_loss: float | None
-    best_heldout_loss: float | None  # the weights kept
-    evaluations: int
-
-
-@dataclass
-class TrainingPhase:
-    """Training of all heads (KL to the final distribution) or all gates (BCE on agreement)."""
-
-    max_tokens: int
-    batch_tokens: int
-    steps: int
-    tokens: int
-    mean_tokens_per_module: float
-    seconds: float
-    tokens_per_s: float | None
-    precision: str
-    loss: str
-    modules: list[ModuleTraining]
-    validation_sequences: int | None = None
-
-
-@dataclass
-class LossCurve:
-    """Loss vs tokens of one head or gate; heads also carry the exit probe (``head.training.probe_target``): coverage
-    of an entropy exit calibrated on half the validation sequences and judged on the other half, the agreement of the
-    tokens that exit, and the head's top-1 agreement with the final layer."""
-
-    module: str  # "head" or "gate"
-    exit_layer: int
-    tokens: list[int]
-    train: list[float | None]
-    heldout: list[float | None]
-    coverage: list[float] | None = None
-    agreement: list[float | None] | None = None
-    top1_agreement: list[float] | None = None
-
-
-@dataclass
-class TrainingResult:
-    """What training the heads (and gates) did; stored as ``heads_training``. Add fields here as the trainer logs them."""
-
-    hidden_states: StateCache | None = None
-    heads: TrainingPhase | None = None
-    gates: TrainingPhase | None = None
-    curves: list[LossCurve] = field(default_factory=list)
-    probe_target: float | None = None  # the target of the curves' exit probe
 
 
 @dataclass
