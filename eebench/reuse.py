@@ -3,38 +3,42 @@
 Hydra's basic launcher runs every point of a multirun in one process, and joblib reuses its worker processes, so
 a point can take the loaded backbone, the prepared data or lm-eval's task index from the point before instead of
 building them again (seconds each, the bulk of a point whose heads, traces and scores are cached). Each object is
-keyed by everything that determines it, and only the latest object of each kind is held, so a sweep over several
-backbones never holds more than one of them in memory.
+keyed by everything that determines it, and only the few most recently used objects of each kind are held (one
+backbone), so a sweep over several backbones never holds more than one of them in memory.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
 
-_LATEST: dict[str, tuple[Hashable, object]] = {}
+_HELD: dict[str, OrderedDict[Hashable, object]] = {}
 
 
-def reuse(kind: str, key: Hashable, build: Callable[[], T]) -> T:
-    """The held ``kind`` object if it was built for ``key``, else ``build()`` (which then replaces it)."""
-    held = _LATEST.get(kind)
-    if held is not None and held[0] == key:
-        return held[1]  # type: ignore[return-value]
-    _LATEST.pop(kind, None)  # let the old one go before the new one is built
+def reuse(kind: str, key: Hashable, build: Callable[[], T], keep: int = 1) -> T:
+    """The held ``kind`` object built for ``key``, else ``build()``; at most ``keep`` objects of a kind are held, the
+    least recently used is let go first (``keep`` > 1 where a sweep alternates between a few, e.g. two head types)."""
+    held = _HELD.setdefault(kind, OrderedDict())
+    if key in held:
+        held.move_to_end(key)
+        return held[key]  # type: ignore[return-value]
+    while len(held) >= keep:
+        held.popitem(last=False)  # let the old one go before the new one is built
     value = build()
-    _LATEST[kind] = (key, value)
+    held[key] = value
     return value
 
 
 def forget(kind: str | None = None) -> None:
-    """Drop the held object of ``kind`` (every kind when None)."""
+    """Drop the held objects of ``kind`` (every kind when None)."""
     if kind is None:
-        _LATEST.clear()
+        _HELD.clear()
     else:
-        _LATEST.pop(kind, None)
+        _HELD.pop(kind, None)
 
 
 def files_state(roots, pattern: str = "*", recursive: bool = False) -> tuple:

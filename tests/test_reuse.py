@@ -58,3 +58,11 @@ def test_a_shared_backbone_is_reloaded_when_its_files_change(tiny_model_dirs):
         assert load_backbone(cfg, "cpu", shared=True) is not shared
     finally:
         os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_keep_holds_the_most_recently_used_few():
+    first, second = reuse("pair", 1, Built, keep=2), reuse("pair", 2, Built, keep=2)
+    assert reuse("pair", 1, Built, keep=2) is first and reuse("pair", 2, Built, keep=2) is second
+    reuse("pair", 1, Built, keep=2)  # 1 is now the most recent: a third key lets 2 go
+    reuse("pair", 3, Built, keep=2)
+    assert reuse("pair", 1, Built, keep=2) is first and reuse("pair", 2, Built, keep=2) is not second
