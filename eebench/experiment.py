@@ -132,9 +132,11 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
 
     directory = get_or_build("heads", spec, build, code=(*HEADS_CODE, HEAD_TYPES.get(cfg.head.kind).module))
     # The points of a sweep in one process share the loaded heads while their files and backbone are the same ones
-    # (nothing writes to loaded heads); two sets, since sweeps often alternate between two head types.
-    key = (str(directory), files_state([directory]), backbone.layered)
-    return reuse("heads", key, lambda: load_heads(directory, backbone.layered), keep=2), directory
+    # (nothing writes to loaded heads); two sets, since sweeps often alternate between two head types. The held
+    # entry keeps its backbone alive, so no other backbone can take over its id while the entry exists.
+    key = (str(directory), files_state([directory]), id(backbone.layered))
+    _, heads = reuse("heads", key, lambda: (backbone.layered, load_heads(directory, backbone.layered)), keep=2)
+    return heads, directory
 
 
 def train_from_states(cfg: ExperimentConfig, backbone: Backbone, heads: ExitHeads, tokens: torch.Tensor) -> dict:
