@@ -7,25 +7,11 @@ import sys
 import pytest
 import torch
 from conftest import ROOT
-from engine_support import single_thread, timing_setup
+from engine_support import single_thread
+from test_timing import NEW, PROMPTS, REPEATS, _one_thread, setup  # noqa: F401 - the timing tests' fixtures and sizes
 
 from eebench.engine.flops import CostModel
 from eebench.errors import EEBenchError
-
-NEW = 6
-PROMPTS = 3
-REPEATS = 5
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def setup(tiny_model_dirs):
-    return timing_setup(tiny_model_dirs["llama"], PROMPTS)
 
 
 def _engine_speed_module():
@@ -36,7 +22,7 @@ def _engine_speed_module():
     return module
 
 
-def test_engine_benchmark_has_noise_floor_reference_and_ci_rows(setup, capsys):
+def test_engine_benchmark_has_noise_floor_reference_and_ci_rows(setup, capsys):  # noqa: F811 - the imported fixture
     bench_module = _engine_speed_module()
     backbone, heads, policy, prompts = setup
     costs = CostModel.from_layered(backbone.layered, heads)
