@@ -37,7 +37,7 @@ class TrainedHeads:
 
     @property
     def label(self) -> str:
-        return f"{self.backbone}/{self.head}"
+        return f"{self.backbone}/{self.head} (budget {self.phase.max_tokens:,} tokens)"  # sweeps may compare budgets
 
 
 def trained_heads(runs: list[RunResult]) -> list[TrainedHeads]:
