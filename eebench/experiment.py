@@ -112,8 +112,7 @@ def check_positions(cfg: ExperimentConfig, backbone: Backbone) -> None:
 
 def shared_splits(cfg: ExperimentConfig, backbone: Backbone) -> dict[str, torch.Tensor]:
     """The token splits, shared by the points of a sweep in one process while data, tokenizer and seed agree."""
-    source = Path(cfg.data.source).expanduser()
-    local = files_state([source], recursive=True) if source.exists() else None
+    local = files_state([Path(cfg.data.source).expanduser()], recursive=True)  # () unless the source is local files
     key = (repr(cfg.data), content_key(backbone.identity), cfg.seed, local)
     return reuse("data_splits", key, lambda: prepare_splits(cfg.data, backbone.tokenizer, cfg.seed))
 

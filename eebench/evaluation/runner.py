@@ -210,7 +210,7 @@ def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir
     path = score_store_path(cfg, prepared, ee_model.backbone.identity, heads_dir)
     # Shared by the points of a sweep in one process while the file is unchanged (scores it adds are saved to it);
     # one file per heads set, a few MB each, so several are held for sweeps that alternate head types.
-    store = reuse("scores", (str(path), files_state([path]) if path.exists() else None), lambda: ScoreStore(path), keep=4)
+    store = reuse("scores", (str(path), files_state([path])), lambda: ScoreStore(path), keep=4)
     # generate_until requests decode with the point's own engine strategy.
     early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size, strategy=strategy)
     early_tasks = _simple_evaluate(early, tasks, manager, cfg)
