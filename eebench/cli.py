@@ -25,7 +25,7 @@ def _existing_dirs(paths: list[str]) -> list[Path]:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from eebench.reporting.report import write_report  # keep `eebench --help` fast
+    from eebench.reporting.report import ReportNotWritten, write_report  # keep `eebench --help` fast
     from eebench.tracking.wandb_runs import gather_sources, is_wandb_source, parse_wandb_source
 
     wandb_sources = [parse_wandb_source(source) for source in args.dirs if is_wandb_source(source)]
@@ -36,7 +36,11 @@ def run_report(args: argparse.Namespace) -> int:
     )
     out_dir = Path(args.out) if args.out else local_dirs[0]
     sweep_dirs, skipped = gather_sources(local_dirs, wandb_sources, out_dir)
-    report = write_report(sweep_dirs, out_dir, skipped)
+    try:
+        report = write_report(sweep_dirs, out_dir, skipped)
+    except ReportNotWritten as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"report written to {report}")
     return 0
 

@@ -7,9 +7,10 @@ Register it in the Hydra config::
         report:
           _target_: eebench.hydra_callback.ReportCallback
 
-Every job's results are already on disk when this runs, so a failure here only prints a warning
-(the report can be regenerated with ``eebench report <sweep dir>``). A sweep with failed points exits
-with status 1 after its report, naming them. An unwritable output folder is refused before any job.
+Every job's results are already on disk when this runs: a report that fails (a full disk, a renderer's
+failure) is one error line naming it and the command that writes it again (``eebench report <sweep dir>``),
+and the multirun exits with status 1, as a sweep with failed points does after its report, naming them.
+A failed W&B summary only warns (the report is written). An unwritable output folder is refused before any job.
 """
 
 from __future__ import annotations
@@ -27,14 +28,8 @@ from eebench.logs import log
 from eebench.reporting.report import PARETO_FILE, SUMMARY_FILE, write_report
 
 
-def _warn(step: str, sweep_dir: Any, exc: BaseException) -> None:
-    log.warning(
-        "warning: sweep %s failed (%s: %s); results are on disk, retry with: eebench report %s",
-        step,
-        type(exc).__name__,
-        exc,
-        sweep_dir,
-    )
+def _failure_line(step: str, sweep_dir: Any, exc: BaseException) -> str:
+    return f"sweep {step} failed ({type(exc).__name__}: {exc}); results are on disk, retry with: eebench report {sweep_dir}"
 
 
 def _log_to_wandb(config: DictConfig, sweep_dir: Path) -> None:
@@ -74,12 +69,13 @@ def failed_points(sweep_dir: Path, since: float = 0.0) -> list[tuple[Path, str]]
     ]
 
 
-def _exit_if_failed(sweep_dir: Path, since: float) -> None:
+def _said_failed_points(sweep_dir: Path, since: float) -> bool:
+    """Name this launch's failed points in one error line; whether there were any."""
     failed = failed_points(sweep_dir, since)
     if failed:
         named = "; ".join(f"{run.name} ({reason})" for run, reason in failed)
         print(f"error: {len(failed)} point(s) of {sweep_dir} failed: {named}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    return bool(failed)
 
 
 class ReportCallback(Callback):
@@ -92,19 +88,22 @@ class ReportCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir", default=None)))
-        self._report(config, sweep_dir)
-        # After the report: CI and schedulers must notice a failed point.
-        _exit_if_failed(sweep_dir, getattr(self, "started", 0.0))
+        reported = self._report(config, sweep_dir)
+        # After the report: CI and schedulers must notice a failed point, and a missing report.
+        if _said_failed_points(sweep_dir, getattr(self, "started", 0.0)) or not reported:
+            sys.exit(1)
 
-    def _report(self, config: DictConfig, sweep_dir: Path) -> None:
+    def _report(self, config: DictConfig, sweep_dir: Path) -> bool:
+        """Write the report (then the W&B summary); whether the report was written."""
         try:
             report = write_report([sweep_dir], sweep_dir)
             log.info("eebench: sweep report written to %s", report)
-        except Exception as exc:  # noqa: BLE001 - never fail a finished sweep over its report
-            _warn("report", sweep_dir, exc)
-            return
+        except Exception as exc:  # noqa: BLE001 - the failed points are still named before the exit
+            log.error("error: %s", _failure_line("report", sweep_dir, exc))
+            return False
         if OmegaConf.select(config, "logger.kind", default=None) == "wandb":
             try:
                 _log_to_wandb(config, sweep_dir)
-            except Exception as exc:  # noqa: BLE001
-                _warn("W&B summary", sweep_dir, exc)
+            except Exception as exc:  # noqa: BLE001 - the report is written; the summary can be logged later
+                log.warning("warning: %s", _failure_line("W&B summary", sweep_dir, exc))
+        return True

@@ -36,7 +36,7 @@ def test_cli_errors_are_one_line(sweep, tmp_path, capsys):
     assert "--out" in capsys.readouterr().err
 
 
-def test_hydra_callback_writes_report_and_never_raises(sweep, tmp_path, capsys):
+def test_hydra_callback_writes_report_then_exits_1_on_failed_points_or_report(sweep, tmp_path, capsys):
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "logger": {"kind": "none"}})
     with pytest.raises(SystemExit) as exit_info:  # the sweep holds a failed point: report first, then exit 1
         ReportCallback().on_multirun_end(config)
@@ -47,5 +47,6 @@ def test_hydra_callback_writes_report_and_never_raises(sweep, tmp_path, capsys):
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     bad = OmegaConf.create({"hydra": {"sweep": {"dir": str(not_a_dir)}}, "logger": {"kind": "none"}})
-    ReportCallback().on_multirun_end(bad)  # must only warn
-    assert "warning: sweep report failed" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # a report that cannot be written is a failed multirun
+        ReportCallback().on_multirun_end(bad)
+    assert exit_info.value.code == 1 and "error: sweep report failed" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.reporting.formatting import exit_label_order
 from eebench.reporting.speed import flagged
+from eebench.tracking.results import atomic_target
 
 # Nine markers against ten colours: the periods are coprime, so 90 families get distinct pairs.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", "*")
@@ -38,8 +39,8 @@ def new_figure(width: float, height: float, constrained: bool = True) -> Figure:
 
 def save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)
+    with atomic_target(path) as tmp:  # a failed write never leaves a truncated picture the report links to
+        figure.savefig(tmp, dpi=DPI, format=path.suffix.lstrip("."))
     return path
 
 

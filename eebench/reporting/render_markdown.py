@@ -1,42 +1,56 @@
-"""Render a report Document as Markdown; figures are linked by path relative to the report."""
+"""Render a report Document as Markdown; figures are linked by path relative to the report.
+
+Markdown viewers render raw HTML, and the report's text carries user-provided names (``backbone.name``, sweep
+folders) and generated text, so every piece of text is HTML-escaped here as report.html escapes it.
+"""
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
 from eebench.reporting.document import Bullets, Callout, Document, Figure, Heading, Paragraph, RawHtml, Table
 
 
+def escape(text) -> str:
+    """``text`` with ``<``, ``>`` and ``&`` as entities. Code spans too: a name holding a backtick could end the span
+    it was put in and let the rest through as HTML (inside a span an entity shows as typed, a fair price)."""
+    return html.escape(str(text), quote=False)
+
+
+def _cell(text) -> str:
+    return escape(text).replace("|", "\\|")  # a pipe would split the cell
+
+
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    escape = lambda cell: str(cell).replace("|", "\\|")  # noqa: E731 - a pipe would split the cell
-    lines = ["| " + " | ".join(escape(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(escape(cell) for cell in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def _table(block: Table, _base: Path) -> str:
-    parts = ([f"### {block.title}"] if block.title else []) + ([block.caption] if block.caption else [])
+    parts = ([f"### {escape(block.title)}"] if block.title else []) + ([escape(block.caption)] if block.caption else [])
     return "\n\n".join(parts + [markdown_table(block.headers, block.rows)])
 
 
 def _figure(block: Figure, base: Path) -> str:
     link = Path(os.path.relpath(block.path, base)).as_posix()
-    return f"![{block.title}]({link})" + (f"\n\n{block.caption}" if block.caption else "")
+    return f"![{escape(block.title)}]({link})" + (f"\n\n{escape(block.caption)}" if block.caption else "")
 
 
 RENDERERS = {
-    Heading: lambda block, _base: f"{'#' * block.level} {block.text}",
-    Paragraph: lambda block, _base: block.text,
-    Bullets: lambda block, _base: "\n".join(f"- {item}" for item in block.items),
-    Callout: lambda block, _base: f"> {block.text}",
+    Heading: lambda block, _base: f"{'#' * block.level} {escape(block.text)}",
+    Paragraph: lambda block, _base: escape(block.text),
+    Bullets: lambda block, _base: "\n".join(f"- {escape(item)}" for item in block.items),
+    Callout: lambda block, _base: f"> {escape(block.text)}",
     Table: _table,
     Figure: _figure,
     # Markdown viewers drop inline styles, so the coloured view is replaced by its bracketed text.
-    RawHtml: lambda block, _base: f"{block.text}\n\n*The coloured version is in report.html.*",
+    RawHtml: lambda block, _base: f"{escape(block.text)}\n\n*The coloured version is in report.html.*",
 }
 
 
 def render_markdown(document: Document, base_dir: Path) -> str:
-    parts = [f"# {document.title}"] + [RENDERERS[type(block)](block, Path(base_dir)) for block in document.blocks]
+    parts = [f"# {escape(document.title)}"] + [RENDERERS[type(block)](block, Path(base_dir)) for block in document.blocks]
     return "\n\n".join(part for part in parts if part) + "\n"

@@ -2,11 +2,14 @@
 (pareto.png and figures/*.png), and the same document as report.md, report.html and report.pdf.
 
 Always writes every file, even when some or all points failed, so a broken sweep still says what
-happened. All prose in the Findings section is generated from the numbers in the table.
+happened; each one atomically (temp file + rename, as results are), so a full disk never leaves a partial or
+empty report, and the files that could not be written are raised as ``ReportNotWritten`` naming them.
+All prose in the Findings section is generated from the numbers in the table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from eebench.reporting.sections import (
 )
 from eebench.reporting.training import training_section
 from eebench.tracking.contract import RunResult
-from eebench.tracking.results import load_sweeps
+from eebench.tracking.results import atomic_target, load_sweeps
 
 SUMMARY_FILE, PARETO_FILE, HYPERVOLUME_FILE = "summary.csv", "pareto.csv", "hypervolume.csv"
 REPORT_FILE, HTML_FILE, PDF_FILE = "report.md", "report.html", "report.pdf"
@@ -75,19 +78,38 @@ def build_document(data: ReportData, sweep_dirs: list[Path], figures: FigureSet,
     return document
 
 
+class ReportNotWritten(Exception):
+    """Report files that could not be written (a full disk, an unwritable folder, a renderer's failure), named."""
+
+
+def _write_file(path: Path, write: Callable[[Path], object]) -> str | None:
+    """``write(tmp)`` then rename onto ``path`` (never a partial or empty report); why it failed, or None."""
+    try:
+        with atomic_target(path) as tmp:
+            write(tmp)
+    except Exception as exc:  # noqa: BLE001 - the other files are still written; the caller raises for all failures
+        return f"{path} ({type(exc).__name__}: {exc})"
+    return None
+
+
 def write_report(sweep_dirs: list[Path], out_dir: Path, extra_skipped: list[tuple[str, str]] = ()) -> Path:
-    """Write all report files into out_dir and return the path of report.md."""
+    """Write all report files into out_dir and return the path of report.md; ReportNotWritten names the files
+    that could not be written, after every other one was."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sweep_dirs = [Path(d) for d in sweep_dirs]
     data = build_report_data(sweep_dirs, extra_skipped)
-    data.frame.to_csv(out_dir / SUMMARY_FILE, index=False)
-    data.front.to_csv(out_dir / PARETO_FILE, index=False)
-    data.hypervolume.to_csv(out_dir / HYPERVOLUME_FILE, index=False)
+    tables = {SUMMARY_FILE: data.frame, PARETO_FILE: data.front, HYPERVOLUME_FILE: data.hypervolume}
+    failures = [_write_file(out_dir / name, lambda tmp, t=table: t.to_csv(tmp, index=False)) for name, table in tables.items()]
     document = build_document(data, sweep_dirs, build_figures(data.frame, data.runs, out_dir), out_dir)
     # Markdown first: it is the cheapest and the one most likely wanted if a later format fails.
-    report_path = out_dir / REPORT_FILE
-    report_path.write_text(render_markdown(document, out_dir), encoding="utf-8")
-    (out_dir / HTML_FILE).write_text(render_html(document), encoding="utf-8")
-    write_pdf(document, out_dir / PDF_FILE)
-    return report_path
+    documents = {
+        REPORT_FILE: lambda tmp: tmp.write_text(render_markdown(document, out_dir), encoding="utf-8"),
+        HTML_FILE: lambda tmp: tmp.write_text(render_html(document), encoding="utf-8"),
+        PDF_FILE: lambda tmp: write_pdf(document, tmp),
+    }
+    failures += [_write_file(out_dir / name, write) for name, write in documents.items()]
+    failed = [failure for failure in failures if failure]
+    if failed:
+        raise ReportNotWritten(f"report file(s) not written: {'; '.join(failed)}")
+    return out_dir / REPORT_FILE

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from eebench.reporting.document import Figure, Heading, Paragraph, Table
-from eebench.reporting.formatting import fmt
+from eebench.reporting.formatting import MISSING, fmt
 from eebench.reporting.plots import exit_colours, new_figure, save
 from eebench.tracking.contract import RunResult
 from eebench.tracking.contract_training import LossCurve, TrainingPhase
@@ -67,17 +67,30 @@ def _probe_cell(curve: LossCurve, index: int) -> str:
     return f"KL {kl} · {curve.coverage[index]:.0%} ({fmt(agreement, '.2f')})"
 
 
+STOPPED = "stopped"  # the cell of a head that early stopping ended before that many tokens
+
+
+def _cell_at(curve: LossCurve, tokens: int) -> str:
+    """The head's evaluation after ``tokens`` tokens; heads stop at different counts, so it may have none."""
+    if tokens in curve.tokens:
+        return _probe_cell(curve, curve.tokens.index(tokens))
+    return STOPPED if not curve.tokens or tokens > curve.tokens[-1] else MISSING
+
+
 def budget_table(heads: TrainedHeads) -> Table:
-    tokens = heads.curves[0].tokens
-    picks = shown_points(tokens)
-    rows = [[f"block {c.exit_layer}"] + [_probe_cell(c, i) for i in picks if i < len(c.tokens)] for c in heads.curves]
+    # Columns from every head's evaluations, so a row is never shorter than the header when early stopping
+    # ends the heads at different token counts.
+    tokens = sorted({t for curve in heads.curves for t in curve.tokens})
+    columns = [tokens[i] for i in shown_points(tokens)]
+    rows = [[f"block {c.exit_layer}"] + [_cell_at(c, t) for t in columns] for c in heads.curves]
     target = fmt(heads.probe_target, "g")
     return Table(
-        ["head"] + [f"{tokens[i]:,} tokens" for i in picks],
+        ["head"] + [f"{t:,} tokens" for t in columns],
         rows,
         title=heads.label,
         caption=f"Held-out KL to the final layer · coverage of an entropy exit at target {target} (agreement of the "
-        "tokens that exit, on validation sequences not used to calibrate it).",
+        f"tokens that exit, on validation sequences not used to calibrate it); {STOPPED}: early stopping had ended "
+        "that head's training before this many tokens.",
     )
 
 

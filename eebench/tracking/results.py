@@ -14,10 +14,12 @@ import math
 import os
 import platform
 import re
+import secrets
 import socket
 import subprocess
-import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,24 +48,46 @@ _NOT_RUN_DIRS = frozenset({"wandb", DOWNLOADED_RUNS_DIR, ".hydra", "__pycache__"
 # ----------------------------------------------------------------------------- writing
 
 
-def write_json_atomic(path: str | Path, obj: Any, fault_stage: str | None = None) -> Path:
-    """Write JSON so readers see either the old file or the complete new one, never a partial file."""
+TEMP_SUFFIX = ".tmp"  # ``.<name>.<random>.tmp``: what ``atomic_target`` writes before renaming it onto <name>
+
+
+@contextmanager
+def atomic_target(path: str | Path) -> Iterator[Path]:
+    """A temp file beside ``path`` to write to: renamed onto ``path`` when the block ends, removed if it raises, so
+    readers see either the old file or the complete new one, never a partial file (a full disk included)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Temp file in the same directory so os.replace is a same-filesystem atomic rename.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Temp file in the same directory so os.replace is a same-filesystem atomic rename; created under the umask
+    # (mkstemp's 0600 would make a shared sweep's files unreadable to the others).
+    tmp_name = str(path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    os.close(os.open(tmp_name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yield Path(tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def remove_orphan_temps(folder: str | Path) -> list[Path]:
+    """Temp files a process killed while writing left in ``folder`` (its point is being relaunched, so none is live)."""
+    orphans = [p for p in Path(folder).glob(f".*{TEMP_SUFFIX}") if p.is_file()]
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
+
+
+def write_json_atomic(path: str | Path, obj: Any, fault_stage: str | None = None) -> Path:
+    """Write JSON atomically (``atomic_target``), synced to disk before the rename."""
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(_json_safe(obj), handle, indent=2, sort_keys=False, allow_nan=False)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
         if fault_stage:
             checkpoint(fault_stage)  # crash tests kill here: the temp file exists, the target not yet
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     return path
 
 
