@@ -1,4 +1,5 @@
-"""The results contract: strict reading, one-line errors, and README's "Reading the results" kept in step."""
+"""The results contract: strict reading, one-line errors, and its docs kept in step: docs/results.md generated from the
+contract's field comments, and the prose of docs/measurement.md naming only keys that exist."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from test_reporting import make_results
 
 from eebench.analysis.pareto import BASE_COLUMNS, run_to_row
 from eebench.errors import EEBenchError
+from eebench.field_docs import field_comments
 from eebench.tracking.contract import (
     SCHEMA_VERSION,
     BaselineTiming,
@@ -25,6 +27,7 @@ from eebench.tracking.contract import (
     read_result,
 )
 from eebench.tracking.results import load_sweeps, write_results
+from eebench.tracking.results_doc import GENERATE_COMMAND, contract_sections, results_markdown, stored_fields
 from eebench.tracking.schema import declared_keys
 from eebench.tracking.wandb_sink import SUMMARY_KEYS
 
@@ -77,9 +80,14 @@ def test_every_summary_key_is_a_row_column_read_from_the_contract():
     assert all(row[key] == row[key] for key in timed)  # no NaN: every timing column reads a real field
 
 
-def _readme_results_section() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    return text.split("## Reading the results", 1)[1].split("\n## ", 1)[0]
+RESULTS_DOC = ROOT / "docs" / "results.md"
+READOUT_HEADING = "## Reading the numbers in results.json"
+
+
+def _measurement_readout_section() -> str:
+    """docs/measurement.md's prose on where each figure lands in results.json (it names keys in code format)."""
+    text = (ROOT / "docs" / "measurement.md").read_text(encoding="utf-8")
+    return text.split(READOUT_HEADING, 1)[1].split("\n## ", 1)[0]
 
 
 NOT_KEYS = {"lazy", "null", "complete", "heldout", "auto"}  # code-formatted words in that section that are values, not keys
@@ -96,7 +104,7 @@ def _matches(pattern: str, key: str) -> bool:
 
 
 def _contract_keys() -> set[str]:
-    """Every key a results.json holds at the top level and in ``exit`` and ``timing``, as README names them."""
+    """Every key a results.json holds at the top level and in ``exit`` and ``timing``, written as the docs write them."""
     keys = set(declared_keys(RunResult))
     keys |= {f"exit.{k}" for k in declared_keys(ExitStats)}
     keys |= {f"timing.{k}" for k in declared_keys(TimingResult)}
@@ -109,20 +117,59 @@ def _contract_keys() -> set[str]:
 
 
 def _leaves(documented: set[str]) -> set[str]:
-    # README writes `exit.fraction` and `timing.batch_size` in full, timing's own keys bare (`speedup`, `full_*`).
+    # The prose writes `exit.fraction` and `timing.batch_size` in full, timing's own keys bare (`speedup`, `full_*`).
     # A baseline's own keys (`exit_layer`, `lossless`, ...) are written bare in the `timing.baselines` sentence.
     bare = {d for d in documented if "." not in d}
     return documented | {f"timing.{d}" for d in bare} | {f"timing.baselines.{d}" for d in bare}
 
 
-def test_readme_names_every_key_of_the_contract():
-    patterns = _leaves(_documented(_readme_results_section()))
-    undocumented = [key for key in sorted(_contract_keys()) if not any(_matches(p, key) for p in patterns)]
-    assert undocumented == [], f"add these to README 'Reading the results': {undocumented}"
+def _reference_entry(place: str, key: str) -> str:
+    """The dotted key a row of docs/results.md stands for: ``timing`` + ``speedup`` -> ``timing.speedup``,
+    ``timing.full_*`` + ``tokens_per_s`` -> ``timing.full_tokens_per_s``, list places without their ``[]``."""
+    place = "" if place == "(top level)" else place.replace("[]", "")
+    if place.endswith("_*"):
+        return f"{place[:-1]}{key}"
+    return f"{place}.{key}" if place else key
 
 
-def test_every_key_readme_documents_exists_in_the_contract():
+def _reference_keys() -> dict[str, str]:
+    """Dotted key -> its meaning, for every row of every table in docs/results.md."""
+    entries = {}
+    for section in RESULTS_DOC.read_text(encoding="utf-8").split("\n## ")[1:]:
+        places = re.findall(r"`([^`]+)`|\(top level\)", re.search(r"^Where: (.*)\.$", section, re.M).group(1))
+        rows = re.findall(r"^\| `([^`]+)` \| .*? \| (?:always|optional) \| (.*) \|$", section, re.M)
+        for place in places:
+            entries.update({_reference_entry(place or "(top level)", key): meaning for key, meaning in rows})
+    return entries
+
+
+def test_results_reference_is_generated_from_the_contract():
+    assert RESULTS_DOC.read_text(encoding="utf-8") == results_markdown(), f"docs/results.md is stale; run {GENERATE_COMMAND}"
+
+
+def test_every_contract_field_has_a_meaning():
+    undocumented = [
+        f"{section.cls.__name__}.{f.name}"
+        for section in contract_sections()
+        for f in stored_fields(section.cls)
+        if not field_comments(section.cls).get(f.name)
+    ]
+    assert undocumented == [], f"give these fields a comment saying what they mean: {undocumented}"
+
+
+def test_results_reference_names_every_key_of_the_contract_with_a_meaning():
+    reference = _reference_keys()
+    undocumented = [key for key in sorted(_contract_keys()) if not any(_matches(p, key) for p in reference)]
+    assert undocumented == [], f"docs/results.md lacks: {undocumented}"
+    assert all(meaning.strip() for meaning in reference.values())
+    nested = {"timing.full_tokens_per_s", "calibration.heldout.heads.target_met", "heads_training.heads.modules.stop_reason"}
+    assert nested <= set(reference)
+
+
+def test_every_key_the_measurement_prose_names_exists_in_the_contract():
     keys = _contract_keys() | {f"timing.{k}" for k in declared_keys(WorkloadTiming)}
-    for documented in _documented(_readme_results_section()):
-        candidates = [documented, f"timing.{documented}", f"timing.baselines.{documented}"]
-        assert any(_matches(c, key) for c in candidates for key in keys), f"README documents `{documented}`: no such key"
+    documented = _documented(_measurement_readout_section())
+    assert len(documented) > 50  # the section names the keys it explains
+    for name in documented:
+        candidates = [name, f"timing.{name}", f"timing.baselines.{name}"]
+        assert any(_matches(c, key) for c in candidates for key in keys), f"docs/measurement.md names `{name}`: no such key"

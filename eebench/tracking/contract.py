@@ -8,7 +8,9 @@ adding an optional field (``x: float | None = None``) keeps it, since files with
 To add a field: declare it in the section's dataclass below, with a default if older files lack it, set it where
 the section is built (``timing/generation.py`` for timing, ``heads/train.py``/``heads/gate.py`` for training, whose
 section lives in ``contract_training.py``, ...)
-and describe it in README "Reading the results" (tests/test_contract.py checks the README names it).
+with a comment saying what it means (beside it, or on the lines above it): ``docs/results.md`` is generated from
+these comments (``python -m eebench.tracking.results_doc > docs/results.md``), and tests/test_contract.py checks that
+every field has one and that the file is up to date.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ class ExitStats:
     """The exit policy simulated on held-out tokens (no model run)."""
 
     fraction: dict[str, float]  # share of tokens leaving at each exit layer ("5", "11", ...) and at "final"
-    mean_layers: float
+    mean_layers: float  # mean number of blocks a token runs
     agreement: float  # share of emitted tokens equal to the full model's
     theoretical_speedup: float  # weight-traffic model: blocks run + heads evaluated
     depth_speedup: float  # blocks only
-    tokens: int
+    tokens: int  # held-out tokens simulated
 
 
 @dataclass
@@ -44,12 +46,12 @@ class TaskExitStats:
     """The exit policy on the evaluation tasks' own tokens (every scored continuation token and every generated
     token), with the same cost model as ``ExitStats``: the Pareto x-axis's data is the accuracy axis's data."""
 
-    fraction: dict[str, float]
-    mean_layers: float
+    fraction: dict[str, float]  # share of task tokens leaving at each exit layer and at "final"
+    mean_layers: float  # mean number of blocks a task token runs
     agreement: float | None  # teacher-forced task tokens whose exit prediction equals the full model's; None: none scored
-    theoretical_speedup: float
-    depth_speedup: float
-    tokens: int
+    theoretical_speedup: float  # the same cost model as exit.theoretical_speedup, on the tasks' tokens
+    depth_speedup: float  # blocks only
+    tokens: int  # task tokens counted: every teacher-forced continuation token and every generated one
     agreement_tokens: int  # the teacher-forced tokens ``agreement`` is over (generated ones have no full-model twin)
 
 
@@ -57,9 +59,9 @@ class TaskExitStats:
 class HeldoutHead:
     """One head under the whole policy on held-out tokens: the tokens it let exit (those earlier heads kept)."""
 
-    layer: int
+    layer: int  # 0-based block feeding the head
     agreement: float | None  # share of the tokens it let exit whose prediction equals the full model's; None: none exited
-    tokens: int
+    tokens: int  # held-out tokens it let exit
     target_met: bool  # agreement >= the calibration target, or no token exited there
 
 
@@ -67,17 +69,19 @@ class HeldoutHead:
 class HeldoutCheck:
     """The calibration target checked on held-out documents, counting only tokens that exited early."""
 
-    heads: list[HeldoutHead]
+    heads: list[HeldoutHead]  # one per exit head, under the whole policy
     exited_agreement: float | None  # pooled over every head; tokens reaching the final layer excluded; None: none exited
-    exited_tokens: int
+    exited_tokens: int  # held-out tokens that exited at a head (final-layer tokens excluded)
     tokens: int  # all held-out tokens, exited or not
     target_met: bool  # every head met the target
 
 
 @dataclass
 class CalibrationResult:
-    method: str
-    target: float
+    """The calibrated policy and how well it meets its target on calibration and held-out tokens."""
+
+    method: str  # the calibration method (calibration.method of the config)
+    target: float  # the target agreement (the point's threshold)
     thresholds: list[float | None]  # per exit layer, in the metric's units; None: the head never exits
     calibration_agreement: float  # all calibration tokens, final-layer ones included (those agree by definition)
     heldout_agreement: float  # all held-out tokens, final-layer ones included (those agree by definition)
@@ -87,35 +91,44 @@ class CalibrationResult:
 
 @dataclass
 class HeadCurve:
-    layer: int
+    """One head's confidence diagnostics on held-out tokens (the report's reliability and coverage figures)."""
+
+    layer: int  # 0-based block feeding the head
     reliability: list[dict[str, Any]]  # {value, agreement, count} per quantile bin of the metric
     coverage: list[dict[str, Any]]  # {threshold, coverage, agreement} over a grid of thresholds
 
 
 @dataclass
 class CostModelResult:
-    num_layers: int
-    exit_layers: list[int]
-    block_cost: float
-    head_cost: float
-    lm_head_cost: float
-    gate_cost: float
-    gated: bool
-    no_exit_overhead: float
-    unit: str
+    """The weight-traffic model behind the theoretical speedups (``engine/flops.py``): batch-1 decoding reads every
+    weight once per token, so a block costs its parameter count and an exit head its projection."""
+
+    num_layers: int  # blocks of the backbone
+    exit_layers: list[int]  # 0-based blocks feeding the heads
+    block_cost: float  # weights read by one block
+    head_cost: float  # weights read by one head's projection (mean over the heads)
+    lm_head_cost: float  # weights read by the backbone's lm_head
+    gate_cost: float  # weights read by one exit gate
+    gated: bool  # gates decide (confidence=gate): only the exiting head projects to the vocabulary
+    no_exit_overhead: float  # extra cost of a token no head lets out, relative to a full-model step
+    unit: str  # what the costs count
 
 
 @dataclass
 class DataInfo:
-    source: str
+    """The head-training and calibration text."""
+
+    source: str  # data.source of the config
     splits: dict[str, int]  # tokens per split
-    note: str
+    note: str  # how the splits were drawn (disjoint documents) and which one the exit stats use
 
 
 @dataclass
 class Artifacts:
-    heads_dir: str
-    calibration_trace_dir: str
+    """The cached artifacts the point used: what ``EarlyExitModel.from_run`` loads."""
+
+    heads_dir: str  # the cached heads (safetensors + heads.json)
+    calibration_trace_dir: str  # the cached per-token calibration trace
     backbone_config: dict[str, Any]  # BackboneConfig fields, to load the backbone again
     calibration_config: dict[str, Any]  # CalibrationConfig fields, to calibrate new targets
 
@@ -124,22 +137,27 @@ class Artifacts:
 class WorkloadTiming:
     """One timed workload (the full model or early exit); stored flat as ``<workload>_<field>`` in ``timing``."""
 
-    tokens_per_s: float
+    tokens_per_s: float  # new tokens per second, end to end (prompt pass included)
     tokens_per_s_spread: dict[str, float]  # {median, min, max, n} over repeats
+    # the prompt pass and first token, timed as the same generation asked for one token
     prefill_seconds: float
-    prefill_seconds_spread: dict[str, float]
+    prefill_seconds_spread: dict[str, float]  # {median, min, max, n} over repeats
+    # decoded tokens per second: the whole generation minus the prompt pass of the same repeat
     decode_tokens_per_s: float
-    decode_tokens_per_s_spread: dict[str, float]
-    decode_ms_per_token: float
+    decode_tokens_per_s_spread: dict[str, float]  # {median, min, max, n} over repeats
+    decode_ms_per_token: float  # time between two tokens of one sequence, in ms
     repeat_seconds: dict[str, list[float]]  # {prefill: [...], total: [...]}
-    decode_tokens: int
+    decode_tokens: int  # tokens decoded after the prompt pass, all sequences (each sequence's first comes from it)
+    # on CUDA, the peak of torch.cuda.max_memory_allocated over the timed generations, weights included; null on CPU
     peak_cuda_allocated_mib: float | None
-    engine_kv_cache_bytes: int | None
+    engine_kv_cache_bytes: int | None  # what the engine's KV cache of one batch allocated; null outside the engine
 
 
 @dataclass
 class ExitSample:
-    prompt: str
+    """One generated text with each token's exit, for the report's per-token view."""
+
+    prompt: str  # the prompt it continues
     tokens: list[list[str]]  # [token text, exit layer or "final"]
 
 
@@ -152,14 +170,14 @@ class BaselineTiming:
     draft_length: int | None  # tokens drafted per verification; None for static
     lossless: bool  # verified by the full model: its tokens equal full-depth greedy decoding (exactly in float32)
     speedup: float  # transformers greedy time / this baseline's time
-    speedup_ci95: list[float]
-    decode_speedup: float
-    decode_speedup_ci95: list[float]
-    speedup_vs_engine_full: float
-    speedup_vs_engine_full_ci95: list[float]
-    tokens_per_s: float
+    speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
+    decode_speedup: float  # the same for decode only
+    decode_speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
+    speedup_vs_engine_full: float  # the engine's full path / this baseline
+    speedup_vs_engine_full_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
+    tokens_per_s: float  # new tokens per second, end to end
     token_match_with_reference: float  # vs transformers greedy
-    sequence_exact_match_with_reference: float
+    sequence_exact_match_with_reference: float  # share of sequences equal to transformers greedy's, token for token
     acceptance: float | None = None  # drafted tokens accepted by verification (engine layerskip only)
     depth_bound: float | None = None  # static only: the most its exit pattern could give
     flags: list[Any] = field(default_factory=list)  # measurement errors (static above its depth bound)
@@ -171,87 +189,91 @@ class TimingResult:
     path and the early-exit strategy, same prompts, in a seeded random order per repeat.
 
     To add a number: declare it here (optional, with a default, unless every writer sets it), set it in
-    ``timing/generation.py:measure_generation``, document it in README. A new workload is one more
-    ``flattened()`` field of type ``WorkloadTiming | None``."""
+    ``timing/generation.py:measure_generation``, say what it means in a comment (docs/results.md is generated from
+    it). A new workload is one more ``flattened()`` field of type ``WorkloadTiming | None``."""
 
     speedup: float  # transformers greedy time / early-exit time (ratio of summed repeat times)
     speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
     speedup_min: float  # smallest single-repeat ratio
-    speedup_max: float
-    speedup_median_of_repeats: float
+    speedup_max: float  # largest single-repeat ratio
+    speedup_median_of_repeats: float  # median of the per-repeat ratios
     decode_speedup: float  # the same for decode only (whole generation minus the prompt pass)
     decode_speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
     decode_speedup_min: float  # smallest single-repeat ratio
-    decode_speedup_max: float
-    decode_speedup_median_of_repeats: float
+    decode_speedup_max: float  # largest single-repeat ratio
+    decode_speedup_median_of_repeats: float  # median of the per-repeat ratios
     engine_full_speedup: float  # transformers greedy / the engine's own full-depth path (below 1: the engine is slower)
     engine_full_speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
     engine_full_speedup_min: float  # smallest single-repeat ratio
-    engine_full_speedup_max: float
-    engine_full_speedup_median_of_repeats: float
+    engine_full_speedup_max: float  # largest single-repeat ratio
+    engine_full_speedup_median_of_repeats: float  # median of the per-repeat ratios
     engine_full_decode_speedup: float  # the same for decode only
     engine_full_decode_speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
     engine_full_decode_speedup_min: float  # smallest single-repeat ratio
-    engine_full_decode_speedup_max: float
-    engine_full_decode_speedup_median_of_repeats: float
+    engine_full_decode_speedup_max: float  # largest single-repeat ratio
+    engine_full_decode_speedup_median_of_repeats: float  # median of the per-repeat ratios
     speedup_vs_engine_full: float  # engine full path / early exit: the effect of depth alone
     speedup_vs_engine_full_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
     speedup_vs_engine_full_min: float  # smallest single-repeat ratio
-    speedup_vs_engine_full_max: float
-    speedup_vs_engine_full_median_of_repeats: float
+    speedup_vs_engine_full_max: float  # largest single-repeat ratio
+    speedup_vs_engine_full_median_of_repeats: float  # median of the per-repeat ratios
     decode_speedup_vs_engine_full: float  # the same for decode only
     decode_speedup_vs_engine_full_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
     decode_speedup_vs_engine_full_min: float  # smallest single-repeat ratio
-    decode_speedup_vs_engine_full_max: float
-    decode_speedup_vs_engine_full_median_of_repeats: float
+    decode_speedup_vs_engine_full_max: float  # largest single-repeat ratio
+    decode_speedup_vs_engine_full_median_of_repeats: float  # median of the per-repeat ratios
+    # transformers' generate(do_sample=False) of the same backbone: the reference, what a user would run instead
     transformers: WorkloadTiming = flattened()
-    full: WorkloadTiming = flattened()
-    early_exit: WorkloadTiming = flattened()
+    full: WorkloadTiming = flattened()  # the engine's own full-depth path
+    early_exit: WorkloadTiming = flattened()  # the early-exit strategy (timing.strategy) under the exit policy
     reference: str  # "transformers_greedy"
     seed: int  # seeds the workload order of every repeat and the bootstrap
     repeat_orders: list[list[str]]  # the order the workloads ran in, per repeat
-    bootstrap_resamples: int
-    ci_method: str
-    sequence_exact_match_with_reference: float  # early exit vs transformers greedy
-    token_match_with_reference: float
-    engine_full_sequence_exact_match_with_reference: float
-    engine_full_token_match_with_reference: float
+    bootstrap_resamples: int  # resamples of the paired bootstrap behind every *_ci95
+    ci_method: str  # how the CIs were computed
+    # early exit vs transformers greedy: share of sequences equal token for token (a measured number in bfloat16)
+    sequence_exact_match_with_reference: float
+    token_match_with_reference: float  # early exit vs transformers greedy: share of all new tokens equal to it
+    engine_full_sequence_exact_match_with_reference: float  # the engine's full path vs transformers greedy, per sequence
+    engine_full_token_match_with_reference: float  # the engine's full path vs transformers greedy, per token
     sequence_exact_match_with_full: float  # early exit vs the engine's full path
-    token_match_with_full: float
+    token_match_with_full: float  # early exit vs the engine's full path, per token
     depth_bound: float | None  # the most any speedup can be for the decoded exits; None for speculative strategies
     flags: list[Any]  # measurement errors (e.g. a CI above the depth bound); never findings
-    measurement_error: bool
-    strategy: str
-    device: str
-    dtype: str
+    measurement_error: bool  # some flag was raised: a CI lower bound above depth_bound is an error, not a finding
+    strategy: str  # timing.strategy: the KV strategy or DSSD the early-exit workload ran
+    device: str  # where it was timed (cpu, cuda)
+    dtype: str  # the backbone's precision while timing
     prompts: str  # "heldout" or "tasks"
-    num_prompts: int
-    prompt_tokens: int
-    new_tokens_per_prompt: int
-    batch_size: int
-    warmup: int
-    repeats: int
-    threads: int
+    num_prompts: int  # prompts timed per workload and repeat
+    prompt_tokens: int  # tokens per prompt (tasks: each context's last prompt_tokens tokens)
+    new_tokens_per_prompt: int  # tokens generated per prompt, none stopping at EOS
+    batch_size: int  # prompts generated together; 1 times per-sequence latency
+    warmup: int  # untimed runs of every workload before the repeats
+    repeats: int  # paired repeats; each runs every workload once, in a fresh seeded random order
+    threads: int  # torch intra-op threads while timing (timing.threads; default: physical cores)
     generated_exit_fraction_early: float  # decoded tokens (not the prompt pass's) leaving at a head
-    exit_sample: ExitSample
+    exit_sample: ExitSample  # one generated text with each token's exit
     process_peak_rss_mib: float | None  # the whole process so far, not one workload
-    load_average_1min: float | None
-    cpu_model: str | None = None
+    load_average_1min: float | None  # the machine's 1-minute load average while timing
+    cpu_model: str | None = None  # the CPU's model name
     # New fields go below, each with a default so files written before it still load.
     baselines: list[BaselineTiming] = field(default_factory=list)  # timing.baselines, same schedule and prompts
 
 
 @dataclass
 class Provenance:
-    git_sha: str | None
-    packages: dict[str, str | None]
-    python: str
-    platform: str
-    hostname: str
-    cpu_count: int | None
-    cuda_device: str | None
-    device: str
-    seed: int
+    """Where and with what code the point was produced."""
+
+    git_sha: str | None  # the eebench commit; null outside a git checkout
+    packages: dict[str, str | None]  # versions of torch, transformers, lm_eval, wandb, hydra-core and eebench
+    python: str  # Python version
+    platform: str  # operating system and architecture
+    hostname: str  # the machine
+    cpu_count: int | None  # logical CPUs
+    cuda_device: str | None  # the CUDA device's name; null without CUDA
+    device: str  # the device the point ran on (device=auto resolved)
+    seed: int  # the point's seed
     time: str  # UTC, ISO 8601
     git_dirty: bool | None = None  # uncommitted changes to tracked files when the number was produced
 
@@ -261,36 +283,38 @@ class RunResult:
     """One point of a sweep. Top-level keys of results.json, in the order they are written."""
 
     status: str  # "running" until everything is written, then "complete"
+    # the label: backbone.name if set, else the loaded model's own name (its directory's name, hub id, GGUF file stem,
+    # or smollm2-135m for the bundled one)
     backbone: str
-    backbone_path: str
+    backbone_path: str  # what was loaded
     backbone_dtype: str  # the precision actually loaded (backbone.dtype=auto resolves per machine)
-    num_layers: int
+    num_layers: int  # blocks of the backbone
     exit_layers: list[int]  # 0-based blocks whose outputs feed the heads
-    placement: str
-    head: str
-    confidence: str
-    calibration_method: str
+    placement: str  # placement.kind
+    head: str  # head.kind
+    confidence: str  # confidence.metric
+    calibration_method: str  # calibration.method
     threshold: float  # the target agreement level
-    thresholds: list[float | None]  # calibrated, per exit layer, in the metric's units
-    exit_rule: str
-    exit: ExitStats
-    calibration: CalibrationResult
-    curves: list[HeadCurve]
-    cost_model: CostModelResult
-    data: DataInfo
-    heads_training: TrainingResult
-    artifacts: Artifacts
+    thresholds: list[float | None]  # calibrated, per exit layer, in the metric's units; null: that head never exits
+    exit_rule: str  # when a token exits, e.g. "entropy <= threshold"
+    exit: ExitStats  # the policy simulated on held-out tokens
+    calibration: CalibrationResult  # the calibrated thresholds and the target checked on held-out documents
+    curves: list[HeadCurve]  # per head: reliability bins and threshold-to-coverage points
+    cost_model: CostModelResult  # the weight-traffic model behind the theoretical speedup
+    data: DataInfo  # the text source and tokens per split
+    heads_training: TrainingResult  # the trainer's summary: tokens seen, losses, stop reasons, curves
+    artifacts: Artifacts  # the cached heads and calibration trace (what EarlyExitModel.from_run loads)
     tasks: dict[str, dict[str, float]] = field(default_factory=dict)  # lm-eval metrics under early exit
     baseline_tasks: dict[str, dict[str, float]] = field(default_factory=dict)  # the same with the full model
-    baseline_cache_key: str | None = None
-    eval_mode: str | None = None
-    eval_exit_fraction: dict[str, float] = field(default_factory=dict)
+    baseline_cache_key: str | None = None  # the cached full-model scores reused across points
+    eval_mode: str | None = None  # how task accuracy under early exit was computed (a teacher-forced simulation)
+    eval_exit_fraction: dict[str, float] = field(default_factory=dict)  # exit shares over the scored positions
     exit_tasks: TaskExitStats | None = None  # exit stats on the eval tasks' tokens; None without eval tasks
     # Which decoder produced each task number: {loglikelihood, generate_until, strategy, accuracy, first_token}
     eval_decoders: dict[str, str] = field(default_factory=dict)
-    timing: TimingResult | None = None
-    provenance: Provenance | None = None
-    schema_version: int = SCHEMA_VERSION
+    timing: TimingResult | None = None  # generation timed against transformers greedy; absent with timing=none
+    provenance: Provenance | None = None  # git sha, package versions, hardware, seed, time
+    schema_version: int = SCHEMA_VERSION  # the results schema this file follows
     run_dir: str | None = not_on_disk()  # where it was loaded from
 
     def to_dict(self) -> dict:
