@@ -157,9 +157,9 @@ def test_custom_code_needs_trust_remote_code(tmp_path):
     assert "backbone.trust_remote_code=true" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_readme_support_table_is_generated_from_the_registry(capsys):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert markdown_table() in readme
+def test_docs_support_table_is_generated_from_the_registry(capsys):
+    backbones_doc = (Path(__file__).resolve().parents[1] / "docs" / "backbones.md").read_text()
+    assert markdown_table() in backbones_doc
     assert main(["families", "--markdown"]) == 0
     assert capsys.readouterr().out.strip() == markdown_table()
     assert all(f"`{name}`" in markdown_table() for name in list(FAMILIES) + list(REFUSED))
