@@ -111,10 +111,10 @@ class OldPathTask(DistillationTask):
 
 def train_once(backbone, layers, states, args, cfg, old: bool = False) -> dict:
     torch.manual_seed(0)
-    heads = ExitHeads.create(backbone.layered, layers, args.head)
+    heads = ExitHeads.create(backbone.layered, layers, args.head, dtype=torch.float32)
     if old:
         task = OldPathTask(backbone.layered, heads, states, cfg.val_sequences, cfg.batch_size)
-        settings = loop_settings(cfg, backbone.device)
+        settings = loop_settings(cfg, backbone.layered.lm_head.weight.dtype)
         log = label_members(
             train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, 0, backbone.device, "old path"),
             "head",

@@ -27,6 +27,9 @@ def _positive(name: str, value: float) -> None:
     require(value > 0, f"{name}={value!r} must be > 0")
 
 
+BACKBONE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
 @dataclass
 class BackboneConfig:
     # The label in results and reports; null: the model's own name (bundled name, GGUF file stem, directory, hub id).
@@ -35,13 +38,13 @@ class BackboneConfig:
     name_or_path: str = "bundled:smollm2-135m"
     gguf_file: str | None = None
     revision: str | None = None
-    # auto: bfloat16 where the hardware runs it natively (bf16 CUDA, CPUs with AVX512-BF16 or AMX), else float32.
-    # Exactness (engine == transformers, lossless strategies) holds in float32 only: pin it where that matters.
+    # auto: the faster of float32 and bfloat16 where bfloat16 is native (a short probe decides), else float32
+    # (eebench/backbones/precision.py). Exactness (engine == transformers, lossless strategies) holds in float32 only.
     dtype: str = "auto"
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        _one_of("backbone.dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        _one_of("backbone.dtype", self.dtype, BACKBONE_DTYPES)
 
 
 @dataclass
@@ -75,7 +78,7 @@ class HeadTrainingConfig:
     min_delta: float = 1e-3
     val_sequences: int = 16  # validation slice carved from the end of the training split (never trained on)
     state_dtype: str = "float16"  # how cached hidden states are stored on disk
-    precision: str = "auto"  # auto: bf16 autocast on GPUs that support it, float32 elsewhere
+    precision: str = "auto"  # heads train with float32 weights; auto: bf16 autocast exactly when the backbone is bf16
     probe_target: float = 0.9  # each held-out evaluation also measures coverage of an entropy exit calibrated to this
 
     def __post_init__(self) -> None:
@@ -282,6 +285,15 @@ class ExperimentConfig:
             "timing.prompts=tasks needs evaluation tasks (eval.tasks is empty); allowed here: heldout",
         )
         self._check_budgets()
+        self._check_precision()
+
+    def _check_precision(self) -> None:
+        """Heads trained under bfloat16 rounding would be deployed in float16, another 16-bit format."""
+        require(
+            not (self.backbone.dtype == "float16" and self.head.training.precision == "bfloat16"),
+            "head.training.precision=bfloat16 does not fit backbone.dtype=float16 (heads would be tuned under bfloat16 "
+            "rounding and run in float16); allowed: head.training.precision=auto or float32",
+        )
 
     def _check_budgets(self) -> None:
         """A budget below one batch would train nothing; the validation slice must leave sequences to train on."""

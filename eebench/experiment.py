@@ -32,6 +32,7 @@ from eebench.heads.types import HEAD_TYPES
 from eebench.logs import stage
 from eebench.model import EarlyExitModel
 from eebench.reuse import files_state, reuse
+from eebench.timing.baselines import check_baselines
 from eebench.traces.curves import head_curves, per_head_heldout
 from eebench.traces.simulate import heldout_check, simulate
 from eebench.traces.trace import Trace, collect_trace
@@ -123,7 +124,13 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
     def build(tmp: Path) -> None:
         seed_everything(cfg.seed)
         heads = ExitHeads.create(
-            backbone.layered, layers, cfg.head.kind, cfg.head.init_from_lm_head, cfg.head.gate.width, cfg.head.options
+            backbone.layered,
+            layers,
+            cfg.head.kind,
+            cfg.head.init_from_lm_head,
+            cfg.head.gate.width,
+            cfg.head.options,
+            dtype=torch.float32,  # master weights; loading casts them to the backbone's dtype
         )
         log = train_from_states(cfg, backbone, heads, splits["train"]) if heads.trainable or cfg.head.gate.width else {}
         checkpoint("heads")  # crash tests kill here: trained but not yet saved or renamed into the cache
@@ -204,6 +211,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
         backbone = load_backbone(cfg.backbone, cfg.device, shared=True)
     check_positions(cfg, backbone)
     layers = place_heads(cfg.placement, backbone.num_layers)
+    check_baselines(backbone, cfg.timing, layers)
     with stage("preparing the data"):
         splits = shared_splits(cfg, backbone)
     with stage(f"exit heads at blocks {layers} (trained, or read from the cache)"):
@@ -222,7 +230,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
         status="running",
         backbone=backbone.name,  # backbone.name, or the loaded model's own name when unset
         backbone_path=backbone.path,
-        backbone_dtype=backbone.identity["dtype"],  # resolved: backbone.dtype=auto records what was loaded
+        backbone_dtype=backbone.dtype,  # resolved: backbone.dtype=auto records what was loaded, and why
+        backbone_dtype_reason=backbone.dtype_reason,
         num_layers=backbone.num_layers,
         exit_layers=layers,
         placement=cfg.placement.kind,

@@ -74,6 +74,7 @@ def sweep_env(tmp_path, tiny_model_dirs):
         "experiment=smoke",
         f"backbone.name_or_path={tiny_model_dirs['gpt2']}",
         "backbone.name=tiny-gpt2",
+        "backbone.dtype=float32",  # pinned: auto decides per machine (tests/test_precision.py covers bfloat16)
         f"data.source={_write_prose(tmp_path / 'prose.txt')}",
         "eval.suite=lm_eval",
         f"eval.include_path={_write_task(tmp_path / 'tasks')}",

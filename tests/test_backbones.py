@@ -43,7 +43,7 @@ def test_layered_view_matches_hf_forward(tiny_model_dir):
 
 
 def test_hidden_state_identity_is_stable(tiny_model_dirs):
-    cfg = BackboneConfig(name="tiny", name_or_path=str(tiny_model_dirs["llama"]))
+    cfg = BackboneConfig(name="tiny", name_or_path=str(tiny_model_dirs["llama"]), dtype="float32")
     assert load_backbone(cfg, "cpu").identity == load_backbone(cfg, "cpu").identity
 
 

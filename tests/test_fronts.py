@@ -97,6 +97,7 @@ def test_smoke_point_is_labelled_by_its_directory(tmp_path, tiny_model_dirs):
         [
             "experiment=smoke",
             f"backbone.name_or_path={directory}",
+            "backbone.dtype=float32",
             "eval.tasks=[]",
             "timing=none",
             "logger=none",

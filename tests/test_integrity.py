@@ -118,7 +118,7 @@ def local_gpt2(tmp_path, tiny_model_dirs):
 
 def _heads(model_dir, data_file, head_kind="logit_lens"):
     cfg = ExperimentConfig(
-        backbone=BackboneConfig(name_or_path=str(model_dir)),
+        backbone=BackboneConfig(name_or_path=str(model_dir), dtype="float32"),
         head=HeadConfig(kind=head_kind, training=HeadTrainingConfig(val_sequences=2), gate=GateConfig(width=0)),
         data=DataConfig(source=str(data_file), seq_len=32, train_sequences=4, calibration_sequences=2, heldout_sequences=2),
         placement=PlacementConfig(num_heads=2),
@@ -185,7 +185,7 @@ def test_cache_ls_shows_code_fingerprint(capsys):
 
 
 def test_seq_len_beyond_positions_is_one_line_error(local_gpt2):
-    cfg = ExperimentConfig(backbone=BackboneConfig(name_or_path=str(local_gpt2)), data=DataConfig(seq_len=1024))
+    cfg = ExperimentConfig(backbone=BackboneConfig(name_or_path=str(local_gpt2), dtype="float32"), data=DataConfig(seq_len=1024))
     backbone = load_backbone(cfg.backbone, "cpu")
     with pytest.raises(EEBenchError, match=r"data.seq_len=1024 exceeds the 512 positions"):
         experiment.check_positions(cfg, backbone)
@@ -226,7 +226,7 @@ def test_run_dir_never_turns_on_remote_code_and_paths_must_be_trusted(tmp_path, 
     )
     config = json.loads((local_gpt2 / "config.json").read_text())
     (local_gpt2 / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoConfig": "configuration_evil.EvilConfig"}}))
-    backbone = load_backbone(BackboneConfig(name_or_path=str(local_gpt2)), "cpu")
+    backbone = load_backbone(BackboneConfig(name_or_path=str(local_gpt2), dtype="float32"), "cpu")
     heads_dir, trace_dir = cache.cache_root() / "heads" / "h", cache.cache_root() / "traces" / "t"
     save_heads(ExitHeads.create(backbone.layered, [1, 2], "logit_lens", False, 0), heads_dir)
     trace_dir.mkdir(parents=True)

@@ -375,3 +375,18 @@ def test_head_by_metric_comparison_table(tmp_path):
     assert rows[("mlp", "gate")] == ["–", "0.50 / 0.900 / 1.50 / -3.0"]
     # A sweep over thresholds only gets no comparison table.
     assert comparison_section(frame[frame["head"] == "linear"]) == []
+
+
+def test_points_of_mixed_precision_or_cpu_model_are_flagged(tmp_path):
+    """Same host name, another CPU model (cloud machines of one name differ) or another precision: both are named."""
+    bf16 = make_results(threshold=0.8, acc=0.40)
+    bf16["backbone_dtype"] = "bfloat16"
+    bf16["timing"]["cpu_model"] = "AMD EPYC"
+    write_results(tmp_path / "sweep" / "0", make_results())
+    write_results(tmp_path / "sweep" / "1", bf16)
+    text = write_report([tmp_path / "sweep"], tmp_path / "out").read_text(encoding="utf-8")
+    assert "Timings come from different machines" in text and "AMD EPYC" in text
+    assert "**Points run in different precisions** (bfloat16, float32)" in text
+    write_results(tmp_path / "alone" / "0", make_results())
+    alone = write_report([tmp_path / "alone"], tmp_path / "out2").read_text(encoding="utf-8")
+    assert "different precisions" not in alone and "different machines" not in alone

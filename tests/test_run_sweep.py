@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import point_results
 from conftest import run_eebench as _run
 
@@ -72,13 +73,15 @@ def test_bad_placement_is_one_line_error(tmp_path, sweep_env):
     assert "placement layer 9 is out of range" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_finished_run_serves_python_api_and_lm_eval(tmp_path, sweep_env):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_finished_run_serves_python_api_and_lm_eval(tmp_path, sweep_env, dtype):
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     import eebench
 
     env, common = sweep_env
+    common = [arg for arg in common if not arg.startswith("backbone.dtype=")] + [f"backbone.dtype={dtype}"]
     run_dir = tmp_path / "run"
     model_dir = next(arg.split("=", 1)[1] for arg in common if arg.startswith("backbone.name_or_path="))
     proc = _run([*common, "logger=none", "timing=none", f"hydra.run.dir={run_dir}"], tmp_path, env)
@@ -87,6 +90,9 @@ def test_finished_run_serves_python_api_and_lm_eval(tmp_path, sweep_env):
     model = eebench.EarlyExitModel.from_run(run_dir, device="cpu", backbone=str(model_dir))
     ids = model.backbone.tokenizer("model layer token", return_tensors="pt").input_ids
     assert model.generate(ids, max_new_tokens=5, threshold=0.9).shape == (1, 5)
+    # The run's own precision, for the backbone and the heads alike (heads are trained in float32, run in it).
+    assert model.backbone.model.dtype == getattr(torch, dtype)
+    assert {p.dtype for p in model.heads.parameters()} == {getattr(torch, dtype)}
     out = lm_eval.simple_evaluate(
         model="eebench",
         model_args=f"run_dir={run_dir},threshold=0.9,device=cpu,backbone={model_dir}",

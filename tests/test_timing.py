@@ -200,21 +200,6 @@ def test_speedup_above_its_depth_bound_is_flagged_as_a_measurement_error():
     assert bound_for("dssd", costs, exits) is None and flag_fields(fields([t / 13.9 for t in engine]), None)["flags"] == []
 
 
-def test_dtype_auto_is_bfloat16_only_where_the_hardware_runs_it_natively(tiny_model_dirs):
-    from eebench.backbones import load_backbone
-    from eebench.backbones.precision import native_bf16, resolve_dtype
-    from eebench.config import BackboneConfig
-
-    cpu = torch.device("cpu")
-    assert native_bf16(cpu, {"avx2", "avx512_bf16"}) and native_bf16(cpu, {"amx_bf16"})
-    assert not native_bf16(cpu, {"avx2", "avx512f"})
-    assert resolve_dtype("float32", cpu) == "float32" and resolve_dtype("bfloat16", cpu) == "bfloat16"
-    assert BackboneConfig().dtype == "auto"
-    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(tiny_model_dirs["llama"])), "cpu")
-    expected = "bfloat16" if native_bf16(cpu) else "float32"
-    assert backbone.identity["dtype"] == expected and backbone.model.dtype == getattr(torch, expected)
-
-
 def test_batch_size_changes_no_generated_token(timings):
     one, two = timings[1], timings[2]
     for key in (

@@ -82,6 +82,7 @@ BASE_COLUMNS = [
     "calibration_misses",
     "accuracy_decoder",
     "device",
+    "cpu_model",
     "hostname",
     "git_sha",
     "time",
@@ -214,6 +215,7 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
         accuracy_decoder=results.eval_decoders.get("accuracy"),
         # The timing device is the one that matters for speed; fall back to the run's device.
         device=(timing.device if timing else None) or (provenance.device if provenance else None),
+        cpu_model=timing.cpu_model if timing else None,  # two hosts may share a name, not a CPU model
         hostname=provenance.hostname if provenance else None,
         git_sha=provenance.git_sha if provenance else None,
         time=provenance.time if provenance else None,

@@ -11,7 +11,7 @@ import torch
 from eebench.backbones.bundled import bundled_model_dir, converted_gguf_dir
 from eebench.backbones.families import family_for
 from eebench.backbones.layered import LayeredModel, check_against_forward
-from eebench.backbones.precision import resolve_dtype
+from eebench.backbones.precision import decode_shape, resolve_dtype
 from eebench.cache import file_digest
 from eebench.config import BackboneConfig
 from eebench.errors import EEBenchError
@@ -29,6 +29,11 @@ class Backbone:
     layered: LayeredModel
     device: torch.device
     identity: dict = field(default_factory=dict)  # what determines the weights: used in cache keys
+    dtype_reason: str = ""  # why identity["dtype"] was chosen (backbone.dtype=auto decides per machine)
+
+    @property
+    def dtype(self) -> str:
+        return self.identity["dtype"]
 
     @property
     def num_layers(self) -> int:
@@ -156,10 +161,11 @@ def load_backbone(cfg: BackboneConfig, device: str = "auto", shared: bool = Fals
 def _load_backbone(cfg: BackboneConfig, source: str, is_local: bool, target: torch.device) -> Backbone:
     from transformers import AutoTokenizer
 
-    dtype_name = resolve_dtype(cfg.dtype, target)  # "auto" -> what this hardware runs natively
-    dtype = getattr(torch, dtype_name)
     common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
-    family = family_for(_load_config(source, cfg, common))  # refuse an unsupported family before reading weights
+    config = _load_config(source, cfg, common)
+    family = family_for(config)  # refuse an unsupported family before reading weights
+    choice = resolve_dtype(cfg.dtype, target, decode_shape(config))  # "auto" -> the faster native precision
+    dtype = getattr(torch, choice.dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
     except Exception as exc:
@@ -180,5 +186,5 @@ def _load_backbone(cfg: BackboneConfig, source: str, is_local: bool, target: tor
         identity = {"local": local_identity(source)}
     else:
         identity = {"hub": source, "revision": cfg.revision, "commit": getattr(model.config, "_commit_hash", None)}
-    identity["dtype"] = dtype_name  # the resolved dtype: an "auto" run on bf16 and on fp32 hardware never share heads
-    return Backbone(backbone_label(cfg), source, model, tokenizer, layered, target, identity)
+    identity["dtype"] = choice.dtype  # the resolved dtype: an "auto" run on bf16 and on fp32 hardware never share heads
+    return Backbone(backbone_label(cfg), source, model, tokenizer, layered, target, identity, choice.reason)

@@ -1,17 +1,52 @@
-"""``backbone.dtype=auto``: the precision a user would deploy on this hardware.
+"""Precision: what ``backbone.dtype=auto`` loads, and the dtype rule at every stage boundary.
 
-bfloat16 where the hardware computes it natively (CUDA devices that support it; x86 CPUs with
-AVX512-BF16 or AMX-BF16), float32 otherwise: on a CPU without those instructions bfloat16 is
-emulated and slower than float32, so nobody would deploy it there.
+The rule, written once (the README's "Precision" section states the same):
+
+- **backbone**: runs in its compute dtype ``D`` (``backbone.dtype``; ``auto`` resolved per device by ``resolve_dtype``).
+- **hidden-state cache**: stored as ``head.training.state_dtype`` (storage only); read back as float32.
+- **teacher** (the final norm + lm_head during training): runs in ``D`` on states cast to ``D`` (``to_compute``);
+  its logits become float32 before the softmax and the KL.
+- **heads and gates, training**: float32 parameters (master weights, so small AdamW steps are not rounded away);
+  forwards in float32, or under bfloat16 autocast when ``head.training.precision=bfloat16``.
+  ``precision=auto`` follows the backbone: bfloat16 exactly when ``D`` is bfloat16 (``training_precision``).
+- **heads and gates, inference** (traces, lm-eval scoring, the engine, DSSD, ``EarlyExitModel.from_run``): cast to
+  ``D`` when loaded, fed ``D`` hidden states; confidences and calibration are computed from float32 logits.
+- **timing**: transformers greedy and the engine both run the backbone in ``D``.
+
+``auto`` means what a user would deploy, which is the faster precision the device runs natively, not merely a
+native one: on some bf16-native CPUs a bfloat16 matrix-vector product is slower than a float32 one. Where bfloat16
+is native, a short probe times the backbone's own decode-shaped product in both dtypes and keeps the faster; the
+decision and its reason are recorded (``DtypeChoice``) and remembered per machine in the cache, so the points of one
+sweep agree. Explicit dtypes are loaded exactly as asked.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from eebench.cache import cache_root, content_key
+from eebench.config import BACKBONE_DTYPES
+from eebench.errors import require
+
 NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# Where bf16 is native it must beat float32 by this margin: a tie goes to float32, the exact one.
+PROBE_MARGIN = 0.95
+PROBE_REPEATS = 100
+
+
+@dataclass(frozen=True)
+class DtypeChoice:
+    """The dtype a backbone is loaded in, and why (recorded in results as ``backbone_dtype`` / its reason)."""
+
+    dtype: str
+    reason: str
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
@@ -32,8 +67,101 @@ def native_bf16(device: torch.device, flags: set[str] | None = None) -> bool:
     return bool((cpu_flags() if flags is None else flags) & set(NATIVE_BF16_CPU_FLAGS))
 
 
-def resolve_dtype(requested: str, device: torch.device) -> str:
-    """The dtype name actually loaded: ``requested`` itself, or for "auto" the native choice."""
+def matvec_ms(dtype: torch.dtype, shape: tuple[int, int], device: torch.device, repeats: int = PROBE_REPEATS) -> float:
+    """Fastest of ``repeats`` products of a ``shape`` matrix and a vector in ``dtype`` (the operation batch-1 decoding
+    is made of). The fastest, not the median: other work on the machine only ever adds time, so the minimum is the
+    hardware's own figure and a busy machine does not decide a precision it will then remember."""
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
+    vector = torch.randn(1, shape[1], generator=generator).to(device=device, dtype=dtype)  # one token's hidden state
+    times = []
+    for _ in range(repeats + 3):  # the first calls warm up the kernels
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        torch.nn.functional.linear(vector, weight)  # the call a decode step makes
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times[3:]) * 1e3
+
+
+def probe_choice(shape: tuple[int, int], device: torch.device, timer=matvec_ms) -> DtypeChoice:
+    """float32 vs bfloat16 on this device, timed alternately on the backbone's decode shape; the faster wins."""
+    fp32, bf16 = [], []
+    for _ in range(3):
+        fp32.append(timer(torch.float32, shape, device))
+        bf16.append(timer(torch.bfloat16, shape, device))
+    fast, slow = min(bf16), min(fp32)
+    winner = "bfloat16" if fast < PROBE_MARGIN * slow else "float32"
+    reason = (
+        f"auto: bfloat16 is native on {device_label(device)}; a {shape[0]}x{shape[1]} matrix-vector product took "
+        f"{slow:.3f} ms in float32 and {fast:.3f} ms in bfloat16, so {winner} is the faster deployment"
+    )
+    return DtypeChoice(winner, reason)
+
+
+def device_label(device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        lines = Path(cpuinfo).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    return model or platform.processor() or platform.machine() or "this CPU"
+
+
+def resolve_dtype(
+    requested: str, device: torch.device, shape: tuple[int, int] = (1536, 576), flags: set[str] | None = None
+) -> DtypeChoice:
+    """The dtype actually loaded: ``requested`` itself, or for ``auto`` the faster native one (see the module doc)."""
+    allowed = ", ".join(BACKBONE_DTYPES)
+    require(requested in BACKBONE_DTYPES, f"backbone.dtype={requested!r} is not supported; allowed: {allowed}")
+    if requested != "auto":
+        return DtypeChoice(requested, f"backbone.dtype={requested} (explicit)")
+    if not native_bf16(device, flags):
+        return DtypeChoice("float32", f"auto: {device_label(device)} has no native bfloat16 (emulated it is slower)")
+    return remembered_probe(shape, device)
+
+
+def remembered_probe(shape: tuple[int, int], device: torch.device) -> DtypeChoice:
+    """The probe's decision, kept in the cache per machine, torch version, thread count and shape."""
+    machine = {
+        "device": device_label(device),
+        "flags": sorted(cpu_flags() & set(NATIVE_BF16_CPU_FLAGS)) if device.type == "cpu" else [],
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "shape": list(shape),
+    }
+    path = cache_root() / "precision" / f"{content_key(machine)}.json"
+    try:
+        return DtypeChoice(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass  # not probed yet on this machine (or an unreadable record): probe now
+    choice = probe_choice(shape, device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(choice)))
+    tmp.replace(path)
+    return choice
+
+
+def decode_shape(config) -> tuple[int, int]:
+    """The backbone's MLP up-projection (intermediate x hidden): the largest matrix a decode step reads per block."""
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None) or 576
+    inner = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
+    return int(inner), int(hidden)
+
+
+def training_precision(requested: str, backbone_dtype: str) -> str:
+    """``head.training.precision``: ``auto`` trains under bfloat16 autocast exactly when the backbone is bfloat16."""
     if requested != "auto":
         return requested
-    return "bfloat16" if native_bf16(device) else "float32"
+    return "bfloat16" if backbone_dtype == "bfloat16" else "float32"
+
+
+def to_compute(tensor: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
+    """``tensor`` in the dtype of ``module``'s weights (a stage boundary: e.g. float32 states into a bf16 lm_head)."""
+    weight = next(module.parameters(), None)
+    return tensor if weight is None or tensor.dtype == weight.dtype else tensor.to(weight.dtype)

@@ -37,13 +37,16 @@ class ExitHeads(nn.Module):
         init_from_lm_head: bool = True,
         gate_width: int = 0,
         options: dict | None = None,
+        dtype: torch.dtype | None = None,
     ) -> ExitHeads:
+        """Heads for ``layered``'s exit layers, in the backbone's dtype unless ``dtype`` is given (training builds
+        them in float32: master weights; eebench/backbones/precision.py has the rule)."""
         options = head_options(kind, options or {})
         head_cls = HEAD_TYPES.get(kind).cls
         heads = [head_cls(layered.norm, layered.lm_head, init_from_lm_head, **options) for _ in exit_layers]
         gates = [ExitGate(layered.norm, layered.hidden_size, gate_width) for _ in exit_layers] if gate_width else None
         weight = layered.lm_head.weight
-        return cls(exit_layers, heads, kind, gates, options).to(device=weight.device, dtype=weight.dtype)
+        return cls(exit_layers, heads, kind, gates, options).to(device=weight.device, dtype=dtype or weight.dtype)
 
     @property
     def gate_width(self) -> int:

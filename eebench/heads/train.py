@@ -12,6 +12,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from eebench.backbones.precision import to_compute, training_precision
 from eebench.config import GateConfig, HeadTrainingConfig
 from eebench.exits.calibrators.max_coverage import max_coverage
 from eebench.heads.loop import LoopSettings, train_loop
@@ -33,14 +34,6 @@ def distillation_loss(head_logits: torch.Tensor, teacher: Teacher) -> torch.Tens
     return F.cross_entropy(head_logits.flatten(0, -2).float(), teacher.probs) - teacher.entropy
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """``auto``: bf16 autocast where the GPU runs it natively; float32 on CPU, where it would change what is learned."""
-    if requested != "auto":
-        return requested
-    native = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return "bfloat16" if native else "float32"
-
-
 def validation_split(num_sequences: int, val_sequences: int) -> tuple[int, torch.Tensor]:
     """Train on the first sequences, hold out the last ``val_sequences`` (disjoint tokens, never trained on)."""
     train = num_sequences - val_sequences
@@ -56,7 +49,7 @@ class _Task:
 
     def teacher(self, final: torch.Tensor) -> Teacher:
         with torch.no_grad():
-            return Teacher(self.layered.final_logits(final))
+            return Teacher(self.layered.final_logits(to_compute(final, self.layered.lm_head)))
 
     def evaluate(self, active: list[int]) -> dict[int, dict]:
         """Held-out loss of each active module, as ``{index: {"heldout": loss}}``."""
@@ -129,7 +122,7 @@ class GateTask(_Task):
 
     def losses(self, final, hiddens, active):
         with torch.no_grad():
-            target = self.layered.final_logits(final).argmax(-1)
+            target = self.layered.final_logits(to_compute(final, self.layered.lm_head)).argmax(-1)
             agree = {i: (self.heads.logits(i, hiddens[i]).argmax(-1) == target).float() for i in active}
         gates = self.heads.gates
         return ((i, F.binary_cross_entropy_with_logits(gates[i].logit(hiddens[i]).float(), agree[i])) for i in active)
@@ -138,14 +131,14 @@ class GateTask(_Task):
 def train_heads(layered, heads: ExitHeads, states, cfg: HeadTrainingConfig, seed: int) -> dict:
     """Distil every head to the final layer; returns the training log (per head: tokens, KL curve, stop reason)."""
     device = layered.lm_head.weight.device
-    settings = loop_settings(cfg, device)
+    settings = loop_settings(cfg, layered.lm_head.weight.dtype)
     task = DistillationTask(layered, heads, states, cfg.val_sequences, cfg.batch_size, cfg.probe_target)
     log = train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, seed, device, "training exit heads")
     return {**label_members(log, "head", heads.exit_layers), "loss": "kl", "validation_sequences": cfg.val_sequences}
 
 
-def loop_settings(cfg: HeadTrainingConfig, device) -> LoopSettings:
-    """The training loop's settings from ``head.training`` (precision resolved for ``device``)."""
+def loop_settings(cfg: HeadTrainingConfig, backbone_dtype: torch.dtype) -> LoopSettings:
+    """The training loop's settings from ``head.training`` (precision ``auto`` resolved for the backbone's dtype)."""
     return LoopSettings(
         cfg.max_tokens,
         cfg.batch_size,
@@ -155,7 +148,7 @@ def loop_settings(cfg: HeadTrainingConfig, device) -> LoopSettings:
         cfg.eval_every,
         cfg.patience,
         cfg.min_delta,
-        resolve_precision(cfg.precision, device),
+        training_precision(cfg.precision, str(backbone_dtype).removeprefix("torch.")),
     )
 
 
@@ -164,7 +157,7 @@ def train_gates(layered, heads: ExitHeads, states, gate: GateConfig, cfg: HeadTr
     device = layered.lm_head.weight.device
     # Gates reuse the heads' evaluation cadence and patience, with their own budget, batch and rate, no warmup/decay.
     settings = replace(
-        loop_settings(cfg, device),
+        loop_settings(cfg, layered.lm_head.weight.dtype),
         max_tokens=gate.max_tokens,
         batch_size=gate.batch_size,
         lr=gate.lr,

@@ -34,12 +34,24 @@ def mixed_hardware_note(frame: pd.DataFrame) -> str:
     timed = timed_points(frame)
     if timed.empty:
         return ""
-    devices, hosts = distinct(timed["device"]), distinct(timed["hostname"])
-    if len(devices) <= 1 and len(hosts) <= 1:
+    devices, hosts, cpus = distinct(timed["device"]), distinct(timed["hostname"]), distinct(column(timed, "cpu_model"))
+    if len(devices) <= 1 and len(hosts) <= 1 and len(cpus) <= 1:
         return ""
     return (
         f"**Timings come from different machines** (devices: {', '.join(devices) or '?'}; "
-        f"hosts: {', '.join(hosts) or '?'}). Compare measured speedups and tokens/s only within one device/host."
+        f"hosts: {', '.join(hosts) or '?'}; CPUs: {', '.join(cpus) or '?'}). "
+        "Compare measured speedups and tokens/s only within one device/host."
+    )
+
+
+def mixed_precision_note(frame: pd.DataFrame) -> str:
+    """A warning when the points ran in more than one precision; empty when they did not."""
+    dtypes = distinct(column(frame, "backbone_dtype"))
+    if len(dtypes) <= 1:
+        return ""
+    return (
+        f"**Points run in different precisions** ({', '.join(dtypes)}): each family and front holds one precision "
+        "(labels carry dtype=), and accuracy or speed compares fairly only within one."
     )
 
 
@@ -227,8 +239,7 @@ def findings_items(frame: pd.DataFrame, skipped_count: int) -> list[str]:
     items += [_slower_than_full(trusted, reference)] + _caveats(trusted)
     missed = calibration_misses(frame)
     items += [missed] if missed else []
-    hardware = mixed_hardware_note(frame)
-    items += [hardware] if hardware else []
+    items += [note for note in (mixed_hardware_note(frame), mixed_precision_note(frame)) if note]
     if skipped_count:
         items.append(f"{skipped_count} point(s) were skipped or failed and are not in these numbers.")
     return items

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from functools import partial
 
+import torch
+
 from eebench.config import TimingConfig
 from eebench.engine.strategies import STRATEGIES, baseline_strategies
-from eebench.errors import require
+from eebench.errors import EEBenchError, require
 from eebench.timing.statistics import bound_for, depth_bound_flags
 from eebench.timing.workloads import (
     Workload,
@@ -27,6 +29,8 @@ from eebench.timing.workloads import (
     speculation_fields,
     transformers_greedy,
 )
+
+ENGINE_BASELINES = ("static", "layerskip")  # run by eebench's engine, on every family it supports
 
 
 def baseline_exit_layer(requested: int | None, exit_layers: list[int], num_layers: int) -> int:
@@ -44,13 +48,7 @@ def baseline_workload(name: str, backbone, heads, batches: list, exit_layer: int
     """The workload of baseline ``name`` over ``batches`` (a function of the number of new tokens)."""
     require(name in baseline_strategies(), f"baseline {name!r} is unknown; allowed: {', '.join(baseline_strategies())}")
     if name == "assistant_early_exit":
-        return transformers_greedy(
-            backbone.model,
-            backbone.tokenizer.pad_token_id,
-            batches,
-            assistant_early_exit=exit_layer + 1,
-            num_assistant_tokens=draft_length,
-        )
+        return assistant_early_exit(backbone, batches, exit_layer, draft_length)
     if name == "static":
         require(
             exit_layer in heads.exit_layers,
@@ -60,6 +58,45 @@ def baseline_workload(name: str, backbone, heads, batches: list, exit_layer: int
     return partial(
         generate_batches, backbone.layered, batches, strategy="layerskip", exit_layer=exit_layer, draft_length=draft_length
     )
+
+
+def assistant_early_exit(backbone, batches: list, exit_layer: int, draft_length: int) -> Workload:
+    """transformers' ``generate(assistant_early_exit=...)``. It shortens the model's config while drafting and does
+    not restore it when it fails (it does fail on some families), so the config is restored here and a failure is
+    one line naming the baseline instead of a broken model for every later workload."""
+    workload = transformers_greedy(
+        backbone.model,
+        backbone.tokenizer.pad_token_id,
+        batches,
+        assistant_early_exit=exit_layer + 1,
+        num_assistant_tokens=draft_length,
+    )
+
+    def run(new_tokens: int) -> list:
+        config = backbone.model.config
+        saved = dict(vars(config))
+        try:
+            return workload(new_tokens)
+        except Exception as exc:  # transformers raises IndexError, AttributeError, ... from inside its drafting
+            family = getattr(config, "model_type", "?")
+            raise EEBenchError(
+                f"timing.baselines=assistant_early_exit fails inside transformers on the {family} family "
+                f"({type(exc).__name__}: {exc}); allowed for this backbone: {', '.join(ENGINE_BASELINES)}"
+            ) from None
+        finally:
+            vars(config).update(saved)
+
+    return run
+
+
+def check_baselines(backbone, cfg: TimingConfig, exit_layers: list[int]) -> None:
+    """Run each transformers-side baseline once on a few tokens, before heads are trained, so a baseline that
+    cannot run on this backbone fails in seconds rather than after training and evaluation."""
+    if not cfg.enabled or "assistant_early_exit" not in cfg.baselines:
+        return
+    layer = baseline_exit_layer(cfg.baseline_exit_layer, exit_layers, backbone.num_layers)
+    prompt = torch.tensor([backbone.tokenizer.eos_token_id or 0] * 4, device=backbone.device)
+    assistant_early_exit(backbone, [[prompt]], layer, cfg.baseline_draft_length)(3)
 
 
 def baseline_workloads(backbone, heads, batches, cfg: TimingConfig) -> dict[str, tuple[Workload, int]]:

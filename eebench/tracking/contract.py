@@ -312,6 +312,7 @@ class RunResult:
     exit_tasks: TaskExitStats | None = None  # exit stats on the eval tasks' tokens; None without eval tasks
     # Which decoder produced each task number: {loglikelihood, generate_until, strategy, accuracy, first_token}
     eval_decoders: dict[str, str] = field(default_factory=dict)
+    backbone_dtype_reason: str | None = None  # why backbone_dtype was loaded (explicit, or what auto measured)
     timing: TimingResult | None = None  # generation timed against transformers greedy; absent with timing=none
     provenance: Provenance | None = None  # git sha, package versions, hardware, seed, time
     schema_version: int = SCHEMA_VERSION  # the results schema this file follows

@@ -4,6 +4,7 @@ lm_head; hidden x hidden parameters instead of hidden x vocab."""
 import torch
 from torch import nn
 
+from eebench.backbones.precision import to_compute
 from eebench.heads.types import HeadType, SharedLMHead, frozen_copy, register
 
 
@@ -19,7 +20,7 @@ class LensHead(nn.Module):
         self.shared = SharedLMHead(lm_head)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.shared.lm_head(self.norm(self.translator(hidden)))
+        return self.shared.lm_head(to_compute(self.norm(self.translator(hidden)), self.shared.lm_head))
 
 
 register(HeadType("lens", LensHead, description=__doc__))

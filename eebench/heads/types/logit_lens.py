@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from eebench.backbones.precision import to_compute
 from eebench.heads.types import HeadType, SharedLMHead, frozen_copy, register
 
 
@@ -13,7 +14,7 @@ class LogitLensHead(nn.Module):
         self.shared = SharedLMHead(lm_head)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.shared.lm_head(self.norm(hidden))
+        return self.shared.lm_head(to_compute(self.norm(hidden), self.shared.lm_head))
 
 
 register(HeadType("logit_lens", LogitLensHead, description=__doc__))
