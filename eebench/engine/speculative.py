@@ -105,7 +105,7 @@ class SpeculativeDecoder:
     def _request(self, row: int, seq: _Sequence) -> Request:
         # Never draft past the budget: a verification always adds one token of its own.
         budget = min(self.max_draft, self.max_new_tokens - len(seq.tokens) - 1)
-        token = torch.tensor([seq.next_token])
+        token = torch.tensor([seq.next_token], device=self.decoder.cache.device)
         return Request(row, token, seq.next_position, may_exit=len(seq.drafts) < budget)
 
     def _verify(self, row: int, seq: _Sequence, chunk: Chunk, predicted: list[int]) -> None:

@@ -22,8 +22,9 @@ class ExitPolicy:
 
     def first_exit(self, uncertainty: torch.Tensor) -> torch.Tensor:
         """uncertainty [num_heads, tokens] -> per token the first confident head, or num_heads (the full model)."""
-        confident = uncertainty <= torch.tensor(self.thresholds, dtype=uncertainty.dtype)[:, None]
-        none = torch.tensor(len(self.exit_layers))
+        device = uncertainty.device
+        confident = uncertainty <= torch.tensor(self.thresholds, dtype=uncertainty.dtype, device=device)[:, None]
+        none = torch.tensor(len(self.exit_layers), device=device)
         return torch.where(confident.any(0), confident.float().argmax(0), none)
 
     def exit_decision(self, heads, index: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

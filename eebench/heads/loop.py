@@ -90,9 +90,9 @@ class Member:
         }
 
 
-def autocast_for(device: torch.device, precision: str):
-    if precision == "bfloat16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+def autocast_for(device: torch.device | str, precision: str):
+    if precision == "bfloat16":  # autocast takes the device type alone ("cuda", not "cuda:0")
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
     return nullcontext()
 
 

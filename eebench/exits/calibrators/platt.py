@@ -11,7 +11,7 @@ def platt(uncertainty: torch.Tensor, agree: torch.Tensor, target: float, cfg=Non
     x = uncertainty.double()
     scale = float(x.std()) or 1.0
     z = (x - x.mean()) / scale  # standardise so plain gradient steps converge
-    params = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    params = torch.zeros(2, dtype=torch.float64, device=x.device, requires_grad=True)
     optimizer = torch.optim.LBFGS([params], max_iter=100, line_search_fn="strong_wolfe")
 
     def closure():

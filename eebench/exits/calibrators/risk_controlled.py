@@ -17,8 +17,8 @@ BOUNDS = ("binomial", "hb")
 
 
 def binomial_cdf(k: torch.Tensor, n: torch.Tensor, p: float) -> torch.Tensor:
-    """P(Binomial(n, p) <= k), elementwise (float64)."""
-    return torch.from_numpy(binom.cdf(k.double().numpy(), n.double().numpy(), p))
+    """P(Binomial(n, p) <= k), elementwise (float64), on the device of ``k``; scipy computes it on the host."""
+    return torch.from_numpy(binom.cdf(k.double().cpu().numpy(), n.double().cpu().numpy(), p)).to(k.device)
 
 
 def hoeffding_bentkus_pvalue(k: torch.Tensor, n: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -40,7 +40,7 @@ def risk_controlled(uncertainty: torch.Tensor, agree: torch.Tensor, target: floa
     if alpha <= 0:
         return NEVER_EXIT
     errors = torch.cumsum(1 - sorted_agree, 0)
-    counts = torch.arange(1, len(sorted_unc) + 1, dtype=torch.float64)
+    counts = torch.arange(1, len(sorted_unc) + 1, dtype=torch.float64, device=sorted_unc.device)
     if cfg.bound == "hb":
         pvalues = hoeffding_bentkus_pvalue(errors, counts, alpha)
     else:
@@ -51,7 +51,8 @@ def risk_controlled(uncertainty: torch.Tensor, agree: torch.Tensor, target: floa
     min_count = math.ceil(math.log(cfg.delta) / math.log(1 - alpha)) if alpha < 1 else 1
     if min_count > len(sorted_unc):
         return NEVER_EXIT
-    candidates = torch.linspace(min_count - 1, len(sorted_unc) - 1, min(cfg.grid, len(sorted_unc) - min_count + 1)).long()
+    count = min(cfg.grid, len(sorted_unc) - min_count + 1)
+    candidates = torch.linspace(min_count - 1, len(sorted_unc) - 1, count, device="cpu").long()  # host indices
     chosen = NEVER_EXIT
     for index in candidates.tolist():
         while not bool(cuts[index]):  # move to the end of a tie group
