@@ -147,12 +147,21 @@ def _decode(decoder: LayerwiseDecoder, prompts, max_new_tokens: int, eos_token_i
         for row, (token, label) in _step_tokens(decoder, requests).items():
             tokens[row].append(token)
             labels[row].append(label)
+        at_eos = _rows_at_eos(tokens, requests, eos_token_id)
         requests = [
             Request(r.row, tokens[r.row][-1], r.start + len(r.tokens))
             for r in requests
-            if len(tokens[r.row]) < max_new_tokens and (eos_token_id is None or int(tokens[r.row][-1]) != eos_token_id)
+            if len(tokens[r.row]) < max_new_tokens and r.row not in at_eos
         ]
     return [(torch.cat(t), label) for t, label in zip(tokens, labels)]
+
+
+def _rows_at_eos(tokens: list[list[torch.Tensor]], requests: list[Request], eos_token_id) -> set[int]:
+    """The rows whose newest token is EOS, read back in one transfer for all rows (each read waits for the device)."""
+    if eos_token_id is None:
+        return set()
+    newest = torch.cat([tokens[r.row][-1] for r in requests]).tolist()
+    return {r.row for r, token in zip(requests, newest) if token == eos_token_id}
 
 
 def _step_tokens(decoder: LayerwiseDecoder, requests: list[Request]) -> dict[int, tuple[torch.Tensor, int]]:
@@ -174,7 +183,7 @@ def _output(
     pad = 0 if eos_token_id is None else eos_token_id  # only EOS-stopped rows are ever short
     table = torch.full((len(rows), width), pad, dtype=torch.long, device=device)
     for i, (tokens, _) in enumerate(rows):
-        table[i, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
+        table[i, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long, device=device)
     per_row = [labels for _, labels in rows]
     flat = [label for labels in per_row for label in labels]
     return GenerationOutput(

@@ -172,10 +172,10 @@ class LayerwiseDecoder:
         confident, logits = point.decide(torch.stack([live[row].hidden[-1] for row in candidates]))
         if logits is None:  # a gate said no row exits: the vocabulary projection was skipped
             return
-        confident = confident.tolist()
-        tokens = logits.argmax(-1).tolist()
-        for row, ok, token in zip(candidates, confident, tokens):
-            if ok:
+        # One host read for the decision and the token: the argmax of confident rows, -1 for the others.
+        tokens = torch.where(confident, logits.argmax(-1), -1).tolist()
+        for row, token in zip(candidates, tokens):
+            if token >= 0:
                 result.exits[row] = (point.label, token)
                 self._leave(layer, row, live)
 
