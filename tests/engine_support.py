@@ -39,7 +39,8 @@ def imperfect_heads(lm, exit_layers: list[int], noise: float = 0.5, sharpness: f
     generator = torch.Generator().manual_seed(seed)
     for head in heads.heads:
         weight = head.proj.weight
-        perturbation = torch.randn(weight.shape, generator=generator) * noise * float(weight.std())
+        # Drawn on the host, so the heads are the same on every device.
+        perturbation = torch.randn(weight.shape, generator=generator).to(weight.device) * noise * float(weight.std())
         weight.copy_((weight + perturbation) * sharpness)
     return heads
 
@@ -49,7 +50,7 @@ def median_entropy_policy(model, heads: ExitHeads, prompts: list[torch.Tensor]) 
     """Thresholds at each head's median entropy over the prompts, so about half the tokens exit."""
     per_head = [[] for _ in heads.exit_layers]
     for prompt in prompts:
-        hidden = model(prompt[None], output_hidden_states=True).hidden_states
+        hidden = model(prompt[None].to(model.device), output_hidden_states=True).hidden_states
         for index, layer in enumerate(heads.exit_layers):
             per_head[index].append(uncertainty("entropy", heads.logits(index, hidden[layer + 1]))[0])
     levels = [float(torch.cat(values).median()) for values in per_head]
@@ -61,10 +62,11 @@ def random_prompts(lengths: list[int], seed: int = 0, high: int = 300) -> list[t
     return [torch.randint(1, high, (length,), generator=generator) for length in lengths]
 
 
-def tiny_backbone(model_dir, exit_layers: list[int] = (1, 3)):
+def tiny_backbone(model_dir, exit_layers: list[int] = (1, 3), device: str = "cpu"):
     """A tiny backbone whose depth matters, with imperfect heads at ``exit_layers``. float32 whatever the CPU:
-    the engine tests assert token-for-token equality, which bfloat16 (dtype=auto on a bf16 CPU) does not keep."""
-    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(model_dir), dtype="float32"), "cpu")
+    the engine tests assert token-for-token equality, which bfloat16 (dtype=auto on a bf16 CPU) does not keep.
+    The same weights on every ``device`` (benchmarks/gpu_check.py runs it on CUDA)."""
+    backbone = load_backbone(BackboneConfig(name="tiny", name_or_path=str(model_dir), dtype="float32"), device)
     make_depth_matter(backbone.layered)
     return backbone, imperfect_heads(backbone.layered, list(exit_layers))
 
