@@ -127,6 +127,18 @@ class HeadConfig:
 
 
 @dataclass
+class ReadoutConfig:
+    kind: str = "full"  # a readout registered in eebench/heads/readouts/: which vocabulary rows the heads project onto
+    # The readout's own fields (e.g. shortlist: k), declared with defaults on the readout; filled in here.
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from eebench.heads.readouts import readout_options
+
+        self.options = readout_options(self.kind, self.options)
+
+
+@dataclass
 class ConfidenceConfig:
     metric: str = "entropy"  # a name registered in eebench/exits/metrics/
 
@@ -257,6 +269,7 @@ class ExperimentConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     data: DataConfig = field(default_factory=DataConfig)

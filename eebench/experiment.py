@@ -26,6 +26,7 @@ from eebench.exits.policy import ExitPolicy
 from eebench.faults import checkpoint
 from eebench.heads import ExitHeads, load_heads, save_heads
 from eebench.heads.placement import exit_layers as place_heads
+from eebench.heads.readouts import READOUTS
 from eebench.heads.states import cached_states
 from eebench.heads.train import train_gates, train_heads
 from eebench.heads.types import HEAD_TYPES
@@ -66,6 +67,7 @@ HEADS_CODE = (
     "eebench.heads.loop",
     "eebench.heads.gate",
     "eebench.heads.store",
+    "eebench.heads.readouts",
     "eebench.heads.states",
     "eebench.backbones.layered",
     "eebench.backbones.families",
@@ -74,6 +76,7 @@ HEADS_CODE = (
 TRACE_CODE = (
     "eebench.traces.trace",
     "eebench.heads.modules",
+    "eebench.heads.readouts",
     "eebench.heads.train",
     "eebench.exits.confidence",
     "eebench.backbones.layered",
@@ -88,6 +91,7 @@ def heads_spec(cfg: ExperimentConfig, backbone: Backbone, layers: list[int]) -> 
         "backbone": backbone.identity,
         "exit_layers": layers,
         "head": dataclasses.asdict(cfg.head),
+        "readout": dataclasses.asdict(cfg.readout),
         "data": data,
         "seed": cfg.seed,
     }
@@ -123,6 +127,7 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
 
     def build(tmp: Path) -> None:
         seed_everything(cfg.seed)
+        readout = READOUTS.get(cfg.readout.kind)
         heads = ExitHeads.create(
             backbone.layered,
             layers,
@@ -131,12 +136,16 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
             cfg.head.gate.width,
             cfg.head.options,
             dtype=torch.float32,  # master weights; loading casts them to the backbone's dtype
+            readout=cfg.readout.kind,
+            readout_ids=readout.rows(splits["train"], backbone.layered.vocab_size, cfg.readout.options),
+            readout_opts=cfg.readout.options,
         )
         log = train_from_states(cfg, backbone, heads, splits["train"]) if heads.trainable or cfg.head.gate.width else {}
         checkpoint("heads")  # crash tests kill here: trained but not yet saved or renamed into the cache
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
 
-    directory = get_or_build("heads", spec, build, code=(*HEADS_CODE, HEAD_TYPES.get(cfg.head.kind).module))
+    code = (*HEADS_CODE, HEAD_TYPES.get(cfg.head.kind).module, f"eebench.heads.readouts.{cfg.readout.kind}")
+    directory = get_or_build("heads", spec, build, code=code)
     # The points of a sweep in one process share the loaded heads while their files and backbone are the same ones
     # (nothing writes to loaded heads); two sets, since sweeps often alternate between two head types. The held
     # entry keeps its backbone alive, so no other backbone can take over its id while the entry exists.
@@ -236,6 +245,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> RunResult:
         exit_layers=layers,
         placement=cfg.placement.kind,
         head=cfg.head.kind,
+        readout=heads.readout,
+        readout_options=heads.readout_options,
         confidence=cfg.confidence.metric,
         calibration_method=cfg.calibration.method,
         threshold=cfg.threshold,

@@ -166,6 +166,7 @@ def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=
         "backbone": backbone,
         "backbone_path": "/models/x",
         "backbone_dtype": "float32",
+        "readout": "full",
         "num_layers": 30,
         "exit_layers": EXIT_LAYERS,
         "placement": "equal",

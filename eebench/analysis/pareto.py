@@ -201,6 +201,7 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
     results = as_result(results)
     timing, provenance = results.timing, results.provenance
     row: dict[str, Any] = {key: getattr(results, key) for key in FAMILY_COLUMNS}
+    row["head"] = results.head_label  # a shortlist head and a full one never share a family
     row.update(
         run_dir=results.run_dir,
         backbone_path=results.backbone_path,

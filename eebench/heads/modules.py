@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from eebench.heads.gate import ExitGate
+from eebench.heads.readouts import Rows, readout_options, spread
 from eebench.heads.types import HEAD_TYPES, head_options
 
 
@@ -20,6 +21,10 @@ class ExitHeads(nn.Module):
         kind: str = "linear",
         gates: list[nn.Module] | None = None,
         options: dict | None = None,
+        readout: str = "full",
+        readout_options: dict | None = None,
+        readout_ids: torch.Tensor | None = None,  # the vocabulary rows heads project onto; None: all of them
+        vocab_size: int = 0,
     ):
         super().__init__()
         self.exit_layers = list(exit_layers)
@@ -27,6 +32,8 @@ class ExitHeads(nn.Module):
         self.gates = nn.ModuleList(gates or [])
         self.kind = kind
         self.options = dict(options or {})  # the head type's own fields (head.options), saved with the heads
+        self.readout, self.readout_options, self.vocab_size = readout, dict(readout_options or {}), vocab_size
+        self.register_buffer("readout_ids", readout_ids, persistent=readout_ids is not None)
 
     @classmethod
     def create(
@@ -38,15 +45,25 @@ class ExitHeads(nn.Module):
         gate_width: int = 0,
         options: dict | None = None,
         dtype: torch.dtype | None = None,
+        readout: str = "full",
+        readout_ids: torch.Tensor | None = None,
+        readout_opts: dict | None = None,
     ) -> ExitHeads:
         """Heads for ``layered``'s exit layers, in the backbone's dtype unless ``dtype`` is given (training builds
-        them in float32: master weights; eebench/backbones/precision.py has the rule)."""
+        them in float32: master weights; eebench/backbones/precision.py has the rule). ``readout_ids``: the rows a
+        readout with rows (e.g. ``shortlist``) chose; every head projects onto those rows of lm_head only."""
         options = head_options(kind, options or {})
+        readout_opts = readout_options(readout, readout_opts or {})
         head_cls = HEAD_TYPES.get(kind).cls
-        heads = [head_cls(layered.norm, layered.lm_head, init_from_lm_head, **options) for _ in exit_layers]
+        rows = layered.lm_head if readout_ids is None else Rows(layered.lm_head, readout_ids)
+        heads = [head_cls(layered.norm, rows, init_from_lm_head, **options) for _ in exit_layers]
         gates = [ExitGate(layered.norm, layered.hidden_size, gate_width) for _ in exit_layers] if gate_width else None
         weight = layered.lm_head.weight
-        return cls(exit_layers, heads, kind, gates, options).to(device=weight.device, dtype=dtype or weight.dtype)
+        ids = None if readout_ids is None else readout_ids.to(device=weight.device, dtype=torch.long)
+        built = cls(exit_layers, heads, kind, gates, options, readout, readout_opts, ids, layered.vocab_size)
+        if readout_ids is not None:
+            built.rows = rows  # registered so moves and casts reach it; its buffers are not saved (rebuilt from ids)
+        return built.to(device=weight.device, dtype=dtype or weight.dtype)
 
     @property
     def gate_width(self) -> int:
@@ -73,5 +90,15 @@ class ExitHeads(nn.Module):
         shared = head.shared.lm_head.weight.numel() if hasattr(head, "shared") else 0
         return sum(p.numel() for name, p in head.named_parameters() if not name.startswith("norm.")) + shared
 
-    def logits(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
+    def readout_logits(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
+        """Head ``index``'s logits over its readout's rows (the whole vocabulary for ``readout=full``)."""
         return self.heads[index](hidden)
+
+    def logits(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
+        """Head ``index``'s logits over the whole vocabulary (tokens outside a shortlist get no probability)."""
+        logits = self.heads[index](hidden)
+        return logits if self.readout_ids is None else spread(logits, self.readout_ids, self.vocab_size)
+
+    def to_full_vocab(self, row_index: torch.Tensor) -> torch.Tensor:
+        """Token ids of positions in the readout's rows."""
+        return row_index if self.readout_ids is None else self.readout_ids[row_index]

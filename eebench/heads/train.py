@@ -20,10 +20,15 @@ from eebench.heads.modules import ExitHeads
 
 
 class Teacher:
-    """The final layer's next-token distribution for one batch, shared by every head's loss."""
+    """The final layer's next-token distribution for one batch, shared by every head's loss. With ``rows`` (a
+    shortlist readout's token ids) the distribution is renormalised over those rows, the only tokens the heads can
+    give probability to; ``argmax`` is always the full model's own next token."""
 
-    def __init__(self, logits: torch.Tensor):
+    def __init__(self, logits: torch.Tensor, rows: torch.Tensor | None = None):
         logprobs = F.log_softmax(logits.float(), dim=-1).flatten(0, -2)
+        self.argmax = logprobs.argmax(-1)
+        if rows is not None:
+            logprobs = F.log_softmax(logprobs[:, rows], dim=-1)
         self.probs = logprobs.exp()
         self.entropy = -(self.probs * logprobs).sum(-1).mean()
 
@@ -49,7 +54,7 @@ class _Task:
 
     def teacher(self, final: torch.Tensor) -> Teacher:
         with torch.no_grad():
-            return Teacher(self.layered.final_logits(to_compute(final, self.layered.lm_head)))
+            return Teacher(self.layered.final_logits(to_compute(final, self.layered.lm_head)), self.heads.readout_ids)
 
     def evaluate(self, active: list[int]) -> dict[int, dict]:
         """Held-out loss of each active module, as ``{index: {"heldout": loss}}``."""
@@ -80,7 +85,7 @@ class DistillationTask(_Task):
     def losses(self, final, hiddens, active):
         teacher = self.teacher(final)
         # A generator: each head's logits are built only when the caller reaches it.
-        return ((i, distillation_loss(self.heads.logits(i, hiddens[i]), teacher)) for i in active)
+        return ((i, distillation_loss(self.heads.readout_logits(i, hiddens[i]), teacher)) for i in active)
 
     def evaluate(self, active: list[int]) -> dict[int, dict]:
         totals = dict.fromkeys(active, 0.0)
@@ -89,10 +94,10 @@ class DistillationTask(_Task):
         for rows in chunks:
             final, hiddens = self.states.batch(rows)
             teacher = self.teacher(final)
-            target = teacher.probs.argmax(-1)
+            target = teacher.argmax
             for i in active:
+                totals[i] += distillation_loss(self.heads.readout_logits(i, hiddens[i]), teacher).item() / len(chunks)
                 logits = self.heads.logits(i, hiddens[i]).flatten(0, -2).float()
-                totals[i] += distillation_loss(logits, teacher).item() / len(chunks)
                 logprobs = F.log_softmax(logits, dim=-1)
                 entropies[i].append(-(logprobs.exp() * logprobs).sum(-1))
                 agrees[i].append((logits.argmax(-1) == target).float())
@@ -134,7 +139,11 @@ def train_heads(layered, heads: ExitHeads, states, cfg: HeadTrainingConfig, seed
     settings = loop_settings(cfg, layered.lm_head.weight.dtype)
     task = DistillationTask(layered, heads, states, cfg.val_sequences, cfg.batch_size, cfg.probe_target)
     log = train_loop(list(heads.heads), task, task.num_train, states.seq_len, settings, seed, device, "training exit heads")
-    return {**label_members(log, "head", heads.exit_layers), "loss": "kl", "validation_sequences": cfg.val_sequences}
+    return {
+        **label_members(log, "head", heads.exit_layers),
+        "loss": "kl" if heads.readout_ids is None else "kl_over_readout_rows",
+        "validation_sequences": cfg.val_sequences,
+    }
 
 
 def loop_settings(cfg: HeadTrainingConfig, backbone_dtype: torch.dtype) -> LoopSettings:

@@ -312,6 +312,8 @@ class RunResult:
     exit_tasks: TaskExitStats | None = None  # exit stats on the eval tasks' tokens; None without eval tasks
     # Which decoder produced each task number: {loglikelihood, generate_until, strategy, accuracy, first_token}
     eval_decoders: dict[str, str] = field(default_factory=dict)
+    readout: str = "full"  # readout.kind: the vocabulary rows the heads project onto (full, shortlist)
+    readout_options: dict[str, Any] = field(default_factory=dict)  # the readout's own options (shortlist: k)
     backbone_dtype_reason: str | None = None  # why backbone_dtype was loaded (explicit, or what auto measured)
     timing: TimingResult | None = None  # generation timed against transformers greedy; absent with timing=none
     provenance: Provenance | None = None  # git sha, package versions, hardware, seed, time
@@ -345,9 +347,17 @@ class RunResult:
         return self.status == COMPLETE
 
     @property
+    def head_label(self) -> str:
+        """The head type, with its readout where that is not the full vocabulary (``linear+shortlist:k=8192``)."""
+        if self.readout == "full":
+            return self.head
+        options = ",".join(f"{name}={value}" for name, value in sorted(self.readout_options.items()))
+        return f"{self.head}+{self.readout}" + (f":{options}" if options else "")
+
+    @property
     def family(self) -> str:
         """backbone/placement/head/confidence: runs that differ only in threshold or calibration target."""
-        return "/".join((self.backbone, self.placement, self.head, self.confidence))  # pareto.FAMILY_COLUMNS
+        return "/".join((self.backbone, self.placement, self.head_label, self.confidence))  # pareto.FAMILY_COLUMNS
 
 
 def read_result(run_dir: str | Path) -> RunResult:

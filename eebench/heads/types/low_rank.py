@@ -15,7 +15,8 @@ class LowRankHead(nn.Module):
         vocab, hidden = lm_head.weight.shape
         require(
             rank <= min(hidden, vocab),
-            f"head.options.rank={rank} exceeds the backbone's hidden size {hidden}; allowed: 1..{min(hidden, vocab)}",
+            f"head.options.rank={rank} exceeds the backbone's hidden size {hidden} or the readout's {vocab} rows; "
+            f"allowed: 1..{min(hidden, vocab)}",
         )
         self.norm = frozen_copy(norm)
         self.down = nn.Linear(hidden, rank, bias=False)
