@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml setup.py eebench_lm_eval.pth
 
 setup: $(STAMP)
 
+# The demo: an untimed grid (entropy and gate exits x 3 targets), then its gate point at 0.9 timed with DSSD against
+# transformers greedy in the same sweep folder; the second command ends in the report of all 7 points.
+DEMO_SWEEP ?= outputs/sweeps/demo
 demo: setup
-	$(BIN)/python run.py -m experiment=demo
+	$(BIN)/python run.py -m experiment=demo hydra.sweep.dir=$(DEMO_SWEEP)
+	$(BIN)/python run.py -m experiment=demo confidence=gate threshold=0.9 timing.enabled=true timing.strategy=dssd \
+		hydra.sweep.dir=$(DEMO_SWEEP)
 
 smoke: setup
 	$(BIN)/python run.py experiment=smoke

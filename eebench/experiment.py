@@ -32,6 +32,7 @@ from eebench.heads.train import train_gates, train_heads
 from eebench.heads.types import HEAD_TYPES
 from eebench.logs import stage
 from eebench.model import EarlyExitModel
+from eebench.resources import require_memory, training_bytes
 from eebench.reuse import files_state, reuse
 from eebench.timing.baselines import check_baselines
 from eebench.traces.curves import head_curves, per_head_heldout
@@ -140,6 +141,7 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
             readout_ids=readout.rows(splits["train"], backbone.layered.vocab_size, cfg.readout.options),
             readout_opts=cfg.readout.options,
         )
+        check_training_memory(cfg, backbone, heads)
         log = train_from_states(cfg, backbone, heads, splits["train"]) if heads.trainable or cfg.head.gate.width else {}
         checkpoint("heads")  # crash tests kill here: trained but not yet saved or renamed into the cache
         save_heads(heads, tmp, {"training": log, "train_tokens": int(splits["train"].numel())})
@@ -152,6 +154,20 @@ def build_heads(cfg: ExperimentConfig, backbone: Backbone, layers: list[int], sp
     key = (str(directory), files_state([directory]), id(backbone.layered))
     _, heads = reuse("heads", key, lambda: (backbone.layered, load_heads(directory, backbone.layered)), keep=2)
     return heads, directory
+
+
+def check_training_memory(cfg: ExperimentConfig, backbone: Backbone, heads: ExitHeads) -> None:
+    """Stop in one line, before hidden states are cached, if training these heads cannot fit in memory."""
+    trainable = sum(p.numel() for p in heads.parameters() if p.requires_grad)
+    rows = backbone.layered.vocab_size if heads.readout_ids is None else len(heads.readout_ids)
+    batch_tokens = cfg.head.training.batch_size * cfg.data.seq_len
+    require_memory(
+        training_bytes(trainable, batch_tokens, rows),
+        backbone.device,
+        f"training {len(heads)} {cfg.head.kind} heads ({trainable} trainable parameters, {batch_tokens}-token batches "
+        f"over {rows} vocabulary rows)",
+        "allowed: a smaller head.training.batch_size, fewer heads, a cheaper head or readout=shortlist",
+    )
 
 
 def train_from_states(cfg: ExperimentConfig, backbone: Backbone, heads: ExitHeads, tokens: torch.Tensor) -> dict:

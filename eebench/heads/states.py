@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from eebench.backbones.states import block_outputs
 from eebench.cache import get_or_build
 from eebench.errors import EEBenchError
+from eebench.resources import require_disk, states_bytes
 
 STATE_FORMAT = 1
 META = "states.json"
@@ -105,6 +106,14 @@ def cached_states(
     spec = states_spec(backbone.identity, tokens, layers, dtype)
 
     def build(tmp: Path) -> None:
+        need = states_bytes(len(layers), tokens.numel(), backbone.layered.hidden_size, dtype)
+        require_disk(
+            need,
+            tmp,
+            f"the hidden-state cache ({len(layers)} layers x {tokens.numel()} tokens x {backbone.layered.hidden_size} x {dtype})",
+            "allowed: free space there, EEBENCH_CACHE on a larger disk, a smaller data.train_sequences or "
+            "head.training.state_dtype=float16",
+        )
         write_states(backbone.layered, tokens, spec, tmp, batch_size)
 
     directory = get_or_build("hidden_states", spec, build, code=STATES_CODE)
