@@ -38,6 +38,7 @@ FACTORIES = frozenset(
     | {"randn", "rand", "randint", "randperm", "empty_strided"}
 )
 TORCH_DIR, EEBENCH_DIR = str(Path(torch.__file__).parent), str(Path(eebench.__file__).parent)
+HOST_STAGING = str(Path(EEBENCH_DIR) / "engine" / "host.py")  # builds host tensors on purpose, then queues their copy
 NN_MODULES_DIR = str(Path(TORCH_DIR) / "nn" / "modules")
 EXIT_LAYERS = [1, 3]
 
@@ -49,7 +50,7 @@ def _eebench_caller() -> str | None:
         if frame.f_code.co_filename.startswith(NN_MODULES_DIR):
             return None  # a module's parameter initialisation: eebench moves whole modules with .to(device)
         frame = frame.f_back
-    if frame is None or not frame.f_code.co_filename.startswith(EEBENCH_DIR):
+    if frame is None or not frame.f_code.co_filename.startswith(EEBENCH_DIR) or frame.f_code.co_filename == HOST_STAGING:
         return None
     return f"{Path(frame.f_code.co_filename).relative_to(Path(EEBENCH_DIR).parent)}:{frame.f_lineno}"
 

@@ -31,6 +31,7 @@ import torch
 
 from eebench.backbones.layered import LayeredModel
 from eebench.engine.exit_plan import ExitPlan, confidence_exits, fixed_exit, no_exits
+from eebench.engine.host import to_device
 from eebench.engine.kv import RaggedKVCache
 from eebench.engine.layerwise import LayerwiseDecoder, Request, final_predictions
 from eebench.engine.speculative import SpeculationStats, SpeculativeDecoder
@@ -86,7 +87,7 @@ def generate(
             LayerwiseDecoder(lm, plan, "lazy", len(prompts), capacity, device), drafts, max_new_tokens, eos_token_id
         )
         sequences = speculative.run(prompts)
-        rows = [(s.tokens, s.labels) for s in sequences]
+        rows = [(to_device(s.tokens, device), s.labels) for s in sequences]
         return _output(rows, plan, eos_token_id, device, speculative.decoder.cache, speculative.stats)
     plan, mode = _plain_plan(lm, strategy, heads, policy, exit_layer)
     decoder = LayerwiseDecoder(lm, plan, mode, len(prompts), capacity, device)
@@ -168,7 +169,7 @@ def _step_tokens(decoder: LayerwiseDecoder, requests: list[Request]) -> dict[int
     """Per row, the step's token as a [1] tensor on the decoder's device, and its exit label."""
     result = decoder.step(requests)
     device = decoder.cache.device
-    chosen = {row: (torch.tensor([token], device=device), label) for row, (label, token) in result.exits.items()}
+    chosen = {row: (to_device([token], device), label) for row, (label, token) in result.exits.items()}
     deep = sorted(result.finals)
     if deep:
         predicted = final_predictions(decoder.lm, [result.finals[row] for row in deep], last_only=True)
@@ -183,7 +184,7 @@ def _output(
     pad = 0 if eos_token_id is None else eos_token_id  # only EOS-stopped rows are ever short
     table = torch.full((len(rows), width), pad, dtype=torch.long, device=device)
     for i, (tokens, _) in enumerate(rows):
-        table[i, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long, device=device)
+        table[i, : len(tokens)] = tokens
     per_row = [labels for _, labels in rows]
     flat = [label for labels in per_row for label in labels]
     return GenerationOutput(

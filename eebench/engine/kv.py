@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from eebench.engine.host import to_device
+
 _UNFILLED = torch.iinfo(torch.long).max  # position of a padding key slot: no query ever sees it
 _MASK_MEMO = 16  # masks remembered per cache; a step needs one per distinct geometry
 
@@ -119,7 +121,7 @@ class RaggedKVCache:
         first = rows[0]
         consecutive = rows == list(range(first, first + len(rows)))
         uniform = consecutive and all(s[1] == spans[0][1] and s[2] == spans[0][2] for s in spans)
-        selected = slice(first, first + len(rows)) if consecutive else torch.tensor(rows, device=self.device)
+        selected = slice(first, first + len(rows)) if consecutive else to_device(rows, self.device)
         self._write = _Write(layer, selected, spans, width, uniform)
         return self._mask(layer, rows, query_positions, query_runs, width)
 
@@ -134,7 +136,7 @@ class RaggedKVCache:
         mask = None
         if not (self.implicit_causal and self._plain_causal(key_runs, query_runs, width, window)):
             table = [_expand(r) for r in key_runs]
-            keys = torch.tensor([t + [_UNFILLED] * (width - len(t)) for t in table], device=self.device)[:, None, :]
+            keys = to_device([t + [_UNFILLED] * (width - len(t)) for t in table], self.device)[:, None, :]
             queries = query_positions[:, :, None]
             mask = keys <= queries
             if window is not None:  # sliding window: keys in (p - window, p], as transformers masks them

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from eebench.engine.host import to_device
 from eebench.engine.layerwise import Chunk, LayerwiseDecoder, Request, final_predictions
 
 
@@ -105,7 +106,7 @@ class SpeculativeDecoder:
     def _request(self, row: int, seq: _Sequence) -> Request:
         # Never draft past the budget: a verification always adds one token of its own.
         budget = min(self.max_draft, self.max_new_tokens - len(seq.tokens) - 1)
-        token = torch.tensor([seq.next_token], device=self.decoder.cache.device)
+        token = to_device([seq.next_token], self.decoder.cache.device)
         return Request(row, token, seq.next_position, may_exit=len(seq.drafts) < budget)
 
     def _verify(self, row: int, seq: _Sequence, chunk: Chunk, predicted: list[int]) -> None:

@@ -1,15 +1,16 @@
 """Count the host synchronisations a run makes, on any device, a CPU included.
 
 On CUDA, reading a tensor's value on the host (``.item()``, ``.tolist()``, ``bool(t)``, ``int(t)``, ``.numpy()``,
-``.cpu()``, printing it) or an op whose output shape depends on values (``nonzero``, boolean-mask indexing,
-``masked_select``, ``unique``, ``torch.equal``) waits until every queued kernel has run: the launch queue drains
-and the host's next launches no longer overlap the device's work. Early exit needs some of them (whether a token
-leaves is a host decision), so their number per generated token is part of the engine's cost on a GPU. This
-counter intercepts torch calls (a ``TorchFunctionMode``) on tensors of the watched device, so that number is
-measured, and tested, without a GPU.
+``.cpu()``, printing it), an op whose output shape depends on values (``nonzero``, boolean-mask indexing,
+``masked_select``, ``unique``, ``torch.equal``), and a plain copy of host data to the device
+(``torch.tensor(data, device=...)``; eebench/engine/host.py queues one instead) wait until every queued kernel has
+run: the launch queue drains and the host's next launches no longer overlap the device's work. Early exit needs
+some of them (whether a token leaves is a host decision), so their number per generated token is part of the
+engine's cost on a GPU. This counter intercepts torch calls (a ``TorchFunctionMode``) on the watched device, so that
+number is measured, and tested, without a GPU.
 
-On a CPU run the source and target of ``.to()`` are one device, so a ``.to("cpu")`` meant as a device-to-host copy
-cannot be told from a no-op and is not counted (``.cpu()`` is).
+On a CPU run the source and target of ``.to()`` are one device, so ``.to()`` and ``copy_`` between host and device
+cannot be told from no-ops and are not counted (``.cpu()`` is, and so is ``torch.tensor(host data, device=...)``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ VALUE_DEPENDENT = frozenset(
     {"nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "equal", "allclose", "is_nonzero"}
 )
 _INDEXING = frozenset({"__getitem__", "__setitem__"})  # synchronising only with a boolean-mask index
+_FROM_HOST_DATA = frozenset({"tensor", "as_tensor"})  # synchronising when given host data and a device
 
 
 def _tensors(value):
@@ -44,18 +46,33 @@ def _boolean_index(args) -> bool:
     return len(args) > 1 and any(t.dtype == torch.bool for t in _tensors(args[1]))
 
 
-def sync_kind(func, args) -> str | None:
-    """The name under which ``func(*args)`` is counted as a host synchronisation, or None when it is not one."""
+def _copies_host_data(args, kwargs) -> bool:
+    return kwargs.get("device") is not None and bool(args) and not isinstance(args[0], torch.Tensor)
+
+
+def sync_kind(func, args, kwargs) -> str | None:
+    """The name under which ``func(*args, **kwargs)`` is counted as a host synchronisation, or None."""
     name = getattr(func, "__name__", "")
     if name in HOST_READS or name in VALUE_DEPENDENT:
         return name
     if name in _INDEXING and _boolean_index(args):
         return f"{name}[bool mask]"
+    if name in _FROM_HOST_DATA and _copies_host_data(args, kwargs):
+        return f"{name}(host data, device=)"
     return None
 
 
-def on_device(tensor: torch.Tensor, device: torch.device) -> bool:
-    return tensor.device.type == device.type and (device.index is None or tensor.device.index == device.index)
+def on_device(tensor: torch.Tensor | torch.device, device: torch.device) -> bool:
+    where = tensor if isinstance(tensor, torch.device) else tensor.device
+    return where.type == device.type and (device.index is None or where.index == device.index)
+
+
+def _devices(args, kwargs):
+    """Where a call works: its target device, or its first argument's."""
+    if kwargs.get("device") is not None:
+        yield torch.device(kwargs["device"])
+    else:
+        yield from (t.device for t in _tensors(args[:1]))
 
 
 class SyncCounter(TorchFunctionMode):
@@ -67,10 +84,11 @@ class SyncCounter(TorchFunctionMode):
         self.calls: Counter = Counter()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kind = sync_kind(func, args)
-        if kind is not None and any(on_device(t, self.device) for t in _tensors(args[:1])):
+        kwargs = kwargs or {}
+        kind = sync_kind(func, args, kwargs)
+        if kind is not None and any(on_device(d, self.device) for d in _devices(args, kwargs)):
             self.calls[kind] += 1
-        return func(*args, **(kwargs or {}))
+        return func(*args, **kwargs)
 
     @property
     def total(self) -> int:
