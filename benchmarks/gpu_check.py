@@ -103,10 +103,10 @@ def prepare_inputs(ctx: Context) -> None:
 
     from eebench.backbones.tiny import make_tiny_model
 
-    inputs = ctx.out / "inputs"
-    inputs.mkdir(parents=True, exist_ok=True)
-    ctx.prose, ctx.tasks = _write_prose(inputs / "prose.txt"), _write_task(inputs / "tasks")
-    ctx.tiny_llama = make_tiny_model("llama", inputs / "tiny-llama")
+    ctx.prose.parent.mkdir(parents=True, exist_ok=True)
+    _write_prose(ctx.prose)
+    _write_task(ctx.tasks)
+    make_tiny_model("llama", ctx.tiny_llama)
 
 
 def eval_overrides(ctx: Context) -> list[str]:
