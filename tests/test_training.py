@@ -124,7 +124,9 @@ def test_gates_train_in_the_same_loop(backbone, tokens):
 def test_state_cache_is_keyed_on_the_backbone_and_rebuilt_when_it_does_not_match(backbone, tokens, tmp_path):
     first = cached_states(backbone, tokens, [1, 3], "float16")
     assert cached_states(backbone, tokens, [1, 3], "float16").directory == first.directory  # reused
-    other = load_backbone(BackboneConfig(name="other", name_or_path=str(make_tiny_model("llama", tmp_path / "o", seed=1)), dtype="float32"), "cpu")
+    other = load_backbone(
+        BackboneConfig(name="other", name_or_path=str(make_tiny_model("llama", tmp_path / "o", seed=1)), dtype="float32"), "cpu"
+    )
     rebuilt = cached_states(other, tokens, [1, 3], "float16")
     assert rebuilt.directory != first.directory
     assert not torch.equal(rebuilt.batch(torch.tensor([0]))[0], first.batch(torch.tensor([0]))[0])

@@ -55,10 +55,11 @@ class ExitHeads(nn.Module):
         options = head_options(kind, options or {})
         readout_opts = readout_options(readout, readout_opts or {})
         head_cls = HEAD_TYPES.get(kind).cls
-        rows = layered.lm_head if readout_ids is None else Rows(layered.lm_head, readout_ids)
-        heads = [head_cls(layered.norm, rows, init_from_lm_head, **options) for _ in exit_layers]
-        gates = [ExitGate(layered.norm, layered.hidden_size, gate_width) for _ in exit_layers] if gate_width else None
         weight = layered.lm_head.weight
+        with torch.device(weight.device):  # built where they run: no vocabulary-sized host copy on a GPU
+            rows = layered.lm_head if readout_ids is None else Rows(layered.lm_head, readout_ids)
+            heads = [head_cls(layered.norm, rows, init_from_lm_head, **options) for _ in exit_layers]
+            gates = [ExitGate(layered.norm, layered.hidden_size, gate_width) for _ in exit_layers] if gate_width else None
         ids = None if readout_ids is None else readout_ids.to(device=weight.device, dtype=torch.long)
         built = cls(exit_layers, heads, kind, gates, options, readout, readout_opts, ids, layered.vocab_size)
         if readout_ids is not None:
