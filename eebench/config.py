@@ -223,6 +223,8 @@ class TimingConfig:
     baselines: list[str] = field(default_factory=list)
     baseline_exit_layer: int | None = None
     baseline_draft_length: int = 4  # tokens drafted per verification by layerskip and assistant_early_exit
+    # dssd: at most this many drafts per verification (drafting also stops at the first token no exit is confident of)
+    max_draft: int = 5
 
     def __post_init__(self) -> None:
         from eebench.engine.strategies import baseline_strategies, check_timing_strategy
@@ -232,6 +234,7 @@ class TimingConfig:
             _one_of("timing.baselines", name, baseline_strategies())
         require(len(set(self.baselines)) == len(self.baselines), f"timing.baselines={list(self.baselines)} names one twice")
         _positive("timing.baseline_draft_length", self.baseline_draft_length)
+        _positive("timing.max_draft", self.max_draft)
         _one_of("timing.prompts", self.prompts, TIMING_PROMPTS)
         require(
             self.threads is None or self.threads > 0,

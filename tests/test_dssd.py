@@ -101,3 +101,20 @@ def test_speculation_argument_errors(tiny_model_dirs):
         generate(lm, prompt, 4, strategy="layerskip", exit_layer=lm.num_layers - 1)
     with pytest.raises(EEBenchError, match="draft length 0"):
         generate(lm, prompt, 4, strategy="layerskip", exit_layer=1, draft_length=0)
+
+
+def test_speculation_counts_acceptance_per_draft_position_and_merges():
+    from eebench.engine.speculative import SpeculationStats
+
+    stats = SpeculationStats()
+    decoder = type("D", (), {"stats": stats})()
+    from eebench.engine.speculative import SpeculativeDecoder
+
+    for drafted, accepted in ((3, 1), (2, 2), (0, 0), (1, 0)):
+        SpeculativeDecoder._record(decoder, drafted, accepted)
+    assert (stats.drafted, stats.accepted, stats.full_passes, stats.verifications) == (6, 3, 4, 3)
+    assert stats.drafted_at == [3, 2, 1] and stats.accepted_at == [2, 1, 0]
+    assert stats.acceptance_by_position == [2 / 3, 1 / 2, 0.0]
+    assert stats.mean_accepted_length == 1.0 and stats.tokens_per_full_pass == (3 + 4) / 4
+    both = stats.merge(SpeculationStats(drafted=1, accepted=1, full_passes=1, verifications=1, drafted_at=[1], accepted_at=[1]))
+    assert both.drafted_at == [4, 2, 1] and both.accepted_at == [3, 1, 0] and both.acceptance_rate == 4 / 7

@@ -31,6 +31,30 @@ class SpeculationStats:
     accepted: int = 0
     full_passes: int = 0  # full-depth passes after the prompt, with or without drafts to verify
     verifications: int = 0  # full-depth passes that had at least one draft to check
+    drafted_at: list[int] = field(default_factory=list)  # per draft position (0 = first after a verification)
+    accepted_at: list[int] = field(default_factory=list)  # of those, accepted by the full model
+
+    def merge(self, other: SpeculationStats) -> SpeculationStats:
+        """The counts of two runs together (e.g. every prompt batch of a timed workload)."""
+        width = max(len(self.drafted_at), len(other.drafted_at))
+
+        def padded(counts: list[int]) -> list[int]:
+            return counts + [0] * (width - len(counts))
+
+        return SpeculationStats(
+            self.drafted + other.drafted,
+            self.accepted + other.accepted,
+            self.full_passes + other.full_passes,
+            self.verifications + other.verifications,
+            [a + b for a, b in zip(padded(self.drafted_at), padded(other.drafted_at))],
+            [a + b for a, b in zip(padded(self.accepted_at), padded(other.accepted_at))],
+        )
+
+    @property
+    def acceptance_by_position(self) -> list[float]:
+        """Share of drafts at each position the full model accepted (a draft is only checked once all before it were
+        drafted; acceptance stops at the first mismatch, so later positions count only accepted prefixes' drafts)."""
+        return [accepted / drafted for accepted, drafted in zip(self.accepted_at, self.drafted_at) if drafted]
 
     @property
     def acceptance_rate(self) -> float:
@@ -55,6 +79,7 @@ class SpeculationStats:
             "tokens_per_full_pass": self.tokens_per_full_pass,
             "full_passes": self.full_passes,
             "verifications": self.verifications,
+            "acceptance_by_position": self.acceptance_by_position,
         }
 
 
@@ -126,10 +151,18 @@ class SpeculativeDecoder:
         seq.next_token, seq.next_position = correction, keep_below
 
     def _record(self, drafted: int, accepted: int) -> None:
-        self.stats.drafted += drafted
-        self.stats.accepted += accepted
-        self.stats.full_passes += 1
-        self.stats.verifications += int(drafted > 0)
+        stats = self.stats
+        stats.drafted += drafted
+        stats.accepted += accepted
+        stats.full_passes += 1
+        stats.verifications += int(drafted > 0)
+        missing = drafted - len(stats.drafted_at)
+        if missing > 0:
+            stats.drafted_at += [0] * missing
+            stats.accepted_at += [0] * missing
+        for position in range(drafted):
+            stats.drafted_at[position] += 1
+            stats.accepted_at[position] += int(position < accepted)
 
     def _commit(self, seq: _Sequence, entries: list[tuple[int, int]]) -> None:
         for token, label in entries:

@@ -128,7 +128,7 @@ def baseline_result(
         "tokens_per_s": fields["tokens_per_s"],
         "token_match_with_reference": same,
         "sequence_exact_match_with_reference": exact,
-        "acceptance": speculation_fields(outputs[name]).get("acceptance"),
+        "acceptance": speculation_fields(outputs[name]).get("acceptance_rate"),
     }
     if name == "static":
         bound = bound_for(name, costs, decoded_exit_indices(outputs[name]))

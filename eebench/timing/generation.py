@@ -34,6 +34,7 @@ from eebench.timing.workloads import (
     generated_rows,
     match_with_reference,
     prompt_batches,
+    speculation_fields,
     transformers_greedy,
 )
 
@@ -253,7 +254,9 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
         fields, outputs, baseline_fields = compare_with_reference(
             transformers_greedy(backbone.model, backbone.tokenizer.pad_token_id, batches),
             lambda n: generate_batches(lm, batches, n),
-            lambda n: generate_batches(lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy),
+            lambda n: generate_batches(
+                lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy, max_draft=cfg.max_draft
+            ),
             cfg.max_new_tokens,
             device,
             cfg.warmup,
@@ -267,6 +270,8 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
         **reference_matches(outputs),
         **flag_fields(fields, bound_for(cfg.strategy, costs, exits)),
         "strategy": cfg.strategy,
+        # Speculative strategies (dssd): drafts, acceptance (overall and per draft position), tokens per full pass.
+        "speculation": speculation_fields(outputs["early_exit"]) or None,
         "device": str(device),
         "dtype": str(backbone.model.dtype).removeprefix("torch."),
         "prompts": cfg.prompts,

@@ -80,13 +80,13 @@ def exit_sample(tokenizer, output: GenerationOutput, exit_layers: list[int]) -> 
 
 
 def speculation_fields(outputs: list) -> dict:
-    """Share of drafted tokens the full model accepted, and tokens accepted per verification (engine
-    speculative strategies; {} for other workloads)."""
+    """The speculative-decoding measures of one run of a workload over its prompt batches (SpeculationStats' fields:
+    drafted, accepted, acceptance_rate, mean_accepted_length, tokens_per_full_pass, acceptance_by_position, ...);
+    {} for workloads that do not speculate."""
     stats = [o.speculation for o in outputs if isinstance(o, GenerationOutput) and o.speculation is not None]
     if not stats:
         return {}
-    drafted, accepted = sum(s.drafted for s in stats), sum(s.accepted for s in stats)
-    return {
-        "acceptance": accepted / drafted if drafted else 0.0,
-        "mean_accepted": accepted / max(1, sum(s.verifications for s in stats)),
-    }
+    total = stats[0]
+    for more in stats[1:]:
+        total = total.merge(more)
+    return total.to_dict()

@@ -184,6 +184,20 @@ class BaselineTiming:
 
 
 @dataclass
+class SpeculationResult:
+    """What a speculative strategy (dssd) drafted and the full model accepted, in one run of its timed workload."""
+
+    drafted: int  # draft tokens proposed by the exits
+    accepted: int  # of those, equal to the full model's token (and every draft before them)
+    acceptance_rate: float  # accepted / drafted
+    mean_accepted_length: float  # accepted drafts per verification pass that had drafts
+    tokens_per_full_pass: float  # new tokens per full-depth pass (accepted drafts + the full model's own token)
+    full_passes: int  # full-depth passes after the prompt pass
+    verifications: int  # full-depth passes that checked at least one draft
+    acceptance_by_position: list[float]  # share accepted at draft position 1, 2, ... (among drafts made there)
+
+
+@dataclass
 class TimingResult:
     """Greedy generation timed in one process: transformers' ``generate`` (the reference), the engine's full-depth
     path and the early-exit strategy, same prompts, in a seeded random order per repeat.
@@ -259,6 +273,7 @@ class TimingResult:
     cpu_model: str | None = None  # the CPU's model name
     # New fields go below, each with a default so files written before it still load.
     baselines: list[BaselineTiming] = field(default_factory=list)  # timing.baselines, same schedule and prompts
+    speculation: SpeculationResult | None = None  # dssd: drafts and their acceptance; None for other strategies
 
 
 @dataclass
