@@ -27,6 +27,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from eebench.errors import EEBenchError
+from eebench.files import atomic_target
 
 ARTIFACT_FORMAT_VERSION = 2
 COMPLETE_MARKER = "COMPLETE"
@@ -44,6 +45,23 @@ def cache_root() -> Path:
         raise EEBenchError(
             f"EEBENCH_CACHE={str(path)!r} cannot be created ({exc.strerror}); allowed: a writable directory"
         ) from None
+    return path
+
+
+def portable(path: str | Path) -> str:
+    """``path`` as keys and cached files may name it: relative to the cache root when inside it, so a cache mounted
+    at another path (a shared cache, a copied one) computes the same keys and reads the same files; else resolved."""
+    resolved = Path(path).expanduser().resolve()
+    root = cache_root()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
+
+
+def in_cache(relative: str) -> Path:
+    """The file a cached file names by ``portable``, under this process's cache root; refused if it leaves it."""
+    root = cache_root()
+    path = (root / relative).resolve()
+    if Path(relative).is_absolute() or not path.is_relative_to(root):
+        raise EEBenchError(f"cache path {relative!r} lies outside the eebench cache ({root}); allowed: a path inside it")
     return path
 
 
@@ -194,7 +212,7 @@ def get_or_build(kind: str, spec: dict[str, Any], build: Callable[[Path], None],
         if problem is None:  # built by a concurrent job while we waited
             return final
         _remove_leftovers(final)
-        if is_complete(final):
+        if final.exists():  # entries are renamed into place complete: one without its marker lost it
             quarantine(final, problem)
         with _building(final) as tmp:
             (tmp / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True, default=str))
@@ -309,6 +327,18 @@ def entry_check(entry: dict) -> str | None:
 def write_checksum(path: Path) -> None:
     """Record a mutable cache file's checksum next to it (``<file>.sha256``), for ``file_problem``."""
     Path(str(path) + ".sha256").write_text(file_digest(path) + "\n")
+
+
+def write_record(path: Path, text: str) -> None:
+    """A small cache file that is re-derived when unreadable (a memo), written atomically with its checksum."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)
+    write_checksum(path)
+
+
+def read_record(path: Path) -> str | None:
+    """A record's text, or None when it is missing or fails its checksum (the caller derives it again)."""
+    return path.read_text() if path.is_file() and file_problem(path) is None else None
 
 
 def file_problem(path: Path) -> str | None:

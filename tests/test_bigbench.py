@@ -14,6 +14,7 @@ import yaml
 from eebench.errors import EEBenchError
 from eebench.evaluation import bigbench
 from eebench.evaluation.bigbench import CURATED_TASKS, build_suite, ensure_sdist
+from eebench.evaluation.task_docs import docs_path, read_task_yaml
 
 MC_EXAMPLES = [{"input": f"Is {i} even?", "target_scores": {"yes": int(i % 2 == 0), "no": int(i % 2 == 1)}} for i in range(10)]
 MC_TASK = {
@@ -50,7 +51,12 @@ def _add_json(archive: tarfile.TarFile, name: str, data: dict) -> None:
 @pytest.fixture
 def fake_sdist(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("EEBENCH_CACHE", str(tmp_path / "cache"))
-    path = tmp_path / "bigbench-1.0.0.tar.gz"
+    return write_fake_sdist(tmp_path / "bigbench-1.0.0.tar.gz")
+
+
+def write_fake_sdist(path: Path) -> Path:
+    """A tiny stand-in for the BIG-bench sdist, with the toy tasks above."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     root = "bigbench-1.0.0/bigbench/benchmark_tasks"
     with tarfile.open(path, "w:gz") as archive:
         _add_json(archive, f"{root}/toy_mc/task.json", MC_TASK)
@@ -64,22 +70,20 @@ def fake_sdist(tmp_path, monkeypatch) -> Path:
 
 
 def _configs(include_path: str) -> dict[str, dict]:
-    return {c["task"]: c for c in (yaml.safe_load(p.read_text()) for p in Path(include_path).glob("*.yaml"))}
+    return {c["task"]: c for c in (read_task_yaml(p) for p in Path(include_path).glob("*.yaml"))}
 
 
 def _rows(config: dict) -> list[dict]:
-    data_file = Path(config["dataset_kwargs"]["data_files"]["test"])
-    return [json.loads(line) for line in data_file.read_text().splitlines()]
+    return [json.loads(line) for line in docs_path(config).read_text().splitlines()]
 
 
-def test_yaml_files_have_absolute_data_files(fake_sdist):
+def test_yaml_files_name_their_documents_relative_to_the_cache(fake_sdist):
     include, names = build_suite(["bigbench:toy_mc", "bigbench:toy_gen"], sdist=fake_sdist)
     assert names == ["eebench_bb_toy_mc", "eebench_bb_toy_gen"]
     configs = _configs(include)
     assert set(configs) == set(names)
     for config in configs.values():
-        data_file = Path(config["dataset_kwargs"]["data_files"]["test"])
-        assert data_file.is_absolute() and data_file.is_file()
+        assert not Path(config["dataset_kwargs"]["cache_file"]).is_absolute() and docs_path(config).is_file()
     assert configs["eebench_bb_toy_mc"]["output_type"] == "multiple_choice"
     assert [m["metric"] for m in configs["eebench_bb_toy_mc"]["metric_list"]] == ["acc", "acc_norm"]
     assert configs["eebench_bb_toy_gen"]["output_type"] == "generate_until"

@@ -6,9 +6,11 @@ pre-formatted documents plus one YAML config. Everything lands in eebench's cont
 cache, so a second ``build_suite`` call with the same arguments only checks a few marker files.
 
 Layout in the cache:
-  ``bigbench_task/<key>/``  one converted task: ``docs.jsonl`` + ``meta.json`` (no YAML: its
-                            absolute data path is only known once the directory is in place)
-  ``bigbench_suite/<key>/`` the YAMLs of one requested task list; this is the ``include_path``
+  ``bigbench_task/<key>/``  one converted task: ``docs.jsonl`` + ``meta.json`` (no YAML: it names its
+                            documents by their path, only known once the directory is in place)
+  ``bigbench_suite/<key>/`` the YAMLs of one requested task list; this is the ``include_path``. They name
+                            the documents relative to the cache root (``task_docs``), so a cache mounted
+                            elsewhere is used as it is
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import random
 import re
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from eebench.cache import entry_dir, entry_problem, get_or_build
 from eebench.errors import EEBenchError, require
@@ -32,12 +32,14 @@ from eebench.evaluation.bigbench_sdist import (  # noqa: F401  SDIST_ENV_VAR re-
     ensure_sdist,
 )
 from eebench.evaluation.bigbench_yaml import ANSWER_MATCHES, task_yaml
+from eebench.evaluation.task_docs import write_task_yaml
 
 LM_EVAL_PREFIX = "eebench_bb_"  # lm-eval ships its own ``bigbench_*`` tasks; never collide with them
 RAW_PREFIX = "bigbench:"  # ``bigbench:<benchmark_tasks dir>[:<kind>]`` names any JSON task directly
 KINDS = ("multiple_choice", "generate")
 # Bump when the conversion below changes, so stale cached tasks are rebuilt rather than reused.
 CONVERTER_VERSION = 2
+SUITE_CODE = (__name__, "eebench.evaluation.bigbench_yaml", "eebench.evaluation.task_docs")  # what writes the YAMLs
 
 # BIG-bench's own defaults for JSON tasks (bigbench/api/json_task.py), used when a task omits them.
 DEFAULT_INPUT_PREFIX = "\nQ: "
@@ -302,8 +304,7 @@ def _ensure_task_dirs(tasks: list[dict], limit: int | None, seed: int, sdist: Pa
 def _write_suite_dir(tmp: Path, task_dirs: list[Path]) -> None:
     for task_dir in task_dirs:
         meta = json.loads((task_dir / "meta.json").read_text())
-        config = task_yaml(meta, task_dir / "docs.jsonl", CONVERTER_VERSION)
-        (tmp / f"{meta['lm_eval_name']}.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        write_task_yaml(tmp / f"{meta['lm_eval_name']}.yaml", task_yaml(meta, task_dir / "docs.jsonl", CONVERTER_VERSION))
 
 
 def _check_arguments(task_names: list[str], limit: int | None, seed: int) -> None:
@@ -334,8 +335,9 @@ def build_suite(
     sdist_path = Path(sdist).expanduser().resolve() if sdist is not None else ensure_sdist()
     require(sdist_path.is_file(), f"sdist={str(sdist)!r} is not a file; pass the {SDIST_FILENAME} tarball")
     task_dirs = _ensure_task_dirs(tasks, limit, seed, sdist_path)
-    suite_spec = {"converter": CONVERTER_VERSION, "tasks": [str(p) for p in task_dirs]}
-    suite = get_or_build("bigbench_suite", suite_spec, lambda tmp: _write_suite_dir(tmp, task_dirs), code=(__name__,))
+    # The task entries by key, never by path: the suite's key is the same wherever the cache is mounted.
+    suite_spec = {"converter": CONVERTER_VERSION, "tasks": [p.name for p in task_dirs]}
+    suite = get_or_build("bigbench_suite", suite_spec, lambda tmp: _write_suite_dir(tmp, task_dirs), code=SUITE_CODE)
     return str(suite), [t["lm_eval_name"] for t in tasks]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from eebench.cache import cache_root, file_digest
+from eebench.cache import cache_root, file_digest, portable, read_record, write_record
 from eebench.downloads import pip_download
 from eebench.errors import EEBenchError, require
 
@@ -36,18 +36,15 @@ def ensure_sdist(download_dir: Path | None = None) -> Path:
 
 
 def _sdist_identity(sdist: Path) -> dict[str, Any]:
-    """Name, size and sha256 of the sdist; the hash is memoised on disk since it takes ~1 s."""
+    """Name, size and sha256 of the sdist; the hash is memoised on disk (a checksummed record, named by the sdist's
+    place relative to the cache, so a cache mounted elsewhere keeps its memo) since it takes ~1 s."""
     stat = sdist.stat()
-    memo_name = hashlib.sha256(f"{sdist}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    memo_name = hashlib.sha256(f"{portable(sdist)}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
     memo = cache_root() / "file_digests" / memo_name
-    if memo.is_file():
-        digest = memo.read_text().strip()
-    else:
+    digest = (read_record(memo) or "").strip()
+    if not digest:
         digest = file_digest(sdist)
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(digest + "\n")
-        os.replace(tmp, memo)
+        write_record(memo, digest + "\n")
     return {"name": sdist.name, "size": stat.st_size, "sha256": digest}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from eebench.evaluation.bigbench_sdist import BIGBENCH_SDIST
+from eebench.evaluation.task_docs import docs_fields
 
 MAX_GEN_TOKENS = 32
 # Which regex match on the (single-line) generation is the answer: BIG-bench takes the first;
@@ -18,10 +19,7 @@ def task_yaml(meta: dict, data_file: Path, version: int) -> dict[str, Any]:
     """lm-eval's task config for one converted task (``meta``: its ``meta.json``) whose documents are ``data_file``."""
     config: dict[str, Any] = {
         "task": meta["lm_eval_name"],
-        "dataset_path": "json",  # HF datasets' builtin JSON loader: works offline
-        # Absolute: lm-eval resolves relative data_files against the caller's CWD.
-        "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
-        "test_split": "test",
+        **docs_fields(data_file),  # named relative to the cache: the same YAML wherever the cache is mounted
         "doc_to_text": "query",
         "target_delimiter": " ",
         "metadata": {

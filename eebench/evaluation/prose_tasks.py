@@ -11,10 +11,9 @@ import json
 import random
 from pathlib import Path
 
-import yaml
-
 from eebench.cache import get_or_build
 from eebench.data.corpus import DJANGO_SDIST, load_documents, source_identity, split_documents
+from eebench.evaluation.task_docs import docs_fields, write_task_yaml
 
 PROSE_TASKS = ("prose_lastword", "prose_perplexity")
 _PREFIX = "eebench_"
@@ -35,14 +34,7 @@ def _lastword_rows(paragraphs: list[str]) -> list[dict]:
 
 
 def _task_yaml(name: str, data: Path, output_type: str, extra: dict) -> dict:
-    return {
-        "task": _PREFIX + name,
-        "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"test": str(data)}},
-        "test_split": "test",
-        "output_type": output_type,
-        **extra,
-    }
+    return {"task": _PREFIX + name, **docs_fields(data), "output_type": output_type, **extra}
 
 
 _TASKS = {
@@ -77,10 +69,9 @@ def _write_data(tmp: Path, source: str, limit: int | None, seed: int, split_seed
 
 
 def _write_yamls(tmp: Path, data_dir: Path) -> None:
-    # A second artifact, written once the data directory has its final (absolute) path.
+    # A second artifact, written once the data directory has its final path.
     for name, (output_type, extra) in _TASKS.items():
-        config = _task_yaml(name, data_dir / f"{name}.jsonl", output_type, extra)
-        (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        write_task_yaml(tmp / f"{name}.yaml", _task_yaml(name, data_dir / f"{name}.jsonl", output_type, extra))
 
 
 def build_prose_tasks(
@@ -99,5 +90,7 @@ def build_prose_tasks(
     data_dir = get_or_build(
         "prose_data", spec, lambda tmp: _write_data(tmp, source, limit, seed, split_seed), code=(__name__, "eebench.data.corpus")
     )
-    suite = get_or_build("prose_suite", {"data": str(data_dir)}, lambda tmp: _write_yamls(tmp, data_dir), code=(__name__,))
+    # The data entry by key, never by path: the suite's key is the same wherever the cache is mounted.
+    code = (__name__, "eebench.evaluation.task_docs")
+    suite = get_or_build("prose_suite", {"data": data_dir.name}, lambda tmp: _write_yamls(tmp, data_dir), code=code)
     return str(suite), [_PREFIX + n for n in names]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from eebench.cache import cache_root, code_fingerprint, content_digest, content_key, get_or_build, path_digest
+from eebench.cache import cache_root, code_fingerprint, content_digest, content_key, get_or_build, path_digest, portable
 from eebench.config import EvalConfig
 from eebench.errors import EEBenchError
 from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
@@ -138,7 +138,7 @@ def task_identity(cfg: EvalConfig, prepared: tuple) -> dict:
     include_path, tasks, _ = prepared
     return {
         "tasks": tasks,
-        "include": include_path,
+        "include": [portable(p) for p in include_path],  # a suite in the cache: by its key, not where the cache is
         "include_content": [path_digest(p) for p in include_path],
         "limit": cfg.limit,
         "fewshot": cfg.num_fewshot,

@@ -9,7 +9,6 @@ again, which is how every threshold point of a sweep reuses one backbone pass pe
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from eebench.cache import file_problem, quarantine, write_checksum
 from eebench.exits.confidence import head_metric_values, to_uncertainty
 from eebench.exits.policy import ExitPolicy
+from eebench.files import atomic_target
 
 
 @dataclass
@@ -89,10 +89,8 @@ class ScoreStore:
             tensors[f"{key}/argmax"] = scores.argmax.contiguous()
             for metric, values in scores.metrics.items():
                 tensors[f"{key}/metric.{metric}"] = values.contiguous()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, self.path)
+        with atomic_target(self.path) as tmp:  # an interrupted save leaves neither a partial file nor its temp
+            save_file(tensors, str(tmp))
         write_checksum(self.path)
         self.dirty = False
 

@@ -16,9 +16,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS
+from eebench.files import atomic_target
 from eebench.reporting.formatting import exit_label_order
 from eebench.reporting.speed import flagged
-from eebench.tracking.results import atomic_target
 
 # Nine markers against ten colours: the periods are coprime, so 90 families get distinct pairs.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", "*")

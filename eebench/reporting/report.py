@@ -17,6 +17,7 @@ import pandas as pd
 
 from eebench.analysis.hypervolume import hypervolume_table
 from eebench.analysis.pareto import add_pareto_flags, pareto_table, runs_to_frame
+from eebench.files import atomic_target
 from eebench.reporting.baselines import baselines_section
 from eebench.reporting.comparison import comparison_section
 from eebench.reporting.document import Document
@@ -35,7 +36,7 @@ from eebench.reporting.sections import (
 )
 from eebench.reporting.training import training_section
 from eebench.tracking.contract import RunResult
-from eebench.tracking.results import atomic_target, load_sweeps
+from eebench.tracking.results import load_sweeps
 
 SUMMARY_FILE, PARETO_FILE, HYPERVOLUME_FILE = "summary.csv", "pareto.csv", "hypervolume.csv"
 REPORT_FILE, HTML_FILE, PDF_FILE = "report.md", "report.html", "report.pdf"

@@ -14,21 +14,22 @@ import math
 import os
 import platform
 import re
-import secrets
 import socket
 import subprocess
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from eebench.errors import EEBenchError
 from eebench.faults import checkpoint
+from eebench.files import atomic_target
 from eebench.tracking.contract import COMPLETE, RESULTS_FILE, RunResult, read_result
 
 ERROR_FILE = "error.json"
+CONFIG_JSON, CONFIG_YAML = "config.json", "config.yaml"  # the point's composed config: compared on resuming; for people
 
 # Distribution names whose versions matter for reproducing a number.
 PROVENANCE_PACKAGES = ("torch", "transformers", "lm_eval", "wandb", "hydra-core", "eebench")
@@ -46,35 +47,6 @@ _NOT_RUN_DIRS = frozenset({"wandb", DOWNLOADED_RUNS_DIR, ".hydra", "__pycache__"
 
 
 # ----------------------------------------------------------------------------- writing
-
-
-TEMP_SUFFIX = ".tmp"  # ``.<name>.<random>.tmp``: what ``atomic_target`` writes before renaming it onto <name>
-
-
-@contextmanager
-def atomic_target(path: str | Path) -> Iterator[Path]:
-    """A temp file beside ``path`` to write to: renamed onto ``path`` when the block ends, removed if it raises, so
-    readers see either the old file or the complete new one, never a partial file (a full disk included)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Temp file in the same directory so os.replace is a same-filesystem atomic rename; created under the umask
-    # (mkstemp's 0600 would make a shared sweep's files unreadable to the others).
-    tmp_name = str(path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-    os.close(os.open(tmp_name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        yield Path(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def remove_orphan_temps(folder: str | Path) -> list[Path]:
-    """Temp files a process killed while writing left in ``folder`` (its point is being relaunched, so none is live)."""
-    orphans = [p for p in Path(folder).glob(f".*{TEMP_SUFFIX}") if p.is_file()]
-    for orphan in orphans:
-        orphan.unlink(missing_ok=True)
-    return orphans
 
 
 def write_json_atomic(path: str | Path, obj: Any, fault_stage: str | None = None) -> Path:
@@ -133,14 +105,16 @@ def write_results(run_dir: str | Path, results: RunResult | dict) -> Path:
     return path
 
 
-def write_error(run_dir: str | Path, exc: BaseException, config: dict) -> Path:
-    """Record a failed job so the report can list it; the config is redacted before writing."""
+def write_error(run_dir: str | Path, exc: BaseException, config: dict, signal: str | None = None) -> Path:
+    """Record a failed job so the report can list it; the config is redacted before writing. ``signal``: the
+    name of the signal that ended it (SIGTERM, SIGINT)."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     payload = {
         "message": f"{type(exc).__name__}: {exc}",
         "traceback": tb,
         "config": redact(config or {}),
         "time": _utc_now(),
+        **({"signal": signal} if signal else {}),
     }
     return write_json_atomic(Path(run_dir) / ERROR_FILE, payload)
 
@@ -227,6 +201,25 @@ def _error_reason(run_dir: Path) -> str:
     return f"failed: {first_line[0]}"
 
 
+def config_yaml_problem(run_dir: str | Path) -> str | None:
+    """Why a run dir's config.yaml (the composed config, for people) cannot be trusted: unreadable, or not the
+    config.json beside it; None when it is sound or absent (a W&B copy of a run has none)."""
+    path = Path(run_dir) / CONFIG_YAML
+    if not path.exists():
+        return None
+    try:
+        shown = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return f"corrupt {CONFIG_YAML} ({type(exc).__name__})"
+    if not isinstance(shown, dict):
+        return f"corrupt {CONFIG_YAML} (not a mapping)"
+    config, unreadable = _read_json(Path(run_dir) / CONFIG_JSON)
+    # Through JSON, as config.json went: keys become strings, values plain.
+    if unreadable is None and json.loads(json.dumps(shown, default=str)) != config:
+        return f"{CONFIG_YAML} differs from {CONFIG_JSON}"
+    return None
+
+
 def check_run(run_dir: str | Path) -> tuple[RunResult | None, str | None]:
     """Return (results, None) for a complete run, else (None, reason it is not usable)."""
     run_dir = Path(run_dir)
@@ -239,6 +232,9 @@ def check_run(run_dir: str | Path) -> tuple[RunResult | None, str | None]:
         return None, f"corrupt results.json ({problem})"
     if isinstance(status, dict) and status.get("status") != COMPLETE:
         return None, f"status is {status.get('status')!r}, not {COMPLETE!r}"
+    problem = config_yaml_problem(run_dir)
+    if problem:
+        return None, problem
     try:
         return read_result(run_dir), None
     except EEBenchError as exc:  # e.g. a field missing or renamed, or an older schema
@@ -304,7 +300,7 @@ def load_sweeps(sweep_dirs: list[str | Path]) -> tuple[list[RunResult], list[tup
 
 
 def _configuration(run_dir: str) -> str | None:
-    config, problem = _read_json(Path(run_dir) / "config.json")
+    config, problem = _read_json(Path(run_dir) / CONFIG_JSON)
     if problem or not isinstance(config, dict):
         return None
     from eebench.sweep_dirs import point_identity
