@@ -1,22 +1,27 @@
 """Render a report Document as Markdown; figures are linked by path relative to the report.
 
 Markdown viewers render raw HTML, and the report's text carries user-provided names (``backbone.name``, sweep
-folders) and generated text, so every piece of text is HTML-escaped here as report.html escapes it.
+folders) and generated text, so in every piece of text what opens markup is escaped, as report.html escapes it.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 
 from eebench.reporting.document import Bullets, Callout, Document, Figure, Heading, Paragraph, RawHtml, Table
 
+# What lets text turn into markup in a Markdown viewer: ``<`` opens an HTML tag or comment, and an entity
+# (``&lt;``) shows as the character it names. A bare ``&`` (W&B) shows as itself, so it stays readable.
+_MARKUP = re.compile(r"<|&(?=#?\w+;)")
+
 
 def escape(text) -> str:
-    """``text`` with ``<``, ``>`` and ``&`` as entities. Code spans too: a name holding a backtick could end the span
-    it was put in and let the rest through as HTML (inside a span an entity shows as typed, a fair price)."""
-    return html.escape(str(text), quote=False)
+    """``text`` with markup's openers as entities. Code spans too: a name holding a backtick could end the span it
+    was put in and let the rest through as HTML (inside a span an entity shows as typed, a fair price)."""
+    return _MARKUP.sub(lambda match: html.escape(match.group(0)), str(text))
 
 
 def _cell(text) -> str:
