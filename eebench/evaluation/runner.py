@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import torch
 
 from eebench.cache import cache_root, code_fingerprint, content_digest, content_key, get_or_build, path_digest, portable
 from eebench.config import EvalConfig
+from eebench.engine.strategies import STRATEGIES
 from eebench.errors import EEBenchError
 from eebench.evaluation.lm import EVAL_MODE, EarlyExitLM
 from eebench.evaluation.scores import FIRST_TOKEN_RULE, ScoreStore
@@ -194,15 +196,22 @@ def task_exit_stats(early: EarlyExitLM, exit_layers: list[int], costs) -> dict |
 def eval_decoders(strategy: str) -> dict[str, str]:
     """Which decoder produced each kind of task number. Scored requests are teacher-forced with every block
     running (exact KV): the accuracy of ``lazy``/``full``; ``copy``/``skip`` change the KV, so for them it
-    is exact-KV accuracy, not their own."""
+    is exact-KV accuracy, not their own. A verified strategy (DSSD) emits only tokens the full model chose, so its
+    accuracy is the full model's: ``verified_full_model``."""
     scored = "teacher_forced_exact_kv"
     return {
         "loglikelihood": scored,
         "generate_until": f"engine:{strategy}",
         "strategy": strategy,
-        "accuracy": "exact_kv" if strategy in APPROXIMATE_KV else "own_decoding",
+        "accuracy": accuracy_decoder(strategy),
         "first_token": FIRST_TOKEN_RULE,
     }
+
+
+def accuracy_decoder(strategy: str) -> str:
+    if STRATEGIES.get(strategy).lossless:
+        return "verified_full_model"
+    return "exact_kv" if strategy in APPROXIMATE_KV else "own_decoding"
 
 
 def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir: Path, costs, strategy: str = "lazy") -> dict:
@@ -217,8 +226,11 @@ def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir
     baseline_tasks, baseline_key = full_model_baseline(cfg, prepared, ee_model, store)
     counts = early.exit_counts
     total = max(1, sum(counts.values()))
+    # Lossless by construction: a verified strategy's outputs, hence its task scores, are the full model's own (the
+    # policy's simulated scores would describe a lossy decoder this strategy is not).
+    lossless = STRATEGIES.get(strategy).lossless
     return {
-        "tasks": early_tasks,
+        "tasks": copy.deepcopy(baseline_tasks) if lossless else early_tasks,
         "baseline_tasks": baseline_tasks,
         "baseline_cache_key": baseline_key,
         "eval_mode": EVAL_MODE,

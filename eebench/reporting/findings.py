@@ -192,6 +192,12 @@ def _caveats(frame: pd.DataFrame) -> list[str]:
             "task accuracy is exact-KV accuracy (teacher-forced, every block running), not their own, so they "
             f"are kept off the backbone fronts: {_examples(exact)}."
         )
+    verified = frame[column(frame, "accuracy_decoder") == "verified_full_model"]
+    if not verified.empty:
+        notes.append(
+            f"{len(verified)} point(s) decode with DSSD, which emits only tokens the full model verified: their "
+            f"accuracy is the full model's, so their accuracy change is 0 by construction: {_examples(verified)}."
+        )
     costly = frame[frame[THEORETICAL] < 1.0]
     if not costly.empty:
         notes.append(
