@@ -1,5 +1,6 @@
 """Fault injection for crash-safety tests: ``EEBENCH_KILL_AT=<stage>`` makes the process SIGKILL itself
-when it reaches that stage. ``EEBENCH_KILL_AFTER=n`` lets the first n arrivals pass, ``EEBENCH_KILL_BUDGET``
+when it reaches that stage (``EEBENCH_KILL_SIGNAL=TERM``, ``INT``, ...: that signal instead, as a scheduler or
+Ctrl-C sends it). ``EEBENCH_KILL_AFTER=n`` lets the first n arrivals pass, ``EEBENCH_KILL_BUDGET``
 caps the kills; both are counted in ``EEBENCH_KILL_COUNTER``, a JSON file shared by parallel workers.
 Unset in normal use: then ``checkpoint`` does nothing."""
 
@@ -28,4 +29,4 @@ def checkpoint(stage: str) -> None:
         state["kills"] += int(kill)
         counter.write_text(json.dumps(state))
     if kill:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.Signals[f"SIG{os.environ.get('EEBENCH_KILL_SIGNAL', 'KILL')}"])

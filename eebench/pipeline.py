@@ -1,7 +1,8 @@
 """The Hydra task function: validate, run one point, write results / error files, log to W&B.
 
 User errors print one line and never a traceback. In a multirun a failing point writes error.json and
-the sweep carries on; a single run exits non-zero.
+the sweep carries on; a single run exits non-zero. SIGTERM and SIGINT end the point (and the launch) with one
+line, error.json naming the signal and the exit status 128 + its number; the relaunch resumes the point.
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from eebench.errors import EEBenchError, require
+from eebench.files import atomic_target, remove_orphan_temps
+from eebench.interrupts import Interrupted, signals_as_exceptions
 from eebench.logs import log, log_to_file, stop_logging_to
 from eebench.sweep_dirs import point_identity
 from eebench.tracking.contract import Provenance, RunResult, read_result
-from eebench.tracking.results import collect_provenance, redact, write_error, write_json_atomic, write_results
+from eebench.tracking.results import (
+    CONFIG_JSON,
+    CONFIG_YAML,
+    collect_provenance,
+    config_yaml_problem,
+    redact,
+    write_error,
+    write_json_atomic,
+    write_results,
+)
 
 INPUTS_FILE = "inputs.json"  # content hashes of the code and local files a finished point was computed from
 
@@ -56,11 +68,13 @@ def finished_results(run_dir: Path, plain: dict, inputs: dict | None = None) -> 
     input files (re-launching a sweep resumes it; anything changed recomputes the point)."""
     try:
         results = read_result(run_dir)
-        same_config = point_identity(json.loads((run_dir / "config.json").read_text())) == point_identity(plain)
+        same_config = point_identity(json.loads((run_dir / CONFIG_JSON).read_text())) == point_identity(plain)
         same_inputs = inputs is None or json.loads((run_dir / INPUTS_FILE).read_text()) == inputs
     except (OSError, ValueError, AttributeError, EEBenchError):
         return None
-    return results if results.complete and same_config and same_inputs else None
+    # config.yaml is checked as results.json is: a garbled one means the point's files are not all sound.
+    sound = (run_dir / CONFIG_YAML).exists() and config_yaml_problem(run_dir) is None
+    return results if results.complete and same_config and same_inputs and sound else None
 
 
 def check_writable(folder: Path, key: str) -> None:
@@ -79,14 +93,32 @@ def run_job(cfg: DictConfig) -> RunResult | None:
     run_dir, sweep_dir, multirun = job_dirs()
     handler = log_to_file(run_dir)
     try:
-        return _run_job(cfg, run_dir, sweep_dir, multirun)
+        with signals_as_exceptions():
+            return _run_job(cfg, run_dir, sweep_dir, multirun)
+    except Interrupted as exc:  # the cleanups on its way up have run: temp folders and files are gone
+        _record_interruption(cfg, run_dir, exc)
+        sys.exit(exc.exit_code)
     finally:
         stop_logging_to(handler)
+
+
+def _record_interruption(cfg: DictConfig, run_dir: Path, exc: Interrupted) -> None:
+    """error.json names the signal (the report lists the point as failed until its relaunch redoes it), unless the
+    point had already finished (it was only being skipped or logged)."""
+    plain = redact(OmegaConf.to_container(cfg, resolve=True))
+    if finished_results(run_dir, plain) is not None:
+        log.error("error: %s; %s had already finished", exc, run_dir)
+        return
+    write_error(run_dir, exc, plain, signal=exc.signal_name)
+    log.error("error: %s; %s is unfinished: relaunch the same command to resume it", exc, run_dir)
 
 
 def _run_job(cfg: DictConfig, run_dir: Path, sweep_dir: Path, multirun: bool) -> RunResult | None:
     from eebench.config import validate
 
+    orphans = remove_orphan_temps(run_dir)  # left by a launch killed while writing; this one redoes or skips it
+    if orphans:
+        log.info("eebench: removed %d temp file(s) a killed launch left in %s", len(orphans), run_dir)
     plain = redact(OmegaConf.to_container(cfg, resolve=True))
     inputs = point_inputs(plain)
     finished = finished_results(run_dir, plain, inputs)
@@ -94,9 +126,10 @@ def _run_job(cfg: DictConfig, run_dir: Path, sweep_dir: Path, multirun: bool) ->
         log.info("eebench: %s already has complete results for this config; skipping it", run_dir)
         _log_if_missing(cfg, plain, run_dir, sweep_dir, finished)
         return finished
-    write_json_atomic(run_dir / "config.json", plain)
+    write_json_atomic(run_dir / CONFIG_JSON, plain)
     write_json_atomic(run_dir / INPUTS_FILE, inputs)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
+    with atomic_target(run_dir / CONFIG_YAML) as tmp:
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
     try:
         typed = validate(cfg)
         results = _run_and_record(typed, plain, run_dir, sweep_dir)
