@@ -61,8 +61,8 @@ class EarlyExitModel:
         dtype: str | None = None,
     ) -> EarlyExitModel:
         """Load a finished run. A run directory is data, never code: ``trust_remote_code`` comes only from this
-        argument (never from results.json), and the heads, trace and a local backbone it names must lie in
-        the eebench cache or the run directory; ``backbone=`` names the backbone explicitly instead.
+        argument (never from results.json), and the heads, trace and a local backbone (and its GGUF file) it names
+        must lie in the eebench cache or the run directory; ``backbone=`` names the backbone explicitly instead.
         ``dtype``: load the backbone (and cast the heads) in this precision instead of the run's own."""
         run_dir = Path(run_dir)
         results_path = run_dir / RESULTS_FILE
@@ -78,6 +78,7 @@ class EarlyExitModel:
             backbone_fields["name_or_path"] = backbone
         else:
             check_backbone_path(run_dir, backbone_fields.get("name_or_path", ""))
+        check_gguf_file(run_dir, backbone_fields, named=backbone is not None)
         backbone_fields["trust_remote_code"] = bool(trust_remote_code)
         if dtype:
             backbone_fields["dtype"] = dtype
@@ -121,4 +122,20 @@ def check_backbone_path(run_dir: Path, name_or_path: str) -> None:
         _inside(path, _trusted_roots(run_dir)),
         f"run dir {str(run_dir)!r}: backbone_config.name_or_path={name_or_path!r} lies outside the eebench cache and "
         "the run dir; to trust it, pass it yourself: from_run(run_dir, backbone=PATH) or model_args backbone=PATH",
+    )
+
+
+def check_gguf_file(run_dir: Path, backbone_fields: dict, named: bool) -> None:
+    """The loader joins a GGUF file named by results.json to the backbone folder: the file itself must lie in the
+    cache or the run dir too, or in the backbone folder the caller ``named``."""
+    gguf_file = backbone_fields.get("gguf_file")
+    if not gguf_file:
+        return
+    folder = Path(str(backbone_fields.get("name_or_path", ""))).expanduser()
+    roots = (*_trusted_roots(run_dir), *((folder.resolve(),) if named else ()))
+    require(
+        isinstance(gguf_file, str) and _inside(folder / gguf_file, roots),
+        f"run dir {str(run_dir)!r}: backbone_config.gguf_file={gguf_file!r} lies outside the eebench cache"
+        + (", the backbone folder given" if named else "")
+        + " and the run dir; allowed: a GGUF file inside them",
     )
