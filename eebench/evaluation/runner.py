@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from eebench.analysis.paired import ACCURACY_METRICS, SampleScores, paired_changes
 from eebench.cache import cache_root, code_fingerprint, content_digest, content_key, get_or_build, path_digest, portable
 from eebench.config import EvalConfig
 from eebench.engine.strategies import STRATEGIES
@@ -54,17 +55,37 @@ def task_manager(include_paths: list[str], defaults: bool = True):
     return reuse("lm_eval_tasks", key, build)
 
 
+def metric_keys(values: dict) -> dict[str, str]:
+    """{metric: the key of lm-eval's task results it is read from}: "acc,none" -> acc; where a task reports a
+    metric under several filters, the last one listed."""
+    keys = {}
+    for key, value in values.items():
+        metric = key.partition(",")[0]
+        if isinstance(value, (int, float)) and metric != "alias":
+            keys[metric] = key
+    return keys
+
+
 def metrics_of(results: dict) -> dict[str, dict[str, float]]:
     """lm-eval's {"acc,none": x, "acc_stderr,none": y} -> {"acc": x, "acc_stderr": y} per task."""
-    tasks = {}
-    for task, values in results["results"].items():
-        clean = {}
-        for key, value in values.items():
-            metric, _, _filter = key.partition(",")
-            if isinstance(value, (int, float)) and metric != "alias":
-                clean[metric] = float(value)
-        tasks[task] = clean
-    return tasks
+    return {
+        task: {metric: float(values[key]) for metric, key in metric_keys(values).items()}
+        for task, values in results["results"].items()
+    }
+
+
+def sample_scores_of(results: dict) -> dict[str, dict[str, dict[str, float]]]:
+    """{task: {metric: {doc_id: score}}} of the accuracy metrics, from lm-eval's logged samples, under the filter
+    ``metrics_of`` reads each metric from (so the per-sample scores average to the task's own metric)."""
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    for task, samples in (results.get("samples") or {}).items():
+        keys = metric_keys(results["results"].get(task, {}))
+        for metric in (m for m in ACCURACY_METRICS if m in keys):
+            kept = keys[metric].partition(",")[2]
+            per_doc = {str(s["doc_id"]): float(s[metric]) for s in samples if s.get("filter") == kept and metric in s}
+            if per_doc:
+                scores.setdefault(task, {})[metric] = per_doc
+    return scores
 
 
 def _env_info_once() -> None:
@@ -86,7 +107,9 @@ def _env_info_once() -> None:
     lm_eval.evaluator.add_env_info = add_env_info
 
 
-def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
+def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> tuple[dict, dict]:
+    """(per-task metrics, per-task per-sample scores of the accuracy metrics): the samples pair early exit's
+    answers with the full model's on the same examples."""
     import lm_eval
 
     _env_info_once()
@@ -98,10 +121,10 @@ def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> dict:
         num_fewshot=cfg.num_fewshot,
         limit=limit,
         cache_requests=False,
-        log_samples=False,
+        log_samples=True,
         bootstrap_iters=1000,
     )
-    return metrics_of(out)
+    return metrics_of(out), sample_scores_of(out)
 
 
 def prepare_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tuple[list[str], list[str], object]:
@@ -118,6 +141,7 @@ def prepare_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tup
 
 
 BASELINE_FILE = "baseline_tasks.json"
+BASELINE_SAMPLES_FILE = "baseline_samples.json"  # {task: {metric: {doc_id: score}}}
 
 
 def head_type_modules() -> tuple[str, ...]:
@@ -149,8 +173,9 @@ def task_identity(cfg: EvalConfig, prepared: tuple) -> dict:
 
 
 def baseline_spec(cfg: EvalConfig, prepared: tuple, backbone_identity: dict) -> dict:
-    """What the full model's task scores depend on: the backbone and the tasks, never the heads."""
-    return {"backbone": backbone_identity, **task_identity(cfg, prepared)}
+    """What the full model's task scores depend on: the backbone and the tasks, never the heads (and which metrics
+    it keeps per sample: those are defined outside this module, whose source is in the key)."""
+    return {"backbone": backbone_identity, **task_identity(cfg, prepared), "sample_metrics": list(ACCURACY_METRICS)}
 
 
 def score_store_path(cfg: EvalConfig, prepared: tuple, backbone_identity: dict, heads_dir: Path) -> Path:
@@ -166,17 +191,20 @@ def score_store_path(cfg: EvalConfig, prepared: tuple, backbone_identity: dict, 
     return cache_root() / "scores" / f"{key}.safetensors"
 
 
-def full_model_baseline(cfg: EvalConfig, prepared: tuple, ee_model, store: ScoreStore) -> tuple[dict, str]:
-    """(per-task metrics of the full model, cache key): computed once per backbone and task set and
-    reused by every threshold, metric and head type, so a sweep never re-generates baseline answers."""
+def full_model_baseline(cfg: EvalConfig, prepared: tuple, ee_model, store: ScoreStore) -> tuple[dict, SampleScores, str]:
+    """(per-task metrics of the full model, its per-sample scores, cache key): computed once per backbone and task
+    set and reused by every threshold, metric and head type, so a sweep never re-generates baseline answers."""
     include_path, tasks, manager = prepared
 
     def build(tmp: Path) -> None:
         full = EarlyExitLM(ee_model=ee_model, exits=False, score_store=store, batch_size=cfg.batch_size)
-        (tmp / BASELINE_FILE).write_text(json.dumps(_simple_evaluate(full, tasks, manager, cfg), indent=2))
+        metrics, samples = _simple_evaluate(full, tasks, manager, cfg)
+        (tmp / BASELINE_FILE).write_text(json.dumps(metrics, indent=2))
+        (tmp / BASELINE_SAMPLES_FILE).write_text(json.dumps(samples))
 
     directory = get_or_build("baselines", baseline_spec(cfg, prepared, ee_model.backbone.identity), build, code=BASELINE_CODE)
-    return json.loads((directory / BASELINE_FILE).read_text()), directory.name
+    metrics, samples = (json.loads((directory / name).read_text()) for name in (BASELINE_FILE, BASELINE_SAMPLES_FILE))
+    return metrics, samples, directory.name
 
 
 def task_exit_stats(early: EarlyExitLM, exit_layers: list[int], costs) -> dict | None:
@@ -222,8 +250,8 @@ def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir
     store = reuse("scores", (str(path), files_state([path])), lambda: ScoreStore(path), keep=4)
     # generate_until requests decode with the point's own engine strategy.
     early = EarlyExitLM(ee_model=ee_model, policy=policy, score_store=store, batch_size=cfg.batch_size, strategy=strategy)
-    early_tasks = _simple_evaluate(early, tasks, manager, cfg)
-    baseline_tasks, baseline_key = full_model_baseline(cfg, prepared, ee_model, store)
+    early_tasks, early_samples = _simple_evaluate(early, tasks, manager, cfg)
+    baseline_tasks, baseline_samples, baseline_key = full_model_baseline(cfg, prepared, ee_model, store)
     counts = early.exit_counts
     total = max(1, sum(counts.values()))
     # Lossless by construction: a verified strategy's outputs, hence its task scores, are the full model's own (the
@@ -232,6 +260,7 @@ def evaluate_tasks(cfg: EvalConfig, prepared: tuple, ee_model, policy, heads_dir
     return {
         "tasks": copy.deepcopy(baseline_tasks) if lossless else early_tasks,
         "baseline_tasks": baseline_tasks,
+        "paired_tasks": paired_changes(baseline_samples if lossless else early_samples, baseline_samples),
         "baseline_cache_key": baseline_key,
         "eval_mode": EVAL_MODE,
         "eval_decoders": eval_decoders(strategy),

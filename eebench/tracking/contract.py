@@ -56,6 +56,22 @@ class TaskExitStats:
 
 
 @dataclass
+class PairedChange:
+    """One task's accuracy change from the full model to early exit, paired by example: both answer the same
+    examples, so the change's error comes from the per-example differences (lm-eval's per-sample scores)."""
+
+    task: str  # the lm-eval task
+    metric: str  # the per-example score compared (acc, acc_norm or exact_match)
+    n: int  # examples both sides scored (paired by lm-eval's doc_id)
+    delta: float  # mean of early exit's minus the full model's score per example, a fraction like the task's metric
+    stderr: float | None  # sd of the per-example differences (ddof=1) / sqrt(n); null for a single example
+    # [lo, hi] of delta: normal approximation, delta ± 1.96 stderr; null for a single example
+    ci95: list[float] | None
+    improved: int  # examples early exit scored higher than the full model (e.g. right where the full model was wrong)
+    worsened: int  # examples early exit scored lower than the full model
+
+
+@dataclass
 class HeldoutHead:
     """One head under the whole policy on held-out tokens: the tokens it let exit (those earlier heads kept)."""
 
@@ -321,6 +337,8 @@ class RunResult:
     artifacts: Artifacts  # the cached heads and calibration trace (what EarlyExitModel.from_run loads)
     tasks: dict[str, dict[str, float]] = field(default_factory=dict)  # lm-eval metrics under early exit
     baseline_tasks: dict[str, dict[str, float]] = field(default_factory=dict)  # the same with the full model
+    # the change per task and metric, paired by example; lossless strategies (dssd) compare the full model with itself
+    paired_tasks: list[PairedChange] = field(default_factory=list)
     baseline_cache_key: str | None = None  # the cached full-model scores reused across points
     eval_mode: str | None = None  # how task accuracy under early exit was computed (a teacher-forced simulation)
     eval_exit_fraction: dict[str, float] = field(default_factory=dict)  # exit shares over the scored positions

@@ -1,0 +1,55 @@
+"""The change in task accuracy from the full model to early exit, paired by example.
+
+Both decoders answer the same examples, so the change's uncertainty comes from the per-example differences
+d_i = early_i - full_i (lm-eval's per-sample scores), not from the two accuracies' own standard errors as if they
+came from independent samples: the two scores of one example are positively correlated, and the unpaired error
+overstates the uncertainty of the change.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping
+
+from eebench.tracking.contract import PairedChange
+
+ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")  # in order of preference when a task reports several
+Z95 = 1.96  # the normal approximation's two-sided 95% quantile
+
+# {task: {metric: {doc_id: score}}}: lm-eval's per-sample scores, doc ids as strings (JSON keys)
+SampleScores = Mapping[str, Mapping[str, Mapping[str, float]]]
+
+
+def paired_change(task: str, metric: str, early: Mapping[str, float], full: Mapping[str, float]) -> PairedChange | None:
+    """The paired change over the examples both sides scored; None if they share none."""
+    shared = sorted(early.keys() & full.keys())
+    if not shared:
+        return None
+    diffs = [float(early[doc]) - float(full[doc]) for doc in shared]
+    n = len(diffs)
+    delta = math.fsum(diffs) / n
+    stderr = statistics.stdev(diffs) / math.sqrt(n) if n > 1 else None  # sd with ddof=1: undefined for one example
+    # Normal approximation (mean ± 1.96 se): the mean of many bounded differences is close to normal.
+    ci95 = [delta - Z95 * stderr, delta + Z95 * stderr] if stderr is not None else None
+    return PairedChange(
+        task=task,
+        metric=metric,
+        n=n,
+        delta=delta,
+        stderr=stderr,
+        ci95=ci95,
+        improved=sum(d > 0 for d in diffs),
+        worsened=sum(d < 0 for d in diffs),
+    )
+
+
+def paired_changes(early: SampleScores, full: SampleScores) -> list[PairedChange]:
+    """One per task and accuracy metric that both sides scored per example, sorted by task then preference."""
+    changes = []
+    for task in sorted(early.keys() & full.keys()):
+        for metric in ACCURACY_METRICS:
+            if metric in early[task] and metric in full[task]:
+                change = paired_change(task, metric, early[task][metric], full[task][metric])
+                changes += [change] if change else []
+    return changes
