@@ -55,9 +55,18 @@ def test_auto_probes_once_per_machine_and_remembers_the_decision(monkeypatch):
 
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: BF16)
     monkeypatch.setattr(precision_module, "probe_choice", probe)
+    monkeypatch.setattr(precision_module, "machine_busy", lambda device: "")
     first = resolve_dtype("auto", CPU, (64, 16), flags=BF16)
     assert resolve_dtype("auto", CPU, (64, 16), flags=BF16) == first == DtypeChoice("bfloat16", "auto: injected")
     assert calls == [(64, 16)]  # the second point of a sweep reads the first one's decision
+
+
+def test_a_busy_cpu_is_not_probed_and_nothing_is_remembered(monkeypatch):
+    monkeypatch.setattr(precision_module, "machine_busy", lambda device: "load average 3.5 on 2 cores")
+    monkeypatch.setattr(precision_module, "probe_choice", lambda shape, device: pytest.fail("probed a busy CPU"))
+    choice = resolve_dtype("auto", CPU, (64, 16), flags=BF16)
+    assert choice.dtype == "float32" and "busy (load average 3.5 on 2 cores)" in choice.reason
+    assert not list((precision_module.cache_root() / "precision").glob("*.json"))
 
 
 def test_the_real_probe_measures_both_dtypes():
@@ -110,6 +119,7 @@ def test_a_point_that_takes_the_bf16_native_decision_completes(tiny_model_dirs, 
     from conftest import _write_prose
 
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: BF16)
+    monkeypatch.setattr(precision_module, "machine_busy", lambda device: "")
     timer = fixed_timer({torch.float32: 0.2, torch.bfloat16: 0.1})
     monkeypatch.setattr(precision_module, "probe_choice", lambda shape, device: probe_choice(shape, device, timer))
     prose = _write_prose(tmp_path / "prose.txt")

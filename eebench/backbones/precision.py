@@ -17,7 +17,7 @@ The rule, written once (the README's "Precision" section states the same):
 native one: on some bf16-native CPUs a bfloat16 matrix-vector product is slower than a float32 one. Where bfloat16
 is native, a short probe times the backbone's own decode-shaped product in both dtypes and keeps the faster; the
 decision and its reason are recorded (``DtypeChoice``) and remembered per machine in the cache, so the points of one
-sweep agree. Explicit dtypes are loaded exactly as asked.
+sweep agree; a busy CPU is never probed (float32 then, not remembered). Explicit dtypes are loaded exactly as asked.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # Where bf16 is native it must beat float32 by this margin: a tie goes to float32, the exact one.
 PROBE_MARGIN = 0.95
 PROBE_REPEATS = 100
+BUSY_LOAD_PER_CORE = 0.5  # above this 1-minute load per core, a CPU probe times contention, not the hardware
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,18 @@ def resolve_dtype(
     return remembered_probe(shape, device)
 
 
+def machine_busy(device: torch.device) -> str:
+    """Why a CPU probe now would measure other work rather than the hardware ('' when the CPU is quiet enough)."""
+    if device.type != "cpu" or not hasattr(os, "getloadavg"):
+        return ""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    return f"load average {load:.1f} on {cores} cores" if load > BUSY_LOAD_PER_CORE * cores else ""
+
+
 def remembered_probe(shape: tuple[int, int], device: torch.device) -> DtypeChoice:
-    """The probe's decision, kept in the cache per machine, torch version, thread count and shape."""
+    """The probe's decision, kept in the cache per machine, torch version, thread count and shape. A busy CPU is not
+    probed (other processes slow multi-threaded kernels unevenly, so the slower dtype can win): float32, the exact
+    choice, for this process only, and the next quiet load probes."""
     machine = {
         "device": device_label(device),
         "flags": sorted(cpu_flags() & set(NATIVE_BF16_CPU_FLAGS)) if device.type == "cpu" else [],
@@ -139,6 +150,9 @@ def remembered_probe(shape: tuple[int, int], device: torch.device) -> DtypeChoic
         return DtypeChoice(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
         pass  # not probed yet on this machine (or an unreadable record): probe now
+    busy = machine_busy(device)
+    if busy:
+        return DtypeChoice("float32", f"auto: bfloat16 is native here but the CPU is busy ({busy}), so not probed: float32")
     choice = probe_choice(shape, device)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
