@@ -34,14 +34,15 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# One pytest worker per CPU core (pytest-xdist); files stay on one worker, so module fixtures are built once.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 report: setup
 	$(BIN)/eebench report $(SWEEP)
 
 # The committed reference report (reports/smollm2-135m-cpu/): experiment=paper at the stated CPU budget, the same
-# grid with heads trained on the demo's 30,720 tokens (the budget study: the report labels those families budget=30720),
+# grid with heads trained on a short 30,720-token budget (the budget study: the report labels those families budget=30720),
 # then the stated-budget heads timed at target 0.9 with learned gates (lazy and the fixed-block baselines; skip and
 # dssd) in the same sweep folder, then the report. A relaunch skips finished points.
 REFERENCE_SWEEP ?= outputs/sweeps/reference-smollm2-135m-cpu

@@ -80,8 +80,8 @@ class EarlyExitModel:
             check_backbone_path(run_dir, backbone_fields.get("name_or_path", ""))
         check_gguf_file(run_dir, backbone_fields, named=backbone is not None)
         backbone_fields["trust_remote_code"] = bool(trust_remote_code)
-        if dtype:
-            backbone_fields["dtype"] = dtype
+        # The dtype the run resolved and trained its heads for, not its "auto" resolved afresh on this machine.
+        backbone_fields["dtype"] = dtype or results.backbone_dtype
         loaded = load_backbone(BackboneConfig(**backbone_fields), device)
         heads = load_heads(heads_dir, loaded.layered)
         calibration_cfg = CalibrationConfig(**artifacts.calibration_config)

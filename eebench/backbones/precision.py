@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from eebench.cache import cache_root, content_key
+from eebench.cache import cache_root, content_key, read_record, write_record
 from eebench.config import BACKBONE_DTYPES
 from eebench.errors import require
 
@@ -147,17 +147,15 @@ def remembered_probe(shape: tuple[int, int], device: torch.device) -> DtypeChoic
     }
     path = cache_root() / "precision" / f"{content_key(machine)}.json"
     try:
-        return DtypeChoice(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        pass  # not probed yet on this machine (or an unreadable record): probe now
+        return DtypeChoice(**json.loads(read_record(path) or ""))
+    except (ValueError, TypeError):
+        pass  # not probed yet on this machine (or a record that fails its checksum): probe now
     busy = machine_busy(device)
     if busy:
         return DtypeChoice("float32", f"auto: bfloat16 is native here but the CPU is busy ({busy}), so not probed: float32")
     choice = probe_choice(shape, device)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(choice)))
-    tmp.replace(path)
+    write_record(path, json.dumps(asdict(choice)))  # checksummed, so `eebench cache verify` knows it
     return choice
 
 
