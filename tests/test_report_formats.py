@@ -92,7 +92,9 @@ def test_two_backbones_named_everywhere(report_dir):
         assert backbone in markdown and backbone in html
         assert (report_dir / "figures" / f"pareto_{backbone}.png").exists()
     assert "| threshold | acc EE % | acc full % |" in markdown
-    assert "40.0 ± 3.0" in markdown and "-3.0 ± 4.2" in markdown  # stderr shown, Δ error propagated
+    # stderr shown; Δ paired by example (make_paired: 2 better, 8 worse of 200) with its stderr, 95% CI and flips
+    assert "40.0 ± 3.0" in markdown and "-3.0 ± 1.6 [-6.1, +0.1] 2↑ 8↓" in markdown
+    assert "examples better" in markdown  # the findings quote the paired change too
 
 
 def test_markdown_links_existing_figures(report_dir):
@@ -135,18 +137,47 @@ def test_hypervolume_table_uses_shared_reference():
     assert table.loc[("family", "a/equal/linear/entropy"), "front_measured"] == 2
 
 
-def test_stderr_propagates_to_mean_and_delta():
+def _paired(task: str, metric: str, delta: float, stderr: float, n: int, improved: int, worsened: int) -> dict:
+    ci95 = [delta - 1.96 * stderr, delta + 1.96 * stderr]
+    return dict(task=task, metric=metric, n=n, delta=delta, stderr=stderr, ci95=ci95, improved=improved, worsened=worsened)
+
+
+def test_stderr_propagates_to_mean_and_paired_delta():
     results = make_results()
     results["tasks"] = {"t1": {"acc": 0.5, "acc_stderr": 0.03}, "t2": {"acc_norm,none": 0.7, "acc_norm_stderr,none": 0.04}}
     results["baseline_tasks"] = {"t1": {"acc": 0.6, "acc_stderr": 0.03}, "t2": {"acc_norm": 0.7, "acc_norm_stderr": 0.04}}
+    results["paired_tasks"] = [
+        _paired("t1", "acc", -0.1, 0.02, 50, 1, 6),
+        _paired("t2", "acc_norm", 0.0, 0.01, 40, 2, 2),
+        _paired("t2", "exact_match", 0.3, 0.05, 40, 12, 0),  # not the metric t2 is compared on
+    ]
     row = run_to_row(results)
     assert row["acc_se:t2"] == 0.04
     assert row["mean_acc_se"] == pytest.approx(math.sqrt(0.03**2 + 0.04**2) / 2)
-    # Per-task Δ stderr sqrt(se_ee² + se_full²) in points, then combined like the mean.
-    expected = math.sqrt((math.hypot(0.03, 0.03) * 100) ** 2 + (math.hypot(0.04, 0.04) * 100) ** 2) / 2
-    assert row["acc_delta_se"] == pytest.approx(expected)
+    # Δ: the mean of the tasks' paired changes in points; its stderr combines theirs like the mean (tasks are
+    # different examples), and its 95% CI is Δ ± 1.96 se.
+    se = math.sqrt(2**2 + 1**2) / 2
+    assert row["acc_delta"] == pytest.approx(-5.0) and row["acc_delta_se"] == pytest.approx(se)
+    assert (row["acc_delta_ci95_low"], row["acc_delta_ci95_high"]) == pytest.approx((-5.0 - 1.96 * se, -5.0 + 1.96 * se))
+    assert (row["acc_paired_examples"], row["acc_improved"], row["acc_worsened"]) == (90, 3, 8)  # t1 + t2's acc_norm
+    assert row["acc_delta_method"] == "paired"
     del results["tasks"]["t1"]["acc_stderr"]
     assert math.isnan(run_to_row(results)["mean_acc_se"])  # a partial error bar would overstate precision
+
+
+def test_results_without_paired_changes_fall_back_to_the_unpaired_error():
+    """Results written before paired_tasks existed (or with a task left unpaired): per-task Δ stderr
+    sqrt(se_ee² + se_full²) in points, combined like the mean, for every task of the row."""
+    results = make_results()
+    results["tasks"] = {"t1": {"acc": 0.5, "acc_stderr": 0.03}, "t2": {"acc": 0.7, "acc_stderr": 0.04}}
+    results["baseline_tasks"] = {"t1": {"acc": 0.6, "acc_stderr": 0.03}, "t2": {"acc": 0.7, "acc_stderr": 0.04}}
+    expected = math.sqrt((math.hypot(0.03, 0.03) * 100) ** 2 + (math.hypot(0.04, 0.04) * 100) ** 2) / 2
+    for paired in ([], [_paired("t1", "acc", -0.1, 0.02, 50, 1, 6)]):
+        results["paired_tasks"] = paired
+        row = run_to_row(results)
+        assert row["acc_delta"] == pytest.approx(-5.0) and row["acc_delta_se"] == pytest.approx(expected)
+        assert row["acc_delta_ci95_high"] == pytest.approx(-5.0 + 1.96 * expected)
+        assert row["acc_delta_method"] == "unpaired" and math.isnan(row["acc_improved"])
 
 
 def test_backbone_front_spans_families():

@@ -8,10 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from eebench.analysis.paired import paired_change
 from eebench.analysis.pareto import add_pareto_flags, pareto_front, runs_to_frame
 from eebench.reporting.report import write_report
 from eebench.tracking.contract import SCHEMA_VERSION
 from eebench.tracking.results import load_sweeps, write_error, write_results
+from eebench.tracking.schema import unbuild
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -27,6 +29,7 @@ POINTS = [
 
 
 EXIT_LAYERS = [5, 11, 17, 23]
+PAIRED_EXAMPLES = 200  # examples per fixture task: every POINTS change is a whole number of them
 SAMPLE_WORDS = " The early exit head lets easy tokens leave , while hard ones run the full model .".split(" ")[1:]
 
 
@@ -156,10 +159,22 @@ def make_timing(speedup: float) -> dict:
     return timing
 
 
+def make_paired(task: str, acc: float, base: float, n: int = PAIRED_EXAMPLES) -> dict:
+    """paired_tasks' record of per-example 0/1 scores averaging to ``acc`` (early exit) and ``base`` (full model):
+    two examples flip each way besides the net change."""
+    net = round((acc - base) * n)
+    improved, worsened = 2 + max(net, 0), 2 + max(-net, 0)
+    both_right = round(base * n) - worsened
+    early = [1.0] * improved + [0.0] * worsened + [1.0] * both_right
+    full = [0.0] * improved + [1.0] * worsened + [1.0] * both_right
+    early, full = ({str(doc): score for doc, score in enumerate(side + [0.0] * (n - len(side)))} for side in (early, full))
+    return unbuild(paired_change(task, "acc", early, full))
+
+
 def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=1.3, theoretical=1.5, diagnostics=False):
     """A complete results.json (schema of eebench.tracking.contract); ``diagnostics`` fills calibration
     curves and the exit sample, whose figures make a report several times slower to draw, so only the
-    tests that look at them ask."""
+    tests that look at them ask. The accuracy change is paired by example (``make_paired``)."""
     results = {
         "schema_version": SCHEMA_VERSION,
         "status": "complete",
@@ -214,6 +229,7 @@ def make_results(backbone="tiny-a", threshold=0.9, acc=0.42, base=0.43, speedup=
         },
         "tasks": {"eebench_bb_x": {"acc": acc, "acc_stderr": 0.03}},
         "baseline_tasks": {"eebench_bb_x": {"acc": base, "acc_stderr": 0.03}},
+        "paired_tasks": [make_paired("eebench_bb_x", acc, base)],
         "baseline_cache_key": "fixture",
         "eval_mode": "teacher-forced simulation (fixture)",
         "eval_exit_fraction": {"5": 0.2, "final": 0.8},

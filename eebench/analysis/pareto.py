@@ -3,9 +3,9 @@
 Accuracy change (``acc_delta``) is in points (percentage points of accuracy) relative to the full
 model on the same tasks, so 0 means "no loss" and -1 means "one point worse".
 
-Standard errors (``*_se`` columns) are propagated from the evaluator's per-task stderr assuming the
-tasks, and the early-exit and full-model scores, are independent. Early-exit and full-model scores
-come from the same examples and are positively correlated, so the error of the change is conservative.
+Standard errors (``*_se`` columns) of the accuracies are propagated from the evaluator's per-task stderr,
+tasks assumed independent. The change's stderr, 95% CI and flip counts are paired by example
+(``eebench.analysis.task_scores``), except for results written before they were (``acc_delta_method``).
 """
 
 from __future__ import annotations
@@ -77,6 +77,12 @@ BASE_COLUMNS = [
     "mean_acc_se",
     "mean_baseline_acc_se",
     "acc_delta_se",
+    "acc_delta_ci95_low",
+    "acc_delta_ci95_high",
+    "acc_delta_method",
+    "acc_paired_examples",
+    "acc_improved",
+    "acc_worsened",
     "heldout_exited_agreement",
     "heldout_exited_tokens",
     "calibration_misses",

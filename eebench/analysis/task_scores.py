@@ -1,20 +1,23 @@
 """Task accuracy of one run, early exit against the full model, with standard errors.
 
-Standard errors are the evaluator's per task; means over tasks and the change between early exit and the full model
-assume independence (early-exit and full-model scores come from the same examples and are positively correlated, so
-the error of the change is conservative).
+Standard errors of the accuracies are the evaluator's per task. The change between early exit and the full model is
+paired by example (``paired_tasks``, see ``eebench.analysis.paired``): its stderr and 95% CI come from the
+per-example differences, and the counts of examples that changed answer come with it. Means over tasks treat tasks
+as independent (they hold different examples). Results written before ``paired_tasks`` existed fall back to the
+unpaired stderr, sqrt(se_early² + se_full²) as if the two answered independent examples (conservative: the scores
+of one example are positively correlated); ``acc_delta_method`` says which a row holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from eebench.tracking.contract import RunResult
-
-ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")
+from eebench.analysis.paired import ACCURACY_METRICS, Z95
+from eebench.tracking.contract import PairedChange, RunResult
 
 
 def number(value: Any) -> float:
@@ -45,20 +48,24 @@ def _strip_filters(metrics: Any) -> dict:
 
 @dataclass(frozen=True)
 class TaskScore:
-    """One task's accuracy (fractions) for early exit and the full model, with stderr; NaN = missing."""
+    """One task's accuracy (fractions) for early exit and the full model, with stderr; NaN = missing. ``paired``:
+    the change paired by example on the same metric, where the results have it."""
 
     early: float
     full: float
     early_se: float
     full_se: float
+    paired: PairedChange | None = None
 
     @property
     def delta_points(self) -> float:
-        return (self.early - self.full) * 100
+        return (self.paired.delta if self.paired else self.early - self.full) * 100
 
     @property
     def delta_se_points(self) -> float:
-        return math.hypot(self.early_se, self.full_se) * 100  # independence assumed, see module doc
+        if self.paired:
+            return number(self.paired.stderr) * 100
+        return math.hypot(self.early_se, self.full_se) * 100  # results without paired_tasks: see module doc
 
 
 def as_result(results: RunResult | dict) -> RunResult:
@@ -70,13 +77,18 @@ def task_scores(results: RunResult | dict) -> dict[str, TaskScore]:
     """{task: TaskScore}, comparing the same metric (and its ``<metric>_stderr``) on both sides."""
     results = as_result(results)
     tasks, baseline = results.tasks, results.baseline_tasks
+    paired = {(change.task, change.metric): change for change in results.paired_tasks}
     scores = {}
     for task in sorted(set(tasks) | set(baseline)):
         early, full = _strip_filters(tasks.get(task)), _strip_filters(baseline.get(task))
         metric = _shared_metric(early, full) or _shared_metric(full, {})
         stderr = f"{metric}_stderr"
         scores[task] = TaskScore(
-            number(early.get(metric)), number(full.get(metric)), number(early.get(stderr)), number(full.get(stderr))
+            number(early.get(metric)),
+            number(full.get(metric)),
+            number(early.get(stderr)),
+            number(full.get(stderr)),
+            paired.get((task, metric)),
         )
     return scores
 
@@ -102,9 +114,33 @@ def _se_of_mean(pairs: Iterable[tuple[float, float]]) -> float:
     return math.sqrt(sum(se * se for se in used)) / len(used)
 
 
-def accuracy_columns(results: RunResult) -> dict[str, float]:
-    scores = task_scores(results)
-    columns: dict[str, float] = {}
+def _paired_only(scores: dict[str, TaskScore]) -> dict[str, TaskScore]:
+    """The scores with their paired change dropped unless every compared task has one: a row's change and its
+    error then come from one method."""
+    compared = [score for score in scores.values() if not math.isnan(score.early - score.full)]
+    if compared and all(score.paired for score in compared):
+        return scores
+    return {task: dataclasses.replace(score, paired=None) for task, score in scores.items()}
+
+
+def _delta_method(scores: dict[str, TaskScore]) -> str | None:
+    if any(score.paired for score in scores.values()):
+        return "paired"
+    return "unpaired" if any(not math.isnan(score.early - score.full) for score in scores.values()) else None
+
+
+def _flip_counts(scores: dict[str, TaskScore]) -> dict[str, float]:
+    """Examples paired and those that changed answer either way, summed over tasks (NaN without paired changes)."""
+    changes = [score.paired for score in scores.values() if score.paired]
+    counts = {"acc_paired_examples": "n", "acc_improved": "improved", "acc_worsened": "worsened"}
+    if not changes:
+        return dict.fromkeys(counts, math.nan)
+    return {column: sum(getattr(change, name) for change in changes) for column, name in counts.items()}
+
+
+def accuracy_columns(results: RunResult) -> dict[str, Any]:
+    scores = _paired_only(task_scores(results))
+    columns: dict[str, Any] = {}
     for task, score in scores.items():
         columns.update(
             {
@@ -124,4 +160,9 @@ def accuracy_columns(results: RunResult) -> dict[str, float]:
     columns["mean_acc_se"] = _se_of_mean((score.early, score.early_se) for score in values)
     columns["mean_baseline_acc_se"] = _se_of_mean((score.full, score.full_se) for score in values)
     columns["acc_delta_se"] = _se_of_mean(deltas)
+    # Normal approximation, as each task's own CI: the mean change ± 1.96 of its stderr.
+    columns["acc_delta_ci95_low"] = columns["acc_delta"] - Z95 * columns["acc_delta_se"]
+    columns["acc_delta_ci95_high"] = columns["acc_delta"] + Z95 * columns["acc_delta_se"]
+    columns["acc_delta_method"] = _delta_method(scores)
+    columns.update(_flip_counts(scores))
     return columns

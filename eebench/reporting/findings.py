@@ -6,7 +6,7 @@ import pandas as pd
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.reporting.document import Bullets, Heading, Paragraph
-from eebench.reporting.formatting import distinct, fmt
+from eebench.reporting.formatting import distinct, fmt, is_missing
 from eebench.reporting.speed import (
     NO_DIFFERENCE,
     column,
@@ -26,6 +26,28 @@ MAX_EXAMPLES = 8
 
 def describe_point(row: pd.Series) -> str:
     return f"`{row['family']}` at threshold {fmt(row['threshold'], 'g')}"
+
+
+def change_interval(row: pd.Series) -> tuple[float, float] | None:
+    """The 95% CI of the accuracy change in points, or None where the row has none."""
+    low, high = row.get("acc_delta_ci95_low"), row.get("acc_delta_ci95_high")
+    return None if is_missing(low) or is_missing(high) else (float(low), float(high))
+
+
+def answer_flips(row: pd.Series) -> tuple[int, int] | None:
+    """(examples early exit scored higher than the full model, lower), or None for results without them."""
+    improved, worsened = row.get("acc_improved"), row.get("acc_worsened")
+    return None if is_missing(improved) or is_missing(worsened) else (int(improved), int(worsened))
+
+
+def accuracy_change(row: pd.Series) -> str:
+    """'-1.0 points [95% CI -2.0 to +0.0; 2 examples better, 3 worse]', each part only where the row has it."""
+    details = []
+    if ci := change_interval(row):
+        details.append(f"95% CI {ci[0]:+.1f} to {ci[1]:+.1f}")
+    if flips := answer_flips(row):
+        details.append(f"{flips[0]} examples better, {flips[1]} worse")
+    return f"{fmt(row['acc_delta'], '+.1f')} points" + (f" [{'; '.join(details)}]" if details else "")
 
 
 def mixed_hardware_note(frame: pd.DataFrame) -> str:
@@ -70,7 +92,7 @@ def _smallest_loss(timed: pd.DataFrame, speedup: str) -> str:
     speed = speedup_text(best) if speedup == "measured_speedup" else f"{fmt(best[speedup], '.2f')}x"
     return (
         f"no configuration stays within {WITHIN_POINTS:g} point of the full model; the smallest "
-        f"loss is {fmt(best['acc_delta'], '+.1f')} points ({describe_point(best)}, {speed})."
+        f"loss is {accuracy_change(best)} ({describe_point(best)}, {speed})."
     )
 
 
@@ -95,7 +117,7 @@ def _fastest_by_interval(close: pd.DataFrame, reference: str) -> str:
     )
     return (
         f"{lead} is {describe_point(row)}: {speedup_text(row)} measured speedup against {reference}, "
-        f"accuracy change {fmt(row['acc_delta'], '+.1f')} points{outcome}."
+        f"accuracy change {accuracy_change(row)}{outcome}."
     )
 
 
@@ -114,7 +136,7 @@ def _fastest_within_tolerance(rows: pd.DataFrame, speedup: str, reference: str =
     return (
         f"the fastest configuration within {WITHIN_POINTS:g} point of the full model is "
         f"{describe_point(best)}: {fmt(best[speedup], '.2f')}x {speedup.split('_')[0]} speedup{estimate}, "
-        f"accuracy change {fmt(best['acc_delta'], '+.1f')} points{verdict_text}."
+        f"accuracy change {accuracy_change(best)}{verdict_text}."
     )
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 from eebench.analysis.hypervolume import REFERENCE_MARGIN_POINTS, REFERENCE_SPEEDUP
 from eebench.analysis.pareto import SPEEDUP_COLUMNS, task_names
 from eebench.reporting.document import Bullets, Callout, Heading, Paragraph, Table
-from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
+from eebench.reporting.findings import answer_flips, change_interval, mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.formatting import MISSING, distinct, fmt, is_missing, pct, with_error
 from eebench.reporting.provenance import run_dates
 from eebench.reporting.speed import NO_DIFFERENCE, column, engine_overhead, interval, reference_label, verdict
@@ -25,9 +25,12 @@ TEACHER_FORCED_NOTE = (
 )
 STDERR_NOTE = (
     "± values are one standard error. Per-task stderr is the evaluator's; the mean over tasks uses "
-    "√(Σ se²)/n and the accuracy change uses √(se_EE² + se_full²), both **assuming independence**. "
-    "Early-exit and full-model scores come from the same examples and are positively correlated, so "
-    "the ± on Δ is conservative (the true error is likely smaller)."
+    "√(Σ se²)/n, tasks assumed independent (they hold different examples). The accuracy change Δ is **paired by "
+    "example**: early exit and the full model answer the same examples, so its stderr is that of the per-example "
+    "differences (sd/√n per task, then combined like the mean), its 95% CI is Δ ± 1.96 se (normal approximation), "
+    "and ↑/↓ count the examples early exit scored higher / lower than the full model. Results written before "
+    "per-example scores were recorded fall back to the unpaired √(se_EE² + se_full²), which is conservative "
+    "(`acc_delta_method` in `summary.csv` says which a point holds)."
 )
 SHORT_KIND = {"measured": "meas.", "theoretical": "theor."}
 
@@ -70,7 +73,7 @@ def theoretical_source(frame: pd.DataFrame) -> str:
 
 
 def _table_headers(tasks: list[str], mixed: bool) -> list[str]:
-    headers = ["threshold", "acc EE %", "acc full %", "Δ pts"]
+    headers = ["threshold", "acc EE %", "acc full %", "Δ pts [95% CI] ↑↓"]
     for task in tasks:
         headers += [f"{task} EE %", f"{task} full %"]
     headers += [
@@ -111,11 +114,21 @@ def _front_cell(row: pd.Series, prefix: str) -> str:
     return ", ".join(short for kind, short in SHORT_KIND.items() if row.get(f"{prefix}_{kind}", False))
 
 
+def _delta_cell(row: pd.Series) -> str:
+    """'-1.0 ± 0.5 [-2.0, +0.0] 2↑ 3↓': the change, its stderr and 95% CI, and the examples that changed answer."""
+    cell = with_error(fmt(row["acc_delta"], "+.1f"), row["acc_delta_se"])
+    if (ci := change_interval(row)) and not is_missing(row["acc_delta"]):
+        cell += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+    if flips := answer_flips(row):
+        cell += f" {flips[0]}↑ {flips[1]}↓"
+    return cell
+
+
 def _accuracy_cells(row: pd.Series, tasks: list[str]) -> list[str]:
     cells = [
         with_error(pct(row["mean_acc"]), row["mean_acc_se"], 100),
         with_error(pct(row["mean_baseline_acc"]), row["mean_baseline_acc_se"], 100),
-        with_error(fmt(row["acc_delta"], "+.1f"), row["acc_delta_se"]),
+        _delta_cell(row),
     ]
     for task in tasks:
         cells += [
@@ -152,7 +165,8 @@ def results_tables(frame: pd.DataFrame) -> list:
     blocks.append(
         Paragraph(
             "Accuracy is the mean over tasks (EE = early exit, full = full model); Δ is EE minus full in "
-            "points. *family front* / *backbone front* mark Pareto-optimal points (maximising accuracy "
+            "points, paired by example: [..] its 95% CI, ↑/↓ the examples EE scored higher / lower than full. "
+            "*family front* / *backbone front* mark Pareto-optimal points (maximising accuracy "
             "change and speedup) within the family or across all families of the backbone, by measured "
             "(meas.) or theoretical (theor.) speedup. Measured speedups are against the speed reference (see "
             "*What was run*); [..] is their 95% CI (≈ 1: it contains 1.0, **no measurable difference**), (..) the "
