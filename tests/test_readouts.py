@@ -129,6 +129,8 @@ def test_a_readout_sweep_names_the_readout_and_dssd_stays_exact(tmp_path, sweep_
         assert run["timing"]["token_match_with_reference"] == 1.0  # float32: DSSD == greedy
         # Lossless strategies report lossless accuracy: the full model's, an accuracy change of exactly 0.
         assert run["tasks"] == run["baseline_tasks"] and run["eval_decoders"]["accuracy"] == "verified_full_model"
+        (change,) = run["paired_tasks"]  # paired with itself: no example changes answer
+        assert (change["delta"], change["stderr"], change["improved"], change["worsened"]) == (0.0, 0.0, 0, 0)
         speculation = run["timing"]["speculation"]  # the field's speculative-decoding measures, per timed point
         assert speculation["full_passes"] > 0 and 0.0 <= speculation["acceptance_rate"] <= 1.0
         assert len(speculation["acceptance_by_position"]) <= 5 and all(0 <= a <= 1 for a in speculation["acceptance_by_position"])

@@ -1,10 +1,12 @@
 """End to end through the real Hydra launcher, lm-eval evaluator and wandb client (offline), on a tiny model."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import point_results
@@ -55,6 +57,32 @@ def test_full_model_baseline_is_computed_once_per_backbone(tmp_path, sweep_env):
     assert results[0]["baseline_tasks"] == results[1]["baseline_tasks"]
     baselines = [p for p in (tmp_path / "cache" / "baselines").iterdir() if p.is_dir()]
     assert [p.name for p in baselines] == [results[0]["baseline_cache_key"]]
+
+
+def test_paired_accuracy_change_reaches_results_and_report(tmp_path, sweep_env):
+    """Early exit and the full model answer the same 12 documents of tiny_mc: the change is paired per document."""
+    env, common = sweep_env
+    sweep = tmp_path / "sweep"
+    proc = _run(["-m", *common, "threshold=0.5,0.9", "logger=none", "timing=none", f"hydra.sweep.dir={sweep}"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    documents = len((tmp_path / "tasks" / "mc.jsonl").read_text().splitlines())
+    summary = pd.read_csv(sweep / "summary.csv").set_index("threshold")
+    for r in point_results(sweep, "threshold"):
+        (change,) = r["paired_tasks"]
+        n, up, down = change["n"], change["improved"], change["worsened"]
+        assert (change["task"], change["metric"], n) == ("tiny_mc", "acc", documents) and up + down <= n
+        # Per-document acc is 0 or 1: the differences are +1 (up times), -1 (down times) and 0.
+        delta, se = change["delta"], change["stderr"]
+        assert delta == pytest.approx((up - down) / n)
+        assert delta == pytest.approx(r["tasks"]["tiny_mc"]["acc"] - r["baseline_tasks"]["tiny_mc"]["acc"])
+        assert se == pytest.approx(math.sqrt((up + down - n * delta**2) / (n - 1) / n))
+        assert change["ci95"] == pytest.approx([delta - 1.96 * se, delta + 1.96 * se])
+        row = summary.loc[r["threshold"]]
+        assert (row["acc_paired_examples"], row["acc_improved"], row["acc_worsened"]) == (n, up, down)
+        assert row["acc_delta_method"] == "paired" and row["acc_delta_se"] == pytest.approx(change["stderr"] * 100)
+    baseline = next((tmp_path / "cache" / "baselines").glob("*/baseline_samples.json"))
+    assert len(json.loads(baseline.read_text())["tiny_mc"]["acc"]) == documents
+    assert "Δ pts [95% CI] ↑↓" in (sweep / "report.md").read_text()
 
 
 def test_bad_threshold_is_one_line_error(tmp_path, sweep_env):
