@@ -34,9 +34,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# One pytest worker per CPU core (pytest-xdist); files stay on one worker, so module fixtures are built once.
+# One pytest worker per CPU core (pytest-xdist), tests dealt out one by one so the slow sweeps spread over workers.
 test: setup
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist load
 
 report: setup
 	$(BIN)/eebench report $(SWEEP)
