@@ -58,3 +58,13 @@ def check_options(key: str, variant: str, options: dict, defaults: dict) -> dict
         f"{key}.{unknown[0] if unknown else ''} is not an option of {variant}; allowed: {', '.join(defaults) or 'none'}",
     )
     return {**defaults, **options}
+
+
+def variant_options(registry: Registry, options_key: str, kind: str, options: dict) -> dict:
+    """The options of variant ``kind`` of an axis whose variants declare ``options`` (defaults) and ``check``:
+    validated, with the defaults filled in (e.g. ``head.options`` of a head type, ``readout.options`` of a readout)."""
+    variant = registry.get(kind)
+    options = check_options(options_key, f"{registry.key}={kind}", dict(options), variant.options)
+    if variant.check is not None:
+        variant.check(options)
+    return options

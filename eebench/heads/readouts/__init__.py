@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from eebench.registry import Registry, check_options, discover
+from eebench.registry import Registry, discover, variant_options
 
 # Logit of a token outside the readout's rows: finite (so sums of log-probabilities stay finite and fp16 holds it),
 # far enough below any real logit that its softmax probability is exactly zero in float32.
@@ -40,11 +40,7 @@ register = READOUTS.register
 
 def readout_options(kind: str, options: dict) -> dict:
     """The options of readout ``kind``: validated, with its defaults filled in."""
-    readout = READOUTS.get(kind)
-    options = check_options("readout.options", f"readout.kind={kind}", dict(options), readout.options)
-    if readout.check is not None:
-        readout.check(options)
-    return options
+    return variant_options(READOUTS, "readout.options", kind, options)
 
 
 class Rows(nn.Module):

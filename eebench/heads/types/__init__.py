@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from eebench.registry import Registry, check_options, discover
+from eebench.registry import Registry, discover, variant_options
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,7 @@ register = HEAD_TYPES.register
 
 def head_options(kind: str, options: dict) -> dict:
     """The options of head type ``kind``: validated, with the type's defaults filled in."""
-    head_type = HEAD_TYPES.get(kind)
-    options = check_options("head.options", f"head.kind={kind}", dict(options), head_type.options)
-    if head_type.check is not None:
-        head_type.check(options)
-    return options
+    return variant_options(HEAD_TYPES, "head.options", kind, options)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
