@@ -34,9 +34,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# One pytest worker per CPU core (pytest-xdist), tests dealt out one by one so the slow sweeps spread over workers.
+# One pytest worker per CPU core (pytest-xdist); a file stays on one worker, so its module fixtures are built once.
 test: setup
-	$(BIN)/python -m pytest -n auto --dist load
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 report: setup
 	$(BIN)/eebench report $(SWEEP)
