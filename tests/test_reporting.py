@@ -407,3 +407,12 @@ def test_points_of_mixed_precision_or_cpu_model_are_flagged(tmp_path):
     write_results(tmp_path / "alone" / "0", make_results())
     alone = write_report([tmp_path / "alone"], tmp_path / "out2").read_text(encoding="utf-8")
     assert "different precisions" not in alone and "different machines" not in alone
+
+
+def test_what_was_run_names_sweeps_without_the_machines_absolute_layout(tmp_path, monkeypatch):
+    from eebench.reporting.sections import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs" / "sweeps" / "a").mkdir(parents=True)
+    assert shown_path(tmp_path / "outputs" / "sweeps" / "a") == "outputs/sweeps/a"
+    assert shown_path(Path("/somewhere/else/sweep-7")) == "sweep-7"

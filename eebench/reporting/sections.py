@@ -35,13 +35,23 @@ STDERR_NOTE = (
 SHORT_KIND = {"measured": "meas.", "theoretical": "theor."}
 
 
+def shown_path(path: Path) -> str:
+    """A sweep folder as a reader can use it: relative to the working directory when inside it, else its own name
+    (a report should not carry the absolute layout of the machine that made it)."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
+
+
 def what_was_run(frame: pd.DataFrame, runs: list, skipped: list, sweep_dirs: list[Path]) -> list:
     total = len(runs) + len(skipped)
     return [
         Heading("What was run"),
         Bullets(
             [
-                f"Sweep directories: {', '.join(f'`{d}`' for d in sweep_dirs) or 'none readable'}",
+                f"Sweep directories: {', '.join(f'`{shown_path(d)}`' for d in sweep_dirs) or 'none readable'}",
                 f"Backbones: {', '.join(distinct(frame['backbone'])) or 'none completed'}",
                 f"Points: {total} ({len(runs)} complete, {len(skipped)} skipped or failed)",
                 f"Configuration families (backbone/placement/head/confidence, plus any other axis that varies): "
