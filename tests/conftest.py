@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import random
@@ -59,6 +60,24 @@ def _write_task(root: Path) -> Path:
         "doc_to_choice: '{{choices}}'\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n"
     )
     return root
+
+
+def benchmark_module(name: str):
+    """A script of benchmarks/ imported as a module (registered in sys.modules: its dataclasses look it up there)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def one_thread():
+    """For engine tests on tiny models (``pytestmark = pytest.mark.usefixtures("one_thread")``): see single_thread."""
+    from engine_support import single_thread
+
+    with single_thread():
+        yield
 
 
 def run_eebench(args, cwd, env):

@@ -7,14 +7,13 @@ eebench's own code, whether its device was given (or follows from a tensor argum
 (b) The decode loop's host synchronisations per generated token stay within a bound (eebench/engine/sync_count.py).
 """
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
-from engine_support import random_prompts, single_thread, timing_setup, tiny_backbone
+from conftest import benchmark_module
+from engine_support import random_prompts, timing_setup, tiny_backbone
 from torch.overrides import TorchFunctionMode
 
 import eebench
@@ -82,10 +81,7 @@ class FactoryAudit(TorchFunctionMode):
         return result
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -173,17 +169,10 @@ def test_audit_reports_a_host_tensor_made_by_eebench(tiny):
 EOS_TEST_SYNCS_PER_STEP = 1  # the EOS test reads every row's newest token in one transfer per step
 
 
-def _sync_count_module():
-    spec = importlib.util.spec_from_file_location("sync_count_benchmark", ROOT / "benchmarks" / "sync_count.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def sync_setup(tiny_model_dirs):
     backbone, heads, policy, prompts = timing_setup(tiny_model_dirs["llama"], prompt_count=4)
-    return _sync_count_module(), backbone, heads, policy, [[p.reshape(-1)] for p in prompts]
+    return benchmark_module("sync_count"), backbone, heads, policy, [[p.reshape(-1)] for p in prompts]
 
 
 @pytest.mark.parametrize("strategy", ["full", "lazy", "skip", "dssd"])
@@ -206,16 +195,8 @@ def test_plain_greedy_never_reads_back_without_eos(sync_setup):
     assert counter.total == 0, counter.calls
 
 
-def _gpu_check_module():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_gpu_check_dry_run_prints_every_step(tmp_path, capsys):
-    assert _gpu_check_module().main(["--dry-run", "--out", str(tmp_path)]) == 0
+    assert benchmark_module("gpu_check").main(["--dry-run", "--out", str(tmp_path)]) == 0
     plan = capsys.readouterr().out
     for step in ("smoke bfloat16", "smoke float32", "dssd == greedy", "host syncs", "smollm2 timing"):
         assert step in plan
@@ -223,7 +204,7 @@ def test_gpu_check_dry_run_prints_every_step(tmp_path, capsys):
 
 
 def test_gpu_check_skips_smollm2_when_it_cannot_be_downloaded(tmp_path, monkeypatch):
-    gpu_check = _gpu_check_module()
+    gpu_check = benchmark_module("gpu_check")
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds nothing, and the index fallback below refuses at once
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     ctx = gpu_check.Context("cpu", tmp_path, tmp_path / "cache", float("inf"))
@@ -233,7 +214,7 @@ def test_gpu_check_skips_smollm2_when_it_cannot_be_downloaded(tmp_path, monkeypa
 
 
 def test_gpu_check_fails_a_point_timed_off_the_device(tmp_path):
-    gpu_check = _gpu_check_module()
+    gpu_check = benchmark_module("gpu_check")
     ctx = gpu_check.Context("cuda", tmp_path, tmp_path / "cache", float("inf"))
     point = {"status": "complete", "backbone_dtype": "bfloat16", "timing": {"device": "cpu"}}
     assert gpu_check.run_problem([point], ctx, "bfloat16") == "timed on 'cpu', not cuda"

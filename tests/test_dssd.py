@@ -1,6 +1,6 @@
 import pytest
 import torch
-from engine_support import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
+from engine_support import median_entropy_policy, random_prompts, reference_greedy, tiny_backbone
 
 from eebench.engine.generate import generate
 from eebench.engine.kv import RaggedKVCache
@@ -10,10 +10,7 @@ NEW = 16
 BATCHES = [[7], [5, 9, 3]]  # batch 1, and a batch of prompts of different lengths
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _speculate(backbone, heads, strategy, prompts, eos_token_id=None):

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from engine_support import median_entropy_policy, random_prompts, reference_greedy, single_thread, tiny_backbone
+from engine_support import median_entropy_policy, random_prompts, reference_greedy, tiny_backbone
 
 from eebench.engine.exit_plan import fixed_exit
 from eebench.engine.generate import STRATEGIES, generate
@@ -15,10 +15,7 @@ LENGTHS = [5, 9, 3]  # prompts of different lengths in one batch
 NEW = 12
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _early(output) -> int:

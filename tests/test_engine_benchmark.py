@@ -1,29 +1,21 @@
 """benchmarks/engine_speed.py: its rows (noise floor, reference, CIs), its CI estimate's provenance, its refusals."""
 
-import importlib.util
 import json
-import sys
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import benchmark_module
 from engine_support import single_thread
-from test_timing import NEW, PROMPTS, REPEATS, _one_thread, setup  # noqa: F401 - the timing tests' fixtures and sizes
+from test_timing import NEW, PROMPTS, REPEATS, setup  # noqa: F401 - the timing tests' fixtures and sizes
 
 from eebench.engine.flops import CostModel
 from eebench.errors import EEBenchError
 
-
-def _engine_speed_module():
-    spec = importlib.util.spec_from_file_location("engine_speed", ROOT / "benchmarks" / "engine_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["engine_speed"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_engine_benchmark_has_noise_floor_reference_and_ci_rows(setup, capsys):  # noqa: F811 - the imported fixture
-    bench_module = _engine_speed_module()
+    bench_module = benchmark_module("engine_speed")
     backbone, heads, policy, prompts = setup
     costs = CostModel.from_layered(backbone.layered, heads)
     bench = bench_module.Bench(backbone, prompts, NEW, warmup=0, repeats=REPEATS)
@@ -54,7 +46,7 @@ def test_engine_benchmark_ci_estimate_writes_provenance(tiny_model_dirs, tmp_pat
     out = tmp_path / "estimate.json"
     with single_thread():
         assert (
-            _engine_speed_module().main(
+            benchmark_module("engine_speed").main(
                 [
                     "--estimate-ci",
                     "--backbone",
@@ -90,4 +82,4 @@ def test_engine_benchmark_ci_estimate_writes_provenance(tiny_model_dirs, tmp_pat
 
 def test_engine_benchmark_refuses_too_few_repeats():
     with pytest.raises(EEBenchError, match="--repeats=3 is too few"):
-        _engine_speed_module().parse_args(["--run-dir", "x", "--repeats", "3"])
+        benchmark_module("engine_speed").parse_args(["--run-dir", "x", "--repeats", "3"])

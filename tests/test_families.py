@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_support import median_entropy_policy, random_prompts, single_thread, tiny_backbone
+from engine_support import median_entropy_policy, random_prompts, tiny_backbone
 from transformers import AutoConfig, GenerationConfig
 
 from eebench.backbones import load_backbone
@@ -26,10 +26,7 @@ NEW = 10
 EXITS = (1, 2)  # heads below the last of 4 blocks, so DSSD can draft
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="session")

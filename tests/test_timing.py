@@ -26,10 +26,7 @@ RATIOS = {  # whole-generation ratio, its decode-only twin, baseline workload, c
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
