@@ -32,8 +32,6 @@ from pathlib import Path
 import torch
 
 from eebench.cache import cache_root, content_key, read_record, write_record
-from eebench.config import BACKBONE_DTYPES
-from eebench.errors import require
 
 NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # Where bf16 is native it must beat float32 by this margin: a tie goes to float32, the exact one.
@@ -116,9 +114,8 @@ def device_label(device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> str:
 def resolve_dtype(
     requested: str, device: torch.device, shape: tuple[int, int] = (1536, 576), flags: set[str] | None = None
 ) -> DtypeChoice:
-    """The dtype actually loaded: ``requested`` itself, or for ``auto`` the faster native one (see the module doc)."""
-    allowed = ", ".join(BACKBONE_DTYPES)
-    require(requested in BACKBONE_DTYPES, f"backbone.dtype={requested!r} is not supported; allowed: {allowed}")
+    """The dtype actually loaded: ``requested`` (validated by BackboneConfig) itself, or for ``auto`` the faster
+    native one (see the module doc)."""
     if requested != "auto":
         return DtypeChoice(requested, f"backbone.dtype={requested} (explicit)")
     if not native_bf16(device, flags):

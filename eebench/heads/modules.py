@@ -99,7 +99,3 @@ class ExitHeads(nn.Module):
         """Head ``index``'s logits over the whole vocabulary (tokens outside a shortlist get no probability)."""
         logits = self.heads[index](hidden)
         return logits if self.readout_ids is None else spread(logits, self.readout_ids, self.vocab_size)
-
-    def to_full_vocab(self, row_index: torch.Tensor) -> torch.Tensor:
-        """Token ids of positions in the readout's rows."""
-        return row_index if self.readout_ids is None else self.readout_ids[row_index]
