@@ -39,6 +39,7 @@ from eebench.engine.strategies import baseline_strategies, policy_strategies
 from eebench.errors import EEBenchError, require
 from eebench.exits.policy import ExitPolicy
 from eebench.timing.baselines import baseline_workload
+from eebench.timing.breakdown import time_breakdowns
 from eebench.timing.generation import compare_many
 from eebench.timing.provenance import timing_provenance
 from eebench.timing.statistics import bound_for, flag_fields
@@ -53,6 +54,7 @@ from eebench.timing.workloads import (
     speculation_fields,
     transformers_greedy,
 )
+from eebench.tracking.schema import unbuild
 
 
 def held_out_prompts(backbone, count: int, length: int) -> list[torch.Tensor]:
@@ -104,6 +106,16 @@ class Bench:
             row["load_average_1min"] = load
             _print_scalars(row)
         return rows
+
+    def breakdowns(self, methods: dict[str, Method], heads, repeats: int, references: bool = True) -> list:
+        """Where each workload's decode time goes (eebench/timing/breakdown.py), profiled after the schedule."""
+        workloads = {"transformers": self.transformers, "full": self.full} if references else {}
+        workloads.update({name: method.run for name, method in methods.items()})
+        found = time_breakdowns(workloads, self.backbone.layered, heads, self.backbone.device, self.new_tokens, repeats)
+        for breakdown in found:
+            parts = ", ".join(f"{p.part} {p.ms_per_token:.2f} (wr {p.weight_read_ms_per_token:.2f})" for p in breakdown.parts)
+            print(f"breakdown {breakdown.workload}: {breakdown.ms_per_token:.2f} ms/token: {parts}", flush=True)
+        return found
 
     def _row(self, name: str, method: Method, comparison) -> dict:
         outs = comparison.outputs[name]
@@ -177,10 +189,11 @@ def task_token_speedups(run_dir: Path, metric: str) -> dict[float, float]:
     return found
 
 
-def policy_methods(bench: Bench, model, args) -> dict[str, Method]:
+def policy_methods(bench: Bench, model, args, run_dir: str | None = None, label: str = "") -> dict[str, Method]:
+    """Every target x strategy of one run's heads; ``label`` prefixes the row names (several runs in one schedule)."""
     heads = model.heads
     costs = CostModel.from_layered(bench.backbone.layered, heads, gated=args.metric == "gate")
-    on_tasks = task_token_speedups(Path(args.run_dir), args.metric)
+    on_tasks = task_token_speedups(Path(run_dir or args.run_dir), args.metric)
     methods = {}
     for target in args.targets:
         model._policies.clear()
@@ -189,8 +202,15 @@ def policy_methods(bench: Bench, model, args) -> dict[str, Method]:
         for strategy in args.strategies:
             draft = {"max_draft": args.max_draft} if strategy == "dssd" else {}
             run = bench.engine(heads=heads, policy=policy, strategy=strategy, **draft)
-            methods[f"{strategy} @{target}"] = Method(run, costs, strategy, extra)
+            methods[f"{label}{strategy} @{target}"] = Method(run, costs, strategy, extra)
     return methods
+
+
+def run_label(model) -> str:
+    """The heads' type and readout, e.g. ``linear+shortlist:k=4096``, to tell several runs' rows apart."""
+    heads = model.heads
+    options = ",".join(f"{k}={v}" for k, v in sorted(heads.readout_options.items()))
+    return f"{heads.kind}+{heads.readout}" + (f":{options}" if options else "")
 
 
 def baseline_methods(bench: Bench, heads, args) -> dict[str, Method]:
@@ -247,7 +267,9 @@ def run_all(args) -> tuple[list[dict], dict]:
         bench = bench_for(backbone, args)
         estimate = estimate_ci(bench, args.ci_target)
         print(json.dumps(estimate), flush=True)
-        return [], {"ci_estimate": estimate, "dtype": str(backbone.model.dtype).removeprefix("torch.")}
+        breakdown = bench.breakdowns({}, None, args.breakdown_repeats)
+        dtype = str(backbone.model.dtype).removeprefix("torch.")
+        return [], {"ci_estimate": estimate, "dtype": dtype, "breakdown": unbuild(breakdown)}
     from eebench.model import EarlyExitModel
 
     model = EarlyExitModel.from_run(args.run_dir, device=args.device, dtype=args.dtype)
@@ -257,15 +279,32 @@ def run_all(args) -> tuple[list[dict], dict]:
     metrics = ["gate", "entropy"] if len(model.heads.gates) else ["entropy"]
     methods = {
         **no_exit_methods(bench, model.heads, metrics if args.no_exit_rows else []),
-        **policy_methods(bench, model, args),
+        **policy_methods(bench, model, args, label=f"{run_label(model)} " if args.more_run_dirs else ""),
         **baseline_methods(bench, model.heads, args),
     }
-    return bench.time_all(methods), {"dtype": str(backbone.model.dtype).removeprefix("torch.")}
+    per_heads = [(model.heads, dict(methods))]
+    for run_dir in args.more_run_dirs:
+        other = EarlyExitModel.from_run(run_dir, device=args.device, dtype=args.dtype)
+        other.metric, other.backbone = args.metric, backbone  # same weights: one backbone serves every run's heads
+        more = policy_methods(bench, other, args, run_dir, label=f"{run_label(other)} ")
+        per_heads.append((other.heads, more))
+        methods.update(more)
+    rows = bench.time_all(methods)
+    # Each run's rows are profiled with hooks on its own heads; the references once, with the first run's.
+    breakdown = [
+        b
+        for i, (heads, rows_of_run) in enumerate(per_heads)
+        for b in bench.breakdowns(rows_of_run, heads, args.breakdown_repeats, references=i == 0)
+    ]
+    return rows, {"dtype": str(backbone.model.dtype).removeprefix("torch."), "breakdown": unbuild(breakdown)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", help="a finished eebench run (not needed with --estimate-ci)")
+    parser.add_argument(
+        "--more-run-dirs", nargs="*", default=[], help="more finished runs of the same backbone whose heads join the schedule"
+    )
     parser.add_argument("--metric", default="entropy", choices=["entropy", "max_prob", "margin", "gate"])
     parser.add_argument("--targets", type=float, nargs="+", default=[0.8, 0.9, 0.95])
     parser.add_argument("--prompts", type=int, default=4)
@@ -301,6 +340,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--backbone", default="bundled:smollm2-135m", help="with --estimate-ci: the backbone to time")
     parser.add_argument("--ci-target", type=float, default=0.03, help="relative 95%% CI half-width to aim for")
+    parser.add_argument(
+        "--breakdown-repeats", type=int, default=2, help="profiled runs per workload for the time breakdown (0: none)"
+    )
     parser.add_argument("--out", default=None, help="write the rows and provenance as JSON here")
     args = parser.parse_args(argv)
     require(args.estimate_ci or bool(args.run_dir), "--run-dir is required (or --estimate-ci with --backbone)")

@@ -214,17 +214,20 @@ class TimingConfig:
     prompt_tokens: int = 64  # heldout: prompt length; tasks: each context keeps its last prompt_tokens tokens
     max_new_tokens: int = 48
     warmup: int = 1
-    repeats: int = 20  # measured: 4 prompts x 48 tokens needs 14-19 repeats for a 3% CI half-width on 2 CPU cores
+    repeats: int = 20  # paired repeats behind every CI; why 20: benchmarks/results/README.md (estimate_ci)
     batch_size: int = 1  # prompts generated together; 1 times per-sequence latency
     threads: int | None = None  # torch intra-op threads while timing; null = this machine's physical cores
     seed: int = 0  # order of the workloads in each repeat, and the bootstrap resamples
     # Fixed-block baselines timed in the same schedule as the strategy (eebench/timing/baselines.py):
     # static, layerskip, assistant_early_exit; they exit at baseline_exit_layer (null: the deepest exit head's block).
     baselines: list[str] = field(default_factory=list)
-    baseline_exit_layer: int | None = None
+    baseline_exit_layer: int | None = None  # 0-based block; null = the deepest exit head's block
     baseline_draft_length: int = 4  # tokens drafted per verification by layerskip and assistant_early_exit
     # dssd: at most this many drafts per verification (drafting also stops at the first token no exit is confident of)
     max_draft: int = 5
+    # profiled runs per workload after the schedule, for the per-part breakdown of a decoded token's time
+    # (eebench/timing/breakdown.py); 0: none
+    breakdown_repeats: int = 2
 
     def __post_init__(self) -> None:
         from eebench.engine.strategies import baseline_strategies, check_timing_strategy
@@ -253,6 +256,10 @@ class TimingConfig:
             "(the first token comes from the prompt pass; decode timing needs more)",
         )
         require(self.warmup >= 0, f"timing.warmup={self.warmup} must be >= 0")
+        require(
+            isinstance(self.breakdown_repeats, int) and self.breakdown_repeats >= 0,
+            f"timing.breakdown_repeats={self.breakdown_repeats!r} is invalid; allowed: an integer >= 0 (0: no breakdown)",
+        )
 
 
 @dataclass

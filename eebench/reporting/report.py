@@ -34,6 +34,7 @@ from eebench.reporting.sections import (
     skipped_section,
     what_was_run,
 )
+from eebench.reporting.time_breakdown import time_breakdown_section
 from eebench.reporting.training import training_section
 from eebench.tracking.contract import RunResult
 from eebench.tracking.results import load_sweeps
@@ -69,6 +70,7 @@ def build_document(data: ReportData, sweep_dirs: list[Path], figures: FigureSet,
     document.add(*comparison_section(data.frame))
     document.add(*results_tables(data.frame))
     document.add(*baselines_section(data.runs, data.frame))
+    document.add(*time_breakdown_section(data.runs))
     document.add(*hypervolume_section(data.hypervolume))
     document.add(*figures.blocks)
     training, training_notes = training_section(data.runs, out_dir)

@@ -24,6 +24,7 @@ from eebench.config import TimingConfig
 from eebench.engine.generate import GenerationOutput
 from eebench.errors import require
 from eebench.timing.baselines import baseline_result, baseline_workloads
+from eebench.timing.breakdown import time_breakdowns
 from eebench.timing.statistics import BOOTSTRAP_RESAMPLES, CI_METHOD, bound_for, flag_fields, ratio_fields
 from eebench.timing.timer import MIB, cpu_model, interleaved_runs, load_average_1min, process_peak_rss_mib, spread, torch_threads
 from eebench.timing.workloads import (
@@ -250,13 +251,16 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
     lm, device = backbone.layered, backbone.device
     batches = prompt_batches([p.to(device) for p in prompts], cfg.batch_size)
     baselines = baseline_workloads(backbone, heads, batches, cfg)
+    workloads = {
+        "transformers": transformers_greedy(backbone.model, backbone.tokenizer.pad_token_id, batches),
+        "full": lambda n: generate_batches(lm, batches, n),
+        "early_exit": lambda n: generate_batches(
+            lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy, max_draft=cfg.max_draft
+        ),
+    }
     with torch_threads(cfg.threads) as threads:
         fields, outputs, baseline_fields = compare_with_reference(
-            transformers_greedy(backbone.model, backbone.tokenizer.pad_token_id, batches),
-            lambda n: generate_batches(lm, batches, n),
-            lambda n: generate_batches(
-                lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy, max_draft=cfg.max_draft
-            ),
+            *workloads.values(),
             cfg.max_new_tokens,
             device,
             cfg.warmup,
@@ -264,6 +268,8 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
             cfg.seed,
             extra={name: workload for name, (workload, _) in baselines.items()},
         )
+        # After the schedule, so the hooks never touch a timed run.
+        breakdown = time_breakdowns(workloads, lm, heads, device, cfg.max_new_tokens, cfg.breakdown_repeats)
     exits = decoded_exit_indices(outputs["early_exit"])
     return {
         **fields,
@@ -295,4 +301,5 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
             baseline_result(name, layer, cfg, baseline_fields[name], outputs, costs, fields["engine_full_speedup_ci95"])
             for name, (_, layer) in baselines.items()
         ],
+        "breakdown": breakdown,
     }

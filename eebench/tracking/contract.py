@@ -214,6 +214,31 @@ class SpeculationResult:
 
 
 @dataclass
+class BreakdownPart:
+    """One part of a decoded token's time (eebench/timing/breakdown.py)."""
+
+    part: str  # blocks | exit_heads | gates | final_readout (final norm + lm_head) | other (everything else)
+    ms_per_token: float  # measured wall time inside the part's modules per decoded token (other: the rest)
+    calls_per_token: float | None  # module calls per decoded token (final_readout: lm_head calls); null for other
+    # the cost model's prediction: calls per token x the part's matrix products alone, timed on this machine
+    weight_read_ms_per_token: float
+
+
+@dataclass
+class TimeBreakdown:
+    """Where one workload's decode time goes, from profiled runs after the timed schedule (forward hooks)."""
+
+    workload: str  # transformers | full | early_exit
+    ms_per_token: float  # profiled decode time per token of one sequence (hooks included: a little above the timed one)
+    weight_read_ms_per_token: float  # the parts' weight reads alone: the cost model's time per token on this machine
+    parts: list[BreakdownPart]  # blocks, exit_heads, gates, final_readout (those called), then other
+    exited_step_share: float  # share of decode time in steps that left at an exit (dssd: drafting; the rest verifies)
+    exited_steps_per_token: float  # decode steps per token that left at an exit (dssd: draft steps)
+    full_steps_per_token: float  # decode steps per token that reached lm_head (dssd: verification passes)
+    profiled_repeats: int  # profiled runs of the workload, summed
+
+
+@dataclass
 class TimingResult:
     """Greedy generation timed in one process: transformers' ``generate`` (the reference), the engine's full-depth
     path and the early-exit strategy, same prompts, in a seeded random order per repeat.
@@ -290,6 +315,8 @@ class TimingResult:
     # New fields go below, each with a default so files written before it still load.
     baselines: list[BaselineTiming] = field(default_factory=list)  # timing.baselines, same schedule and prompts
     speculation: SpeculationResult | None = None  # dssd: drafts and their acceptance; None for other strategies
+    # per workload, where its decode time goes beside the cost model's weight reads (timing.breakdown_repeats > 0)
+    breakdown: list[TimeBreakdown] = field(default_factory=list)
 
 
 @dataclass

@@ -66,7 +66,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             return None
         raise EEBenchError(f"{where} is null, expected a value")
     if dataclasses.is_dataclass(inner):
-        return build(inner, value, where)
+        # A producer may hand over its typed result as it is; plain data (a results file) is built.
+        return value if isinstance(value, inner) else build(inner, value, where)
     return value if inner is Any else _check_plain(value, inner, where)
 
 
