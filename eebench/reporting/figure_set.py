@@ -26,13 +26,16 @@ from eebench.tracking.contract import RunResult
 OVERLAY_FILE = "pareto.png"  # at the top of the output dir, where earlier reports put it
 FIGURE_DIR = "figures"
 PARETO_CAPTION = (
-    "Left: measured speedup (generation on this hardware, against the speed reference in *What was run*). "
-    "Right: theoretical speedup from the layers skipped (on the tokens named in *What was run*). Lines join each "
-    "family's Pareto front; numbers next "
-    "to points are the target agreement thresholds; vertical bars are ±1 stderr of the accuracy change, "
-    "horizontal bars (left, where recorded) the 95% CI of the measured speedup; a point whose CI crosses the "
-    "dashed line at 1 shows no measurable difference in speed. Red rings: flagged measurement errors. Dashed "
-    "lines mark no accuracy change and no speedup."
+    "Measured speedup (generation on this hardware, against the speed reference in *What was run*) and "
+    "theoretical speedup from the layers skipped (on the tokens named in *What was run*), each in its own panel or "
+    "row. With many configuration families, each row has one panel per head type, confidence metric or backbone "
+    "(the panel title says what its families share, the legend what tells them apart), and grey dots are the "
+    "backbone's configurations drawn in the other panels. Thin lines join each family's Pareto front; numbers next "
+    "to points are the target agreement thresholds (left out where they would overlap: every threshold is in the "
+    "results tables); vertical bars are ±1 stderr of the accuracy change, horizontal bars (measured, where "
+    "recorded) the 95% CI of the measured speedup; a point whose CI crosses the dashed line at 1 shows no "
+    "measurable difference in speed. Red rings: flagged measurement errors. Dashed lines mark no accuracy change "
+    "and no speedup."
 )
 
 
@@ -63,7 +66,7 @@ def _pareto_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> No
     figures.blocks += [Callout(note)] if note else []
     backbones = sorted(frame["backbone"].unique()) if not frame.empty else []
     single = len(backbones) == 1  # then the overlay is the backbone's figure, with its front drawn
-    front_note = " The dotted black line is the backbone's front across all its families."
+    front_note = " The thick dark line with open rings is the backbone's front across all its families."
     warning = mixed_hardware_caption(frame)
     overlay = figures.attempt("Pareto overlay", "", plot_pareto, frame, out_dir / OVERLAY_FILE, None, single)
     if overlay:
@@ -80,7 +83,7 @@ def _pareto_blocks(figures: FigureSet, frame: pd.DataFrame, out_dir: Path) -> No
             plot_pareto,
             frame[frame["backbone"] == backbone],
             path,
-            f"{backbone}: accuracy vs speedup (dotted: front across its families)",
+            f"{backbone}: accuracy vs speedup (thick line: front across its families)",
             True,
         )
         if drawn:

@@ -2,10 +2,17 @@
 
 Uses ``Figure`` with the Agg canvas directly rather than pyplot, so it works headless and never
 touches (or is broken by) a global backend chosen elsewhere in the process.
+
+A sweep may hold any number of configuration families, so the Pareto figure is faceted: one row per speedup kind,
+and within a row one panel per group of families that share a backbone, head type or confidence metric (as few
+grouping axes as keep every panel to ``MAX_FAMILIES_PER_PANEL``). Each panel's title names what its families share
+and its legend, below the axes, only what tells them apart; the backbone's front across all families and, in grey,
+the backbone's other configurations are drawn in every panel, so no panel loses the whole picture.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import cycle
 from pathlib import Path
 
@@ -14,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox, ScaledTranslation
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.files import atomic_target
@@ -28,6 +36,20 @@ PANEL_TITLES = {
 }
 DPI = 120
 FINAL_COLOUR = "#4d4d4d"  # the full model: neutral grey, so the coloured exits stand out
+CONTEXT_COLOUR = "#c4c4c4"  # the backbone's configurations drawn in other panels
+CONTEXT_LABEL = "other configurations"
+FRONT_COLOUR = "#111111"
+MAX_FAMILIES_PER_PANEL = 5  # more markers and colours than this in one panel stop reading at a glance
+MAX_COLUMNS = 4
+FACET_AXES = ("backbone", "head", "confidence", "placement")  # what panels group families by, in this order
+# The PDF's text width (landscape A4 less margins), so the PDF shows the figure at the size its fonts were set for.
+FIGURE_WIDTH = 10.7
+PANEL_HEIGHT = 2.5  # inches per row of panels, before its legends
+LEGEND_LINE = 0.15  # inches per legend entry
+LABEL_SIZE = 7
+# Where a threshold label may sit around its point (points); the first that collides with nothing wins.
+LABEL_OFFSETS = ((4, 3), (4, -10), (-4, 3), (-4, -10), (7, -3.5), (-7, -3.5))
+MARKER_RADIUS = 3.5  # points: a scatter marker's half-width at the default size, kept free of labels
 
 
 def new_figure(width: float, height: float, constrained: bool = True) -> Figure:
@@ -69,20 +91,130 @@ def exit_colours(labels) -> dict[str, str]:
     return colours
 
 
+# ----------------------------------------------------------------------------- labels that do not collide
+
+
+@dataclass
+class PointLabel:
+    x: float
+    y: float
+    text: str
+    on_front: bool  # front points are labelled first, so they keep their labels in a crowd
+
+
+def _point_box(ax, x: float, y: float, renderer) -> Bbox:
+    cx, cy = ax.transData.transform((x, y))
+    radius = MARKER_RADIUS * renderer.points_to_pixels(1.0)
+    return Bbox.from_extents(cx - radius, cy - radius, cx + radius, cy + radius)
+
+
+def place_labels(ax, labels: list[PointLabel], renderer) -> None:
+    """Annotate each point at the first offset where its label overlaps no other label, no marker and stays inside
+    the axes; a label with no such place is left out (every threshold is in the results tables). Call after the
+    layout is final: it works in display coordinates."""
+    frame_box = ax.get_window_extent(renderer)
+    taken = [_point_box(ax, label.x, label.y, renderer) for label in labels]
+    for label in sorted(labels, key=lambda point: not point.on_front):
+        for dx, dy in LABEL_OFFSETS:
+            text = ax.annotate(
+                label.text,
+                (label.x, label.y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=LABEL_SIZE,
+                ha="left" if dx >= 0 else "right",
+            )
+            text.set_in_layout(False)
+            box = text.get_window_extent(renderer)
+            inside = frame_box.x0 <= box.x0 and box.x1 <= frame_box.x1 and frame_box.y0 <= box.y0 and box.y1 <= frame_box.y1
+            if inside and not any(box.overlaps(other) for other in taken):
+                taken.append(box)
+                break
+            text.remove()
+
+
+def finish_layout(figure: Figure, labels: dict) -> Figure:
+    """Lay the figure out, place the threshold labels of each axes ({axes: [PointLabel]}) where they collide with
+    nothing, then freeze the layout so saving cannot move the axes under the labels."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    for ax, points in labels.items():
+        place_labels(ax, points, renderer)
+    figure.set_layout_engine("none")
+    return figure
+
+
+# ----------------------------------------------------------------------------- facets
+
+
+@dataclass
+class Facet:
+    """One panel: the families it draws, its title (what they share) and each one's legend label (the rest)."""
+
+    families: list[str]
+    title: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _label_parts(family: str) -> list[tuple[str, str]]:
+    """'b/p/h/c name=v' as (slot, text) pairs: path positions, then the named axes."""
+    path, *axes = family.split(" ")
+    return [(f"path{i}", part) for i, part in enumerate(path.split("/"))] + [(axis.split("=")[0], axis) for axis in axes]
+
+
+def _join(parts: list[tuple[str, str]]) -> str:
+    path = "/".join(text for slot, text in parts if slot.startswith("path"))
+    return " ".join(filter(None, [path] + [text for slot, text in parts if not slot.startswith("path")]))
+
+
+def shared_parts(families: list[str]) -> list[tuple[str, str]]:
+    """The label parts every family holds (e.g. the backbone and placement of a one-backbone sweep)."""
+    parts = [_label_parts(family) for family in families]
+    return [part for part in parts[0] if all(part in other for other in parts[1:])] if parts else []
+
+
+def titled_facet(families: list[str], suffix: str = "", known: list[tuple[str, str]] = ()) -> Facet:
+    """A panel whose title holds what all its families share, less ``known`` (said by the row's title), and whose
+    labels hold what differs."""
+    shared = shared_parts(families)
+    title = _join([part for part in shared if part not in known])
+    # A family alone in its panel shares everything with itself: its label is then the title.
+    labels = {family: _join([p for p in _label_parts(family) if p not in shared]) or title or family for family in families}
+    return Facet(families, (title + suffix).strip(), labels)
+
+
+def _grouping(frame: pd.DataFrame) -> list[str]:
+    """The fewest leading FACET_AXES (among those that vary) that keep every panel to MAX_FAMILIES_PER_PANEL."""
+    varying = [axis for axis in FACET_AXES if axis in frame and frame[axis].nunique() > 1]
+    for count in range(1, len(varying) + 1):
+        if frame.groupby(varying[:count], sort=False)["family"].nunique().max() <= MAX_FAMILIES_PER_PANEL:
+            return varying[:count]
+    return varying
+
+
+def facets(frame: pd.DataFrame) -> list[Facet]:
+    """Panels for the families of ``frame``: one when they are few, else grouped (see ``_grouping``); a group still
+    too large is split into numbered parts."""
+    families = list(dict.fromkeys(frame["family"]))
+    if len(families) <= MAX_FAMILIES_PER_PANEL:
+        return [titled_facet(families)] if families else []
+    known = shared_parts(families)
+    keys = _grouping(frame)
+    groups = [list(dict.fromkeys(group["family"])) for _, group in frame.groupby(keys, sort=False)] if keys else [families]
+    panels = []
+    for group in groups:
+        parts = [group[start : start + MAX_FAMILIES_PER_PANEL] for start in range(0, len(group), MAX_FAMILIES_PER_PANEL)]
+        for number, part in enumerate(parts, start=1):
+            panels.append(titled_facet(part, f" ({number} of {len(parts)})" if len(parts) > 1 else "", known))
+    return panels
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
 def _draw_reference_lines(ax) -> None:
     ax.axhline(0.0, color="grey", linestyle="--", linewidth=1, zorder=0)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1, zorder=0)
-
-
-def _label_thresholds(ax, points: pd.DataFrame, speedup: str) -> None:
-    for _, point in points.iterrows():
-        ax.annotate(
-            f"{point['threshold']:g}",
-            (point[speedup], point["acc_delta"]),
-            textcoords="offset points",
-            xytext=(4, 4),
-            fontsize=7,
-        )
 
 
 def speed_errors(points: pd.DataFrame, kind: str) -> np.ndarray | None:
@@ -94,11 +226,13 @@ def speed_errors(points: pd.DataFrame, kind: str) -> np.ndarray | None:
     return np.vstack([(speedup - points["speedup_ci_lo"]).fillna(0.0), (points["speedup_ci_hi"] - speedup).fillna(0.0)])
 
 
-def _draw_family(ax, points: pd.DataFrame, kind: str, style: dict, label: str) -> None:
+def plotted(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The rows that have this kind of speedup and an accuracy change, i.e. a place on the panel."""
+    return frame.dropna(subset=[SPEEDUP_COLUMNS[kind], "acc_delta"]) if not frame.empty else frame
+
+
+def _draw_family(ax, points: pd.DataFrame, kind: str, style: dict, label: str) -> list[PointLabel]:
     speedup = SPEEDUP_COLUMNS[kind]
-    points = points.dropna(subset=[speedup, "acc_delta"])
-    if points.empty:
-        return
     ax.scatter(points[speedup], points["acc_delta"], label=label, alpha=0.85, zorder=3, **style)
     yerr = points["acc_delta_se"] if "acc_delta_se" in points and points["acc_delta_se"].notna().any() else None
     xerr = speed_errors(points, kind)
@@ -110,30 +244,47 @@ def _draw_family(ax, points: pd.DataFrame, kind: str, style: dict, label: str) -
             yerr=yerr,
             fmt="none",
             ecolor=style["color"],
-            alpha=0.45,
+            alpha=0.35,
             capsize=2,
             linewidth=1,
             zorder=2,
         )
-    front = points[points[f"pareto_{kind}"]].sort_values(speedup)
-    ax.plot(front[speedup], front["acc_delta"], color=style["color"], linewidth=1.2)
-    _label_thresholds(ax, points, speedup)
+    on_front = points[f"pareto_{kind}"].fillna(False).astype(bool)
+    front = points[on_front].sort_values(speedup)
+    ax.plot(front[speedup], front["acc_delta"], color=style["color"], linewidth=1.2, zorder=2)
+    return [
+        PointLabel(float(x), float(y), f"{threshold:g}", bool(front_flag))
+        for x, y, threshold, front_flag in zip(points[speedup], points["acc_delta"], points["threshold"], on_front)
+    ]
+
+
+def _draw_context(ax, others: pd.DataFrame, kind: str) -> None:
+    """The backbone's configurations of other panels, in grey behind this panel's families."""
+    if not others.empty:
+        speedup = SPEEDUP_COLUMNS[kind]
+        ax.scatter(others[speedup], others["acc_delta"], s=10, color=CONTEXT_COLOUR, zorder=1, label=CONTEXT_LABEL)
 
 
 def _draw_backbone_fronts(ax, frame: pd.DataFrame, kind: str) -> None:
+    """The front across all families of each backbone: thick and dark, above the context, below the points."""
     speedup, flags = SPEEDUP_COLUMNS[kind], f"pareto_backbone_{kind}"
     if flags not in frame:
         return
     for number, (_, group) in enumerate(frame.groupby("backbone", sort=True)):
-        front = group[group[flags]].dropna(subset=[speedup, "acc_delta"]).sort_values(speedup)
+        front = group[group[flags].fillna(False).astype(bool)].dropna(subset=[speedup, "acc_delta"]).sort_values(speedup)
         ax.plot(
             front[speedup],
             front["acc_delta"],
-            color="black",
-            linestyle=":",
-            linewidth=2,
-            label="backbone front" if number == 0 else None,
-            zorder=1,
+            color=FRONT_COLOUR,
+            linewidth=2.6,
+            alpha=0.75,
+            solid_capstyle="round",
+            marker="o",
+            markersize=10,
+            markerfacecolor="none",  # rings, so a front of one point still shows
+            markeredgewidth=1.3,
+            label="backbone front (all configurations)" if number == 0 else None,
+            zorder=2.5,
         )
 
 
@@ -154,40 +305,129 @@ def _mark_measurement_errors(ax, frame: pd.DataFrame, kind: str) -> None:
         )
 
 
-def _draw_panel(ax, frame: pd.DataFrame, kind: str, styles: dict[str, dict], backbone_front: bool) -> None:
-    speedup = SPEEDUP_COLUMNS[kind]
+def _draw_facet(ax, points: pd.DataFrame, facet: Facet, kind: str, backbone_front: bool) -> list[PointLabel]:
+    """One panel: the facet's families over the grey rest of their backbones, the backbone front on top."""
     _draw_reference_lines(ax)
-    for family, points in frame.groupby("family", sort=False):
-        _draw_family(ax, points, kind, styles[family], family)
-    _mark_measurement_errors(ax, frame, kind)
-    has_points = not frame.empty and frame[[speedup, "acc_delta"]].notna().all(axis=1).any()
-    if not has_points:
-        say_no_data(ax, f"no runs with {kind} speedup and task accuracy")
-    else:
-        if backbone_front:
-            _draw_backbone_fronts(ax, frame, kind)
-        ax.legend(fontsize=7, loc="best")
-    ax.set_title(PANEL_TITLES[kind], fontsize=10)
-    reference = "the speed reference" if kind == "measured" else "the full model"
-    ax.set_xlabel(f"{kind} speedup (x, >1 is faster than {reference})")
-    ax.set_ylabel("accuracy change vs full model (points)")
+    mine = points[points["family"].isin(facet.families)]
+    same_backbone = points[points["backbone"].isin(mine["backbone"].unique())]
+    _draw_context(ax, same_backbone[~same_backbone["family"].isin(facet.families)], kind)
+    styles = family_styles(facet.families)
+    labels = []
+    for family in facet.families:
+        labels += _draw_family(ax, mine[mine["family"] == family], kind, styles[family], facet.labels[family])
+    _mark_measurement_errors(ax, mine, kind)
+    if backbone_front:
+        _draw_backbone_fronts(ax, same_backbone, kind)
+    ax.set_title(facet.title, fontsize=8.5, wrap=True)
     ax.grid(True, alpha=0.3)
+    ax.tick_params(labelsize=8)
+    return labels
+
+
+def _legend_outside(ax, figure: Figure, gap: float | None) -> None:
+    """The legend under the axes, ``gap`` inches below them (past the tick labels), or to their right when ``gap``
+    is None: never over the data. The panel's own families come first, the grey context last."""
+    handles, names = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    order = sorted(range(len(names)), key=lambda i: names[i] == CONTEXT_LABEL)
+    handles, names = [handles[i] for i in order], [names[i] for i in order]
+    if gap is None:
+        place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "bbox_transform": ax.transAxes}
+    else:
+        offset = ScaledTranslation(0, -gap, figure.dpi_scale_trans)
+        place = {"loc": "upper center", "bbox_to_anchor": (0.5, 0.0), "bbox_transform": ax.transAxes + offset}
+    ax.legend(handles, names, fontsize=LABEL_SIZE, frameon=False, borderaxespad=0.0, **place)
+
+
+def _grid_shape(count: int) -> tuple[int, int]:
+    columns = min(count, MAX_COLUMNS)
+    return -(-count // columns), columns
+
+
+def _legend_entries(facet: Facet) -> int:
+    return len(facet.families) + 2  # plus the backbone front and the other configurations
+
+
+def _row_title(kind: str, points: pd.DataFrame) -> str:
+    """The kind of speedup, and what every family of the row shares (then left out of the panel titles)."""
+    families = list(dict.fromkeys(points["family"])) if not points.empty else []
+    shared = _join(shared_parts(families)) if len(families) > MAX_FAMILIES_PER_PANEL else ""
+    return PANEL_TITLES[kind] + (f": {shared}" if shared else "")
+
+
+def _draw_row(subfigure, points: pd.DataFrame, kind: str, backbone_front: bool) -> dict:
+    """One speedup kind's panels in ``subfigure``; returns {axes: labels to place}."""
+    subfigure.suptitle(_row_title(kind, points), fontsize=10)
+    panels = facets(points)
+    reference = "the speed reference" if kind == "measured" else "the full model"
+    xlabel = f"{kind} speedup (x, >1 is faster than {reference})"
+    if not panels:
+        ax = subfigure.subplots()
+        _draw_reference_lines(ax)
+        say_no_data(ax, f"no runs with {kind} speedup and task accuracy")
+        ax.set_xlabel(xlabel, fontsize=8.5)
+        return {}
+    rows, columns = _grid_shape(len(panels))
+    grid = subfigure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
+    labels = {}
+    for ax, facet in zip(grid.flat, panels):
+        labels[ax] = _draw_facet(ax, points, facet, kind, backbone_front)
+    for number, ax in enumerate(grid.flat):
+        # The x label under each bottom panel (above its legend); shared axes show tick labels there only.
+        if number >= len(panels):
+            ax.set_visible(False)
+        elif number + columns >= len(panels):
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.xaxis.set_tick_params(labelbottom=True)
+    subfigure.supylabel("accuracy change vs full model (points)", fontsize=8.5)
+    return labels
+
+
+def _row_height(points: pd.DataFrame, legend_right: bool) -> float:
+    panels = facets(points)
+    if not panels:
+        return 1.6
+    if legend_right:
+        return PANEL_HEIGHT + max(0.0, LEGEND_LINE * _legend_entries(panels[0]) - PANEL_HEIGHT) + 0.9
+    rows, columns = _grid_shape(len(panels))
+    # Per row of panels: the axes, the tallest legend under it, the titles and ticks.
+    tallest = [max(_legend_entries(facet) for facet in panels[row * columns : (row + 1) * columns]) for row in range(rows)]
+    return sum(PANEL_HEIGHT + LEGEND_LINE * lines + 0.45 for lines in tallest) + 0.5
+
+
+def _add_legends(figure: Figure, axes: list, right: set) -> None:
+    """Legends outside each panel: to the right of those in ``right``, else under it, past its tick labels
+    (measured on the drawn figure, so any font size fits)."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    for ax in axes:
+        below = ax.get_window_extent(renderer).y0 - ax.get_tightbbox(renderer).y0
+        _legend_outside(ax, figure, None if ax in right else below / figure.dpi + 0.04)
 
 
 def pareto_figure(frame: pd.DataFrame, title: str | None = None, backbone_front: bool = False) -> Figure:
-    """The two Pareto panels (measured, theoretical); needs the pareto_* flags from ``add_pareto_flags``.
-
-    ``backbone_front`` also draws the front across all families of each backbone (dotted black).
-    """
-    figure = new_figure(13, 5.5)
-    styles = family_styles(list(dict.fromkeys(frame["family"]))) if not frame.empty else {}
-    for ax, kind in zip(figure.subplots(1, 2), SPEEDUP_COLUMNS):
-        _draw_panel(ax, frame, kind, styles, backbone_front)
+    """The Pareto panels, measured then theoretical (see the module docstring for the faceting); needs the pareto_*
+    flags from ``add_pareto_flags``. ``backbone_front`` also draws the front across all families of each backbone."""
+    kinds = {kind: plotted(frame, kind) for kind in SPEEDUP_COLUMNS}
+    single = {kind: len(facets(points)) <= 1 for kind, points in kinds.items()}
+    side_by_side = all(single.values())
+    # Two single panels sit side by side with legends under them; rows of facets stack, and a single panel in a
+    # stack keeps its legend to its right, so the row stays short.
+    heights = [_row_height(points, single[kind] and not side_by_side) for kind, points in kinds.items()]
+    figure = new_figure(FIGURE_WIDTH, (max(heights) if side_by_side else sum(heights)) + 0.4)
+    subfigures = figure.subfigures(1, 2) if side_by_side else figure.subfigures(2, 1, height_ratios=heights)
+    labels, right = {}, set()
+    for subfigure, (kind, points) in zip(subfigures, kinds.items()):
+        row = _draw_row(subfigure, points, kind, backbone_front)
+        labels.update(row)
+        right |= set(row) if single[kind] and not side_by_side else set()
     bars = "±1 stderr" + ("; horizontal: 95% CI of the measured speedup" if speed_errors(frame, "measured") is not None else "")
-    figure.suptitle(title or f"Early exit: accuracy vs speedup (labels: target agreement threshold; bars: {bars})")
-    return figure
+    figure.suptitle(title or f"Early exit: accuracy vs speedup (labels: target agreement threshold; bars: {bars})", fontsize=10.5)
+    _add_legends(figure, list(labels), right)
+    return finish_layout(figure, labels)
 
 
 def plot_pareto(frame: pd.DataFrame, path: str | Path, title: str | None = None, backbone_front: bool = False) -> Path:
-    """Write the two-panel Pareto PNG (see ``pareto_figure``)."""
+    """Write the Pareto PNG (see ``pareto_figure``)."""
     return save(pareto_figure(frame, title, backbone_front), path)

@@ -45,6 +45,14 @@ def shown_path(path: Path) -> str:
         return path.name
 
 
+def shown_run(path: str | Path) -> str:
+    """A run folder as ``shown_path`` names a sweep, but outside the working directory by its sweep and its own
+    name (``sweep/6``), since run folders' names alone repeat across sweeps."""
+    path = Path(path)
+    relative = shown_path(path)
+    return relative if relative != path.name else "/".join(path.parts[-2:])
+
+
 def what_was_run(frame: pd.DataFrame, runs: list, skipped: list, sweep_dirs: list[Path]) -> list:
     total = len(runs) + len(skipped)
     return [
@@ -247,7 +255,7 @@ def skipped_section(skipped: list[tuple[str, str]], figure_notes: list[str]) -> 
     if not skipped:
         blocks.append(Paragraph("None: every run directory found held complete results."))
     else:
-        blocks.append(Bullets([f"`{run_dir}`: {reason}" for run_dir, reason in skipped]))
+        blocks.append(Bullets([f"`{shown_run(run_dir)}`: {reason}" for run_dir, reason in skipped]))
     if figure_notes:
         blocks += [Paragraph("Figures not drawn:"), Bullets(figure_notes)]
     return blocks
