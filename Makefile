@@ -34,9 +34,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# One pytest worker per CPU core (pytest-xdist); a file stays on one worker, so its module fixtures are built once.
+# One pytest worker per CPU core (pytest-xdist), each computing on one thread (tests/conftest.py). worksteal, not
+# loadfile: a worker that runs out of tests takes half of the other's queue, so one file of slow sweeps does not
+# run alone at the end (a module fixture is then built at most once per worker).
 test: setup
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 report: setup
 	$(BIN)/eebench report $(SWEEP)

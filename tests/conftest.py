@@ -14,9 +14,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Under pytest-xdist every worker, and every run.py it starts, computes on one core: tiny models gain nothing from
+# intra-op threads, and two workers' threads spinning on two cores cost many times what they give (see
+# engine_support.single_thread). Set before torch is imported, so torch's default follows it.
+PARALLEL_WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+if PARALLEL_WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from eebench.backbones.tiny import TINY_ARCHS, make_tiny_model  # noqa: E402
 from eebench.reuse import forget  # noqa: E402
+
+if PARALLEL_WORKER:
+    import torch
+
+    torch.set_num_threads(1)  # also where a plugin imported torch before this file
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +109,7 @@ def sweep_env(tmp_path, tiny_model_dirs):
         "eval.suite=lm_eval",
         f"eval.include_path={_write_task(tmp_path / 'tasks')}",
         "eval.tasks=[tiny_mc]",
+        "timing.threads=1",  # not the physical cores: see PARALLEL_WORKER (no sweep test asserts a thread count)
     ]
     return env, common
 
