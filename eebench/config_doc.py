@@ -2,10 +2,12 @@
 
     python -m eebench.config_doc > docs/configuration.md
 
-For every config group: its options (one YAML each, described by the file's leading comment, with the keys it
-sets), and every key with its type, its default (what ``python run.py`` composes with no overrides) and its meaning:
-the comment beside the dataclass field (``eebench.field_docs``), else the comment beside the key in the group's
-YAML files, else ``EXTRA_MEANINGS`` below. Then the ``experiment`` presets, the Hydra launchers and the generation
+For every config group: its options (the variants of its registry, described by their module's docstring, for
+the pluggable axes of ``eebench.config.AXES``; else one YAML each, described by the file's leading comment), with
+the keys each sets, and every key with its type, its default (what ``python run.py`` composes with no overrides,
+or the variant's own default for a key only one variant has) and its meaning: the comment beside the dataclass
+field (``eebench.field_docs``), else the comment beside the key in the group's YAML files, else ``EXTRA_MEANINGS``.
+Then the ``experiment`` presets, the Hydra launchers and the generation
 strategies. ``tests/test_config_doc.py`` keeps the file equal to this output and every key documented.
 """
 
@@ -21,7 +23,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from eebench.config import ExperimentConfig, register_configs
+from eebench.config import AXES, Axis, ExperimentConfig, register_configs
 from eebench.field_docs import field_comments, type_text
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -81,11 +83,13 @@ EXTRA_MEANINGS = {
 
 @dataclasses.dataclass
 class Key:
-    """One config key: its dotted name, the dataclass that declares it and the field."""
+    """One config key: its dotted name, the dataclass that declares it and the field (and the one variant of its
+    group that has it, for a variant's own field such as ``placement.num_heads`` of ``placement=equal``)."""
 
     name: str
     owner: type
     field: dataclasses.Field
+    variant: str | None = None
 
 
 def group_fields() -> dict[str, type]:
@@ -103,6 +107,22 @@ def config_keys(cls: type, prefix: str = "") -> list[Key]:
             keys += config_keys(hints[f.name], f"{name}.")
         else:
             keys.append(Key(name, cls, f))
+    return keys
+
+
+AXIS_BY_GROUP: dict[str, Axis] = {axis.group: axis for axis in AXES}
+
+
+def variant_keys(group: str) -> list[Key]:
+    """The keys each variant of ``group`` has beyond the group's own config type, e.g. ``calibration.delta``."""
+    axis = AXIS_BY_GROUP.get(group)
+    if axis is None:
+        return []
+    shared = {f.name for f in dataclasses.fields(axis.base)}
+    keys = []
+    for name in axis.registry.names():
+        cls = type(axis.option(name))
+        keys += [dataclasses.replace(k, variant=name) for k in config_keys(cls, f"{group}.") if k.field.name not in shared]
     return keys
 
 
@@ -210,8 +230,12 @@ def key_meaning(key: Key, yaml_comments: dict[str, str]) -> str:
     return own or yaml_comments.get(key.name, "") or EXTRA_MEANINGS.get(key.name, "")
 
 
+def group_keys(group: str, cls: type) -> list[Key]:
+    return config_keys(cls, f"{group}.") + variant_keys(group)
+
+
 def all_keys() -> list[Key]:
-    return top_level_keys() + [key for group, cls in group_fields().items() for key in config_keys(cls, f"{group}.")]
+    return top_level_keys() + [key for group, cls in group_fields().items() for key in group_keys(group, cls)]
 
 
 def all_yaml_comments() -> dict[str, str]:
@@ -238,10 +262,32 @@ def key_table(keys: list[Key], defaults: dict, yaml_comments: dict[str, str]) ->
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key in keys:
         hint = typing.get_type_hints(key.owner)[key.field.name]
-        default = value_text(lookup(defaults, key.name))
+        default = value_text(key_default(key, defaults))
         meaning = key_meaning(key, yaml_comments)
+        if key.variant is not None:
+            meaning = f"{key.name.split('.')[0]}={key.variant} only: {meaning}"
         rows.append(f"| `{key.name}` | {table_cell(type_text(hint))} | `{default}` | {table_cell(meaning)} |")
     return rows
+
+
+def key_default(key: Key, defaults: dict) -> Any:
+    """What ``python run.py`` composes, or for a variant's own key, that variant's default."""
+    if key.variant is None:
+        return lookup(defaults, key.name)
+    option = AXIS_BY_GROUP[key.name.split(".")[0]].option(key.variant)
+    return lookup(OmegaConf.to_container(OmegaConf.structured(option), resolve=False), key.name.split(".", 1)[1])
+
+
+def variant_description(text: str) -> str:
+    """A variant's docstring as one line of Markdown (its first paragraph, RST literals as code spans)."""
+    return " ".join(text.strip().split("\n\n")[0].split()).replace("``", "`")
+
+
+def variant_settings(axis: Axis, name: str) -> str:
+    """The keys a variant's option sets beyond its group's own fields: ``num_heads=4``, ``options.rank=64``."""
+    tree = OmegaConf.to_container(OmegaConf.structured(axis.option(name)), resolve=False)
+    shared = {key.name for key in config_keys(axis.base)}
+    return ", ".join(f"`{key}={value_text(value)}`" for key, value in flat_settings(tree) if key not in shared)
 
 
 def default_option(group: str) -> str | None:
@@ -255,6 +301,13 @@ def default_option(group: str) -> str | None:
 def options_table(group: str) -> list[str]:
     rows = ["| option | what it is | sets |", "|---|---|---|"]
     chosen = default_option(group)
+    if group in AXIS_BY_GROUP:
+        axis = AXIS_BY_GROUP[group]
+        for name, variant in axis.registry.items():
+            label = f"`{name}`" + (" (default)" if name == chosen else "")
+            description = table_cell(variant_description(variant.description))
+            rows.append(f"| {label} | {description} | {table_cell(variant_settings(axis, name))} |")
+        return rows
     for path in group_files(group):
         name = f"`{path.stem}`" + (" (default)" if path.stem == chosen else "")
         rows.append(f"| {name} | {table_cell(leading_comment(path))} | {table_cell(settings_text(file_values(path)))} |")
@@ -264,7 +317,7 @@ def options_table(group: str) -> list[str]:
 def group_section(group: str, cls: type, defaults: dict) -> list[str]:
     lines = [f"## `{group}`", "", GROUP_INTROS.get(group, ""), ""]
     lines += [f"Options (`{group}=<option>`):", ""] + options_table(group) + [""]
-    lines += key_table(config_keys(cls, f"{group}."), defaults, group_yaml_comments(group)) + [""]
+    lines += key_table(group_keys(group, cls), defaults, group_yaml_comments(group)) + [""]
     return lines
 
 

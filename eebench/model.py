@@ -13,10 +13,11 @@ import torch
 
 from eebench.backbones import Backbone, load_backbone
 from eebench.cache import MANIFEST, cache_root, entry_problem
-from eebench.config import BackboneConfig, CalibrationConfig
+from eebench.config import BackboneConfig
 from eebench.engine.generate import generate
 from eebench.errors import require
 from eebench.exits.calibration import calibrate
+from eebench.exits.calibrators import CalibrationConfig, calibration_config
 from eebench.exits.policy import ExitPolicy
 from eebench.heads import ExitHeads, load_heads
 from eebench.traces.trace import Trace
@@ -84,7 +85,7 @@ class EarlyExitModel:
         backbone_fields["dtype"] = dtype or results.backbone_dtype
         loaded = load_backbone(BackboneConfig(**backbone_fields), device)
         heads = load_heads(heads_dir, loaded.layered)
-        calibration_cfg = CalibrationConfig(**artifacts.calibration_config)
+        calibration_cfg = calibration_config(artifacts.calibration_config)
         return cls(loaded, heads, Trace.load(trace_dir), results.confidence, calibration_cfg)
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from eebench.config import CalibrationConfig
 from eebench.exits.calibration import NEVER_EXIT, binomial_cdf, calibrate, platt, risk_controlled
+from eebench.exits.calibrators.risk_controlled import RiskControlledConfig
 
 
 def _draw(n: int, generator: torch.Generator):
@@ -22,7 +22,7 @@ def _true_agreement(threshold: float) -> float:
 @pytest.mark.parametrize("bound", ["binomial", "hb"])
 def test_risk_controlled_holds_target_with_probability_1_minus_delta(bound):
     target, delta = 0.9, 0.1  # the true curve reaches 0.9 at t = 0.5
-    cfg = CalibrationConfig(method="risk_controlled", delta=delta, bound=bound)
+    cfg = RiskControlledConfig(delta=delta, bound=bound)
     generator = torch.Generator().manual_seed(0)
     held, thresholds = 0, []
     for _ in range(200):
@@ -63,4 +63,4 @@ def test_bad_calibration_config():
     from eebench.errors import EEBenchError
 
     with pytest.raises(EEBenchError, match="calibration.delta"):
-        CalibrationConfig(method="risk_controlled", delta=1.5)
+        RiskControlledConfig(delta=1.5)

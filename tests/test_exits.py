@@ -3,12 +3,14 @@ import math
 import pytest
 import torch
 
-from eebench.config import PlacementConfig
 from eebench.engine.flops import CostModel
 from eebench.errors import EEBenchError
 from eebench.exits.calibration import NEVER_EXIT, max_coverage
 from eebench.exits.policy import ExitPolicy
 from eebench.heads.placement import exit_layers
+from eebench.heads.placements.equal import EqualPlacementConfig
+from eebench.heads.placements.every import EveryPlacementConfig
+from eebench.heads.placements.explicit import ExplicitPlacementConfig
 from eebench.traces.simulate import simulate
 from eebench.traces.trace import Trace
 
@@ -17,12 +19,12 @@ from eebench.traces.trace import Trace
     "layers, expected", [(6, [1, 2, 3, 4]), (12, [2, 4, 7, 9]), (24, [4, 9, 14, 19]), (16, [3, 6, 9, 12]), (32, [6, 12, 19, 25])]
 )
 def test_equal_placement_matches_the_papers_pythia_layers(layers, expected):
-    assert exit_layers(PlacementConfig(kind="equal", num_heads=4), layers) == expected
+    assert exit_layers(EqualPlacementConfig(num_heads=4), layers) == expected
 
 
 def test_every_and_explicit_placement():
-    assert exit_layers(PlacementConfig(kind="every", every=4), 12) == [3, 7]
-    assert exit_layers(PlacementConfig(kind="explicit", layers=[0, 5]), 12) == [0, 5]
+    assert exit_layers(EveryPlacementConfig(every=4), 12) == [3, 7]
+    assert exit_layers(ExplicitPlacementConfig(layers=[0, 5]), 12) == [0, 5]
 
 
 @pytest.mark.parametrize(
@@ -30,7 +32,7 @@ def test_every_and_explicit_placement():
 )
 def test_bad_placement(layers, fragment):
     with pytest.raises(EEBenchError, match=fragment):
-        exit_layers(PlacementConfig(kind="explicit", layers=layers), 12)
+        exit_layers(ExplicitPlacementConfig(layers=layers), 12)
 
 
 def test_max_coverage_by_hand():

@@ -22,13 +22,13 @@ from eebench.config import (
     GateConfig,
     HeadConfig,
     HeadTrainingConfig,
-    PlacementConfig,
     TimingConfig,
 )
 from eebench.data.corpus import prepare_splits
 from eebench.errors import EEBenchError
 from eebench.evaluation.scores import RequestScores, ScoreStore
 from eebench.heads.placement import exit_layers
+from eebench.heads.placements.equal import EqualPlacementConfig
 from eebench.traces.trace import Trace
 
 
@@ -121,7 +121,7 @@ def _heads(model_dir, data_file, head_kind="logit_lens"):
         backbone=BackboneConfig(name_or_path=str(model_dir), dtype="float32"),
         head=HeadConfig(kind=head_kind, training=HeadTrainingConfig(val_sequences=2), gate=GateConfig(width=0)),
         data=DataConfig(source=str(data_file), seq_len=32, train_sequences=4, calibration_sequences=2, heldout_sequences=2),
-        placement=PlacementConfig(num_heads=2),
+        placement=EqualPlacementConfig(num_heads=2),
     )
     backbone = load_backbone(cfg.backbone, "cpu")
     layers = exit_layers(cfg.placement, backbone.num_layers)
@@ -207,9 +207,9 @@ def test_file_as_backbone_directory_is_one_line_error(local_gpt2):
 
 
 def test_too_many_heads_for_the_depth_is_one_line_error():
-    assert exit_layers(PlacementConfig(num_heads=4), 6) == [1, 2, 3, 4]
+    assert exit_layers(EqualPlacementConfig(num_heads=4), 6) == [1, 2, 3, 4]
     with pytest.raises(EEBenchError, match=r"placement.num_heads=5 is more than a 6-block backbone allows; allowed: 1..4"):
-        exit_layers(PlacementConfig(num_heads=5), 6)
+        exit_layers(EqualPlacementConfig(num_heads=5), 6)
 
 
 # ----------------------------------------------------------------------------- run dirs are data

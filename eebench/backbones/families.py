@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eebench.errors import EEBenchError
+from eebench.registry import Registry, did_you_mean
 
 TESTED_TRANSFORMERS = "5.24.0"  # the version tests/test_families.py proved the families below against
 
@@ -50,73 +51,73 @@ def _llama_like(model_type: str, examples: str, **kwargs) -> Family:
     return Family(model_type, examples, "embed_tokens", "layers", ("norm",), **kwargs)
 
 
-FAMILIES: dict[str, Family] = {
-    f.model_type: f
-    for f in [
-        _llama_like("llama", "Llama 2/3, SmolLM/SmolLM2, TinyLlama"),
-        _llama_like("mistral", "Mistral 7B (sliding window on every layer)", windows="all"),
-        _llama_like("qwen2", "Qwen2, Qwen2.5 (use_sliding_window per layer)", windows="layer_types"),
-        _llama_like("qwen3", "Qwen3", windows="layer_types"),
-        _llama_like("phi3", "Phi-3, Phi-3.5", windows="all"),
-        _llama_like("olmo2", "OLMo 2"),
-        _llama_like("stablelm", "StableLM 2, StableLM 3B (partial rotary)"),
-        _llama_like(
-            "granite",
-            "Granite 3 (embedding / logit multipliers)",
-            embedding_multiplier="embedding_multiplier",
-            logits_divisor="logits_scaling",
-        ),
-        _llama_like("starcoder2", "StarCoder2", windows="all"),
-        _llama_like("gemma", "Gemma (scaled embeddings)"),
-        _llama_like(
-            "gemma2",
-            "Gemma 2 (alternating sliding layers, soft-capping)",
-            windows="layer_types",
-            attention=("eager",),
-            logit_softcap="final_logit_softcapping",
-        ),
-        _llama_like(
-            "gemma3_text",
-            "Gemma 3 text-only (1B), rotary per layer type",
-            positions="rotary_per_layer_type",
-            windows="layer_types",
-            logit_softcap="final_logit_softcapping",
-            refuse_variant=_gemma3_variant,
-        ),
-        Family(
-            "phi",
-            "Phi-1, Phi-1.5, Phi-2 (parallel attention + MLP, partial rotary)",
-            "embed_tokens",
-            "layers",
-            ("final_layernorm",),
-        ),
-        Family("gpt_neox", "Pythia, GPT-NeoX-20B", "embed_in", "layers", ("final_layer_norm",)),
-        Family("gptj", "GPT-J 6B", "wte", "h", ("ln_f",)),
-        Family("falcon", "Falcon 7B/40B (rotary)", "word_embeddings", "h", ("ln_f",), refuse_variant=_falcon_variant),
-        Family("gpt2", "GPT-2, DistilGPT2", "wte", "h", ("ln_f",), positions="learned", position_embedding="wpe"),
-        Family("gpt_bigcode", "SantaCoder, StarCoder 1", "wte", "h", ("ln_f",), positions="learned", position_embedding="wpe"),
-        Family(
-            "opt",
-            "OPT 125m-66B (project_in/out, learned positions with offset 2)",
-            "decoder.embed_tokens",
-            "decoder.layers",
-            ("decoder.final_layer_norm", "decoder.project_out"),
-            positions="learned",
-            position_embedding="decoder.embed_positions",
-            embed_extras=("decoder.project_in",),
-        ),
-        Family(
-            "bloom",
-            "BLOOM, BLOOMZ (ALiBi)",
-            "word_embeddings",
-            "h",
-            ("ln_f",),
-            positions="alibi",
-            embed_extras=("word_embeddings_layernorm",),
-            attention=("eager",),
-        ),
-    ]
-}
+# The registry of families (its key: the name an unknown model_type is reported under).
+FAMILIES: Registry[Family] = Registry("backbone family", name_of=lambda family: family.model_type)
+for _family in [
+    _llama_like("llama", "Llama 2/3, SmolLM/SmolLM2, TinyLlama"),
+    _llama_like("mistral", "Mistral 7B (sliding window on every layer)", windows="all"),
+    _llama_like("qwen2", "Qwen2, Qwen2.5 (use_sliding_window per layer)", windows="layer_types"),
+    _llama_like("qwen3", "Qwen3", windows="layer_types"),
+    _llama_like("phi3", "Phi-3, Phi-3.5", windows="all"),
+    _llama_like("olmo2", "OLMo 2"),
+    _llama_like("stablelm", "StableLM 2, StableLM 3B (partial rotary)"),
+    _llama_like(
+        "granite",
+        "Granite 3 (embedding / logit multipliers)",
+        embedding_multiplier="embedding_multiplier",
+        logits_divisor="logits_scaling",
+    ),
+    _llama_like("starcoder2", "StarCoder2", windows="all"),
+    _llama_like("gemma", "Gemma (scaled embeddings)"),
+    _llama_like(
+        "gemma2",
+        "Gemma 2 (alternating sliding layers, soft-capping)",
+        windows="layer_types",
+        attention=("eager",),
+        logit_softcap="final_logit_softcapping",
+    ),
+    _llama_like(
+        "gemma3_text",
+        "Gemma 3 text-only (1B), rotary per layer type",
+        positions="rotary_per_layer_type",
+        windows="layer_types",
+        logit_softcap="final_logit_softcapping",
+        refuse_variant=_gemma3_variant,
+    ),
+    Family(
+        "phi",
+        "Phi-1, Phi-1.5, Phi-2 (parallel attention + MLP, partial rotary)",
+        "embed_tokens",
+        "layers",
+        ("final_layernorm",),
+    ),
+    Family("gpt_neox", "Pythia, GPT-NeoX-20B", "embed_in", "layers", ("final_layer_norm",)),
+    Family("gptj", "GPT-J 6B", "wte", "h", ("ln_f",)),
+    Family("falcon", "Falcon 7B/40B (rotary)", "word_embeddings", "h", ("ln_f",), refuse_variant=_falcon_variant),
+    Family("gpt2", "GPT-2, DistilGPT2", "wte", "h", ("ln_f",), positions="learned", position_embedding="wpe"),
+    Family("gpt_bigcode", "SantaCoder, StarCoder 1", "wte", "h", ("ln_f",), positions="learned", position_embedding="wpe"),
+    Family(
+        "opt",
+        "OPT 125m-66B (project_in/out, learned positions with offset 2)",
+        "decoder.embed_tokens",
+        "decoder.layers",
+        ("decoder.final_layer_norm", "decoder.project_out"),
+        positions="learned",
+        position_embedding="decoder.embed_positions",
+        embed_extras=("decoder.project_in",),
+    ),
+    Family(
+        "bloom",
+        "BLOOM, BLOOMZ (ALiBi)",
+        "word_embeddings",
+        "h",
+        ("ln_f",),
+        positions="alibi",
+        embed_extras=("word_embeddings_layernorm",),
+        attention=("eager",),
+    ),
+]:
+    FAMILIES.register(_family)
 
 # Families users reach for that are refused on purpose, with the reason shown in the error and the table.
 REFUSED: dict[str, str] = {
@@ -140,8 +141,10 @@ def family_for(config) -> Family:
             f"backbone family {model_type!r} is not supported ({REFUSED[model_type]}); supported: {supported_list()}"
         )
     if model_type not in FAMILIES:
-        raise EEBenchError(f"backbone family {model_type!r} is not supported; supported: {supported_list()}")
-    family = FAMILIES[model_type]
+        raise EEBenchError(
+            f"backbone family {model_type!r} is not supported; supported: {supported_list()}{did_you_mean(model_type, FAMILIES)}"
+        )
+    family = FAMILIES.get(model_type)
     reason = family.refuse_variant(config) if family.refuse_variant else None
     if reason:
         raise EEBenchError(f"backbone family {model_type!r}: {reason}; supported: {supported_list()}")
@@ -173,7 +176,7 @@ def markdown_table() -> str:
     """The README's support table, rendered from the registry so that the two never disagree."""
     lines = ["| family (`model_type`) | checkpoints | status | tested with transformers |", "|---|---|---|---|"]
     for name in sorted(FAMILIES):
-        lines.append(f"| `{name}` | {FAMILIES[name].examples} | equal to transformers | {TESTED_TRANSFORMERS} |")
+        lines.append(f"| `{name}` | {FAMILIES.get(name).examples} | equal to transformers | {TESTED_TRANSFORMERS} |")
     for name in sorted(REFUSED):
         lines.append(f"| `{name}` | - | refused: {REFUSED[name]} | {TESTED_TRANSFORMERS} |")
     lines.append(f"| anything else | - | refused with a one-line error | {TESTED_TRANSFORMERS} |")

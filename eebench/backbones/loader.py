@@ -9,11 +9,11 @@ from typing import Any
 import torch
 
 from eebench.backbones.bundled import bundled_model_dir, converted_gguf_dir
+from eebench.backbones.config import BackboneConfig
 from eebench.backbones.families import family_for
 from eebench.backbones.layered import LayeredModel, check_against_forward
 from eebench.backbones.precision import decode_shape, resolve_dtype
 from eebench.cache import file_digest
-from eebench.config import BackboneConfig
 from eebench.errors import EEBenchError
 from eebench.reuse import files_state, reuse
 

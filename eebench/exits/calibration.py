@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from eebench.config import CalibrationConfig
-from eebench.exits.calibrators import CALIBRATORS, NEVER_EXIT
+from eebench.exits.calibrators import CALIBRATORS, NEVER_EXIT, CalibrationConfig, calibration_config
 from eebench.exits.calibrators.max_coverage import max_coverage
 from eebench.exits.calibrators.platt import platt
 from eebench.exits.calibrators.risk_controlled import binomial_cdf, hoeffding_bentkus_pvalue, risk_controlled
@@ -16,6 +15,6 @@ __all__ = ["NEVER_EXIT", "binomial_cdf", "calibrate", "hoeffding_bentkus_pvalue"
 
 def calibrate(cfg: CalibrationConfig | str, uncertainties: torch.Tensor, agree: torch.Tensor, target: float) -> list[float]:
     """uncertainties, agree: [num_heads, tokens]; one threshold per head, each head calibrated on its own."""
-    cfg = CalibrationConfig(method=cfg) if isinstance(cfg, str) else cfg
+    cfg = calibration_config(cfg) if isinstance(cfg, str) else cfg
     fit = CALIBRATORS.get(cfg.method).fit
     return [fit(uncertainties[i], agree[i], target, cfg) for i in range(len(uncertainties))]

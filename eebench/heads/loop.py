@@ -9,6 +9,10 @@ What differs between heads and gates is only the loss, given by a ``task`` with 
   back-propagated (one module at a time, so only one vocabulary-sized activation is alive);
 - ``evaluate(active) -> {index: {"heldout": loss, ...}}``: held-out loss of each active module (no gradients), plus
   any other held-out measurement the task makes (kept on the module's curve).
+
+The loop reads its budget, batch, optimiser, cadence and patience from a ``HeadTrainingConfig`` whose
+``precision`` is already resolved to float32 or bfloat16 (``heads.train.loop_settings``); gates pass one
+with their own budget, batch and rate.
 """
 
 from __future__ import annotations
@@ -24,19 +28,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from eebench.errors import EEBenchError
-
-
-@dataclass
-class LoopSettings:
-    max_tokens: int
-    batch_size: int
-    lr: float
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    eval_every: int = 65_536
-    patience: int = 3
-    min_delta: float = 1e-3
-    precision: str = "float32"  # "bfloat16": autocast the module forwards
+from eebench.heads.config import HeadTrainingConfig
 
 
 @dataclass
@@ -62,7 +54,7 @@ class Member:
                     param.copy_(self.best_state[name])
         self.best_state = {}
 
-    def record(self, evaluation: dict, settings: LoopSettings) -> None:
+    def record(self, evaluation: dict, settings: HeadTrainingConfig) -> None:
         """``evaluation``: the task's held-out loss (``heldout``) and whatever else it measured, kept on the curve."""
         heldout = evaluation["heldout"]
         train = sum(self.train_losses) / len(self.train_losses) if self.train_losses else None
@@ -101,7 +93,7 @@ def train_loop(
     task,
     num_sequences: int,
     seq_len: int,
-    settings: LoopSettings,
+    settings: HeadTrainingConfig,
     seed: int,
     device: torch.device,
     desc: str,
@@ -158,7 +150,7 @@ def train_loop(
     }
 
 
-def run_step(task, rows: torch.Tensor, active: list[int], settings: LoopSettings, device: torch.device) -> dict:
+def run_step(task, rows: torch.Tensor, active: list[int], settings: HeadTrainingConfig, device: torch.device) -> dict:
     try:
         with autocast_for(device, settings.precision):
             return task.step(rows, active)
@@ -168,7 +160,7 @@ def run_step(task, rows: torch.Tensor, active: list[int], settings: LoopSettings
         ) from None
 
 
-def evaluate(members: list[Member], task, settings: LoopSettings, device: torch.device) -> None:
+def evaluate(members: list[Member], task, settings: HeadTrainingConfig, device: torch.device) -> None:
     active = [i for i, m in enumerate(members) if not m.stopped]
     with torch.no_grad(), autocast_for(device, settings.precision):
         heldout = task.evaluate(active)

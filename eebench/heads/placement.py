@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from eebench.config import PlacementConfig
 from eebench.errors import require
-from eebench.heads.placements import PLACEMENTS
+from eebench.heads.placements import PLACEMENTS, PlacementConfig
 
 
 def exit_layers(cfg: PlacementConfig, num_layers: int) -> list[int]:

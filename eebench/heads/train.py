@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from eebench.backbones.precision import to_compute, training_precision
-from eebench.config import GateConfig, HeadTrainingConfig
 from eebench.exits.calibrators.max_coverage import max_coverage
-from eebench.heads.loop import LoopSettings, train_loop
+from eebench.heads.config import GateConfig, HeadTrainingConfig
+from eebench.heads.loop import train_loop
 from eebench.heads.modules import ExitHeads
 
 
@@ -146,19 +146,9 @@ def train_heads(layered, heads: ExitHeads, states, cfg: HeadTrainingConfig, seed
     }
 
 
-def loop_settings(cfg: HeadTrainingConfig, backbone_dtype: torch.dtype) -> LoopSettings:
-    """The training loop's settings from ``head.training`` (precision ``auto`` resolved for the backbone's dtype)."""
-    return LoopSettings(
-        cfg.max_tokens,
-        cfg.batch_size,
-        cfg.lr,
-        cfg.warmup_steps,
-        cfg.weight_decay,
-        cfg.eval_every,
-        cfg.patience,
-        cfg.min_delta,
-        training_precision(cfg.precision, str(backbone_dtype).removeprefix("torch.")),
-    )
+def loop_settings(cfg: HeadTrainingConfig, backbone_dtype: torch.dtype) -> HeadTrainingConfig:
+    """``head.training`` as the training loop reads it: precision ``auto`` resolved for the backbone's dtype."""
+    return replace(cfg, precision=training_precision(cfg.precision, str(backbone_dtype).removeprefix("torch.")))
 
 
 def train_gates(layered, heads: ExitHeads, states, gate: GateConfig, cfg: HeadTrainingConfig, seed: int) -> dict:

@@ -2,16 +2,17 @@
 
 Every method maps (uncertainty, agree) of one head on calibration tokens and a target agreement level to one
 threshold in uncertainty units; a token exits when its uncertainty <= threshold (``NEVER_EXIT``: no token does).
-A method's own fields are ``calibration.<field>`` keys of ``CalibrationConfig``, declared in ``fields`` and
-validated by ``check``. To add one: a module here calling ``register(Calibrator(...))``, a
-``conf/calibration/<name>.yaml`` and a test.
+A method's own fields are ``calibration.<field>`` keys of its own config, a subclass of ``CalibrationConfig``
+declared beside the method (with its defaults and checks) and named in ``config``; the registry puts every
+method in Hydra's ConfigStore as an option of the ``calibration`` group (``eebench.config``). To add one: a
+module here calling ``register(Calibrator(...))`` and a test.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -20,17 +21,33 @@ from eebench.registry import Registry, discover
 NEVER_EXIT = -math.inf
 
 
+@dataclass
+class CalibrationConfig:
+    method: str = "max_coverage"  # a method registered in eebench/exits/calibrators/
+
+
 @dataclass(frozen=True)
 class Calibrator:
     name: str
-    fit: Callable  # (uncertainty [tokens], agree [tokens], target, CalibrationConfig | None) -> threshold
-    fields: tuple[str, ...] = ()  # the calibration.<field> keys this method reads
-    check: Callable | None = None  # (CalibrationConfig) -> None; raises EEBenchError for a bad field value
+    fit: Callable  # (uncertainty [tokens], agree [tokens], target, its config) -> threshold
+    config: type[CalibrationConfig] = CalibrationConfig  # the method's own fields: a subclass, checked on creation
     description: str = ""
+
+    def default_config(self) -> CalibrationConfig:
+        return self.config(method=self.name)
 
 
 CALIBRATORS: Registry[Calibrator] = Registry("calibration.method")
 register = CALIBRATORS.register
+
+
+def calibration_config(recorded: dict | str) -> CalibrationConfig:
+    """The config of a method from its name or its recorded fields (results.json's ``artifacts``). Fields the method
+    does not have are dropped: runs made before each method owned its config recorded every method's fields."""
+    recorded = {"method": recorded} if isinstance(recorded, str) else dict(recorded)
+    calibrator = CALIBRATORS.get(recorded.get("method", CalibrationConfig.method))
+    own = {f.name for f in fields(calibrator.config)}
+    return calibrator.config(**{"method": calibrator.name, **{k: v for k, v in recorded.items() if k in own}})
 
 
 def sorted_with_cuts(uncertainty: torch.Tensor, agree: torch.Tensor):

@@ -2,18 +2,32 @@
 "agreement of exited tokens < target" rejected by a binomial or Hoeffding-Bentkus p-value <= delta, so the
 chosen threshold holds the target on new data with probability >= 1 - delta.
 
-Its fields: ``calibration.delta`` (allowed failure probability, in (0, 1)), ``calibration.bound`` ("binomial",
-exact, or "hb", Hoeffding-Bentkus) and ``calibration.grid`` (candidate thresholds tested in sequence)."""
+Its fields (``RiskControlledConfig``): ``calibration.delta``, ``calibration.bound`` and ``calibration.grid``."""
 
 import math
+from dataclasses import dataclass
 
 import torch
 from scipy.stats import binom
 
 from eebench.errors import require
-from eebench.exits.calibrators import NEVER_EXIT, Calibrator, register, sorted_with_cuts
+from eebench.exits.calibrators import NEVER_EXIT, CalibrationConfig, Calibrator, register, sorted_with_cuts
+from eebench.registry import one_of
 
 BOUNDS = ("binomial", "hb")
+
+
+@dataclass
+class RiskControlledConfig(CalibrationConfig):
+    method: str = "risk_controlled"
+    delta: float = 0.1  # allowed probability that held-out agreement misses the target, in (0, 1)
+    bound: str = "binomial"  # "binomial" (exact) or "hb" (Hoeffding-Bentkus)
+    grid: int = 200  # candidate thresholds tested in sequence
+
+    def __post_init__(self) -> None:
+        one_of("calibration.bound", self.bound, BOUNDS)
+        require(0 < self.delta < 1, f"calibration.delta={self.delta!r} must be in (0, 1)")
+        require(self.grid > 0, f"calibration.grid={self.grid!r} must be > 0")
 
 
 def binomial_cdf(k: torch.Tensor, n: torch.Tensor, p: float) -> torch.Tensor:
@@ -31,10 +45,10 @@ def hoeffding_bentkus_pvalue(k: torch.Tensor, n: torch.Tensor, alpha: float) -> 
     return torch.minimum(hoeffding, bentkus).clamp(max=1.0)
 
 
-def risk_controlled(uncertainty: torch.Tensor, agree: torch.Tensor, target: float, cfg=None) -> float:
-    from eebench.config import CalibrationConfig  # config validation imports this package: import on use
-
-    cfg = cfg or CalibrationConfig(method="risk_controlled")
+def risk_controlled(
+    uncertainty: torch.Tensor, agree: torch.Tensor, target: float, cfg: RiskControlledConfig | None = None
+) -> float:
+    cfg = cfg or RiskControlledConfig()
     alpha = 1.0 - target
     sorted_unc, sorted_agree, cuts = sorted_with_cuts(uncertainty, agree)
     if alpha <= 0:
@@ -63,10 +77,4 @@ def risk_controlled(uncertainty: torch.Tensor, agree: torch.Tensor, target: floa
     return chosen
 
 
-def _check(cfg) -> None:
-    require(cfg.bound in BOUNDS, f"calibration.bound={cfg.bound!r} is not supported; allowed: {', '.join(BOUNDS)}")
-    require(0 < cfg.delta < 1, f"calibration.delta={cfg.delta!r} must be in (0, 1)")
-    require(cfg.grid > 0, f"calibration.grid={cfg.grid!r} must be > 0")
-
-
-register(Calibrator("risk_controlled", risk_controlled, ("delta", "bound", "grid"), _check, __doc__))
+register(Calibrator("risk_controlled", risk_controlled, RiskControlledConfig, __doc__))

@@ -2,21 +2,20 @@
 
 A metric turns a head's output at one position into a number whose sign says which way is confident. Most
 read the head's next-token distribution (``needs_logits``); one that reads the hidden state alone (the learned
-gate) lets the engine skip the vocabulary projection until some row exits. To add one: a module here calling
-``register(ConfidenceMetric(...))``, a ``conf/confidence/<name>.yaml``, and a test.
+gate) lets the engine skip the vocabulary projection until some row exits. The registry puts every metric in
+Hydra's ConfigStore as an option of the ``confidence`` group (``eebench.config``). To add one: a module here
+calling ``register(ConfidenceMetric(...))`` and a test.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
 import torch
 
-from eebench.errors import require
+from eebench.registry import Registry, discover
 
 
 class HeadOutput:
@@ -60,18 +59,17 @@ class ConfidenceMetric:
         return (not self.needs_logits or output.logits is not None) and (not self.needs_gates or output.has_gates)
 
 
-METRICS: dict[str, ConfidenceMetric] = {}
+METRICS: Registry[ConfidenceMetric] = Registry("confidence.metric")
+register = METRICS.register
+get_metric = METRICS.get
 
 
-def register(metric: ConfidenceMetric) -> ConfidenceMetric:
-    METRICS[metric.name] = metric
-    return metric
+@dataclass
+class ConfidenceConfig:
+    metric: str = "entropy"  # a name registered in eebench/exits/metrics/
+
+    def __post_init__(self) -> None:
+        get_metric(self.metric)
 
 
-def get_metric(name: str) -> ConfidenceMetric:
-    require(name in METRICS, f"confidence.metric={name!r} is not supported; allowed: {', '.join(METRICS)}")
-    return METRICS[name]
-
-
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    importlib.import_module(f"{__name__}.{_module}")
+discover(__name__, __path__)

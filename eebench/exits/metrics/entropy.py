@@ -2,4 +2,4 @@
 
 from eebench.exits.metrics import ConfidenceMetric, register
 
-register(ConfidenceMetric("entropy", 1.0, lambda out: -(out.probs * out.logp).sum(-1)))
+register(ConfidenceMetric("entropy", 1.0, lambda out: -(out.probs * out.logp).sum(-1), description=__doc__))

@@ -2,4 +2,4 @@
 
 from eebench.exits.metrics import ConfidenceMetric, register
 
-register(ConfidenceMetric("margin", -1.0, lambda out: out.top2[..., 0] - out.top2[..., 1]))
+register(ConfidenceMetric("margin", -1.0, lambda out: out.top2[..., 0] - out.top2[..., 1], description=__doc__))

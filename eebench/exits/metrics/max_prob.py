@@ -2,4 +2,4 @@
 
 from eebench.exits.metrics import ConfidenceMetric, register
 
-register(ConfidenceMetric("max_prob", -1.0, lambda out: out.top2[..., 0]))
+register(ConfidenceMetric("max_prob", -1.0, lambda out: out.top2[..., 0], description=__doc__))

@@ -5,4 +5,4 @@ confident as 0.60 vs 0.30."""
 
 from eebench.exits.metrics import ConfidenceMetric, register
 
-register(ConfidenceMetric("top2_ratio", 1.0, lambda out: out.top2[..., 1] / out.top2[..., 0]))
+register(ConfidenceMetric("top2_ratio", 1.0, lambda out: out.top2[..., 1] / out.top2[..., 0], description=__doc__))

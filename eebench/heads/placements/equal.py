@@ -1,9 +1,20 @@
 """``equal`` (the paper): ``placement.num_heads`` heads at the interior points of linspace(0, L, n+2)."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from eebench.errors import require
-from eebench.heads.placements import Placement, register
+from eebench.heads.placements import Placement, PlacementConfig, register
+
+
+@dataclass
+class EqualPlacementConfig(PlacementConfig):
+    kind: str = "equal"
+    num_heads: int = 4  # heads at the interior points of linspace(0, L, n+2)
+
+    def __post_init__(self) -> None:
+        require(self.num_heads > 0, f"placement.num_heads={self.num_heads!r} must be > 0")
 
 
 def equal_layers(num_heads: int, num_layers: int) -> list[int]:
@@ -21,7 +32,7 @@ def max_equal_heads(num_layers: int) -> int:
     return max([n for n in range(1, num_layers) if _valid(equal_layers(n, num_layers), num_layers)], default=0)
 
 
-def _layers(cfg, num_layers: int) -> list[int]:
+def _layers(cfg: EqualPlacementConfig, num_layers: int) -> list[int]:
     most = max_equal_heads(num_layers)
     require(
         cfg.num_heads <= most,
@@ -30,8 +41,4 @@ def _layers(cfg, num_layers: int) -> list[int]:
     return equal_layers(cfg.num_heads, num_layers)
 
 
-def _check(cfg) -> None:
-    require(cfg.num_heads > 0, f"placement.num_heads={cfg.num_heads!r} must be > 0")
-
-
-register(Placement("equal", _layers, ("num_heads",), _check, __doc__))
+register(Placement("equal", _layers, EqualPlacementConfig, __doc__))

@@ -6,13 +6,15 @@ of those lm_head rows in place of lm_head, so each head type (linear, mlp, low_r
 them and its cost shrinks with them; ``ExitHeads.logits`` spreads a head's row logits back onto the vocabulary, with
 every other token at a logit no softmax gives mass to, so confidence metrics see the readout's own distribution and
 a token outside the rows can only come from the full model. A readout's options are ``readout.options.<name>``,
-declared with their defaults on the readout and set in ``conf/readout/<name>.yaml``.
+declared with their defaults on the readout; the registry puts every readout in Hydra's ConfigStore as an option
+of the ``readout`` group (``eebench.config``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,6 +43,16 @@ register = READOUTS.register
 def readout_options(kind: str, options: dict) -> dict:
     """The options of readout ``kind``: validated, with its defaults filled in."""
     return variant_options(READOUTS, "readout.options", kind, options)
+
+
+@dataclass
+class ReadoutConfig:
+    kind: str = "full"  # a readout registered in eebench/heads/readouts/: which vocabulary rows the heads project onto
+    # The readout's own fields (e.g. shortlist: k), declared with defaults on the readout; filled in here.
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.options = readout_options(self.kind, self.options)
 
 
 class Rows(nn.Module):

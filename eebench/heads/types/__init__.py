@@ -2,9 +2,10 @@
 
 Every head maps a block's output hidden state to next-token logits; it is built as
 ``HeadType.cls(norm, lm_head, init_from_lm_head, **options)`` from the backbone's final norm and lm_head.
-A type's own config fields are ``head.options.<name>``, declared with their defaults on the type (``options``)
-and set in its ``conf/head/<name>.yaml``. To add one: a module here calling ``register(HeadType(...))``,
-a ``conf/head/<name>.yaml`` and a test. Saved heads record their type and options (heads/store.py).
+A type's own config fields are ``head.options.<name>``, declared with their defaults on the type (``options``);
+the registry puts every type in Hydra's ConfigStore as an option of the ``head`` group (``eebench.config``).
+To add one: a module here calling ``register(HeadType(...))`` and a test. Saved heads record their type and
+options (heads/store.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from eebench.heads.types import HeadType, frozen_copy, register
 
 
 class LowRankHead(nn.Module):
-    def __init__(self, norm: nn.Module, lm_head: nn.Module, init_from_lm_head: bool = True, rank: int = 64):
+    def __init__(self, norm: nn.Module, lm_head: nn.Module, init_from_lm_head: bool, rank: int):
         super().__init__()
         vocab, hidden = lm_head.weight.shape
         require(
@@ -40,4 +40,5 @@ def _check(options: dict) -> None:
     )
 
 
+# rank's one default (head.options.rank); it must not exceed the backbone's hidden size
 register(HeadType("low_rank", LowRankHead, options={"rank": 64}, check=_check, description=__doc__))
