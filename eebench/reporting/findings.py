@@ -330,7 +330,8 @@ def _by_family(points: pd.DataFrame) -> pd.DataFrame:
             {
                 "family": family,
                 "thresholds": ", ".join(fmt(t, "g") for t in group["threshold"]),
-                "range": fmt(low, ".2f") if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}–{high:.2f}",
+                # Three decimals: at two, a point just below 1 would read "1.00" in a list of points below 1.
+                "range": fmt(low, ".3f") if f"{low:.3f}" == f"{high:.3f}" else f"{low:.3f}–{high:.3f}",
             }
         )
     return pd.DataFrame(rows)

@@ -114,7 +114,12 @@ def place_labels(ax, labels: list[PointLabel], renderer) -> None:
     layout is final: it works in display coordinates."""
     frame_box = ax.get_window_extent(renderer)
     taken = [_point_box(ax, label.x, label.y, renderer) for label in labels]
-    for label in sorted(labels, key=lambda point: not point.on_front):
+    # Points that coincide with the same threshold (families of equal results) need one label between them.
+    unique: dict[tuple, PointLabel] = {}
+    for label in labels:
+        if label.on_front or (label.x, label.y, label.text) not in unique:
+            unique[(label.x, label.y, label.text)] = label
+    for label in sorted(unique.values(), key=lambda point: not point.on_front):
         for dx, dy in LABEL_OFFSETS:
             text = ax.annotate(
                 label.text,
@@ -378,7 +383,8 @@ def _draw_row(subfigure, points: pd.DataFrame, kind: str, backbone_front: bool) 
         if number >= len(panels):
             ax.set_visible(False)
         elif number + columns >= len(panels):
-            ax.set_xlabel(xlabel, fontsize=8)
+            # Side by side, the full label would run into the next panel's: say it short there.
+            ax.set_xlabel(xlabel if columns == 1 else f"{kind} speedup (x, >1 is faster)", fontsize=8)
             ax.xaxis.set_tick_params(labelbottom=True)
     subfigure.supylabel("accuracy change vs full model (points)", fontsize=8.5)
     return labels
