@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from eebench.faults import STAGES
+from eebench.faults import KILL_POINTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def finished(sweep: Path) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", default="write", choices=STAGES)
+    parser.add_argument("--stage", default="write", choices=KILL_POINTS)
     parser.add_argument("--kills", type=int, default=2)
     parser.add_argument("--kill-after", type=int, default=5, help="points that pass the stage before the first kill")
     args = parser.parse_args()

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,44 @@ def get_or_build(kind: str, spec: dict[str, Any], build: Callable[[Path], None],
             (tmp / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True, default=str))
             build(tmp)
     return final
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One kind of cache entry, declared beside the code that builds it: where its entries live, every field of the
+    spec its key hashes and the modules whose source joins the key. Keys are computed through the declaration, which
+    refuses a spec with a field it does not declare, so docs/caching.md's cache-key table (generated from the
+    declarations by ``eebench.cache_doc``) cannot fall behind the keys."""
+
+    kind: str  # entries live in <cache>/<kind>/<key>
+    builder: str  # the module whose code builds an entry; its source is always in the key
+    inputs: dict[str, str]  # each field of the spec, with what it holds (for the docs)
+    code: tuple[str, ...] = ()  # the other modules whose source determines an entry
+    variant_code: str = ""  # the modules a spec's variant adds to the key (e.g. the head type's own), in words
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return (self.builder, *self.code)
+
+    def full_spec(self, spec: dict[str, Any], variant_modules: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``spec`` with the code fingerprint, as the key hashes it and ``spec.json`` records it."""
+        undeclared, missing = sorted(set(spec) - set(self.inputs)), sorted(set(self.inputs) - set(spec))
+        if undeclared or missing:
+            raise ValueError(f"{self.kind} spec: fields {undeclared} undeclared, {missing} missing; declare them in inputs")
+        if variant_modules and not self.variant_code:
+            raise ValueError(f"{self.kind}: variant modules {list(variant_modules)} given; say which in variant_code")
+        return full_spec(spec, (*self.modules, *variant_modules))
+
+    def key(self, spec: dict[str, Any], variant_modules: tuple[str, ...] = ()) -> str:
+        return content_key(self.full_spec(spec, variant_modules))
+
+    def entry_dir(self, spec: dict[str, Any], variant_modules: tuple[str, ...] = ()) -> Path:
+        return cache_root() / self.kind / self.key(spec, variant_modules)
+
+    def get_or_build(self, spec: dict[str, Any], build: Callable[[Path], None], variant_modules: tuple[str, ...] = ()) -> Path:
+        """The verified entry for ``spec``, built with ``build(tmp_dir)`` if needed (see ``get_or_build``)."""
+        self.full_spec(spec, variant_modules)  # checks the spec against the declaration
+        return get_or_build(self.kind, spec, build, code=(*self.modules, *variant_modules))
 
 
 # ----------------------------------------------------------------------------- listing

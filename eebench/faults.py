@@ -1,8 +1,8 @@
-"""Fault injection for crash-safety tests: ``EEBENCH_KILL_AT=<stage>`` makes the process SIGKILL itself
-when it reaches that stage (``EEBENCH_KILL_SIGNAL=TERM``, ``INT``, ...: that signal instead, as a scheduler or
-Ctrl-C sends it). ``EEBENCH_KILL_AFTER=n`` lets the first n arrivals pass, ``EEBENCH_KILL_BUDGET``
+"""Fault injection for crash-safety tests: ``EEBENCH_KILL_AT=<name>`` makes the process SIGKILL itself when it
+reaches the kill point of that name (``EEBENCH_KILL_SIGNAL=TERM``, ``INT``, ...: that signal instead, as a
+scheduler or Ctrl-C sends it). ``EEBENCH_KILL_AFTER=n`` lets the first n arrivals pass, ``EEBENCH_KILL_BUDGET``
 caps the kills; both are counted in ``EEBENCH_KILL_COUNTER``, a JSON file shared by parallel workers.
-Unset in normal use: then ``checkpoint`` does nothing."""
+Unset in normal use: then ``kill_point`` does nothing."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ import os
 import signal
 from pathlib import Path
 
-STAGES = ("heads", "eval", "timing", "write")
+KILL_POINTS = ("heads", "eval", "timing", "write")
 
 
-def checkpoint(stage: str) -> None:
-    if os.environ.get("EEBENCH_KILL_AT") != stage:
+def kill_point(name: str) -> None:
+    """Where a crash test may kill the process (``name``: one of ``KILL_POINTS``)."""
+    if name not in KILL_POINTS:
+        raise ValueError(f"kill point {name!r} is unknown; allowed: {', '.join(KILL_POINTS)}")
+    if os.environ.get("EEBENCH_KILL_AT") != name:
         return
     from filelock import FileLock
 

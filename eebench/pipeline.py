@@ -90,11 +90,12 @@ def check_writable(folder: Path, key: str) -> None:
 
 
 def run_job(cfg: DictConfig) -> RunResult | None:
+    """Hydra's task function for one point: its log goes to run.log too, and SIGTERM or SIGINT end it as above."""
     run_dir, sweep_dir, multirun = job_dirs()
     handler = log_to_file(run_dir)
     try:
         with signals_as_exceptions():
-            return _run_job(cfg, run_dir, sweep_dir, multirun)
+            return _resume_or_run(cfg, run_dir, sweep_dir, multirun)
     except Interrupted as exc:  # the cleanups on its way up have run: temp folders and files are gone
         _record_interruption(cfg, run_dir, exc)
         sys.exit(exc.exit_code)
@@ -113,7 +114,9 @@ def _record_interruption(cfg: DictConfig, run_dir: Path, exc: Interrupted) -> No
     log.error("error: %s; %s is unfinished: relaunch the same command to resume it", exc, run_dir)
 
 
-def _run_job(cfg: DictConfig, run_dir: Path, sweep_dir: Path, multirun: bool) -> RunResult | None:
+def _resume_or_run(cfg: DictConfig, run_dir: Path, sweep_dir: Path, multirun: bool) -> RunResult | None:
+    """A point that already finished with this config, code and input files is skipped (and logged if it never
+    was); any other runs, and a failure is written to error.json."""
     from eebench.config import validate
 
     orphans = remove_orphan_temps(run_dir)  # left by a launch killed while writing; this one redoes or skips it
@@ -132,7 +135,7 @@ def _run_job(cfg: DictConfig, run_dir: Path, sweep_dir: Path, multirun: bool) ->
         tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
     try:
         typed = validate(cfg)
-        results = _run_and_record(typed, plain, run_dir, sweep_dir)
+        results = _run_and_write_results(typed, plain, run_dir, sweep_dir)
         log.info("eebench: results written to %s", run_dir / "results.json")
         return results
     except EEBenchError as exc:
@@ -176,7 +179,8 @@ def _log_to_wandb(typed, plain: dict, run_dir: Path, sweep_dir: Path, results: R
     sink.finish()
 
 
-def _run_and_record(typed, plain: dict, run_dir: Path, sweep_dir: Path) -> RunResult:
+def _run_and_write_results(typed, plain: dict, run_dir: Path, sweep_dir: Path) -> RunResult:
+    """Run the point, then write its results.json (with provenance) and log it to W&B."""
     from eebench.backbones.loader import pick_device
     from eebench.experiment import run_experiment
 

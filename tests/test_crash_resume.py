@@ -5,6 +5,8 @@ import json
 import pytest
 from conftest import run_eebench as _run
 
+from eebench.faults import kill_point
+
 
 def _complete_entries(cache, kind):
     root = cache / kind
@@ -33,3 +35,10 @@ def test_killed_point_recovers_on_relaunch(tmp_path, sweep_env, stage):
     assert len(_complete_entries(cache, "heads")) == 1
     if stage != "heads":
         assert _complete_entries(cache, "heads") == heads_before
+
+
+def test_a_kill_point_of_an_unknown_name_is_refused(monkeypatch):
+    monkeypatch.setenv("EEBENCH_KILL_AT", "nowhere")
+    with pytest.raises(ValueError, match=r"kill point 'nowhere' is unknown; allowed: heads, eval, timing, write"):
+        kill_point("nowhere")
+    kill_point("heads")  # a known name the environment does not name passes

@@ -1,6 +1,7 @@
 """Issue 14: nothing stale (keys from every input), nothing lost (checksums, sweep dirs by configuration),
 nothing executed (run dirs are data). Real files, real tiny models, real wandb offline, real Hydra."""
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -27,8 +28,10 @@ from eebench.config import (
 from eebench.data.corpus import prepare_splits
 from eebench.errors import EEBenchError
 from eebench.evaluation.scores import RequestScores, ScoreStore
+from eebench.heads import artifact as heads_artifact
 from eebench.heads.placement import exit_layers
 from eebench.heads.placements.equal import EqualPlacementConfig
+from eebench.traces.artifact import build_trace
 from eebench.traces.trace import Trace
 
 
@@ -126,7 +129,7 @@ def _heads(model_dir, data_file, head_kind="logit_lens"):
     backbone = load_backbone(cfg.backbone, "cpu")
     layers = exit_layers(cfg.placement, backbone.num_layers)
     splits = prepare_splits(cfg.data, backbone.tokenizer)
-    heads, directory = experiment.build_heads(cfg, backbone, layers, splits)
+    heads, directory = heads_artifact.build_heads(cfg, backbone, layers, splits)
     return backbone, heads, directory, splits
 
 
@@ -146,11 +149,12 @@ def test_each_input_alone_changes_the_heads_key(tmp_path, local_gpt2, monkeypatc
     # The data file is edited.
     data.write_text(data.read_text().replace("model", "modal"))
     third = _heads(local_gpt2, data)[2]
-    # The code that produces heads changes: a module named in HEADS_CODE has a new source.
+    # The code that produces heads changes: a module the heads' declaration names has a new source.
     producer = tmp_path / "fake_head_code.py"
     producer.write_text("STEP = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(experiment, "HEADS_CODE", (*experiment.HEADS_CODE, "fake_head_code"))
+    declared = heads_artifact.HEADS
+    monkeypatch.setattr(heads_artifact, "HEADS", dataclasses.replace(declared, code=(*declared.code, "fake_head_code")))
     fourth = _heads(local_gpt2, data)[2]
     producer.write_text("STEP = 22\n")
     fifth = _heads(local_gpt2, data)[2]
@@ -161,7 +165,7 @@ def test_each_input_alone_changes_the_heads_key(tmp_path, local_gpt2, monkeypatc
 def test_traces_are_keyed_on_heads_contents_and_replaced_heads_are_rebuilt(tmp_path, local_gpt2, capsys):
     data = _write_prose(tmp_path / "prose.txt")
     backbone, heads, heads_dir, splits = _heads(local_gpt2, data, head_kind="linear")
-    _, trace_dir = experiment.build_trace(backbone, heads, heads_dir, splits["calibration"], "calibration")
+    trace_dir = build_trace(backbone, heads, heads_dir, splits["calibration"], "calibration").directory
     original = load_file(str(heads_dir / "heads.safetensors"))
     save_file({k: torch.randn_like(v) for k, v in original.items()}, str(heads_dir / "heads.safetensors"))
     backbone, heads, again, _ = _heads(local_gpt2, data, head_kind="linear")

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from eebench.analysis.paired import ACCURACY_METRICS, SampleScores, paired_changes
-from eebench.cache import cache_root, code_fingerprint, content_digest, content_key, get_or_build, path_digest, portable
+from eebench.cache import Artifact, cache_root, content_digest, path_digest, portable
 from eebench.config import EvalConfig
 from eebench.engine.strategies import STRATEGIES
 from eebench.errors import EEBenchError
@@ -152,9 +152,33 @@ def head_type_modules() -> tuple[str, ...]:
 
 
 APPROXIMATE_KV = ("copy", "skip")  # strategies whose KV differs from full-depth decoding
-# The modules whose source determines per-request scores and the full model's task metrics.
-SCORES_CODE = ("eebench.evaluation.scores", "eebench.evaluation.lm", "eebench.exits.confidence", "eebench.heads.modules")
-BASELINE_CODE = ("eebench.evaluation.runner", "eebench.evaluation.lm", "eebench.evaluation.scores")
+# What identifies a task set in the keys of scores and baselines (``task_identity``).
+TASK_INPUTS = {
+    "tasks": "the lm-eval task names",
+    "include": "the task folders (one in the cache by its key, wherever the cache lies)",
+    "include_content": "the contents of the task folders",
+    "limit": "`eval.limit`",
+    "fewshot": "`eval.num_fewshot`",
+    "lm_eval": "lm-eval's version",
+}
+# One score file per heads set and task set (not a folder): the scores of every lm-eval request at every exit.
+SCORES = Artifact(
+    kind="scores",
+    builder="eebench.evaluation.scores",
+    inputs={"heads": "checksums of the heads' weight files", "backbone": "the backbone's identity", **TASK_INPUTS},
+    code=("eebench.evaluation.lm", "eebench.exits.confidence", "eebench.heads.modules"),
+    variant_code="every head type's module",
+)
+BASELINES = Artifact(
+    kind="baselines",
+    builder=__name__,
+    inputs={
+        "backbone": "the backbone's identity",
+        **TASK_INPUTS,
+        "sample_metrics": "the metrics kept per sample (for the paired accuracy change)",
+    },
+    code=("eebench.evaluation.lm", "eebench.evaluation.scores"),
+)
 
 
 def task_identity(cfg: EvalConfig, prepared: tuple) -> dict:
@@ -180,15 +204,8 @@ def baseline_spec(cfg: EvalConfig, prepared: tuple, backbone_identity: dict) -> 
 
 def score_store_path(cfg: EvalConfig, prepared: tuple, backbone_identity: dict, heads_dir: Path) -> Path:
     """Scores depend on the backbone, the heads' file contents, the tasks and the scoring code."""
-    key = content_key(
-        {
-            "heads": content_digest(heads_dir),
-            "backbone": backbone_identity,
-            **task_identity(cfg, prepared),
-            "code": code_fingerprint(*SCORES_CODE, *head_type_modules()),
-        }
-    )
-    return cache_root() / "scores" / f"{key}.safetensors"
+    spec = {"heads": content_digest(heads_dir), "backbone": backbone_identity, **task_identity(cfg, prepared)}
+    return cache_root() / SCORES.kind / f"{SCORES.key(spec, head_type_modules())}.safetensors"
 
 
 def full_model_baseline(cfg: EvalConfig, prepared: tuple, ee_model, store: ScoreStore) -> tuple[dict, SampleScores, str]:
@@ -202,7 +219,7 @@ def full_model_baseline(cfg: EvalConfig, prepared: tuple, ee_model, store: Score
         (tmp / BASELINE_FILE).write_text(json.dumps(metrics, indent=2))
         (tmp / BASELINE_SAMPLES_FILE).write_text(json.dumps(samples))
 
-    directory = get_or_build("baselines", baseline_spec(cfg, prepared, ee_model.backbone.identity), build, code=BASELINE_CODE)
+    directory = BASELINES.get_or_build(baseline_spec(cfg, prepared, ee_model.backbone.identity), build)
     metrics, samples = (json.loads((directory / name).read_text()) for name in (BASELINE_FILE, BASELINE_SAMPLES_FILE))
     return metrics, samples, directory.name
 

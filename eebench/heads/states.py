@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from eebench.backbones.states import block_outputs
-from eebench.cache import get_or_build
+from eebench.cache import Artifact
 from eebench.errors import EEBenchError
 from eebench.resources import require_disk, states_bytes
 
@@ -79,8 +79,19 @@ class CachedStates(LiveStates):
         return self._read(self.layered.num_layers - 1, picks), [self._read(layer, picks) for layer in self.exit_layers]
 
 
-# What computes the cached states: a change here rebuilds them.
-STATES_CODE = ("eebench.heads.states", "eebench.backbones.states", "eebench.backbones.layered", "eebench.backbones.families")
+HIDDEN_STATES = Artifact(
+    kind="hidden_states",
+    builder=__name__,
+    inputs={
+        "backbone": "the backbone's identity",
+        "tokens": "a hash of the training token ids",
+        "shape": "their shape (sequences x tokens)",
+        "layers": "the exit layers and the last block",
+        "dtype": "`head.training.state_dtype`",
+        "format": "the version of the state files' layout",
+    },
+    code=("eebench.backbones.states", "eebench.backbones.layered", "eebench.backbones.families"),
+)
 
 
 def tokens_digest(tokens: torch.Tensor) -> str:
@@ -116,12 +127,12 @@ def cached_states(
         )
         write_states(backbone.layered, tokens, spec, tmp, batch_size)
 
-    directory = get_or_build("hidden_states", spec, build, code=STATES_CODE)
+    directory = HIDDEN_STATES.get_or_build(spec, build)
     problem = mismatch(directory, spec, backbone.layered.hidden_size)
     if problem:  # never train from states of another backbone or text: rebuild them once
         print(f"eebench: cached hidden states in {directory} do not match this run ({problem}); rebuilding them")
         shutil.rmtree(directory)
-        directory = get_or_build("hidden_states", spec, build, code=STATES_CODE)
+        directory = HIDDEN_STATES.get_or_build(spec, build)
         problem = mismatch(directory, spec, backbone.layered.hidden_size)
         if problem:
             raise EEBenchError(f"cached hidden states in {directory} do not match this run ({problem}) even after a rebuild")

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from eebench.errors import EEBenchError
-from eebench.faults import checkpoint
+from eebench.faults import kill_point
 from eebench.files import atomic_target
 from eebench.tracking.contract import COMPLETE, RESULTS_FILE, RunResult, read_result
 
@@ -49,8 +49,9 @@ _NOT_RUN_DIRS = frozenset({"wandb", DOWNLOADED_RUNS_DIR, ".hydra", "__pycache__"
 # ----------------------------------------------------------------------------- writing
 
 
-def write_json_atomic(path: str | Path, obj: Any, fault_stage: str | None = None) -> Path:
-    """Write JSON atomically (``atomic_target``), synced to disk before the rename."""
+def write_json_atomic(path: str | Path, obj: Any, kill_at: str | None = None) -> Path:
+    """Write JSON atomically (``atomic_target``), synced to disk before the rename; ``kill_at`` names the kill point
+    (``eebench.faults``) between the two."""
     path = Path(path)
     with atomic_target(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as handle:
@@ -58,8 +59,8 @@ def write_json_atomic(path: str | Path, obj: Any, fault_stage: str | None = None
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
-        if fault_stage:
-            checkpoint(fault_stage)  # crash tests kill here: the temp file exists, the target not yet
+        if kill_at:
+            kill_point(kill_at)  # crash tests kill here: the temp file exists, the target not yet
     return path
 
 
@@ -100,7 +101,7 @@ def write_results(run_dir: str | Path, results: RunResult | dict) -> Path:
     run_dir = Path(run_dir)
     if isinstance(results, dict):
         results = RunResult.from_dict(results, f"results for {run_dir}")
-    path = write_json_atomic(run_dir / RESULTS_FILE, results.to_dict(), fault_stage="write")
+    path = write_json_atomic(run_dir / RESULTS_FILE, results.to_dict(), kill_at="write")
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
     return path
 
