@@ -40,9 +40,9 @@ from eebench.errors import EEBenchError, require
 from eebench.exits.policy import ExitPolicy
 from eebench.timing.baselines import baseline_workload
 from eebench.timing.breakdown import time_breakdowns
-from eebench.timing.generation import compare_many
+from eebench.timing.generation import compare_many, flat_ratios
 from eebench.timing.provenance import timing_provenance
-from eebench.timing.statistics import bound_for, flag_fields
+from eebench.timing.statistics import bound_for, depth_bound_flags
 from eebench.timing.timer import load_average_1min, process_peak_rss_mib, torch_threads
 from eebench.timing.workloads import (
     Workload,
@@ -97,9 +97,10 @@ class Bench:
         comparison = compare_many(
             self.transformers, self.full, candidates, self.new_tokens, self.backbone.device, self.warmup, self.repeats, self.seed
         )
-        shared = comparison.shared
-        engine_row = {"method": "engine full depth", **_engine_full_as_own(shared), **shared, **_matches(comparison, "full")}
-        rows = [{"method": AA, **comparison.candidates[AA]}, engine_row]
+        shared = comparison.shared()
+        engine_own = flat_ratios({"speedup": comparison.engine_full.whole, "decode_speedup": comparison.engine_full.decode})
+        engine_row = {"method": "engine full depth", **engine_own, **shared, **_matches(comparison, "full")}
+        rows = [{"method": AA, **comparison.candidates[AA].flat()}, engine_row]
         rows += [self._row(name, method, comparison) for name, method in methods.items()]
         load = load_average_1min()
         for row in rows:
@@ -122,8 +123,8 @@ class Bench:
         row = {
             "method": name,
             **method.extra,
-            **comparison.candidates[name],
-            "engine_full_speedup_ci95": comparison.shared["engine_full_speedup_ci95"],
+            **comparison.candidates[name].flat(),
+            "engine_full_speedup_ci95": comparison.engine_full.whole.ci95,
             **_matches(comparison, name),
             **speculation_fields(outs),
         }
@@ -132,7 +133,9 @@ class Bench:
             if method.strategy != "full":  # "full" runs every block whatever exits: the cost model's saving does not apply
                 row["theoretical_speedup"] = method.costs.theoretical_speedup(torch.tensor(exits))
             row["early_exit_share"] = sum(i < len(method.costs.exit_layers) for i in exits) / max(1, len(exits))
-            row.update(flag_fields(row, bound_for(method.strategy, method.costs, exits)))
+            timed, bound = comparison.candidates[name], bound_for(method.strategy, method.costs, exits)
+            flags = depth_bound_flags(timed.vs_transformers.whole, timed.vs_engine_full, comparison.engine_full.whole, bound)
+            row.update(depth_bound=bound, flags=flags, measurement_error=bool(flags))
         return row
 
 
@@ -141,15 +144,6 @@ def _matches(comparison, name: str) -> dict:
         generated_rows(comparison.outputs["transformers"]), generated_rows(comparison.outputs[name])
     )
     return {"sequence_exact_match_with_reference": exact, "token_match_with_reference": same}
-
-
-def _engine_full_as_own(shared: dict) -> dict:
-    """The schedule's ``engine_full_*`` ratios as the engine row's own ``speedup*`` / ``decode_speedup*``."""
-    return {
-        key.removeprefix("engine_full_"): value
-        for key, value in shared.items()
-        if key.startswith(("engine_full_speedup", "engine_full_decode_speedup"))
-    }
 
 
 def _print_scalars(row: dict) -> None:

@@ -28,11 +28,12 @@ import torch.nn.functional as F
 
 from eebench.backbones import load_backbone
 from eebench.backbones.states import hidden_states_at
-from eebench.config import BackboneConfig, DataConfig, HeadTrainingConfig, PlacementConfig
+from eebench.config import BackboneConfig, DataConfig, HeadTrainingConfig
 from eebench.data.corpus import prepare_splits
 from eebench.heads import ExitHeads
 from eebench.heads.loop import train_loop
 from eebench.heads.placement import exit_layers
+from eebench.heads.placements.equal import EqualPlacementConfig
 from eebench.heads.states import LiveStates, cached_states
 from eebench.heads.train import DistillationTask, label_members, loop_settings, train_heads
 from eebench.timing.timer import load_average_1min
@@ -135,7 +136,7 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     backbone = load_backbone(BackboneConfig(name="bench", name_or_path=args.model), "auto")
-    layers = exit_layers(PlacementConfig(kind="equal", num_heads=args.num_heads), backbone.num_layers)
+    layers = exit_layers(EqualPlacementConfig(num_heads=args.num_heads), backbone.num_layers)
     val = 2
     train_sequences = args.train_tokens // args.seq_len + val
     data = DataConfig(

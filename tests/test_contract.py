@@ -127,8 +127,8 @@ def _reference_entry(place: str, key: str) -> str:
     """The dotted key a row of docs/results.md stands for: ``timing`` + ``speedup`` -> ``timing.speedup``,
     ``timing.full_*`` + ``tokens_per_s`` -> ``timing.full_tokens_per_s``, list places without their ``[]``."""
     place = "" if place == "(top level)" else place.replace("[]", "")
-    if place.endswith("_*"):
-        return f"{place[:-1]}{key}"
+    if place.endswith("_*"):  # a Ratio's value is stored under the field's own name (speedup, not speedup_value)
+        return place[:-2] if key == "value" else f"{place[:-1]}{key}"
     return f"{place}.{key}" if place else key
 
 

@@ -86,11 +86,27 @@ def test_distillation_over_the_shortlist_is_kl_to_the_teacher_renormalised_on_it
     generator = torch.Generator().manual_seed(1)
     teacher_logits, head_logits = torch.randn(3, 10, generator=generator), torch.randn(3, 4, generator=generator)
     ids = torch.tensor([1, 4, 6, 8])
-    teacher = Teacher(teacher_logits, ids)
-    restricted = F.softmax(teacher_logits[:, ids], dim=-1)  # renormalising the full softmax on ids is the same
+    teacher = Teacher(teacher_logits[:, ids], full_argmax=lambda: teacher_logits.argmax(-1))
+    restricted = F.softmax(F.log_softmax(teacher_logits, -1)[:, ids], dim=-1)  # the full softmax renormalised on ids
     expected = F.kl_div(F.log_softmax(head_logits, -1), restricted, reduction="batchmean")
     torch.testing.assert_close(distillation_loss(head_logits, teacher), expected)
     assert torch.equal(teacher.argmax, teacher_logits.argmax(-1))  # the full model's own next token, not the shortlist's
+
+
+def test_the_training_teacher_projects_onto_the_shortlist_rows_only(layered):
+    """The distribution the heads learn equals the full model's renormalised on the rows; its argmax stays the full
+    model's, though the rows were the only part of lm_head projected for the loss."""
+    from types import SimpleNamespace
+
+    from eebench.heads.train import DistillationTask
+
+    ids = torch.tensor([0, 3, 5, 9, 17, 40])
+    heads = ExitHeads.create(layered, [1], readout="shortlist", readout_ids=ids)
+    final = torch.randn(2, 5, layered.hidden_size, generator=torch.Generator().manual_seed(2))
+    teacher = DistillationTask.teacher(SimpleNamespace(layered=layered, heads=heads), final)
+    full = layered.final_logits(final).flatten(0, -2)
+    torch.testing.assert_close(teacher.probs, F.softmax(F.log_softmax(full, -1)[:, ids], -1))
+    assert torch.equal(teacher.argmax, full.argmax(-1))
 
 
 def _compose(overrides: list[str]):

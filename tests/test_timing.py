@@ -14,6 +14,7 @@ from eebench.errors import EEBenchError
 from eebench.timing.generation import measure_generation, time_schedule
 from eebench.timing.timer import interleaved_runs
 from eebench.timing.workloads import generate_batches, generated_rows, prompt_batches
+from eebench.tracking.schema import unbuild
 
 NEW = 6
 PROMPTS = 3  # with batch_size=2: one full batch and one partial batch
@@ -36,26 +37,28 @@ def setup(tiny_model_dirs):
 
 @pytest.fixture(scope="module")
 def timings(setup):
-    """measure_generation at batch sizes 1 and 2 on the same prompts."""
+    """measure_generation at batch sizes 1 and 2 on the same prompts, as results.json stores them."""
     backbone, heads, policy, prompts = setup
     costs = CostModel.from_layered(backbone.layered, heads)
     with single_thread():
         return {
-            size: measure_generation(
-                backbone,
-                heads,
-                policy,
-                prompts,
-                TimingConfig(
-                    num_prompts=PROMPTS,
-                    prompt_tokens=8,
-                    max_new_tokens=NEW,
-                    warmup=1,
-                    repeats=REPEATS,
-                    batch_size=size,
-                    threads=1,
-                ),
-                costs,
+            size: unbuild(
+                measure_generation(
+                    backbone,
+                    heads,
+                    policy,
+                    prompts,
+                    TimingConfig(
+                        num_prompts=PROMPTS,
+                        prompt_tokens=8,
+                        max_new_tokens=NEW,
+                        warmup=1,
+                        repeats=REPEATS,
+                        batch_size=size,
+                        threads=1,
+                    ),
+                    costs,
+                )
             )
             for size in (1, 2)
         }
@@ -174,27 +177,21 @@ def test_depth_bound_counts_only_the_blocks_the_exits_still_run():
 
 
 def test_speedup_above_its_depth_bound_is_flagged_as_a_measurement_error():
-    from eebench.timing.statistics import bound_for, flag_fields, ratio_fields
+    from eebench.timing.statistics import PairedRatios, bound_for, depth_bound_flags, ratio_of
 
     costs, exits = _costs(), [2, 2, 2, 1]  # three tokens at full depth, one after 4 blocks: bound 84/73 ~ 1.15
     hf = [1.0, 1.1, 0.95, 1.05, 1.0]
     engine = [1.0, 1.08, 0.97, 1.02, 1.01]
 
-    def fields(early_exit):
-        return {
-            **ratio_fields("speedup", hf, early_exit, 0),
-            **ratio_fields("engine_full_speedup", hf, engine, 0),
-            **ratio_fields("speedup_vs_engine_full", engine, early_exit, 0),
-            **ratio_fields("decode_speedup_vs_engine_full", engine, early_exit, 0),
-        }
+    def flags(early_exit, bound):
+        depth_only = PairedRatios(ratio_of(engine, early_exit, 0), ratio_of(engine, early_exit, 0))
+        return depth_bound_flags(ratio_of(hf, early_exit, 0), depth_only, ratio_of(hf, engine, 0), bound)
 
     bound = bound_for("lazy", costs, exits)
-    plausible = flag_fields(fields([t / 1.1 for t in engine]), bound)
-    assert plausible["flags"] == [] and plausible["measurement_error"] is False
-    impossible = flag_fields(fields([t / 13.9 for t in engine]), bound)  # the issue's 13.9 on a tiny model
-    assert impossible["measurement_error"] is True
-    assert any("above the depth bound" in flag and "speedup_vs_engine_full" in flag for flag in impossible["flags"])
-    assert bound_for("dssd", costs, exits) is None and flag_fields(fields([t / 13.9 for t in engine]), None)["flags"] == []
+    assert flags([t / 1.1 for t in engine], bound) == []
+    impossible = flags([t / 13.9 for t in engine], bound)  # the issue's 13.9 on a tiny model
+    assert any("above the depth bound" in flag and "speedup_vs_engine_full" in flag for flag in impossible)
+    assert bound_for("dssd", costs, exits) is None and flags([t / 13.9 for t in engine], None) == []
 
 
 def test_batch_size_changes_no_generated_token(timings):

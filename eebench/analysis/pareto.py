@@ -96,10 +96,10 @@ BASE_COLUMNS = [
 # Numeric columns read from the exit stats and the timing section: {column: how to read it}.
 EXIT_NUMBERS = ("agreement", "mean_layers", "theoretical_speedup", "depth_speedup")
 TIMING_NUMBERS = {
-    "measured_speedup": lambda t: t.speedup,
-    "speedup_min": lambda t: t.speedup_min,
-    "speedup_max": lambda t: t.speedup_max,
-    "decode_speedup": lambda t: t.decode_speedup,
+    "measured_speedup": lambda t: t.speedup.value,
+    "speedup_min": lambda t: t.speedup.min,
+    "speedup_max": lambda t: t.speedup.max,
+    "decode_speedup": lambda t: t.decode_speedup.value,
     "timing_batch_size": lambda t: t.batch_size,
     **{
         f"{workload}_{key}": (lambda t, w=workload, k=key: getattr(getattr(t, w), k))
@@ -162,11 +162,12 @@ def timing_ci_columns(results: RunResult) -> dict[str, Any]:
     timing = results.timing
     columns: dict[str, Any] = {}
     for name in ("speedup", "decode_speedup", "engine_full_speedup"):
-        columns[f"{name}_ci_lo"], columns[f"{name}_ci_hi"] = _interval(getattr(timing, f"{name}_ci95", None))
+        ratio = getattr(timing, name, None)
+        columns[f"{name}_ci_lo"], columns[f"{name}_ci_hi"] = _interval(None if ratio is None else ratio.ci95)
     flags = timing.flags if timing is not None else []
     return {
         **columns,
-        "engine_full_speedup": number(getattr(timing, "engine_full_speedup", None)),
+        "engine_full_speedup": number(None if timing is None else timing.engine_full_speedup.value),
         "timing_reference": getattr(timing, "reference", None),
         "timing_flags": "; ".join(str(f.get("message", f)) if isinstance(f, dict) else str(f) for f in flags),
         "backbone_dtype": results.backbone_dtype,

@@ -189,7 +189,10 @@ class LayeredModel:
 
     def logits_of_readout(self, readout: torch.Tensor) -> torch.Tensor:
         """lm_head (and the family's logit scaling) on what the final readout gave."""
-        logits = self.lm_head(readout)
+        return self.scaled_logits(self.lm_head(readout))
+
+    def scaled_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The family's logit scaling (divisor, soft cap) on lm_head's raw output, whole or some of its rows."""
         if "divide" in self._scale:
             logits = logits / self._scale["divide"]
         if "softcap" in self._scale:

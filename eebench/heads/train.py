@@ -20,17 +20,21 @@ from eebench.heads.modules import ExitHeads
 
 
 class Teacher:
-    """The final layer's next-token distribution for one batch, shared by every head's loss. With ``rows`` (a
-    shortlist readout's token ids) the distribution is renormalised over those rows, the only tokens the heads can
-    give probability to; ``argmax`` is always the full model's own next token."""
+    """The final layer's next-token distribution for one batch, shared by every head's loss. Given the logits of a
+    shortlist readout's rows only (``full_argmax`` then says the full model's own next token, computed when asked),
+    the distribution is the full one renormalised over those rows, the only tokens the heads can give probability
+    to: softmax over the rows' logits is exactly that, without projecting onto the whole vocabulary."""
 
-    def __init__(self, logits: torch.Tensor, rows: torch.Tensor | None = None):
+    def __init__(self, logits: torch.Tensor, full_argmax=None):
         logprobs = F.log_softmax(logits.float(), dim=-1).flatten(0, -2)
-        self.argmax = logprobs.argmax(-1)
-        if rows is not None:
-            logprobs = F.log_softmax(logprobs[:, rows], dim=-1)
+        self._argmax = full_argmax if full_argmax is not None else (lambda: logprobs.argmax(-1))
         self.probs = logprobs.exp()
         self.entropy = -(self.probs * logprobs).sum(-1).mean()
+
+    @property
+    def argmax(self) -> torch.Tensor:
+        """The full model's next token per position (over the whole vocabulary, whatever the readout)."""
+        return self._argmax()
 
 
 def distillation_loss(head_logits: torch.Tensor, teacher: Teacher) -> torch.Tensor:
@@ -53,8 +57,21 @@ class _Task:
         self.num_train, self.val_rows = validation_split(len(states), val_sequences)
 
     def teacher(self, final: torch.Tensor) -> Teacher:
+        """In the backbone's dtype; with a shortlist, onto its rows of lm_head only (the full argmax on demand)."""
+        layered, ids = self.layered, self.heads.readout_ids
         with torch.no_grad():
-            return Teacher(self.layered.final_logits(to_compute(final, self.layered.lm_head)), self.heads.readout_ids)
+            readout = layered.norm(to_compute(final, layered.lm_head))
+            if ids is None:
+                return Teacher(layered.logits_of_readout(readout))
+            weight = layered.lm_head.weight
+            bias = getattr(layered.lm_head, "bias", None)
+            rows = F.linear(readout, weight[ids], None if bias is None else bias[ids])
+
+            def full_argmax() -> torch.Tensor:
+                with torch.no_grad():
+                    return layered.logits_of_readout(readout).argmax(-1).flatten()
+
+            return Teacher(layered.scaled_logits(rows), full_argmax)
 
     def evaluate(self, active: list[int]) -> dict[int, dict]:
         """Held-out loss of each active module, as ``{index: {"heldout": loss}}``."""

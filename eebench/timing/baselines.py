@@ -29,6 +29,7 @@ from eebench.timing.workloads import (
     speculation_fields,
     transformers_greedy,
 )
+from eebench.tracking.contract import BaselineTiming, Ratio
 
 ENGINE_BASELINES = ("static", "layerskip")  # run by eebench's engine, on every family it supports
 
@@ -110,27 +111,30 @@ def baseline_workloads(backbone, heads, batches, cfg: TimingConfig) -> dict[str,
     }
 
 
-RATIO_KEYS = ("speedup", "decode_speedup", "speedup_vs_engine_full")
-
-
-def baseline_result(
-    name: str, layer: int, cfg: TimingConfig, fields: dict, outputs: dict, costs, engine_full_ci95: list[float]
-) -> dict:
-    """A baseline's row of ``timing.baselines``: its ratios with CIs, speed, and token match with transformers."""
+def baseline_result(name: str, layer: int, cfg: TimingConfig, timed, outputs: dict, costs, engine_full: Ratio) -> BaselineTiming:
+    """A baseline's row of ``timing.baselines`` from its ``CandidateTiming`` (generation.py): its ratios with CIs,
+    speed, and token match with transformers."""
     strategy = STRATEGIES.get(name)
     exact, same = match_with_reference(generated_rows(outputs["transformers"]), generated_rows(outputs[name]))
-    row = {
-        "name": name,
-        "exit_layer": layer,
-        "draft_length": cfg.baseline_draft_length if strategy.speculative else None,
-        "lossless": strategy.lossless,
-        **{key: fields[key] for ratio in RATIO_KEYS for key in (ratio, f"{ratio}_ci95")},
-        "tokens_per_s": fields["tokens_per_s"],
-        "token_match_with_reference": same,
-        "sequence_exact_match_with_reference": exact,
-        "acceptance": speculation_fields(outputs[name]).get("acceptance_rate"),
-    }
+    bound, flags = None, []
     if name == "static":
         bound = bound_for(name, costs, decoded_exit_indices(outputs[name]))
-        row.update(depth_bound=bound, flags=depth_bound_flags({**fields, "engine_full_speedup_ci95": engine_full_ci95}, bound))
-    return row
+        flags = depth_bound_flags(timed.vs_transformers.whole, timed.vs_engine_full, engine_full, bound)
+    return BaselineTiming(
+        name=name,
+        exit_layer=layer,
+        draft_length=cfg.baseline_draft_length if strategy.speculative else None,
+        lossless=strategy.lossless,
+        speedup=timed.vs_transformers.whole.value,
+        speedup_ci95=timed.vs_transformers.whole.ci95,
+        decode_speedup=timed.vs_transformers.decode.value,
+        decode_speedup_ci95=timed.vs_transformers.decode.ci95,
+        speedup_vs_engine_full=timed.vs_engine_full.whole.value,
+        speedup_vs_engine_full_ci95=timed.vs_engine_full.whole.ci95,
+        tokens_per_s=timed.speed.tokens_per_s,
+        token_match_with_reference=same,
+        sequence_exact_match_with_reference=exact,
+        acceptance=speculation_fields(outputs[name]).get("acceptance_rate"),
+        depth_bound=bound,
+        flags=flags,
+    )

@@ -30,8 +30,7 @@ from eebench.tracking.contract import BreakdownPart, TimeBreakdown
 
 PARTS = ("blocks", "exit_heads", "gates", "final_readout")
 OTHER = "other"
-MATVEC_CALLS = 20  # products per timing round of one matrix
-MATVEC_ROUNDS = 5  # rounds; the fastest counts (the least disturbed by the rest of the machine)
+MATVEC_ROUNDS = 5  # passes over a part's matrices; the fastest counts
 
 
 def model_parts(lm, heads) -> dict[str, list[nn.Module]]:
@@ -140,40 +139,45 @@ def _weights(module: nn.Module) -> list[tuple[torch.Tensor, bool]]:
     return found
 
 
-def _product_ms(weight: torch.Tensor, transposed: bool) -> float:
-    """Milliseconds of one one-row product with ``weight``: the fastest round's mean."""
-    x = torch.randn(1, weight.shape[0] if transposed else weight.shape[1], dtype=weight.dtype, device=weight.device)
+def _products(modules: list[nn.Module]):
+    """One one-row product with every matrix of ``modules``, in order, as one call."""
+    pairs = [pair for module in modules for pair in _weights(module)]
+    inputs = [torch.randn(1, w.shape[0] if transposed else w.shape[1], dtype=w.dtype, device=w.device) for w, transposed in pairs]
 
-    def product():
-        return x @ weight if transposed else nn.functional.linear(x, weight)
+    def run():
+        for (weight, transposed), x in zip(pairs, inputs):
+            _ = x @ weight if transposed else nn.functional.linear(x, weight)
 
-    sync = torch.cuda.synchronize if weight.device.type == "cuda" else (lambda: None)
-    product()
+    return run, bool(pairs) and pairs[0][0].device.type == "cuda"
+
+
+@torch.no_grad()
+def matvec_ms(modules: list[nn.Module]) -> float:
+    """Milliseconds of the matrix products of one batch-1 call of each of ``modules`` alone: their weight reads.
+
+    The products run one module after another, as a decoding step reaches them, so a matrix is read from memory
+    rather than from a cache the previous product left it in (a block's matrices fit in a CPU's last-level cache;
+    a model's do not). The fastest of a few rounds counts: the one least disturbed by the rest of the machine."""
+    run, cuda = _products(modules)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    run()
     rounds = []
     for _ in range(MATVEC_ROUNDS):
         sync()
         start = time.perf_counter()
-        for _ in range(MATVEC_CALLS):
-            product()
+        run()
         sync()
-        rounds.append((time.perf_counter() - start) / MATVEC_CALLS)
+        rounds.append(time.perf_counter() - start)
     return 1000 * min(rounds)
 
 
-@torch.no_grad()
-def matvec_ms(module: nn.Module) -> float:
-    """Milliseconds for the matrix products of one batch-1 call of ``module`` alone: its weight reads."""
-    return sum(_product_ms(weight, transposed) for weight, transposed in _weights(module))
-
-
 def part_matvec_ms(parts: dict[str, list[nn.Module]]) -> dict[str, float]:
-    """Per part, the weight-read time of one call (all modules of a part have the same shapes; the final
-    readout is its norm and lm_head called once together)."""
+    """Per part, the weight-read time of one call: all its modules' products in turn, per module (the modules of a
+    part have the same shapes; the final readout's norm and lm_head are one call)."""
     out = {}
     for part, modules in parts.items():
-        if not modules:
-            continue
-        out[part] = sum(matvec_ms(m) for m in modules) if part == "final_readout" else matvec_ms(modules[0])
+        if modules:
+            out[part] = matvec_ms(modules) / (1 if part == "final_readout" else len(modules))
     return out
 
 

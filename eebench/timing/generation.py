@@ -25,7 +25,7 @@ from eebench.engine.generate import GenerationOutput
 from eebench.errors import require
 from eebench.timing.baselines import baseline_result, baseline_workloads
 from eebench.timing.breakdown import time_breakdowns
-from eebench.timing.statistics import BOOTSTRAP_RESAMPLES, CI_METHOD, bound_for, flag_fields, ratio_fields
+from eebench.timing.statistics import BOOTSTRAP_RESAMPLES, CI_METHOD, PairedRatios, bound_for, depth_bound_flags
 from eebench.timing.timer import MIB, cpu_model, interleaved_runs, load_average_1min, process_peak_rss_mib, spread, torch_threads
 from eebench.timing.workloads import (
     Workload,
@@ -38,12 +38,12 @@ from eebench.timing.workloads import (
     speculation_fields,
     transformers_greedy,
 )
+from eebench.tracking.contract import ExitSample, Ratio, SpeculationResult, TimingResult, WorkloadTiming
+from eebench.tracking.schema import unbuild
 
 PREFILL_TOKENS = 1  # a run asked for one token does the prompt pass and nothing else
 
 REFERENCE = "transformers_greedy"
-# Strategies whose tokens are drafted and then verified by the full model several at a time: a token's
-# exit index does not say how many blocks it cost, so no depth bound applies to them.
 
 
 @dataclass
@@ -113,56 +113,85 @@ def time_schedule(
     return Schedule(times, {name: runs.last_result[f"{name}/total"] for name in workloads}, runs.orders)
 
 
-def _key(prefix: str, name: str) -> str:
-    return f"{prefix}_{name}" if prefix else name
+def _median_and_spread(values: list[float]) -> tuple[float, dict]:
+    return statistics.median(values), spread(values)
 
 
-def _median_and_spread(prefix: str, name: str, values: list[float]) -> dict:
-    return {_key(prefix, name): statistics.median(values), _key(prefix, f"{name}_spread"): spread(values)}
+def workload_timing(times: PhaseTimes, generated: Generated) -> WorkloadTiming:
+    """Speed and memory of one workload over its repeats."""
+    tokens_per_s, tokens_spread = _median_and_spread([generated.tokens / t for t in times.total])
+    prefill, prefill_spread = _median_and_spread(times.prefill)
+    decode_rate, decode_spread = _median_and_spread([generated.decode_tokens / d for d in times.decode])
+    return WorkloadTiming(
+        tokens_per_s=tokens_per_s,
+        tokens_per_s_spread=tokens_spread,
+        prefill_seconds=prefill,
+        prefill_seconds_spread=prefill_spread,
+        decode_tokens_per_s=decode_rate,
+        decode_tokens_per_s_spread=decode_spread,
+        decode_ms_per_token=statistics.median(1000 * d / generated.decode_steps for d in times.decode),
+        repeat_seconds={"prefill": times.prefill, "total": times.total},
+        decode_tokens=generated.decode_tokens,
+        peak_cuda_allocated_mib=None if times.peak_cuda_bytes is None else times.peak_cuda_bytes / MIB,
+        engine_kv_cache_bytes=generated.kv_cache_bytes,
+    )
 
 
-def workload_fields(prefix: str, times: PhaseTimes, generated: Generated) -> dict:
-    """Speed and memory of one workload, every key starting with ``prefix``."""
-    return {
-        **_median_and_spread(prefix, "tokens_per_s", [generated.tokens / t for t in times.total]),
-        **_median_and_spread(prefix, "prefill_seconds", times.prefill),
-        **_median_and_spread(prefix, "decode_tokens_per_s", [generated.decode_tokens / d for d in times.decode]),
-        _key(prefix, "decode_ms_per_token"): statistics.median(1000 * d / generated.decode_steps for d in times.decode),
-        _key(prefix, "repeat_seconds"): {"prefill": times.prefill, "total": times.total},
-        _key(prefix, "decode_tokens"): generated.decode_tokens,
-        _key(prefix, "peak_cuda_allocated_mib"): None if times.peak_cuda_bytes is None else times.peak_cuda_bytes / MIB,
-        _key(prefix, "engine_kv_cache_bytes"): generated.kv_cache_bytes,
-    }
+@dataclass
+class CandidateTiming:
+    """One candidate of a schedule: against transformers greedy, against the engine's full path, and its speed."""
+
+    vs_transformers: PairedRatios
+    vs_engine_full: PairedRatios
+    speed: WorkloadTiming
+
+    def flat(self) -> dict:
+        """As results files and benchmark rows spell it: ``speedup``, ``speedup_ci95``, ..., ``tokens_per_s``, ..."""
+        ratios = {
+            "speedup": self.vs_transformers.whole,
+            "decode_speedup": self.vs_transformers.decode,
+            "speedup_vs_engine_full": self.vs_engine_full.whole,
+            "decode_speedup_vs_engine_full": self.vs_engine_full.decode,
+        }
+        return {**flat_ratios(ratios), **unbuild(self.speed)}
 
 
-def speedup_fields(name: str, baseline: PhaseTimes, candidate: PhaseTimes, seed: int, decode_name: str) -> dict:
-    """Paired ratios baseline / candidate of the whole generation (``name``) and of decoding alone."""
-    return {
-        **ratio_fields(name, baseline.total, candidate.total, seed),
-        **ratio_fields(decode_name, baseline.decode, candidate.decode, seed),
-    }
-
-
-def schedule_fields(schedule: Schedule, seed: int) -> dict:
-    return {
-        "reference": REFERENCE,
-        "seed": seed,
-        "repeat_orders": schedule.orders,
-        "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
-        "ci_method": CI_METHOD,
-    }
+def flat_ratios(ratios: dict[str, Ratio]) -> dict:
+    """``{name: Ratio}`` as stored: ``name`` (the value), ``name_ci95``, ``name_min``, ..."""
+    flat = {}
+    for name, ratio in ratios.items():
+        flat.update({name if key == "value" else f"{name}_{key}": value for key, value in unbuild(ratio).items()})
+    return flat
 
 
 RESERVED = ("transformers", "full")  # the two references every schedule times
+CANDIDATE = "candidate"
 
 
 @dataclass
 class Comparison:
     """One schedule of transformers greedy, the engine's full path and any number of candidates."""
 
-    shared: dict  # engine_full_speedup (+ decode, CIs), transformers_* and full_* speed fields, schedule fields
-    candidates: dict[str, dict]  # per candidate: speedup / decode_speedup / speedup_vs_engine_full (+ CIs), speed
+    engine_full: PairedRatios  # transformers greedy / the engine's full path
+    transformers: WorkloadTiming
+    full: WorkloadTiming
+    candidates: dict[str, CandidateTiming]
     outputs: dict[str, list]  # every workload's outputs of its last whole generation
+    orders: list[list[str]]  # the workload order of every repeat
+    seed: int
+
+    def shared(self) -> dict:
+        """The references' figures as results files and benchmark rows spell them."""
+        return {
+            **flat_ratios({"engine_full_speedup": self.engine_full.whole, "engine_full_decode_speedup": self.engine_full.decode}),
+            **{f"transformers_{k}": v for k, v in unbuild(self.transformers).items()},
+            **{f"full_{k}": v for k, v in unbuild(self.full).items()},
+            "reference": REFERENCE,
+            "seed": self.seed,
+            "repeat_orders": self.orders,
+            "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+            "ci_method": CI_METHOD,
+        }
 
 
 def compare_many(
@@ -175,79 +204,46 @@ def compare_many(
     repeats: int,
     seed: int,
 ) -> Comparison:
-    """Every candidate against transformers greedy (``speedup``) and the engine's full path
-    (``speedup_vs_engine_full``), each with its decode-only twin and 95% CI, all from one schedule, so every
-    ratio pairs repeats that ran side by side under the same machine load."""
+    """Every candidate against transformers greedy and the engine's full path, each ratio with its decode-only twin
+    and 95% CI, all from one schedule, so every ratio pairs repeats that ran side by side under the same load."""
     clash = sorted(set(candidates) & set(RESERVED))
     require(not clash, f"candidate names {clash} are taken by the references; allowed: any other name")
     workloads = {"transformers": transformers, "full": full, **candidates}
     schedule = time_schedule(workloads, new_tokens, device, warmup, repeats, seed)
     hf, engine = schedule.times["transformers"], schedule.times["full"]
-    shared = {
-        **speedup_fields("engine_full_speedup", hf, engine, seed, "engine_full_decode_speedup"),
-        **workload_fields("transformers", hf, Generated.of(schedule.outputs["transformers"])),
-        **workload_fields("full", engine, Generated.of(schedule.outputs["full"])),
-        **schedule_fields(schedule, seed),
-    }
-    per_candidate = {}
-    for name in candidates:
-        times = schedule.times[name]
-        per_candidate[name] = {
-            **speedup_fields("speedup", hf, times, seed, "decode_speedup"),
+    timed = {
+        name: CandidateTiming(
+            PairedRatios.of(hf, schedule.times[name], seed),
             # Same code, only the depth differs: the ratio the depth bound applies to.
-            **speedup_fields("speedup_vs_engine_full", engine, times, seed, "decode_speedup_vs_engine_full"),
-            **workload_fields("", times, Generated.of(schedule.outputs[name])),
-        }
-    return Comparison(shared, per_candidate, schedule.outputs)
-
-
-def compare_with_reference(
-    transformers: Workload,
-    full: Workload,
-    candidate: Workload,
-    new_tokens: int,
-    device: torch.device,
-    warmup: int,
-    repeats: int,
-    seed: int,
-    candidate_prefix: str = "early_exit",
-    extra: dict[str, Workload] | None = None,
-) -> tuple[dict, dict[str, list], dict[str, dict]]:
-    """One candidate (and optionally ``extra`` workloads, e.g. baselines) in one schedule: the candidate's
-    ratios unprefixed, its speed fields as ``<candidate_prefix>_*``, the references' fields; their outputs
-    (the candidate's under ``candidate_prefix``); and each extra workload's own fields."""
-    extra = dict(extra or {})
-    require("candidate" not in extra, "an extra workload may not be called 'candidate'")
-    comparison = compare_many(transformers, full, {"candidate": candidate, **extra}, new_tokens, device, warmup, repeats, seed)
-    mine = comparison.candidates.pop("candidate")
-    speed = {k: v for k, v in mine.items() if "speedup" not in k}
-    fields = {
-        **{k: v for k, v in mine.items() if "speedup" in k},
-        **comparison.shared,
-        **{_key(candidate_prefix, k): v for k, v in speed.items()},
+            PairedRatios.of(engine, schedule.times[name], seed),
+            workload_timing(schedule.times[name], Generated.of(schedule.outputs[name])),
+        )
+        for name in candidates
     }
-    outputs = dict(comparison.outputs)
-    outputs[candidate_prefix] = outputs.pop("candidate")
-    return fields, outputs, comparison.candidates
+    return Comparison(
+        PairedRatios.of(hf, engine, seed),
+        workload_timing(hf, Generated.of(schedule.outputs["transformers"])),
+        workload_timing(engine, Generated.of(schedule.outputs["full"])),
+        timed,
+        schedule.outputs,
+        schedule.orders,
+        seed,
+    )
 
 
-def reference_matches(outputs: dict[str, list], candidate_prefix: str = "early_exit") -> dict:
-    """Token match of the candidate and of the engine's full path with transformers greedy, and of the candidate
-    with the engine's full path. Exact in float32 for lossless strategies; in bfloat16 a measured number."""
-    reference, full = generated_rows(outputs["transformers"]), generated_rows(outputs["full"])
-    candidate = generated_rows(outputs[candidate_prefix])
-    fields = {}
-    for prefix, suffix, ref, rows in (
-        ("", "reference", reference, candidate),
-        ("engine_full_", "reference", reference, full),
-        ("", "full", full, candidate),
-    ):
-        exact, same = match_with_reference(ref, rows)
-        fields[f"{prefix}sequence_exact_match_with_{suffix}"], fields[f"{prefix}token_match_with_{suffix}"] = exact, same
-    return fields
+@dataclass(frozen=True)
+class TokenMatch:
+    """Share of sequences equal token for token, and of all tokens equal, between two workloads' outputs."""
+
+    sequences: float
+    tokens: float
+
+    @classmethod
+    def of(cls, reference: list, rows: list) -> TokenMatch:
+        return cls(*match_with_reference(generated_rows(reference), generated_rows(rows)))
 
 
-def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg: TimingConfig, costs) -> dict:
+def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg: TimingConfig, costs) -> TimingResult:
     lm, device = backbone.layered, backbone.device
     batches = prompt_batches([p.to(device) for p in prompts], cfg.batch_size)
     baselines = baseline_workloads(backbone, heads, batches, cfg)
@@ -258,48 +254,78 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
             lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy, max_draft=cfg.max_draft
         ),
     }
+    early_exit = CANDIDATE  # the strategy's name in the schedule (repeat_orders)
+    require(early_exit not in baselines, f"a baseline may not be called {early_exit!r}")
     with torch_threads(cfg.threads) as threads:
-        fields, outputs, baseline_fields = compare_with_reference(
-            *workloads.values(),
+        comparison = compare_many(
+            workloads["transformers"],
+            workloads["full"],
+            {early_exit: workloads["early_exit"], **{name: workload for name, (workload, _) in baselines.items()}},
             cfg.max_new_tokens,
             device,
             cfg.warmup,
             cfg.repeats,
             cfg.seed,
-            extra={name: workload for name, (workload, _) in baselines.items()},
         )
         # After the schedule, so the hooks never touch a timed run.
         breakdown = time_breakdowns(workloads, lm, heads, device, cfg.max_new_tokens, cfg.breakdown_repeats)
-    exits = decoded_exit_indices(outputs["early_exit"])
-    return {
-        **fields,
-        **reference_matches(outputs),
-        **flag_fields(fields, bound_for(cfg.strategy, costs, exits)),
-        "strategy": cfg.strategy,
-        # Speculative strategies (dssd): drafts, acceptance (overall and per draft position), tokens per full pass.
-        "speculation": speculation_fields(outputs["early_exit"]) or None,
-        "device": str(device),
-        "dtype": str(backbone.model.dtype).removeprefix("torch."),
-        "prompts": cfg.prompts,
-        "num_prompts": len(prompts),
-        "prompt_tokens": max(int(p.shape[-1]) for p in prompts),
-        "new_tokens_per_prompt": cfg.max_new_tokens,
-        "batch_size": cfg.batch_size,
-        "warmup": cfg.warmup,
-        "repeats": cfg.repeats,
-        "threads": threads,
-        "generated_exit_fraction_early": sum(1 for i in exits if i < len(heads.exit_layers)) / max(1, len(exits)),
-        "exit_sample": {
-            "prompt": backbone.tokenizer.decode(prompts[0].reshape(-1).tolist()),
-            "tokens": exit_sample(backbone.tokenizer, outputs["early_exit"][0], heads.exit_layers),
-        },
+    outputs, candidate = comparison.outputs, comparison.candidates[early_exit]
+    exits = decoded_exit_indices(outputs[early_exit])
+    bound = bound_for(cfg.strategy, costs, exits)
+    flags = depth_bound_flags(candidate.vs_transformers.whole, candidate.vs_engine_full, comparison.engine_full.whole, bound)
+    vs_reference = TokenMatch.of(outputs["transformers"], outputs[early_exit])
+    engine_vs_reference = TokenMatch.of(outputs["transformers"], outputs["full"])
+    vs_full = TokenMatch.of(outputs["full"], outputs[early_exit])
+    speculation = speculation_fields(outputs[early_exit])
+    return TimingResult(
+        speedup=candidate.vs_transformers.whole,
+        decode_speedup=candidate.vs_transformers.decode,
+        engine_full_speedup=comparison.engine_full.whole,
+        engine_full_decode_speedup=comparison.engine_full.decode,
+        speedup_vs_engine_full=candidate.vs_engine_full.whole,
+        decode_speedup_vs_engine_full=candidate.vs_engine_full.decode,
+        transformers=comparison.transformers,
+        full=comparison.full,
+        early_exit=candidate.speed,
+        reference=REFERENCE,
+        seed=cfg.seed,
+        repeat_orders=comparison.orders,
+        bootstrap_resamples=BOOTSTRAP_RESAMPLES,
+        ci_method=CI_METHOD,
+        sequence_exact_match_with_reference=vs_reference.sequences,
+        token_match_with_reference=vs_reference.tokens,
+        engine_full_sequence_exact_match_with_reference=engine_vs_reference.sequences,
+        engine_full_token_match_with_reference=engine_vs_reference.tokens,
+        sequence_exact_match_with_full=vs_full.sequences,
+        token_match_with_full=vs_full.tokens,
+        depth_bound=bound,
+        flags=flags,
+        measurement_error=bool(flags),
+        strategy=cfg.strategy,
+        device=str(device),
+        dtype=str(backbone.model.dtype).removeprefix("torch."),
+        prompts=cfg.prompts,
+        num_prompts=len(prompts),
+        prompt_tokens=max(int(p.shape[-1]) for p in prompts),
+        new_tokens_per_prompt=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        warmup=cfg.warmup,
+        repeats=cfg.repeats,
+        threads=threads,
+        generated_exit_fraction_early=sum(1 for i in exits if i < len(heads.exit_layers)) / max(1, len(exits)),
+        exit_sample=ExitSample(
+            backbone.tokenizer.decode(prompts[0].reshape(-1).tolist()),
+            exit_sample(backbone.tokenizer, outputs[early_exit][0], heads.exit_layers),
+        ),
         # Process-wide and monotone: the peak of everything this process did so far, not of one workload.
-        "process_peak_rss_mib": process_peak_rss_mib(),
-        "load_average_1min": load_average_1min(),
-        "cpu_model": cpu_model(),
-        "baselines": [
-            baseline_result(name, layer, cfg, baseline_fields[name], outputs, costs, fields["engine_full_speedup_ci95"])
+        process_peak_rss_mib=process_peak_rss_mib(),
+        load_average_1min=load_average_1min(),
+        cpu_model=cpu_model(),
+        baselines=[
+            baseline_result(name, layer, cfg, comparison.candidates[name], outputs, costs, comparison.engine_full.whole)
             for name, (_, layer) in baselines.items()
         ],
-        "breakdown": breakdown,
-    }
+        # Speculative strategies (dssd): drafts, acceptance (overall and per draft position), tokens per full pass.
+        speculation=SpeculationResult(**speculation) if speculation else None,
+        breakdown=breakdown,
+    )

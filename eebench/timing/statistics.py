@@ -9,11 +9,13 @@ workloads, since they ran side by side in the same repeat and share its machine 
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from eebench.engine.strategies import speculative_strategies
+from eebench.tracking.contract import Ratio
 
 BOOTSTRAP_RESAMPLES = 2000
 CI_LEVEL = 0.95
@@ -38,16 +40,29 @@ def bootstrap_ratio_ci(
     return [float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))]
 
 
-def ratio_fields(name: str, baseline: list[float], candidate: list[float], seed: int) -> dict:
-    """``name`` (ratio of sums), its 95% CI, and the smallest and largest single-repeat ratios."""
+def ratio_of(baseline: list[float], candidate: list[float], seed: int) -> Ratio:
+    """baseline / candidate: the ratio of sums, its 95% CI, and the spread of the single-repeat ratios."""
     per_repeat = [b / c for b, c in zip(baseline, candidate)]
-    return {
-        name: ratio_of_sums(baseline, candidate),
-        f"{name}_ci95": bootstrap_ratio_ci(baseline, candidate, seed),
-        f"{name}_min": min(per_repeat),
-        f"{name}_max": max(per_repeat),
-        f"{name}_median_of_repeats": statistics.median(per_repeat),
-    }
+    return Ratio(
+        value=ratio_of_sums(baseline, candidate),
+        ci95=bootstrap_ratio_ci(baseline, candidate, seed),
+        min=min(per_repeat),
+        max=max(per_repeat),
+        median_of_repeats=statistics.median(per_repeat),
+    )
+
+
+@dataclass
+class PairedRatios:
+    """baseline / candidate of the whole generation and of decoding alone, from the same repeats."""
+
+    whole: Ratio
+    decode: Ratio
+
+    @classmethod
+    def of(cls, baseline, candidate, seed: int) -> PairedRatios:
+        """From two workloads' ``PhaseTimes`` (generation.py): per repeat, total and decode seconds."""
+        return cls(ratio_of(baseline.total, candidate.total, seed), ratio_of(baseline.decode, candidate.decode, seed))
 
 
 def depth_bound(costs, exit_indices: list[int], every_block: bool = False) -> float:
@@ -66,21 +81,22 @@ def depth_bound(costs, exit_indices: list[int], every_block: bool = False) -> fl
     return costs.full_cost / float(cheapest.mean())
 
 
-def depth_bound_flags(fields: dict, bound: float | None) -> list[str]:
+def depth_bound_flags(speedup: Ratio, vs_engine_full: PairedRatios, engine_full: Ratio, bound: float | None) -> list[str]:
     """Reasons why the measured speedups cannot be right: a CI wholly above what skipping the blocks
     could give. The depth-only ratios (against the engine's own full path) must stay below the bound;
     the speedup over transformers only by as much more as the engine's full path beats transformers."""
     if bound is None:
         return []
     flags = []
-    for key in ("speedup_vs_engine_full", "decode_speedup_vs_engine_full"):
-        low = fields[f"{key}_ci95"][0]
+    depth_only = (("speedup_vs_engine_full", vs_engine_full.whole), ("decode_speedup_vs_engine_full", vs_engine_full.decode))
+    for name, ratio in depth_only:
+        low = ratio.ci95[0]
         if low > bound:
-            flags.append(f"{key} CI lower bound {low:.3f} is above the depth bound {bound:.3f} of its own exit pattern")
-    allowed = bound * max(1.0, fields["engine_full_speedup_ci95"][1])
-    if fields["speedup_ci95"][0] > allowed:
+            flags.append(f"{name} CI lower bound {low:.3f} is above the depth bound {bound:.3f} of its own exit pattern")
+    allowed = bound * max(1.0, engine_full.ci95[1])
+    if speedup.ci95[0] > allowed:
         flags.append(
-            f"speedup CI lower bound {fields['speedup_ci95'][0]:.3f} is above the depth bound {bound:.3f} "
+            f"speedup CI lower bound {speedup.ci95[0]:.3f} is above the depth bound {bound:.3f} "
             f"times the engine's full-path advantage over transformers (allowed up to {allowed:.3f})"
         )
     return flags
@@ -93,8 +109,3 @@ SPECULATIVE = speculative_strategies()
 
 def bound_for(strategy: str, costs, exits: list[int]) -> float | None:
     return None if strategy in SPECULATIVE else depth_bound(costs, exits, every_block=strategy == "full")
-
-
-def flag_fields(fields: dict, bound: float | None) -> dict:
-    flags = depth_bound_flags(fields, bound)
-    return {"depth_bound": bound, "flags": flags, "measurement_error": bool(flags)}

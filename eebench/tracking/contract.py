@@ -150,6 +150,22 @@ class Artifacts:
 
 
 @dataclass
+class Ratio:
+    """A paired speed ratio, baseline time / candidate time, over the repeats of one schedule; stored flat as
+    ``<name>`` (the value) and ``<name>_ci95`` / ``_min`` / ``_max`` / ``_median_of_repeats`` (eebench/timing/statistics.py)."""
+
+    value: float  # ratio of summed repeat times (above 1: the candidate is faster)
+    ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
+    min: float  # smallest single-repeat ratio
+    max: float  # largest single-repeat ratio
+    median_of_repeats: float  # median of the per-repeat ratios
+
+
+def ratio_field() -> Any:
+    return flattened(bare="value")
+
+
+@dataclass
 class WorkloadTiming:
     """One timed workload (the full model or early exit); stored flat as ``<workload>_<field>`` in ``timing``."""
 
@@ -247,36 +263,13 @@ class TimingResult:
     ``timing/generation.py:measure_generation``, say what it means in a comment (docs/results.md is generated from
     it). A new workload is one more ``flattened()`` field of type ``WorkloadTiming | None``."""
 
-    speedup: float  # transformers greedy time / early-exit time (ratio of summed repeat times)
-    speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
-    speedup_min: float  # smallest single-repeat ratio
-    speedup_max: float  # largest single-repeat ratio
-    speedup_median_of_repeats: float  # median of the per-repeat ratios
-    decode_speedup: float  # the same for decode only (whole generation minus the prompt pass)
-    decode_speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
-    decode_speedup_min: float  # smallest single-repeat ratio
-    decode_speedup_max: float  # largest single-repeat ratio
-    decode_speedup_median_of_repeats: float  # median of the per-repeat ratios
-    engine_full_speedup: float  # transformers greedy / the engine's own full-depth path (below 1: the engine is slower)
-    engine_full_speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
-    engine_full_speedup_min: float  # smallest single-repeat ratio
-    engine_full_speedup_max: float  # largest single-repeat ratio
-    engine_full_speedup_median_of_repeats: float  # median of the per-repeat ratios
-    engine_full_decode_speedup: float  # the same for decode only
-    engine_full_decode_speedup_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
-    engine_full_decode_speedup_min: float  # smallest single-repeat ratio
-    engine_full_decode_speedup_max: float  # largest single-repeat ratio
-    engine_full_decode_speedup_median_of_repeats: float  # median of the per-repeat ratios
-    speedup_vs_engine_full: float  # engine full path / early exit: the effect of depth alone
-    speedup_vs_engine_full_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
-    speedup_vs_engine_full_min: float  # smallest single-repeat ratio
-    speedup_vs_engine_full_max: float  # largest single-repeat ratio
-    speedup_vs_engine_full_median_of_repeats: float  # median of the per-repeat ratios
-    decode_speedup_vs_engine_full: float  # the same for decode only
-    decode_speedup_vs_engine_full_ci95: list[float]  # paired bootstrap 95% CI over repeats, [lo, hi]
-    decode_speedup_vs_engine_full_min: float  # smallest single-repeat ratio
-    decode_speedup_vs_engine_full_max: float  # largest single-repeat ratio
-    decode_speedup_vs_engine_full_median_of_repeats: float  # median of the per-repeat ratios
+    speedup: Ratio = ratio_field()  # transformers greedy time / early-exit time
+    decode_speedup: Ratio = ratio_field()  # the same for decode only (whole generation minus the prompt pass)
+    # transformers greedy / the engine's own full-depth path (below 1: the engine is slower)
+    engine_full_speedup: Ratio = ratio_field()
+    engine_full_decode_speedup: Ratio = ratio_field()  # the same for decode only
+    speedup_vs_engine_full: Ratio = ratio_field()  # engine full path / early exit: the effect of depth alone
+    decode_speedup_vs_engine_full: Ratio = ratio_field()  # the same for decode only
     # transformers' generate(do_sample=False) of the same backbone: the reference, what a user would run instead
     transformers: WorkloadTiming = flattened()
     full: WorkloadTiming = flattened()  # the engine's own full-depth path

@@ -18,9 +18,15 @@ from typing import Any, Union
 from eebench.errors import EEBenchError
 
 
-def flattened(default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING) -> Any:
-    """A nested dataclass stored at the parent level with ``<field name>_`` prefixed to its keys."""
-    return dataclasses.field(default=default, default_factory=default_factory, metadata={"flatten": True})
+def flattened(default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING, bare: str | None = None) -> Any:
+    """A nested dataclass stored at the parent level with ``<field name>_`` prefixed to its keys; its field ``bare``
+    (if given) is stored under the field's own name (``speedup`` <-> ``Ratio.value``, ``speedup_ci95`` <-> ``.ci95``)."""
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"flatten": True, "bare": bare})
+
+
+def _disk_name(parent: dataclasses.Field, key: str) -> str:
+    """Where a flattened field's nested ``key`` is stored."""
+    return parent.name if key == parent.metadata.get("bare") else f"{parent.name}_{key}"
 
 
 def not_on_disk(default: Any = None) -> Any:
@@ -81,10 +87,13 @@ def build(cls, data: Any, where: str):
     for f in _stored_fields(cls):
         if f.metadata.get("flatten"):
             nested, _ = _options(hints[f.name])
-            prefix = f"{f.name}_"
-            keys = {f"{prefix}{g.name}" for g in _stored_fields(nested)} & set(data)
+            if isinstance(data.get(f.name), nested):  # a producer's typed value, as it is
+                values[f.name] = data.pop(f.name)
+                continue
+            names = {_disk_name(f, g.name): g.name for g in _stored_fields(nested)}
+            keys = set(names) & set(data)
             if keys or _required(f):
-                values[f.name] = build(nested, {k[len(prefix) :]: data.pop(k) for k in keys}, _child(where, f"{f.name}_*"))
+                values[f.name] = build(nested, {names[k]: data.pop(k) for k in keys}, _child(where, f"{f.name}_*"))
         elif f.name in data:
             values[f.name] = _convert(data.pop(f.name), hints[f.name], _child(where, f.name))
         elif _required(f):
@@ -115,7 +124,7 @@ def unbuild(obj: Any) -> Any:
                 continue
             if f.metadata.get("flatten"):
                 if value is not None:
-                    out.update({f"{f.name}_{k}": v for k, v in unbuild(value).items()})
+                    out.update({_disk_name(f, k): v for k, v in unbuild(value).items()})
             else:
                 out[f.name] = unbuild(value)
         return out
@@ -132,7 +141,7 @@ def declared_keys(cls) -> list[str]:
     for f in _stored_fields(cls):
         if f.metadata.get("flatten"):
             nested, _ = _options(typing.get_type_hints(cls)[f.name])
-            keys += [f"{f.name}_{k}" for k in declared_keys(nested)]
+            keys += [_disk_name(f, k) for k in declared_keys(nested)]
         else:
             keys.append(f.name)
     return keys
