@@ -307,7 +307,7 @@ def test_finished_point_missing_from_wandb_is_reported_then_logged_on_resume(tmp
     assert eebench_cli(["report", str(sweep / "wandb"), "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "report.md").read_text()
     missing = [line for line in report.splitlines() if "missing from W&B" in line]
-    assert len(missing) == 1 and str(killed) in missing[0]
+    assert len(missing) == 1 and f"`{killed.parent.name}/{killed.name}`" in missing[0]  # named by sweep/point
     # The resumed sweep finds b finished but not logged, and logs it.
     cfg = OmegaConf.structured(ExperimentConfig())
     _log_if_missing(cfg, {}, killed, sweep, json.loads((killed / "results.json").read_text()))

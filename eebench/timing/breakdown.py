@@ -148,7 +148,7 @@ def _products(modules: list[nn.Module]):
         for (weight, transposed), x in zip(pairs, inputs):
             _ = x @ weight if transposed else nn.functional.linear(x, weight)
 
-    return run, bool(pairs) and pairs[0][0].device.type == "cuda"
+    return (run if pairs else None), bool(pairs) and pairs[0][0].device.type == "cuda"
 
 
 @torch.no_grad()
@@ -159,6 +159,8 @@ def matvec_ms(modules: list[nn.Module]) -> float:
     rather than from a cache the previous product left it in (a block's matrices fit in a CPU's last-level cache;
     a model's do not). The fastest of a few rounds counts: the one least disturbed by the rest of the machine."""
     run, cuda = _products(modules)
+    if run is None:
+        return 0.0  # nothing multiplied: an embedding looks its rows up
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     run()
     rounds = []
