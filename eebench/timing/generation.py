@@ -39,7 +39,7 @@ from eebench.timing.workloads import (
     transformers_greedy,
 )
 from eebench.tracking.contract import ExitSample, Ratio, SpeculationResult, TimingResult, WorkloadTiming
-from eebench.tracking.schema import unbuild
+from eebench.tracking.schema import flattened_under, unbuild
 
 PREFILL_TOKENS = 1  # a run asked for one token does the prompt pass and nothing else
 
@@ -158,10 +158,7 @@ class CandidateTiming:
 
 def flat_ratios(ratios: dict[str, Ratio]) -> dict:
     """``{name: Ratio}`` as stored: ``name`` (the value), ``name_ci95``, ``name_min``, ..."""
-    flat = {}
-    for name, ratio in ratios.items():
-        flat.update({name if key == "value" else f"{name}_{key}": value for key, value in unbuild(ratio).items()})
-    return flat
+    return {key: value for name, ratio in ratios.items() for key, value in flattened_under(name, ratio, "value").items()}
 
 
 RESERVED = ("transformers", "full")  # the two references every schedule times
@@ -184,8 +181,8 @@ class Comparison:
         """The references' figures as results files and benchmark rows spell them."""
         return {
             **flat_ratios({"engine_full_speedup": self.engine_full.whole, "engine_full_decode_speedup": self.engine_full.decode}),
-            **{f"transformers_{k}": v for k, v in unbuild(self.transformers).items()},
-            **{f"full_{k}": v for k, v in unbuild(self.full).items()},
+            **flattened_under("transformers", self.transformers),
+            **flattened_under("full", self.full),
             "reference": REFERENCE,
             "seed": self.seed,
             "repeat_orders": self.orders,

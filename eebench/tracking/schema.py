@@ -24,9 +24,18 @@ def flattened(default: Any = dataclasses.MISSING, default_factory: Any = datacla
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"flatten": True, "bare": bare})
 
 
+def stored_key(name: str, key: str, bare: str | None = None) -> str:
+    """Where key ``key`` of a dataclass flattened under ``name`` is stored: ``<name>_<key>``, or ``name`` for ``bare``."""
+    return name if key == bare else f"{name}_{key}"
+
+
+def flattened_under(name: str, obj: Any, bare: str | None = None) -> dict:
+    """A dataclass's stored keys flattened under ``name`` (what a ``flattened()`` field writes)."""
+    return {stored_key(name, k, bare): v for k, v in unbuild(obj).items()}
+
+
 def _disk_name(parent: dataclasses.Field, key: str) -> str:
-    """Where a flattened field's nested ``key`` is stored."""
-    return parent.name if key == parent.metadata.get("bare") else f"{parent.name}_{key}"
+    return stored_key(parent.name, key, parent.metadata.get("bare"))
 
 
 def not_on_disk(default: Any = None) -> Any:
@@ -124,7 +133,7 @@ def unbuild(obj: Any) -> Any:
                 continue
             if f.metadata.get("flatten"):
                 if value is not None:
-                    out.update({_disk_name(f, k): v for k, v in unbuild(value).items()})
+                    out.update(flattened_under(f.name, value, f.metadata.get("bare")))
             else:
                 out[f.name] = unbuild(value)
         return out
