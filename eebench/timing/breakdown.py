@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from eebench.timing.workloads import Workload, generated_rows
+from eebench.timing.workloads import Generated, Workload
 from eebench.tracking.contract import BreakdownPart, TimeBreakdown
 
 PARTS = ("blocks", "exit_heads", "gates", "final_readout")
@@ -183,19 +183,13 @@ def part_matvec_ms(parts: dict[str, list[nn.Module]]) -> dict[str, float]:
     return out
 
 
-def _decode_steps(outputs: list) -> float:
-    """Steps one sequence takes after the prompt pass (batches run one after another)."""
-    rows = generated_rows(outputs)
-    return len(outputs) * (sum(len(r) for r in rows) - len(rows)) / len(rows)
-
-
 def profile_workload(name: str, workload: Workload, clock: PartClock, matvec: dict[str, float], new_tokens: int, repeats: int):
     """The decode breakdown of one workload: every step after a prompt pass, summed over ``repeats`` profiled runs."""
     decode: list[_Step] = []
     for _ in range(repeats):
         steps, outputs = clock.run(workload, new_tokens)
         decode += [step for step in steps if not step.prompt]
-    per_token = 1000 / (repeats * _decode_steps(outputs))  # ms per token of one sequence, from seconds in all runs
+    per_token = 1000 / (repeats * Generated.of(outputs).decode_steps)  # ms per token of one sequence, from seconds in all runs
     seconds = {p: sum(step.part_seconds[p] for step in decode) for p in PARTS}
     calls = {p: sum(step.calls[p] for step in decode) * per_token / 1000 for p in PARTS}
     total = sum(step.seconds for step in decode)

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import torch
 
 from eebench.config import TimingConfig
-from eebench.engine.generate import GenerationOutput
 from eebench.errors import require
 from eebench.timing.baselines import baseline_result, baseline_workloads
 from eebench.timing.breakdown import time_breakdowns
 from eebench.timing.statistics import BOOTSTRAP_RESAMPLES, CI_METHOD, PairedRatios, bound_for, depth_bound_flags
 from eebench.timing.timer import MIB, cpu_model, interleaved_runs, load_average_1min, process_peak_rss_mib, spread, torch_threads
 from eebench.timing.workloads import (
+    Generated,
     Workload,
     decoded_exit_indices,
     exit_sample,
@@ -57,31 +57,6 @@ class PhaseTimes:
     @property
     def decode(self) -> list[float]:
         return [total - prefill for prefill, total in zip(self.prefill, self.total)]
-
-
-@dataclass(frozen=True)
-class Generated:
-    """What one repeat of a workload produced."""
-
-    tokens: int  # new tokens, all sequences
-    sequences: int
-    batches: int
-    kv_cache_bytes: int | None  # the largest engine KV cache of one batch; None outside the engine
-
-    @property
-    def decode_tokens(self) -> int:
-        return self.tokens - self.sequences  # every sequence's first token comes from the prompt pass
-
-    @property
-    def decode_steps(self) -> float:
-        # Batches run one after another, the sequences of a batch side by side.
-        return self.batches * self.decode_tokens / self.sequences
-
-    @classmethod
-    def of(cls, outputs: list) -> Generated:
-        rows = generated_rows(outputs)
-        engine_caches = [o.kv_cache_bytes for o in outputs if isinstance(o, GenerationOutput)]
-        return cls(sum(len(row) for row in rows), len(rows), len(outputs), max(engine_caches, default=None))
 
 
 @dataclass

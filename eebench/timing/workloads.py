@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -47,6 +48,31 @@ def _transformers_batch(model, batch: list[torch.Tensor], new_tokens: int, confi
     config.max_new_tokens = new_tokens  # on the config: transformers deprecates passing both
     out = model.generate(ids, attention_mask=mask, generation_config=config, **kwargs)
     return out[:, width:]
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What one repeat of a workload produced."""
+
+    tokens: int  # new tokens, all sequences
+    sequences: int
+    batches: int
+    kv_cache_bytes: int | None  # the largest engine KV cache of one batch; None outside the engine
+
+    @property
+    def decode_tokens(self) -> int:
+        return self.tokens - self.sequences  # every sequence's first token comes from the prompt pass
+
+    @property
+    def decode_steps(self) -> float:
+        # Batches run one after another, the sequences of a batch side by side.
+        return self.batches * self.decode_tokens / self.sequences
+
+    @classmethod
+    def of(cls, outputs: list) -> Generated:
+        rows = generated_rows(outputs)
+        engine_caches = [o.kv_cache_bytes for o in outputs if isinstance(o, GenerationOutput)]
+        return cls(sum(len(row) for row in rows), len(rows), len(outputs), max(engine_caches, default=None))
 
 
 def generated_rows(outputs: list) -> list[torch.Tensor]:
