@@ -23,8 +23,8 @@ def _speculate(backbone, heads, strategy, prompts, eos_token_id=None):
 def _assert_stats_match_labels(out, batch):
     """Accepted drafts keep their exit label; every full pass adds one full-model token after the prompt's."""
     stats, full = out.speculation, len(out.exit_layers)
-    assert sum(1 for i in out.exit_index if i < full) == stats.accepted
-    assert sum(1 for i in out.exit_index if i == full) == stats.full_passes + batch
+    assert sum(1 for i in out.flat_exit_indices if i < full) == stats.accepted
+    assert sum(1 for i in out.flat_exit_indices if i == full) == stats.full_passes + batch
     assert stats.verifications <= stats.full_passes
     assert stats.acceptance_rate == pytest.approx(stats.accepted / stats.drafted)
 

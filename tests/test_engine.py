@@ -19,14 +19,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _early(output) -> int:
-    return sum(1 for i in output.exit_index if i < len(output.exit_layers))
+    return sum(1 for i in output.flat_exit_indices if i < len(output.exit_layers))
 
 
 def _assert_batch_equals_alone(lm, prompts, batch, **kwargs):
     for row, prompt in enumerate(prompts):
         alone = generate(lm, prompt[None], NEW, **kwargs)
         assert torch.equal(batch.tokens[row, : batch.lengths[row]], alone.tokens[0]), f"row {row}"
-        assert batch.exit_indices[row] == alone.exit_index, f"row {row}"
+        assert batch.row_exit_indices[row] == alone.flat_exit_indices, f"row {row}"
 
 
 def test_full_depth_engine_equals_transformers_greedy(tiny_model_dir):
@@ -46,7 +46,7 @@ def test_lazy_equals_full_and_really_exits(tiny_model_dir):
     full = generate(backbone.layered, prompts, NEW, heads, policy, strategy="full")
     lazy = generate(backbone.layered, prompts, NEW, heads, policy, strategy="lazy")
     assert torch.equal(full.tokens, lazy.tokens)
-    assert full.exit_indices == lazy.exit_indices
+    assert full.row_exit_indices == lazy.row_exit_indices
     assert _early(lazy) >= 3, "too few tokens exited early: the test would prove little"
     _assert_batch_equals_alone(backbone.layered, prompts, lazy, heads=heads, policy=policy, strategy="lazy")
 
@@ -70,7 +70,7 @@ def test_never_exit_policy_equals_full_model(tiny_model_dir, strategy):
     plain = generate(backbone.layered, prompts, NEW)
     out = generate(backbone.layered, prompts, NEW, heads, policy, strategy)
     assert torch.equal(out.tokens, plain.tokens)
-    assert out.exit_index == [len(heads)] * (NEW * len(prompts))
+    assert out.flat_exit_indices == [len(heads)] * (NEW * len(prompts))
 
 
 def _exit_once(lm, mode):
@@ -117,7 +117,7 @@ def test_left_padded_batch_equals_list_of_prompts(tiny_model_dirs):
     mask = torch.stack([torch.arange(width) >= width - len(p) for p in prompts]).long()
     padded = generate(backbone.layered, ids, NEW, heads, policy, attention_mask=mask)
     listed = generate(backbone.layered, prompts, NEW, heads, policy)
-    assert torch.equal(padded.tokens, listed.tokens) and padded.exit_indices == listed.exit_indices
+    assert torch.equal(padded.tokens, listed.tokens) and padded.row_exit_indices == listed.row_exit_indices
 
 
 def test_eos_stops_each_sequence_on_its_own(tiny_model_dirs):
@@ -140,7 +140,7 @@ def test_static_exit_at_last_block_is_the_full_model(tiny_model_dir):
     last = backbone.layered.num_layers - 1
     static = generate(backbone.layered, prompts, NEW, strategy="static", exit_layer=last)
     assert torch.equal(static.tokens, generate(backbone.layered, prompts, NEW).tokens)
-    assert static.exit_layers == [last] and set(static.exit_index) == {0}
+    assert static.exit_layers == [last] and set(static.flat_exit_indices) == {0}
 
 
 @torch.no_grad()
@@ -165,7 +165,7 @@ def test_static_exit_through_a_head(tiny_model_dirs):
     backbone, heads = tiny_backbone(tiny_model_dirs["phi3"])
     prompt = random_prompts([6], seed=11)
     out = generate(backbone.layered, prompt, NEW, heads, strategy="static", exit_layer=3)
-    assert out.exit_layers == heads.exit_layers and set(out.exit_index) == {1}
+    assert out.exit_layers == heads.exit_layers and set(out.flat_exit_indices) == {1}
     with pytest.raises(EEBenchError, match="exit_layer=2"):
         generate(backbone.layered, prompt, NEW, heads, strategy="static", exit_layer=2)
 
@@ -203,5 +203,5 @@ def test_gate_exits_keep_lazy_equal_to_full(tiny_model_dirs):
     policy = ExitPolicy(heads.exit_layers, "gate", levels)
     full = generate(lm, prompt, 16, heads, policy, strategy="full")
     lazy = generate(lm, prompt, 16, heads, policy, strategy="lazy")
-    assert torch.equal(full.tokens, lazy.tokens) and full.exit_index == lazy.exit_index
-    assert _early(lazy) > 0 and lazy.exit_index.count(len(heads.exit_layers)) > 1
+    assert torch.equal(full.tokens, lazy.tokens) and full.flat_exit_indices == lazy.flat_exit_indices
+    assert _early(lazy) > 0 and lazy.flat_exit_indices.count(len(heads.exit_layers)) > 1

@@ -220,7 +220,7 @@ def test_batched_workload_equals_one_prompt_at_a_time(setup, strategy):
         assert [o.tokens.shape[0] for o in batched] == [2, 1]
         for row_alone, row_batched in zip(generated_rows(alone), generated_rows(batched)):
             assert torch.equal(row_alone, row_batched)
-        assert [r for o in alone for r in o.exit_indices] == [r for o in batched for r in o.exit_indices]
+        assert [r for o in alone for r in o.row_exit_indices] == [r for o in batched for r in o.row_exit_indices]
 
 
 def test_engine_reports_its_kv_cache_allocation(setup):

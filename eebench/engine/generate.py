@@ -45,10 +45,10 @@ _SPECULATIVE = tuple(s for s in speculative_strategies() if s in STRATEGIES)
 @dataclass
 class GenerationOutput:
     tokens: torch.Tensor  # [B, n] new tokens; rows that stopped at EOS are padded with EOS
-    # Per new token, the exit index. At batch 1 the one sequence's list; at batch > 1 the rows' lists
-    # concatenated in row order (use exit_indices for per-row lists).
-    exit_index: list[int] = field(default_factory=list)
-    exit_indices: list[list[int]] = field(default_factory=list)
+    # Per new token, the exit index: every row's list concatenated in row order (what exit counts tally),
+    # and the same labels split by row (what per-sequence views read).
+    flat_exit_indices: list[int] = field(default_factory=list)
+    row_exit_indices: list[list[int]] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)  # new tokens per row, EOS included
     exit_layers: list[int] = field(default_factory=list)  # the block each exit index stands for
     speculation: SpeculationStats | None = None  # dssd / layerskip only
@@ -188,5 +188,11 @@ def _output(
     per_row = [labels for _, labels in rows]
     flat = [label for labels in per_row for label in labels]
     return GenerationOutput(
-        table, flat, per_row, [len(t) for t, _ in rows], list(plan.exit_layers), stats, cache.allocated_bytes()
+        tokens=table,
+        flat_exit_indices=flat,
+        row_exit_indices=per_row,
+        lengths=[len(t) for t, _ in rows],
+        exit_layers=list(plan.exit_layers),
+        speculation=stats,
+        kv_cache_bytes=cache.allocated_bytes(),
     )

@@ -16,8 +16,9 @@ from eebench.errors import require
 from eebench.registry import Registry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Strategy:
+    # Keyword-only: a row of positional booleans in the table below would not say which flag is which.
     name: str
     runner: str  # "engine": eebench.engine.generate; "transformers": transformers' generate
     lossless: bool  # output equals full-depth greedy decoding (speculation verifies every draft)
@@ -32,20 +33,64 @@ class Strategy:
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 for _strategy in (
-    Strategy("full", "engine", False, False, description="exits pick the token, every block still runs (exact KV)"),
-    Strategy("lazy", "engine", False, False, description="exited positions' deeper KV filled with the next deep token"),
-    Strategy("copy", "engine", False, False, description="CALM: the exited hidden state feeds every deeper block's KV"),
-    Strategy("skip", "engine", False, False, description="deeper blocks never see exited positions"),
-    Strategy("dssd", "engine", True, False, True, "dynamic self-speculative decoding with the heads and policy"),
-    Strategy("static", "engine", False, True, description="every token exits at block exit_layer"),
-    Strategy("layerskip", "engine", True, True, True, "self-speculation drafting from block exit_layer (LayerSkip)"),
     Strategy(
-        "assistant_early_exit",
-        "transformers",
-        True,
-        True,
-        True,
-        "transformers' generate(assistant_early_exit=exit_layer + 1): self-speculation from one block",
+        name="full",
+        runner="engine",
+        lossless=False,
+        baseline=False,
+        description="exits pick the token, every block still runs (exact KV)",
+    ),
+    Strategy(
+        name="lazy",
+        runner="engine",
+        lossless=False,
+        baseline=False,
+        description="exited positions' deeper KV filled with the next deep token",
+    ),
+    Strategy(
+        name="copy",
+        runner="engine",
+        lossless=False,
+        baseline=False,
+        description="CALM: the exited hidden state feeds every deeper block's KV",
+    ),
+    Strategy(
+        name="skip",
+        runner="engine",
+        lossless=False,
+        baseline=False,
+        description="deeper blocks never see exited positions",
+    ),
+    Strategy(
+        name="dssd",
+        runner="engine",
+        lossless=True,
+        baseline=False,
+        speculative=True,
+        description="dynamic self-speculative decoding with the heads and policy",
+    ),
+    Strategy(
+        name="static",
+        runner="engine",
+        lossless=False,
+        baseline=True,
+        description="every token exits at block exit_layer",
+    ),
+    Strategy(
+        name="layerskip",
+        runner="engine",
+        lossless=True,
+        baseline=True,
+        speculative=True,
+        description="self-speculation drafting from block exit_layer (LayerSkip)",
+    ),
+    Strategy(
+        name="assistant_early_exit",
+        runner="transformers",
+        lossless=True,
+        baseline=True,
+        speculative=True,
+        description="transformers' generate(assistant_early_exit=exit_layer + 1): self-speculation from one block",
     ),
 ):
     STRATEGIES.register(_strategy)

@@ -118,7 +118,7 @@ class EarlyExitLM(HFLM):
             self.strategy,
             self.tokenizer.eos_token_id,
         )
-        self.exit_counts.update(out.exit_index)
+        self.exit_counts.update(out.flat_exit_indices)
         rows = [torch.cat([context[i], out.tokens[i, : out.lengths[i]].to(context.device)]) for i in range(len(prompts))]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id

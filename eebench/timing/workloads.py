@@ -95,14 +95,14 @@ def match_with_reference(reference: list[torch.Tensor], rows: list[torch.Tensor]
 
 def decoded_exit_indices(outputs: list[GenerationOutput]) -> list[int]:
     """The exit index of every new token but each sequence's first, which the full-depth prompt pass made."""
-    return [index for output in outputs for row in output.exit_indices for index in row[1:]]
+    return [index for output in outputs for row in output.row_exit_indices for index in row[1:]]
 
 
 def exit_sample(tokenizer, output: GenerationOutput, exit_layers: list[int]) -> list[list]:
     """[token text, exit layer or "final"] for the first sequence of an output, for the per-token exit view."""
     names = [str(layer) for layer in exit_layers] + ["final"]
     tokens = output.tokens[0, : output.lengths[0]].tolist()
-    return [[tokenizer.decode([t]), names[min(i, len(exit_layers))]] for t, i in zip(tokens, output.exit_indices[0])]
+    return [[tokenizer.decode([t]), names[min(i, len(exit_layers))]] for t, i in zip(tokens, output.row_exit_indices[0])]
 
 
 def speculation_fields(outputs: list) -> dict:
