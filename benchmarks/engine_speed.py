@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from eebench.backbones import load_backbone
-from eebench.config import MIN_TIMING_REPEATS, BackboneConfig, DataConfig
+from eebench.config import BackboneConfig, DataConfig
 from eebench.data.corpus import prepare_splits
 from eebench.engine.flops import CostModel
 from eebench.engine.strategies import baseline_strategies, policy_strategies
@@ -40,6 +40,7 @@ from eebench.errors import EEBenchError, require
 from eebench.exits.policy import ExitPolicy
 from eebench.timing.baselines import baseline_workload
 from eebench.timing.breakdown import time_breakdowns
+from eebench.timing.config import MIN_TIMING_REPEATS
 from eebench.timing.generation import compare_many, flat_ratios
 from eebench.timing.provenance import timing_provenance
 from eebench.timing.statistics import bound_for, depth_bound_flags

@@ -29,6 +29,7 @@ from eebench.heads.placements import PLACEMENTS, PlacementConfig
 from eebench.heads.readouts import READOUTS, ReadoutConfig
 from eebench.heads.types import HEAD_TYPES
 from eebench.registry import Registry, one_of, positive
+from eebench.timing.config import TimingConfig
 
 # Re-exported: callers that build a whole experiment in code read every group's config from here.
 __all__ = [
@@ -40,11 +41,10 @@ __all__ = [
     "HeadTrainingConfig",
     "PlacementConfig",
     "ReadoutConfig",
+    "TimingConfig",
 ]
 
 LOGGERS = ("wandb", "none")
-# TimingConfig (being moved to eebench/timing/) still calls the checks by these names.
-_one_of, _positive = one_of, positive
 
 
 @dataclass
@@ -81,68 +81,6 @@ class EvalConfig:
         one_of("eval.suite", self.suite, EVAL_SUITES)
         positive("eval.batch_size", self.batch_size)
         require(self.limit is None or self.limit > 0, f"eval.limit={self.limit} must be a positive integer or null")
-
-
-TIMING_PROMPTS = ("heldout", "tasks")
-MIN_TIMING_REPEATS = 5  # fewer paired repeats give a bootstrap CI with too few distinct resamples to mean anything
-
-
-@dataclass
-class TimingConfig:
-    enabled: bool = True
-    strategy: str = "lazy"  # a strategy in eebench/engine/strategies.py that follows the exit policy
-    # heldout: the start of held-out prose documents; tasks: the evaluation tasks' own request contexts.
-    prompts: str = "heldout"
-    num_prompts: int = 4
-    prompt_tokens: int = 64  # heldout: prompt length; tasks: each context keeps its last prompt_tokens tokens
-    max_new_tokens: int = 48
-    warmup: int = 1
-    repeats: int = 20  # paired repeats behind every CI; why 20: benchmarks/results/README.md (estimate_ci)
-    batch_size: int = 1  # prompts generated together; 1 times per-sequence latency
-    threads: int | None = None  # torch intra-op threads while timing; null = this machine's physical cores
-    seed: int = 0  # order of the workloads in each repeat, and the bootstrap resamples
-    # Fixed-block baselines timed in the same schedule as the strategy (eebench/timing/baselines.py):
-    # static, layerskip, assistant_early_exit; they exit at baseline_exit_layer (null: the deepest exit head's block).
-    baselines: list[str] = field(default_factory=list)
-    baseline_exit_layer: int | None = None  # 0-based block; null = the deepest exit head's block
-    baseline_draft_length: int = 4  # tokens drafted per verification by layerskip and assistant_early_exit
-    # dssd: at most this many drafts per verification (drafting also stops at the first token no exit is confident of)
-    max_draft: int = 5
-    # profiled runs per workload after the schedule, for the per-part breakdown of a decoded token's time
-    # (eebench/timing/breakdown.py); 0: none
-    breakdown_repeats: int = 2
-
-    def __post_init__(self) -> None:
-        from eebench.engine.strategies import baseline_strategies, check_timing_strategy
-
-        check_timing_strategy(self.strategy)
-        for name in self.baselines:
-            _one_of("timing.baselines", name, baseline_strategies())
-        require(len(set(self.baselines)) == len(self.baselines), f"timing.baselines={list(self.baselines)} names one twice")
-        _positive("timing.baseline_draft_length", self.baseline_draft_length)
-        _positive("timing.max_draft", self.max_draft)
-        _one_of("timing.prompts", self.prompts, TIMING_PROMPTS)
-        require(
-            self.threads is None or self.threads > 0,
-            f"timing.threads={self.threads} must be a positive integer or null (null = physical cores)",
-        )
-        require(
-            self.repeats >= MIN_TIMING_REPEATS,
-            f"timing.repeats={self.repeats} is too few for a bootstrap CI; allowed: >= {MIN_TIMING_REPEATS}",
-        )
-        for name in ("num_prompts", "prompt_tokens", "batch_size"):
-            _positive(f"timing.{name}", getattr(self, name))
-        # Decode time is the whole generation minus the prompt pass, which already yields the first token.
-        require(
-            self.max_new_tokens >= 2,
-            f"timing.max_new_tokens={self.max_new_tokens!r} must be >= 2 "
-            "(the first token comes from the prompt pass; decode timing needs more)",
-        )
-        require(self.warmup >= 0, f"timing.warmup={self.warmup} must be >= 0")
-        require(
-            isinstance(self.breakdown_repeats, int) and self.breakdown_repeats >= 0,
-            f"timing.breakdown_repeats={self.breakdown_repeats!r} is invalid; allowed: an integer >= 0 (0: no breakdown)",
-        )
 
 
 @dataclass

@@ -24,6 +24,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from eebench.config import AXES, Axis, ExperimentConfig, register_configs
+from eebench.engine.strategies import STRATEGIES
 from eebench.field_docs import field_comments, type_text
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -369,8 +370,6 @@ def launchers_section() -> list[str]:
 
 
 def strategies_section() -> list[str]:
-    from eebench.engine.strategies import STRATEGIES
-
     lines = [
         "## Generation strategies",
         "",

@@ -8,7 +8,7 @@ from engine_support import timing_setup, tiny_backbone
 from eebench.heads import ExitHeads
 from eebench.timing.breakdown import PartClock, _weights, matvec_ms, model_parts, time_breakdowns
 from eebench.timing.workloads import generate_batches, transformers_greedy
-from eebench.tracking.contract import TimeBreakdown
+from eebench.tracking.contract_timing import TimeBreakdown
 from eebench.tracking.schema import build, unbuild
 
 NEW = 6
@@ -122,9 +122,9 @@ def test_measured_point_carries_the_breakdown_into_results_and_report(setup):
     """measure_generation -> results.json -> the report's "Where the time goes" table, numbers unchanged."""
     from test_reporting import make_results
 
-    from eebench.config import TimingConfig
     from eebench.engine.flops import CostModel
     from eebench.reporting.time_breakdown import time_breakdown_section
+    from eebench.timing.config import TimingConfig
     from eebench.timing.generation import measure_generation
     from eebench.tracking.contract import RunResult
 
@@ -144,8 +144,8 @@ def test_measured_point_carries_the_breakdown_into_results_and_report(setup):
 
 
 def test_breakdown_repeats_must_be_a_count():
-    from eebench.config import TimingConfig
     from eebench.errors import EEBenchError
+    from eebench.timing.config import TimingConfig
 
     with pytest.raises(EEBenchError, match="timing.breakdown_repeats=-1 is invalid"):
         TimingConfig(breakdown_repeats=-1)

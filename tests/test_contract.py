@@ -15,17 +15,15 @@ from eebench.errors import EEBenchError
 from eebench.field_docs import field_comments
 from eebench.tracking.contract import (
     SCHEMA_VERSION,
-    BaselineTiming,
     CalibrationResult,
     ExitStats,
     HeldoutCheck,
     Provenance,
     RunResult,
     TaskExitStats,
-    TimingResult,
-    WorkloadTiming,
     read_result,
 )
+from eebench.tracking.contract_timing import BaselineTiming, TimingResult, WorkloadTiming
 from eebench.tracking.results import load_sweeps, write_results
 from eebench.tracking.results_doc import GENERATE_COMMAND, contract_sections, results_markdown, stored_fields
 from eebench.tracking.schema import declared_keys

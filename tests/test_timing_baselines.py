@@ -6,11 +6,11 @@ import pytest
 from conftest import ROOT
 from engine_support import single_thread, timing_setup
 
-from eebench.config import TimingConfig
 from eebench.engine.flops import CostModel
 from eebench.errors import EEBenchError
+from eebench.timing.config import TimingConfig
 from eebench.timing.generation import measure_generation
-from eebench.tracking.contract import TimingResult
+from eebench.tracking.contract_timing import TimingResult
 from eebench.tracking.schema import build, unbuild
 
 NEW = 6

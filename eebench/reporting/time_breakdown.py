@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from eebench.reporting.document import Heading, Paragraph, Table
 from eebench.reporting.formatting import fmt
-from eebench.tracking.contract import RunResult, TimeBreakdown
+from eebench.tracking.contract import RunResult
+from eebench.tracking.contract_timing import TimeBreakdown
 
 PART_NAMES = {
     "blocks": "blocks",

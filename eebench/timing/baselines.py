@@ -16,9 +16,9 @@ from functools import partial
 
 import torch
 
-from eebench.config import TimingConfig
 from eebench.engine.strategies import STRATEGIES, baseline_strategies
 from eebench.errors import EEBenchError, require
+from eebench.timing.config import TimingConfig
 from eebench.timing.statistics import bound_for, depth_bound_flags
 from eebench.timing.workloads import (
     Workload,
@@ -29,7 +29,7 @@ from eebench.timing.workloads import (
     speculation_fields,
     transformers_greedy,
 )
-from eebench.tracking.contract import BaselineTiming, Ratio
+from eebench.tracking.contract_timing import BaselineTiming, Ratio
 
 ENGINE_BASELINES = ("static", "layerskip")  # run by eebench's engine, on every family it supports
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from eebench.timing.workloads import Generated, Workload
-from eebench.tracking.contract import BreakdownPart, TimeBreakdown
+from eebench.tracking.contract_timing import BreakdownPart, TimeBreakdown
 
 PARTS = ("blocks", "exit_heads", "gates", "final_readout")
 OTHER = "other"

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from eebench.config import TimingConfig
 from eebench.errors import require
 from eebench.timing.baselines import baseline_result, baseline_workloads
 from eebench.timing.breakdown import time_breakdowns
+from eebench.timing.config import TimingConfig
 from eebench.timing.statistics import BOOTSTRAP_RESAMPLES, CI_METHOD, PairedRatios, bound_for, depth_bound_flags
 from eebench.timing.timer import MIB, cpu_model, interleaved_runs, load_average_1min, process_peak_rss_mib, spread, torch_threads
 from eebench.timing.workloads import (
@@ -38,7 +38,7 @@ from eebench.timing.workloads import (
     speculation_fields,
     transformers_greedy,
 )
-from eebench.tracking.contract import ExitSample, Ratio, SpeculationResult, TimingResult, WorkloadTiming
+from eebench.tracking.contract_timing import ExitSample, Ratio, SpeculationResult, TimingResult, WorkloadTiming
 from eebench.tracking.schema import flattened_under, unbuild
 
 PREFILL_TOKENS = 1  # a run asked for one token does the prompt pass and nothing else

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from eebench.config import EvalConfig, TimingConfig
+from eebench.config import EvalConfig
 from eebench.errors import require
+from eebench.timing.config import TimingConfig
 
 
 def heldout_prompts(heldout: torch.Tensor, cfg: TimingConfig) -> list[torch.Tensor]:

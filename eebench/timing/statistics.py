@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from eebench.engine.strategies import speculative_strategies
-from eebench.tracking.contract import Ratio
+from eebench.tracking.contract_timing import Ratio
 
 BOOTSTRAP_RESAMPLES = 2000
 CI_LEVEL = 0.95
