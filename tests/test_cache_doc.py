@@ -9,6 +9,8 @@ import pytest
 
 from eebench.cache import Artifact, full_spec
 from eebench.cache_doc import ARTIFACTS, DOC, GENERATE_COMMAND, cache_key_table, source_path, with_table
+from eebench.exits.metrics import METRICS
+from eebench.traces.artifact import TRACES
 
 
 def _write(path, text):
@@ -65,3 +67,8 @@ def test_every_declared_module_has_a_source_and_the_builder_is_in_the_key():
         assert artifact.modules[0] == artifact.builder
         assert len(set(artifact.modules)) == len(artifact.modules), f"{artifact.kind} names a module twice"
         assert all(source_path(module).endswith(".py") for module in artifact.modules)
+
+
+def test_the_trace_key_covers_every_confidence_metric_the_trace_holds():
+    metric_modules = {metric.value.__module__ for _, metric in METRICS.items()}
+    assert metric_modules <= set(TRACES.modules) and "eebench.exits.metrics" in TRACES.modules

@@ -1,11 +1,13 @@
 """A trace of a token split as a cache entry: what its key covers, and how it is collected or read back.
 
-A trace depends on the heads' weights, never on a threshold, a metric or a calibrator, so every point of a sweep
-over those reads the same calibration and held-out traces.
+A trace depends on the heads' weights, never on a threshold, the chosen metric or a calibrator, so every point of a
+sweep over those reads the same calibration and held-out traces. It holds the values of every registered confidence
+metric, so the code of every metric module is in its key.
 """
 
 from __future__ import annotations
 
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +15,18 @@ import torch
 
 from eebench.backbones import Backbone
 from eebench.cache import Artifact, content_digest, content_key
+from eebench.exits import metrics
 from eebench.heads.modules import ExitHeads
 from eebench.heads.types import HEAD_TYPES
 from eebench.traces.trace import Trace, collect_trace
+
+
+def metric_modules() -> tuple[str, ...]:
+    """The metrics package and each metric's module, listed as the registry discovers them, so that a new metric
+    joins the trace key without an edit here."""
+    names = sorted(module.name for module in pkgutil.iter_modules(metrics.__path__))
+    return (metrics.__name__, *(f"{metrics.__name__}.{name}" for name in names))
+
 
 TRACES = Artifact(
     kind="traces",
@@ -31,7 +42,9 @@ TRACES = Artifact(
         "eebench.heads.modules",
         "eebench.heads.readouts",
         "eebench.heads.train",
+        "eebench.heads.gate",
         "eebench.exits.confidence",
+        *metric_modules(),
         "eebench.backbones.layered",
         "eebench.backbones.families",
         "eebench.backbones.states",
