@@ -46,8 +46,8 @@ from eebench.tracking.contract import (
     HeldoutCheck,
     RunResult,
     TaskExitStats,
-    TimingResult,
 )
+from eebench.tracking.contract_timing import TimingResult
 from eebench.tracking.contract_training import TrainingResult
 from eebench.tracking.schema import build
 

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from eebench.analysis.task_scores import accuracy_columns, as_result, number
-from eebench.tracking.contract import RunResult, TimingResult
+from eebench.tracking.contract import RunResult
+from eebench.tracking.contract_timing import TimingResult
 
 FAMILY_COLUMNS = ("backbone", "placement", "head", "confidence")  # RunResult.family joins these
 # Further axes a sweep may vary: where one takes more than one value among runs of the same

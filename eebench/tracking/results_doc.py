@@ -4,8 +4,8 @@
 
 Each table lists a type's fields as stored on disk (a flattened field as ``<name>_*``), their type, whether every
 file has them, and their meaning, read from the comment beside the field in ``contract.py`` /
-``contract_training.py`` (``eebench.field_docs``). ``tests/test_contract.py`` keeps the file equal to this output
-and every field documented.
+``contract_training.py`` / ``contract_timing.py`` (``eebench.field_docs``). ``tests/test_contract.py`` keeps the file
+equal to this output and every field documented.
 """
 
 from __future__ import annotations
