@@ -43,8 +43,9 @@ def resolve_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tup
 
 
 def task_manager(include_paths: list[str], defaults: bool = True):
-    """lm-eval's TaskManager; ``defaults`` indexes every task lm-eval ships too (about 10 s on 2 cores). The points
-    of a sweep that run in one process (Hydra's basic launcher, a joblib worker) share one per set of task YAMLs."""
+    """lm-eval's TaskManager; ``defaults`` indexes every task lm-eval ships too (seconds: thousands of YAMLs). The
+    points of a sweep that run in one process (Hydra's basic launcher, a joblib worker) share one per set of task
+    YAMLs."""
     key = (tuple(include_paths), files_state(include_paths, "*.yaml", recursive=True), defaults)
 
     def build():
@@ -52,7 +53,9 @@ def task_manager(include_paths: list[str], defaults: bool = True):
 
         return TaskManager(include_path=include_paths or None, include_defaults=defaults)
 
-    return reuse("lm_eval_tasks", key, build)
+    # Two held: a launch that falls back to the whole index (``manager_for``) consults the YAMLs' own index first,
+    # and with one held each point of a sweep would let the whole index go to build that one again.
+    return reuse("lm_eval_tasks", key, build, keep=2)
 
 
 def metric_keys(values: dict) -> dict[str, str]:
@@ -127,11 +130,41 @@ def _simple_evaluate(lm, tasks: list[str], manager, cfg: EvalConfig) -> tuple[di
     return metrics_of(out), sample_scores_of(out)
 
 
+# lm-eval's index kinds of a single task, not a group or a tag: an Entry's kind (current lm-eval), or the
+# "type" of the dict entries of earlier releases.
+LEAF_TASK_KINDS = ("task", "py_task", "python_task")
+
+
+def index_kind(entry) -> str:
+    kind = getattr(entry, "kind", None)
+    return kind.name.lower() if kind is not None else str(entry.get("type"))
+
+
+def self_contained(manager, tasks: list[str]) -> bool:
+    """Whether every requested name is a single task of ``manager``'s index. A group or a tag may name, or collect,
+    tasks that only lm-eval's own index holds, so for those the YAMLs alone are not known to be the whole task."""
+    index = manager.task_index
+    return all(name in index and index_kind(index[name]) in LEAF_TASK_KINDS for name in tasks)
+
+
+def manager_for(include_path: list[str], tasks: list[str], suite: str):
+    """The smallest task index that resolves ``tasks`` as the full one would. Given YAMLs take precedence over
+    lm-eval's own tasks of the same name, so a task they define loads the same from either index; lm-eval's whole
+    index is built only for a name they do not define as a single task."""
+    # The offline suite's tasks are all generated YAMLs: it never needs lm-eval's own tasks.
+    if suite == "bigbench":
+        return task_manager(include_path, defaults=False)
+    if include_path:
+        own = task_manager(include_path, defaults=False)
+        if self_contained(own, tasks):
+            return own
+    return task_manager(include_path, defaults=True)
+
+
 def prepare_tasks(cfg: EvalConfig, data_source: str, split_seed: int = 0) -> tuple[list[str], list[str], object]:
     """(include paths, lm-eval task names, task manager), or a one-line error for an unknown task."""
     include_path, tasks = resolve_tasks(cfg, data_source, split_seed=split_seed)
-    # The offline suite's tasks are all generated YAMLs: it needs no index of lm-eval's own tasks.
-    manager = task_manager(include_path, defaults=cfg.suite != "bigbench")
+    manager = manager_for(include_path, tasks, cfg.suite)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
         raise EEBenchError(
