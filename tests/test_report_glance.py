@@ -11,6 +11,7 @@ from matplotlib.lines import Line2D
 from test_reporting import make_results
 
 from eebench.analysis.pareto import add_pareto_flags, runs_to_frame
+from eebench.reporting.diagnostics import cost_accuracy_figure
 from eebench.reporting.document import Bullets, Table
 from eebench.reporting.findings import MAX_BULLETS, MAX_INLINE, findings_content, findings_section
 from eebench.reporting.plots import CONTEXT_LABEL, MAX_FAMILIES_PER_PANEL, facets, pareto_figure
@@ -210,3 +211,16 @@ def test_few_families_keep_one_panel_per_speedup_with_full_labels():
     for ax in pareto_figure(frame).axes:  # measured, then theoretical, side by side
         names = [text.get_text() for text in ax.get_legend().get_texts()]
         assert ax.get_title() == "tiny-a/equal/linear" and names == ["entropy", "gate"]
+
+
+def test_the_cost_accuracy_legend_lies_outside_the_data_and_its_labels_apart():
+    frame = many_families()  # 12 families in one panel
+    figure = cost_accuracy_figure(frame)
+    renderer = figure.canvas.get_renderer()
+    (ax,) = figure.axes
+    legend, axes_box = ax.get_legend(), _extent(ax, renderer)
+    assert len(legend.get_texts()) == frame["family"].nunique()
+    assert not _extent(legend, renderer).overlaps(axes_box)
+    assert figure.bbox.contains(*_extent(legend, renderer).p0) and figure.bbox.contains(*_extent(legend, renderer).p1)
+    thresholds = [_extent(text, renderer) for text in ax.texts if not text.get_text().startswith("full ")]
+    assert thresholds and not any(a.overlaps(b) for a, b in itertools.combinations(thresholds, 2))

@@ -13,11 +13,23 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.reporting.formatting import exit_label_order
-from eebench.reporting.plots import exit_colours, family_styles, new_figure, save, say_no_data
+from eebench.reporting.plots import (
+    FIGURE_WIDTH,
+    LEGEND_LINE,
+    PointLabel,
+    add_legends,
+    exit_colours,
+    family_styles,
+    finish_layout,
+    new_figure,
+    save,
+    say_no_data,
+)
 
 MAX_COLUMNS = 4
 
@@ -211,14 +223,21 @@ def _draw_full_models(ax, frame: pd.DataFrame) -> None:
 
 
 def plot_cost_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
+    """Write ``cost_accuracy_figure``'s PNG; None when no point has both a theoretical speedup and an accuracy."""
+    figure = cost_accuracy_figure(frame)
+    return save(figure, path) if figure is not None else None
+
+
+def cost_accuracy_figure(frame: pd.DataFrame) -> Figure | None:
     """Mean task accuracy vs per-token cost (% of the full model's FLOPs = 1 / theoretical speedup)."""
     speedup = SPEEDUP_COLUMNS["theoretical"]  # task tokens where recorded: the accuracy's own data
     points = frame.dropna(subset=[speedup, "mean_acc"]) if not frame.empty else frame
     if points.empty:
         return None
-    figure = new_figure(8, 5.2)
+    figure = new_figure(FIGURE_WIDTH, cost_accuracy_height(points["family"].nunique()))
     ax = figure.subplots()
     styles = family_styles(list(dict.fromkeys(frame["family"])))
+    labels = []
     for family, group in points.groupby("family", sort=False):
         cost = 100.0 / group[speedup]
         ax.errorbar(
@@ -231,8 +250,7 @@ def plot_cost_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
             label=family,
             alpha=0.85,
         )
-        for x, y, threshold in zip(cost, group["mean_acc"] * 100, group["threshold"]):
-            ax.annotate(f"{threshold:g}", (x, y), fontsize=7, textcoords="offset points", xytext=(4, 4))
+        labels += [PointLabel(x, y, f"{t:g}", False) for x, y, t in zip(cost, group["mean_acc"] * 100, group["threshold"])]
     _draw_full_models(ax, points)
     ax.axvline(100.0, color="grey", linestyle="--", linewidth=1, zorder=0)
     ax.set_xlim(right=max(ax.get_xlim()[1], 100.0) + 18)  # room for the full-model labels
@@ -240,5 +258,12 @@ def plot_cost_accuracy(frame: pd.DataFrame, path: str | Path) -> Path | None:
     ax.set_ylabel("mean task accuracy (%)")
     ax.set_title("Accuracy vs compute (★ full model; bars: ±1 stderr; labels: threshold)", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    return save(figure, path)
+    # As the Pareto figure's single panels: the legend to the right of the axes, never over the points, and the
+    # threshold labels where they collide with nothing.
+    add_legends(figure, [ax], right={ax})
+    return finish_layout(figure, {ax: labels})
+
+
+def cost_accuracy_height(families: int) -> float:
+    """Inches: the axes' height, or the height of a legend of ``families`` entries beside them where that is taller."""
+    return max(5.2, LEGEND_LINE * families + 1.2)

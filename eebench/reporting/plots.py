@@ -329,7 +329,7 @@ def _draw_facet(ax, points: pd.DataFrame, facet: Facet, kind: str, backbone_fron
     return labels
 
 
-def _legend_outside(ax, figure: Figure, gap: float | None) -> None:
+def legend_outside(ax, figure: Figure, gap: float | None) -> None:
     """The legend under the axes, ``gap`` inches below them (past the tick labels), or to their right when ``gap``
     is None: never over the data. The panel's own families come first, the grey context last."""
     handles, names = ax.get_legend_handles_labels()
@@ -402,14 +402,14 @@ def _row_height(points: pd.DataFrame, legend_right: bool) -> float:
     return sum(PANEL_HEIGHT + LEGEND_LINE * lines + 0.45 for lines in tallest) + 0.5
 
 
-def _add_legends(figure: Figure, axes: list, right: set) -> None:
+def add_legends(figure: Figure, axes: list, right: set | frozenset = frozenset()) -> None:
     """Legends outside each panel: to the right of those in ``right``, else under it, past its tick labels
-    (measured on the drawn figure, so any font size fits)."""
+    (measured on the drawn figure, so any font size fits). Then ``finish_layout``: the layout makes room for them."""
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
     for ax in axes:
         below = ax.get_window_extent(renderer).y0 - ax.get_tightbbox(renderer).y0
-        _legend_outside(ax, figure, None if ax in right else below / figure.dpi + 0.04)
+        legend_outside(ax, figure, None if ax in right else below / figure.dpi + 0.04)
 
 
 def pareto_figure(frame: pd.DataFrame, title: str | None = None, backbone_front: bool = False) -> Figure:
@@ -430,7 +430,7 @@ def pareto_figure(frame: pd.DataFrame, title: str | None = None, backbone_front:
         right |= set(row) if single[kind] and not side_by_side else set()
     bars = "±1 stderr" + ("; horizontal: 95% CI of the measured speedup" if speed_errors(frame, "measured") is not None else "")
     figure.suptitle(title or f"Early exit: accuracy vs speedup (labels: target agreement threshold; bars: {bars})", fontsize=10.5)
-    _add_legends(figure, list(labels), right)
+    add_legends(figure, list(labels), right)
     return finish_layout(figure, labels)
 
 
