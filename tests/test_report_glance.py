@@ -4,6 +4,8 @@ tables), and the Pareto figure stays readable with any number of families (numbe
 from __future__ import annotations
 
 import itertools
+import json
+import os
 
 import pandas as pd
 import pytest
@@ -15,6 +17,8 @@ from eebench.reporting.diagnostics import cost_accuracy_figure
 from eebench.reporting.document import Bullets, Table
 from eebench.reporting.findings import MAX_BULLETS, MAX_INLINE, findings_content, findings_section
 from eebench.reporting.plots import CONTEXT_LABEL, MAX_FAMILIES_PER_PANEL, facets, pareto_figure
+from eebench.reporting.report import write_report
+from eebench.tracking.results import write_error, write_results
 
 
 def point(head="linear", threshold=0.9, acc=0.43, speedup=1.3, ci=(1.2, 1.4), theoretical=1.5, backbone="tiny-a", **fields):
@@ -224,3 +228,32 @@ def test_the_cost_accuracy_legend_lies_outside_the_data_and_its_labels_apart():
     assert figure.bbox.contains(*_extent(legend, renderer).p0) and figure.bbox.contains(*_extent(legend, renderer).p1)
     thresholds = [_extent(text, renderer) for text in ax.texts if not text.get_text().startswith("full ")]
     assert thresholds and not any(a.overlaps(b) for a, b in itertools.combinations(thresholds, 2))
+
+
+# ----------------------------------------------------------------------------- no machine layout in a report
+
+
+def sweep_with_every_kind_of_skip(sweep):
+    """Points skipped for reasons that name files of the run: an error about a file in it, a results.json off the
+    contract, and an older copy of a configuration."""
+    write_results(sweep / "0", make_results())
+    missing = sweep / "1" / "heads" / "head_5.safetensors"
+    write_error(sweep / "1", FileNotFoundError(f"[Errno 2] No such file or directory: '{missing}'"), {"threshold": 0.9})
+    (sweep / "2").mkdir(parents=True)
+    (sweep / "2" / "results.json").write_text(json.dumps({"status": "complete"}))
+    for name, acc in (("3", 0.40), ("4", 0.42)):  # two launches' results of one configuration
+        write_results(sweep / name, make_results(threshold=0.95, acc=acc))
+        (sweep / name / "config.json").write_text(json.dumps({"threshold": 0.95}))
+    os.utime(sweep / "3" / "results.json", (1, 1))  # 3 is the older copy
+    return sweep
+
+
+def test_skip_reasons_in_a_report_name_sweep_and_point_never_the_absolute_run_directory(tmp_path):
+    sweep = sweep_with_every_kind_of_skip(tmp_path / "sweep")
+    out = write_report([sweep], tmp_path / "report").parent
+    for name in ("report.md", "report.html"):
+        text = (out / name).read_text(encoding="utf-8")
+        assert "sweep/1/heads/head_5.safetensors" in text and "results file: sweep/2/results.json" in text, name
+        assert "same configuration as sweep/4" in text, name
+        for absolute in {str(tmp_path), str(tmp_path.resolve())}:
+            assert absolute not in text, name

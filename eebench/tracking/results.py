@@ -221,9 +221,32 @@ def config_yaml_problem(run_dir: str | Path) -> str | None:
     return None
 
 
+def point_name(run_dir: str | Path) -> str:
+    """A run folder by its sweep and its own name (``sweep/6``): what a skip reason calls it, since reasons go into
+    reports read on other machines, and run folders' names alone repeat across sweeps."""
+    return "/".join(Path(run_dir).parts[-2:])
+
+
+def relative_reason(reason: str, run_dir: str | Path) -> str:
+    """``reason`` with the folder holding the run's sweep left out of any path in it (``/abs/sweep/6/x`` reads
+    ``sweep/6/x``), and the home folder shown as ``~``: a report must not carry the layout of the machine that made
+    it. Both the given and the resolved spelling of the folder are left out (a symlinked /tmp reads either way)."""
+    holder = Path(run_dir).absolute().parent.parent
+    for spelling in dict.fromkeys((str(holder), str(holder.resolve()))):
+        if spelling != holder.anchor:  # a sweep at the root: its paths are already as short as they get
+            reason = reason.replace(spelling + os.sep, "")
+    home = str(Path.home())
+    return reason.replace(home + os.sep, "~" + os.sep) if home != Path(home).anchor else reason
+
+
 def check_run(run_dir: str | Path) -> tuple[RunResult | None, str | None]:
-    """Return (results, None) for a complete run, else (None, reason it is not usable)."""
-    run_dir = Path(run_dir)
+    """Return (results, None) for a complete run, else (None, reason it is not usable), the reason naming paths
+    relative to the run's sweep (``relative_reason``)."""
+    results, reason = _check_run(Path(run_dir))
+    return results, relative_reason(reason, run_dir) if reason else reason
+
+
+def _check_run(run_dir: Path) -> tuple[RunResult | None, str | None]:
     if (run_dir / ERROR_FILE).exists():
         return None, _error_reason(run_dir)
     if not (run_dir / RESULTS_FILE).exists():
@@ -324,5 +347,5 @@ def one_per_configuration(runs: list[RunResult]) -> tuple[list[RunResult], list[
         if key is None or newest[key][0] is run:
             result.append(run)
         else:
-            older.append((run.run_dir, f"same configuration as {newest[key][0].run_dir} (an older copy)"))
+            older.append((run.run_dir, f"same configuration as {point_name(newest[key][0].run_dir)} (an older copy)"))
     return result, older
