@@ -268,3 +268,10 @@ def test_sweep_summary_logs_pareto_scatter_and_report(tmp_path, offline_wandb, c
     log = _offline_log(sweep)
     assert b"pareto_measured" in log and b"pareto_theoretical" in log and b"hypervolume" in log
     assert b"sweep-report" in log
+
+
+def test_a_skip_reason_shows_paths_within_the_sweep_and_the_home_folder_as_a_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    run_dir = tmp_path / "out" / "sweep" / "6"
+    reason = f"failed: no file {run_dir / 'heads.pt'} nor {tmp_path / 'home' / '.cache' / 'eebench' / 'x'}"
+    assert results_mod.relative_reason(reason, run_dir) == "failed: no file sweep/6/heads.pt nor ~/.cache/eebench/x"
