@@ -3,7 +3,8 @@
 The states are experiment=paper's (SmolLM2-135M in float32, 768 x 512 tokens of the Django training text), so with
 the same EEBENCH_CACHE a later `run.py experiment=paper readout=shortlist` reuses them. Each learning rate trains the
 same heads from the same seed and data order; the held-out KL and the exit probe (coverage of an entropy exit at
-target 0.9) are read every quarter of the budget. Prints one JSON line per learning rate.
+target 0.9) are read every quarter of the budget. Prints the provenance (git commit, CPU, versions), then one JSON
+line per learning rate.
 
     EEBENCH_CACHE=<cache> PYTHONPATH=$PWD python benchmarks/lr_study.py --k 8192 --tokens 131072 --lrs 1e-4,3e-4,1e-3,3e-3
 """
@@ -15,7 +16,7 @@ import json
 import time
 
 import torch
-from train_speed import variant_heads
+from train_speed import cpu_name, variant_heads
 
 from eebench.backbones import load_backbone
 from eebench.config import BackboneConfig, DataConfig, HeadTrainingConfig
@@ -24,6 +25,7 @@ from eebench.heads.placement import exit_layers
 from eebench.heads.placements.equal import EqualPlacementConfig
 from eebench.heads.states import cached_states
 from eebench.heads.train import train_heads
+from eebench.tracking.results import collect_provenance
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,7 +50,8 @@ def main() -> None:
     tokens = prepare_splits(data, backbone.tokenizer)["train"]
     tick = time.perf_counter()
     states = cached_states(backbone, tokens, layers, "float16")
-    print(json.dumps({"states_seconds": time.perf_counter() - tick}), flush=True)
+    provenance = {**collect_provenance(str(backbone.device), 0), "cpu": cpu_name(), "torch_threads": torch.get_num_threads()}
+    print(json.dumps({"states_seconds": time.perf_counter() - tick, "provenance": provenance}), flush=True)
     for lr in (float(x) for x in args.lrs.split(",")):
         torch.manual_seed(0)
         heads = variant_heads(backbone, layers, "linear", {"readout": "shortlist", "options": {"k": args.k}}, tokens)
