@@ -64,3 +64,46 @@ def test_bad_calibration_config():
 
     with pytest.raises(EEBenchError, match="calibration.delta"):
         RiskControlledConfig(delta=1.5)
+
+
+def _easy_and_hard_trace():
+    """Two heads over 100 easy tokens (both heads sure and right) and 100 hard ones: head 0 is unsure and wrong on
+    them; head 1 ranks them by uncertainty 1.0..2.0 and is right on the 50 it is surest of, wrong on the rest."""
+    from eebench.traces.trace import Trace
+
+    easy, hard = 100, 100
+    final = torch.arange(easy + hard)
+    head0 = torch.cat([final[:easy], final[easy:] + 1])
+    head1 = torch.cat([final[: easy + 50], final[easy + 50 :] + 1])
+    unc0 = torch.cat([torch.full((easy,), 0.1), torch.full((hard,), 5.0)])
+    unc1 = torch.cat([torch.full((easy,), 0.1), torch.linspace(1.0, 2.0, hard)])
+    return Trace({"entropy": torch.stack([unc0, unc1])}, torch.stack([head0, head1]), final)
+
+
+@pytest.mark.parametrize("method", ["max_coverage", "risk_controlled"])
+def test_conditional_calibration_holds_the_target_on_the_tokens_that_exit_at_each_head(method):
+    """Fit on every token, head 1 borrows agreement from the easy tokens that head 0 already takes, so the hard
+    tokens that do reach it exit at ~76% agreement against a 0.9 target; fit on the tokens that reach it, it holds."""
+    from eebench.exits.calibrators import CALIBRATORS
+    from eebench.exits.policy import ExitPolicy
+    from eebench.traces.simulate import heldout_check
+
+    trace = _easy_and_hard_trace()
+    unc = trace.uncertainty("entropy")
+    checks = {}
+    for conditional in (True, False):
+        cfg = CALIBRATORS.get(method).config(method=method, conditional=conditional)
+        policy = ExitPolicy([1, 2], "entropy", calibrate(cfg, unc, trace.agree, 0.9))
+        assert policy.thresholds[0] == pytest.approx(0.1)  # the first head sees every token either way
+        checks[conditional] = heldout_check(trace, policy, 0.9)
+    marginal, conditional = checks[False]["heads"][1], checks[True]["heads"][1]
+    if method == "max_coverage":  # exact on its own data: 66 hard tokens exit at head 1 (50 right) vs 55 (50 right)
+        assert (marginal["tokens"], conditional["tokens"]) == (66, 55)
+    assert marginal["agreement"] < 0.9 and not checks[False]["target_met"]
+    assert conditional["agreement"] >= 0.9 and checks[True]["target_met"]
+
+
+def test_conditional_calibration_never_exits_a_head_that_no_token_reaches():
+    unc = torch.tensor([[0.1, 0.1, 0.1], [0.1, 0.1, 0.1]])
+    agree = torch.ones(2, 3, dtype=torch.bool)
+    assert calibrate("max_coverage", unc, agree, 0.9) == [pytest.approx(0.1), NEVER_EXIT]

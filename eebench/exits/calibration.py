@@ -14,7 +14,19 @@ __all__ = ["NEVER_EXIT", "binomial_cdf", "calibrate", "hoeffding_bentkus_pvalue"
 
 
 def calibrate(cfg: CalibrationConfig | str, uncertainties: torch.Tensor, agree: torch.Tensor, target: float) -> list[float]:
-    """uncertainties, agree: [num_heads, tokens]; one threshold per head, each head calibrated on its own."""
+    """uncertainties, agree: [num_heads, tokens]; one threshold per head.
+
+    A token reaches head i only when heads < i were not confident, and those are the harder tokens: a head fit on
+    every token meets the target on average yet misses it on the tokens that exit there. ``cfg.conditional``
+    therefore fits the heads in order, each on the tokens still in the network under the thresholds already chosen."""
     cfg = calibration_config(cfg) if isinstance(cfg, str) else cfg
     fit = CALIBRATORS.get(cfg.method).fit
-    return [fit(uncertainties[i], agree[i], target, cfg) for i in range(len(uncertainties))]
+    if not cfg.conditional:
+        return [fit(uncertainties[i], agree[i], target, cfg) for i in range(len(uncertainties))]
+    thresholds = []
+    remaining = torch.ones(uncertainties.shape[1], dtype=torch.bool, device=uncertainties.device)
+    for unc, hits in zip(uncertainties, agree):
+        threshold = fit(unc[remaining], hits[remaining], target, cfg) if bool(remaining.any()) else NEVER_EXIT
+        thresholds.append(threshold)
+        remaining &= unc > threshold
+    return thresholds

@@ -2,6 +2,7 @@
 
 Every method maps (uncertainty, agree) of one head on calibration tokens and a target agreement level to one
 threshold in uncertainty units; a token exits when its uncertainty <= threshold (``NEVER_EXIT``: no token does).
+Which tokens a head is fit on is the shared ``calibration.conditional`` field (``exits/calibration.py``).
 A method's own fields are ``calibration.<field>`` keys of its own config, a subclass of ``CalibrationConfig``
 declared beside the method (with its defaults and checks) and named in ``config``; the registry puts every
 method in Hydra's ConfigStore as an option of the ``calibration`` group (``eebench.config``). To add one: a
@@ -24,6 +25,9 @@ NEVER_EXIT = -math.inf
 @dataclass
 class CalibrationConfig:
     method: str = "max_coverage"  # a method registered in eebench/exits/calibrators/
+    # true: head i is fit on the calibration tokens that no earlier head lets exit, the tokens it decides at run
+    # time, so the target holds for the tokens that exit there; false: on every token (each head on its own)
+    conditional: bool = True
 
 
 @dataclass(frozen=True)
