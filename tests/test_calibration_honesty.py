@@ -11,7 +11,7 @@ from eebench.analysis.pareto import runs_to_frame
 from eebench.data.corpus import in_train, local_documents, split_documents
 from eebench.engine.flops import CostModel
 from eebench.exits.policy import ExitPolicy
-from eebench.reporting.findings import findings_items
+from eebench.reporting.findings import calibration_share, findings_items
 from eebench.traces.simulate import heldout_check, simulate
 from eebench.traces.trace import Trace
 
@@ -69,6 +69,12 @@ def test_report_flags_every_head_that_missed_its_target():
         "model of the tokens a head let exit, below the target): `tiny-a/equal/linear/entropy` at "
         "threshold 0.9 (target 0.9): block 11: 0.700 on 10 tokens."
     ]
+    # The share per method counts heads x targets: 2 of the 3 heads that let held-out tokens exit met the target.
+    assert list(frame["heldout_heads_checked"]) == [1, 2] and list(frame["heldout_heads_met"]) == [1, 1]
+    share = [item for item in findings_items(frame, 0) if item.startswith("**Calibration on held-out")]
+    assert share and share[0].endswith(": max_coverage 2 of 3 (67%).")
+    # A timed copy of a point is the same policy and is counted once.
+    assert calibration_share(runs_to_frame([good, bad, bad])) == share[0]
     # Results written before the check have no misses to report and NaN figures.
     old = runs_to_frame([make_results()])
     assert pd.isna(old["heldout_exited_agreement"][0]) and not [i for i in findings_items(old, 0) if "calibration" in i]

@@ -87,6 +87,8 @@ BASE_COLUMNS = [
     "heldout_exited_agreement",
     "heldout_exited_tokens",
     "calibration_misses",
+    "heldout_heads_checked",
+    "heldout_heads_met",
     "accuracy_decoder",
     "device",
     "cpu_model",
@@ -190,12 +192,21 @@ def calibration_columns(results: RunResult) -> dict[str, Any]:
     ("" when none did; NaN / None for results written before the check)."""
     check = results.calibration.heldout
     if check is None:
-        return {"heldout_exited_agreement": math.nan, "heldout_exited_tokens": math.nan, "calibration_misses": None}
+        return {
+            "heldout_exited_agreement": math.nan,
+            "heldout_exited_tokens": math.nan,
+            "calibration_misses": None,
+            "heldout_heads_checked": math.nan,
+            "heldout_heads_met": math.nan,
+        }
     misses = [f"block {head.layer}: {head.agreement:.3f} on {head.tokens} tokens" for head in check.heads if not head.target_met]
+    checked = [head for head in check.heads if head.tokens]  # a head no held-out token exits at makes no claim
     return {
         "heldout_exited_agreement": number(check.exited_agreement),
         "heldout_exited_tokens": check.exited_tokens,
         "calibration_misses": "; ".join(misses),
+        "heldout_heads_checked": len(checked),
+        "heldout_heads_met": sum(head.target_met for head in checked),
     }
 
 

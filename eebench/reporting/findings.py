@@ -377,6 +377,31 @@ def _caveats(frame: pd.DataFrame, listings: Listings) -> list[str]:
     return notes + ([costly] if costly else [])
 
 
+# Columns that tell one calibrated policy from another: timed copies of an untimed point are counted once.
+_POLICY_COLUMNS = ("backbone", "head", "confidence", "exit_layers", "head_budget", "calibration_method", "threshold")
+
+
+def calibration_share(frame: pd.DataFrame) -> str:
+    """Per calibration method, how many heads x targets meet the target on held-out documents (heads that let
+    at least one held-out token exit)."""
+    checked = column(frame, "heldout_heads_checked")
+    rows = frame[checked.notna()]
+    if rows.empty:
+        return ""
+    keys = [name for name in _POLICY_COLUMNS if name in rows.columns]
+    rows = rows[~rows[keys].astype(str).duplicated()].copy()  # exit_layers holds lists
+    rows["calibration_method"] = column(rows, "calibration_method").fillna("max_coverage")
+    parts = []
+    for method, group in rows.groupby("calibration_method", sort=True):
+        met, total = int(group["heldout_heads_met"].sum()), int(group["heldout_heads_checked"].sum())
+        share = f" ({100 * met / total:.0f}%)" if total else ""
+        parts.append(f"{method} {met} of {total}{share}")
+    return (
+        "**Calibration on held-out documents**, heads x targets whose exited tokens agree with the full model at "
+        f"least at the target: {'; '.join(parts)}."
+    )
+
+
 def calibration_misses(frame: pd.DataFrame, listings: Listings | None = None) -> str:
     """Every point with a head whose held-out exited tokens fell below the agreement target (a table when many)."""
     misses = column(frame, "calibration_misses")
@@ -420,8 +445,7 @@ def findings_content(frame: pd.DataFrame, skipped_count: int) -> tuple[list[str]
     ranked = trusted[column(trusted, "accuracy_decoder") != "exact_kv"]
     items = _answers(ranked, reference, listings)
     items += [_slower_than_full(trusted, listings, reference)] + _caveats(trusted, listings)
-    missed = calibration_misses(frame, listings)
-    items += [missed] if missed else []
+    items += [note for note in (calibration_share(frame), calibration_misses(frame, listings)) if note]
     mixed = " ".join(note for note in (mixed_hardware_note(frame), mixed_precision_note(frame)) if note)
     items += [mixed] if mixed else []
     if skipped_count:
