@@ -47,14 +47,19 @@ report: setup
 # shortlist readout, 1M tokens; entropy and gate exits; max-coverage and risk-controlled calibration; 3 targets), the
 # same grid with heads trained on the demo's 30,720-token budget (the report labels those families budget=30720), then
 # the 1M-token gate point calibrated risk-controlled at target 0.9 timed with lazy (lossy) and dssd (lossless) against
-# transformers greedy in the same sweep folder, then the report. A relaunch skips finished points.
+# transformers greedy in the same sweep folder, that point again on the whole offline suite (eval=offline, ~1,200
+# examples, so its paired accuracy change resolves a couple of points), then the report (HTML linking figures/, so the
+# committed figures are stored once). A relaunch skips finished points.
 REFERENCE_SWEEP ?= outputs/sweeps/reference-smollm2-135m-cpu
 REFERENCE_TIMED := experiment=converged_cpu confidence=gate calibration=risk_controlled threshold=0.9 timing.enabled=true \
 	timing.num_prompts=2 timing.prompt_tokens=64 timing.max_new_tokens=24 timing.warmup=1 timing.repeats=8 \
+	hydra.sweep.dir=$(REFERENCE_SWEEP)
+REFERENCE_OFFLINE := experiment=converged_cpu confidence=gate calibration=risk_controlled threshold=0.9 eval=offline \
 	hydra.sweep.dir=$(REFERENCE_SWEEP)
 reference: setup
 	$(BIN)/python run.py -m experiment=converged_cpu hydra.sweep.dir=$(REFERENCE_SWEEP)
 	$(BIN)/python run.py -m experiment=converged_cpu head.training.max_tokens=30720 head.training.eval_every=16384 \
 		hydra.sweep.dir=$(REFERENCE_SWEEP)
 	$(BIN)/python run.py -m $(REFERENCE_TIMED) timing.strategy=lazy,dssd
-	$(BIN)/eebench report $(REFERENCE_SWEEP) --out reports/smollm2-135m-cpu
+	$(BIN)/python run.py -m $(REFERENCE_OFFLINE)
+	$(BIN)/eebench report $(REFERENCE_SWEEP) --out reports/smollm2-135m-cpu --link-figures

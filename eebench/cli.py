@@ -37,7 +37,7 @@ def run_report(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else local_dirs[0]
     sweep_dirs, skipped = gather_sources(local_dirs, wandb_sources, out_dir)
     try:
-        report = write_report(sweep_dirs, out_dir, skipped)
+        report = write_report(sweep_dirs, out_dir, skipped, link_figures=args.link_figures)
     except ReportNotWritten as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -58,6 +58,11 @@ def register_report(subparsers) -> None:
     )
     parser.add_argument(
         "--out", metavar="DIR", default=None, help="output directory (default: the single DIR given; required otherwise)"
+    )
+    parser.add_argument(
+        "--link-figures",
+        action="store_true",
+        help="report.html links figures/*.png instead of embedding them (smaller; the HTML then needs its folder)",
     )
     parser.set_defaults(handler=run_report)
 

@@ -227,7 +227,7 @@ def calibration_block(
         # Held-out tokens come from documents disjoint from the calibration documents.
         heldout_agreement=simulate(heldout, policy, costs)["agreement"],
         per_head_heldout=per_head_heldout(heldout, policy),
-        heldout=build(HeldoutCheck, heldout_check(heldout, policy, cfg.threshold), "calibration.heldout"),
+        heldout=build(HeldoutCheck, heldout_check(heldout, policy, cfg.threshold, cfg.data.seq_len), "calibration.heldout"),
     )
 
 

@@ -86,6 +86,21 @@ def test_html_is_self_contained_with_token_view(report_dir):
     assert "left at block 5" in html and "full model" in html  # token titles and the legend
 
 
+def test_linked_html_points_at_the_figures_and_stale_figures_go(tmp_path):
+    sweep = make_sweep(tmp_path / "sweep")
+    out = tmp_path / "report"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "coverage_a_family_no_longer_swept.png").write_bytes(b"old")
+    write_report([sweep], out, link_figures=True)
+    html = _read(out / "report.html")
+    assert "data:image/png" not in html
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    # Relative to the report's folder (the overlay sits beside report.html, the rest in figures/), never absolute.
+    assert sources and all(not src.startswith(("/", "..")) and (out / src).is_file() for src in sources)
+    assert not (out / "figures" / "coverage_a_family_no_longer_swept.png").exists()
+    assert list((out / "figures").glob("pareto_*.png"))  # this report's own figures stay
+
+
 def test_two_backbones_named_everywhere(report_dir):
     markdown, html = _read(report_dir / "report.md"), _read(report_dir / "report.html")
     for backbone in ("tiny-a", "tiny-b"):

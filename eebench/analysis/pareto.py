@@ -89,6 +89,7 @@ BASE_COLUMNS = [
     "calibration_misses",
     "heldout_heads_checked",
     "heldout_heads_met",
+    "heldout_heads_significant_miss",
     "accuracy_decoder",
     "device",
     "cpu_model",
@@ -198,6 +199,7 @@ def calibration_columns(results: RunResult) -> dict[str, Any]:
             "calibration_misses": None,
             "heldout_heads_checked": math.nan,
             "heldout_heads_met": math.nan,
+            "heldout_heads_significant_miss": math.nan,
         }
     misses = [f"block {head.layer}: {head.agreement:.3f} on {head.tokens} tokens" for head in check.heads if not head.target_met]
     checked = [head for head in check.heads if head.tokens]  # a head no held-out token exits at makes no claim
@@ -207,7 +209,14 @@ def calibration_columns(results: RunResult) -> dict[str, Any]:
         "calibration_misses": "; ".join(misses),
         "heldout_heads_checked": len(checked),
         "heldout_heads_met": sum(head.target_met for head in checked),
+        "heldout_heads_significant_miss": _count_significant(checked),
     }
+
+
+def _count_significant(heads: list) -> float:
+    """Heads significantly below their target; NaN when the results predate that test."""
+    tested = [head.significant_miss for head in heads if head.significant_miss is not None]
+    return sum(tested) if tested or not heads else math.nan
 
 
 def _timing_columns(timing: TimingResult | None) -> dict[str, float]:

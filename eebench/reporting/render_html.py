@@ -1,10 +1,12 @@
 """Render a report Document as ONE self-contained HTML file: inline CSS, figures as base64 data URIs,
-no external links, so it can be mailed or attached to an issue and still show everything."""
+no external links, so it can be mailed or attached to an issue and still show everything. A report kept beside its
+``figures/`` folder (one committed to a repository) can link them instead, so the figures are stored once."""
 
 from __future__ import annotations
 
 import base64
 import html
+import os
 from pathlib import Path
 
 from eebench.reporting.document import (
@@ -69,10 +71,11 @@ def _table(block: Table) -> str:
     return f'{title}{caption}<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _figure(block: Figure) -> str:
+def _figure(block: Figure, linked_from: Path | None = None) -> str:
     caption = f"<strong>{inline_html(block.title)}.</strong> {inline_html(block.caption)}"
+    source = data_uri(block.path) if linked_from is None else Path(os.path.relpath(block.path, linked_from)).as_posix()
     return (
-        f'<figure><img src="{data_uri(block.path)}" alt="{html.escape(block.title)}"><figcaption>{caption}</figcaption></figure>'
+        f'<figure><img src="{html.escape(source)}" alt="{html.escape(block.title)}"><figcaption>{caption}</figcaption></figure>'
     )
 
 
@@ -94,8 +97,11 @@ def _contents(document: Document) -> str:
     return f"<nav>{''.join(links)}</nav>" if links else ""
 
 
-def render_html(document: Document) -> str:
-    body = "\n".join(RENDERERS[type(block)](block) for block in document.blocks)
+def render_html(document: Document, linked_from: Path | None = None) -> str:
+    """``linked_from``: the report's folder, for figures linked by relative path rather than embedded."""
+    body = "\n".join(
+        _figure(block, linked_from) if isinstance(block, Figure) else RENDERERS[type(block)](block) for block in document.blocks
+    )
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(document.title)}</title><style>{CSS}</style></head>\n"

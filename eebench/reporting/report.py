@@ -21,7 +21,7 @@ from eebench.files import atomic_target
 from eebench.reporting.baselines import baselines_section
 from eebench.reporting.comparison import comparison_section
 from eebench.reporting.document import Document
-from eebench.reporting.figure_set import OVERLAY_FILE, FigureSet, build_figures
+from eebench.reporting.figure_set import FIGURE_DIR, OVERLAY_FILE, FigureSet, build_figures
 from eebench.reporting.findings import findings_section
 from eebench.reporting.provenance import provenance_section
 from eebench.reporting.render_html import render_html
@@ -95,11 +95,21 @@ def _write_file(path: Path, write: Callable[[Path], object]) -> str | None:
     return None
 
 
-def write_report(sweep_dirs: list[Path], out_dir: Path, extra_skipped: list[tuple[str, str]] = ()) -> Path:
+def remove_stale_figures(out_dir: Path) -> None:
+    """A report written over an older one must not leave figures of families it no longer has beside its own."""
+    for stale in (out_dir / FIGURE_DIR).glob("*.png"):
+        stale.unlink()
+
+
+def write_report(
+    sweep_dirs: list[Path], out_dir: Path, extra_skipped: list[tuple[str, str]] = (), link_figures: bool = False
+) -> Path:
     """Write all report files into out_dir and return the path of report.md; ReportNotWritten names the files
-    that could not be written, after every other one was."""
+    that could not be written, after every other one was. ``link_figures``: report.html links figures/ by
+    relative path instead of embedding them (for a report kept with its folder, e.g. committed)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_figures(out_dir)
     sweep_dirs = [Path(d) for d in sweep_dirs]
     data = build_report_data(sweep_dirs, extra_skipped)
     tables = {SUMMARY_FILE: data.frame, PARETO_FILE: data.front, HYPERVOLUME_FILE: data.hypervolume}
@@ -108,7 +118,7 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, extra_skipped: list[tupl
     # Markdown first: it is the cheapest and the one most likely wanted if a later format fails.
     documents = {
         REPORT_FILE: lambda tmp: tmp.write_text(render_markdown(document, out_dir), encoding="utf-8"),
-        HTML_FILE: lambda tmp: tmp.write_text(render_html(document), encoding="utf-8"),
+        HTML_FILE: lambda tmp: tmp.write_text(render_html(document, out_dir if link_figures else None), encoding="utf-8"),
         PDF_FILE: lambda tmp: write_pdf(document, tmp),
     }
     failures += [_write_file(out_dir / name, write) for name, write in documents.items()]

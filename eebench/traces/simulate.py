@@ -37,21 +37,35 @@ def simulate(trace: Trace, policy: ExitPolicy, costs: CostModel) -> dict:
     return {**exit_numbers(first, policy.exit_layers, costs), "agreement": float((emitted == trace.final_argmax).double().mean())}
 
 
-def heldout_check(trace: Trace, policy: ExitPolicy, target: float) -> dict:
+def heldout_check(trace: Trace, policy: ExitPolicy, target: float, sequence_len: int | None = None) -> dict:
     """Per head, the agreement of the tokens the policy let exit there, and pooled over every exited token.
 
     ``simulate``'s agreement counts tokens that reached the final layer, which agree by definition; this
-    check leaves them out, so a head that exits too eagerly shows as a miss (``target_met`` false)."""
+    check leaves them out, so a head that exits too eagerly shows as a miss (``target_met`` false).
+
+    The held-out set is itself a sample: a policy whose true agreement equals the target falls below it here
+    about half the time. Each head's standard error treats the held-out sequences of ``sequence_len`` tokens
+    as the independent units (tokens of one passage agree or disagree together), and a miss is significant
+    only when the agreement lies more than a one-sided 95% margin below the target."""
     first = exit_indices(trace, policy)
     agree = trace.agree  # [heads, tokens]: the head's argmax equals the final layer's
+    groups = torch.arange(len(first)) // (sequence_len or len(first) or 1)
     heads, hits = [], []
     for i, layer in enumerate(policy.exit_layers):
         exited = first == i
         count = int(exited.sum())
         agreement = float(agree[i][exited].double().mean()) if count else None
+        stderr = clustered_stderr(agree[i][exited], groups[exited]) if count else None
         hits.append(agree[i][exited])
         heads.append(
-            {"layer": layer, "agreement": agreement, "tokens": count, "target_met": agreement is None or agreement >= target}
+            {
+                "layer": layer,
+                "agreement": agreement,
+                "tokens": count,
+                "target_met": agreement is None or agreement >= target,
+                "agreement_stderr": stderr,
+                "significant_miss": agreement is not None and stderr is not None and agreement + ONE_SIDED_95 * stderr < target,
+            }
         )
     pooled = torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
     return {
@@ -61,3 +75,20 @@ def heldout_check(trace: Trace, policy: ExitPolicy, target: float) -> dict:
         "tokens": len(first),
         "target_met": all(h["target_met"] for h in heads),
     }
+
+
+ONE_SIDED_95 = 1.6448536269514722  # the standard normal's 0.95 quantile
+
+
+def clustered_stderr(hits: torch.Tensor, groups: torch.Tensor) -> float | None:
+    """Standard error of the mean of ``hits`` with ``groups`` as the independent units (the cluster-robust
+    variance of a ratio estimator); None with fewer than two groups, where it cannot be estimated."""
+    _, index = torch.unique(groups, return_inverse=True)
+    clusters = int(index.max()) + 1 if len(index) else 0
+    if clusters < 2:
+        return None
+    counts = torch.bincount(index, minlength=clusters).double()
+    sums = torch.bincount(index, weights=hits.double(), minlength=clusters)
+    mean = sums.sum() / counts.sum()
+    residual = sums - mean * counts
+    return float((clusters / (clusters - 1) * (residual**2).sum()).sqrt() / counts.sum())

@@ -80,6 +80,10 @@ class HeldoutHead:
     agreement: float | None  # share of the tokens it let exit whose prediction equals the full model's; None: none exited
     tokens: int  # held-out tokens it let exit
     target_met: bool  # agreement >= the calibration target, or no token exited there
+    # standard error of agreement with held-out sequences as the independent units; None: under two sequences
+    agreement_stderr: float | None = None
+    # agreement more than a one-sided 95% margin (1.645 stderr) below the target; None: results from before the test
+    significant_miss: bool | None = None
 
 
 @dataclass
