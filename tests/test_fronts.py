@@ -62,6 +62,16 @@ def test_heads_trained_to_different_budgets_never_share_a_front():
     assert [len(front) for front in fronts.values()] == [1, 1]  # the long-budget point is not dominated away
 
 
+def test_accuracy_over_another_task_set_is_another_family():
+    two = _point(0.9, 1.2, 0.42)
+    more = _point(0.9, 1.2, 0.40)
+    more["tasks"] = {**more["tasks"], "extra_task": {"acc": 0.4, "acc_stderr": 0.05}}
+    frame, fronts = _fronts([two, more])
+    count = len(two["tasks"])
+    assert list(frame["eval_tasks"]) == [count, count + 1]
+    assert set(fronts) == {f"tiny-a/equal/linear/entropy tasks={count}", f"tiny-a/equal/linear/entropy tasks={count + 1}"}
+
+
 def test_other_varying_axes_split_families_and_a_threshold_sweep_keeps_short_labels():
     plain = runs_to_frame([_point(0.8, 2.0, 0.42), _point(0.9, 1.5, 0.43)])
     assert set(plain["family"]) == {"tiny-a/equal/linear/entropy"}

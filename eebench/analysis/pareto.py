@@ -31,6 +31,7 @@ FAMILY_AXES = {
     "calibration_method": "calibration",
     "timing_strategy": "strategy",
     "backbone_dtype": "dtype",
+    "eval_tasks": "tasks",  # accuracy over another task set is another measurement, never the same front
 }
 # Both speedups are plotted and fronted separately: measured is what a user gets on this machine,
 # theoretical (from layers skipped) is what a better engine could get. The theoretical axis is computed on the
@@ -53,6 +54,7 @@ BASE_COLUMNS = [
     "threshold",
     "exit_layers",
     "head_budget",
+    "eval_tasks",
     "num_layers",
     "agreement",
     "mean_layers",
@@ -239,6 +241,7 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
         exit_layers=",".join(str(layer) for layer in results.exit_layers),
         num_layers=number(results.num_layers),
         head_budget=_head_budget(results),
+        eval_tasks=len(results.tasks) if results.tasks else None,
         timing_strategy=timing.strategy if timing else None,
         # "exact_kv": copy/skip points whose task accuracy came from full-KV teacher forcing, not their decoding.
         accuracy_decoder=results.eval_decoders.get("accuracy"),
