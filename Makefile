@@ -47,7 +47,7 @@ report: setup
 # shortlist readout, 1M tokens; entropy and gate exits; max-coverage and risk-controlled calibration; 3 targets), the
 # same grid with heads trained on the demo's 30,720-token budget (the report labels those families budget=30720), then
 # the 1M-token gate point calibrated risk-controlled at target 0.9 timed with lazy (lossy) and dssd (lossless) against
-# transformers greedy in the same sweep folder, that point again on the whole offline suite (eval=offline, ~1,200
+# transformers greedy in the same sweep folder, that point again on the whole offline suite (eval=offline, 1,076
 # examples, so its paired accuracy change resolves a couple of points), then the report (HTML linking figures/, so the
 # committed figures are stored once). A relaunch skips finished points.
 REFERENCE_SWEEP ?= outputs/sweeps/reference-smollm2-135m-cpu
