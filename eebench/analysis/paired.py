@@ -16,6 +16,7 @@ from eebench.tracking.contract import PairedChange
 
 ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")  # in order of preference when a task reports several
 Z95 = 1.96  # the normal approximation's two-sided 95% quantile
+ONE_SIDED_Z95 = statistics.NormalDist().inv_cdf(0.95)  # its one-sided 95% quantile, for "significantly below"
 
 # {task: {metric: {doc_id: score}}}: lm-eval's per-sample scores, doc ids as strings (JSON keys)
 SampleScores = Mapping[str, Mapping[str, Mapping[str, float]]]

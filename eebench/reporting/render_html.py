@@ -99,9 +99,8 @@ def _contents(document: Document) -> str:
 
 def render_html(document: Document, linked_from: Path | None = None) -> str:
     """``linked_from``: the report's folder, for figures linked by relative path rather than embedded."""
-    body = "\n".join(
-        _figure(block, linked_from) if isinstance(block, Figure) else RENDERERS[type(block)](block) for block in document.blocks
-    )
+    renderers = {**RENDERERS, Figure: lambda block: _figure(block, linked_from)}
+    body = "\n".join(renderers[type(block)](block) for block in document.blocks)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(document.title)}</title><style>{CSS}</style></head>\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from eebench.analysis.paired import ONE_SIDED_Z95
 from eebench.engine.flops import CostModel
 from eebench.exits.policy import ExitPolicy
 from eebench.traces.trace import Trace
@@ -64,7 +65,7 @@ def heldout_check(trace: Trace, policy: ExitPolicy, target: float, sequence_len:
                 "tokens": count,
                 "target_met": agreement is None or agreement >= target,
                 "agreement_stderr": stderr,
-                "significant_miss": agreement is not None and stderr is not None and agreement + ONE_SIDED_95 * stderr < target,
+                "significant_miss": agreement is not None and stderr is not None and agreement + ONE_SIDED_Z95 * stderr < target,
             }
         )
     pooled = torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
@@ -75,9 +76,6 @@ def heldout_check(trace: Trace, policy: ExitPolicy, target: float, sequence_len:
         "tokens": len(first),
         "target_met": all(h["target_met"] for h in heads),
     }
-
-
-ONE_SIDED_95 = 1.6448536269514722  # the standard normal's 0.95 quantile
 
 
 def clustered_stderr(hits: torch.Tensor, groups: torch.Tensor) -> float | None:
