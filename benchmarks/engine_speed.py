@@ -195,10 +195,19 @@ def policy_methods(bench: Bench, model, args, run_dir: str | None = None, label:
         policy = model.policy(target)
         extra = {"target": target, "task_token_theoretical_speedup": on_tasks.get(float(target))}
         for strategy in args.strategies:
-            draft = {"max_draft": args.max_draft} if strategy == "dssd" else {}
-            run = bench.engine(heads=heads, policy=policy, strategy=strategy, **draft)
-            methods[f"{label}{strategy} @{target}"] = Method(run, costs, strategy, extra)
+            for cap in args.max_draft if strategy == "dssd" else [None]:
+                draft = {} if cap is None else {"max_draft": cap}
+                run = bench.engine(heads=heads, policy=policy, strategy=strategy, **draft)
+                methods[method_name(label, strategy, target, cap, len(args.max_draft))] = Method(
+                    run, costs, strategy, {**extra, **draft}
+                )
     return methods
+
+
+def method_name(label: str, strategy: str, target: float, cap: int | None, caps: int) -> str:
+    """``dssd @0.8``; with several draft caps in one schedule, ``dssd @0.8 draft<=2``."""
+    suffix = f" draft<={cap}" if cap is not None and caps > 1 else ""
+    return f"{label}{strategy} @{target}{suffix}"
 
 
 def run_label(model) -> str:
@@ -319,7 +328,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--strategies", nargs="+", default=list(policy_strategies()), choices=list(policy_strategies()), help="per target"
     )
-    parser.add_argument("--max-draft", type=int, default=5, help="dssd: most tokens drafted per verification")
+    parser.add_argument(
+        "--max-draft", type=int, nargs="+", default=[5], help="dssd: most tokens drafted per verification (one row each)"
+    )
     parser.add_argument("--baselines", nargs="*", default=list(baseline_strategies()), choices=list(baseline_strategies()))
     parser.add_argument(
         "--baseline-layers", type=int, nargs="*", default=None, help="blocks the baselines exit at (default: the deepest head's)"

@@ -83,3 +83,12 @@ def test_engine_benchmark_ci_estimate_writes_provenance(tiny_model_dirs, tmp_pat
 def test_engine_benchmark_refuses_too_few_repeats():
     with pytest.raises(EEBenchError, match="--repeats=3 is too few"):
         benchmark_module("engine_speed").parse_args(["--run-dir", "x", "--repeats", "3"])
+
+
+def test_engine_benchmark_names_one_dssd_row_per_draft_cap():
+    bench_module = benchmark_module("engine_speed")
+    assert bench_module.parse_args(["--run-dir", "x", "--max-draft", "2", "5"]).max_draft == [2, 5]
+    assert bench_module.parse_args(["--run-dir", "x"]).max_draft == [5]
+    assert bench_module.method_name("", "dssd", 0.8, 2, caps=2) == "dssd @0.8 draft<=2"
+    assert bench_module.method_name("linear+full ", "dssd", 0.8, 5, caps=1) == "linear+full dssd @0.8"
+    assert bench_module.method_name("", "lazy", 0.9, None, caps=2) == "lazy @0.9"
