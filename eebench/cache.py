@@ -37,9 +37,14 @@ CORRUPT_DIR = ".corrupt"
 NOT_ARTIFACT_KINDS = ("downloads",)  # pip downloads: checked by size/name in downloads.py, not entries
 
 
-def cache_root() -> Path:
+def configured_cache_root() -> Path:
+    """Where the cache is (``EEBENCH_CACHE``, else ``~/.cache/eebench``), whether or not it exists yet."""
     root = os.environ.get("EEBENCH_CACHE") or os.path.join(Path.home(), ".cache", "eebench")
-    path = Path(root).expanduser().resolve()
+    return Path(root).expanduser().resolve()
+
+
+def cache_root() -> Path:
+    path = configured_cache_root()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

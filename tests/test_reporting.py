@@ -411,7 +411,7 @@ def test_points_of_mixed_precision_or_cpu_model_are_flagged(tmp_path):
 
 
 def test_what_was_run_names_sweeps_without_the_machines_absolute_layout(tmp_path, monkeypatch):
-    from eebench.reporting.sections import shown_path, shown_run
+    from eebench.reporting.paths import shown_path, shown_run
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "outputs" / "sweeps" / "a").mkdir(parents=True)
@@ -419,3 +419,28 @@ def test_what_was_run_names_sweeps_without_the_machines_absolute_layout(tmp_path
     assert shown_path(Path("/somewhere/else/sweep-7")) == "sweep-7"
     assert shown_run(Path("/somewhere/else/sweep-7/3")) == "sweep-7/3"
     assert shown_run(tmp_path / "outputs" / "sweeps" / "a" / "3") == "outputs/sweeps/a/3"
+
+
+def test_report_csvs_carry_no_absolute_path_of_the_machine(tmp_path, monkeypatch):
+    from eebench.reporting.paths import portable_table
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EEBENCH_CACHE", str(cache))
+    monkeypatch.chdir(tmp_path)
+    table = pd.DataFrame(
+        {
+            "run_dir": [str(tmp_path / "outputs" / "sweeps" / "a" / "3"), "/elsewhere/sweep-7/3"],
+            "backbone_path": [str(cache / "backbones" / "dcec"), "HuggingFaceTB/SmolLM2-135M"],
+            "threshold": [0.9, 0.8],
+        }
+    )
+    shown = portable_table(table)
+    assert shown["run_dir"].tolist() == ["outputs/sweeps/a/3", "sweep-7/3"]
+    assert shown["backbone_path"].tolist() == ["$EEBENCH_CACHE/backbones/dcec", "HuggingFaceTB/SmolLM2-135M"]
+    assert shown["threshold"].tolist() == [0.9, 0.8] and table["run_dir"][1] == "/elsewhere/sweep-7/3"  # a copy
+    assert not cache.exists()  # showing a path never creates the cache
+
+    write_results(tmp_path / "sweep" / "0", make_results())
+    write_report([tmp_path / "sweep"], tmp_path / "out")
+    for name in ("summary.csv", "pareto.csv"):
+        assert str(tmp_path) not in (tmp_path / "out" / name).read_text(encoding="utf-8"), name

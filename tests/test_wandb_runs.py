@@ -65,7 +65,8 @@ def test_report_of_a_wandb_folder_reads_the_saved_results(logged_sweep, tmp_path
     assert main(["report", str(logged_sweep / "wandb"), "--out", str(tmp_path / "from_wandb")]) == 0
     summary = pd.read_csv(tmp_path / "from_wandb" / "summary.csv")
     assert summary["threshold"].tolist() == [0.9]
-    assert summary["run_dir"].tolist() == [str(_offline_run_with_results(logged_sweep) / "files")]
+    # The run folder as the report names it (outside the working directory: its parent and its own name).
+    assert summary["run_dir"].tolist() == [f"{_offline_run_with_results(logged_sweep).name}/files"]
     skipped = (tmp_path / "from_wandb" / "report.md").read_text(encoding="utf-8").split("## Skipped", 1)[1]
     assert "W&B run without results.json" in skipped  # the sweep-summary run, listed rather than dropped
 

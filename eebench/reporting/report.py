@@ -23,6 +23,7 @@ from eebench.reporting.comparison import comparison_section
 from eebench.reporting.document import Document
 from eebench.reporting.figure_set import FIGURE_DIR, OVERLAY_FILE, FigureSet, build_figures
 from eebench.reporting.findings import findings_section
+from eebench.reporting.paths import portable_table
 from eebench.reporting.provenance import provenance_section
 from eebench.reporting.render_html import render_html
 from eebench.reporting.render_markdown import render_markdown
@@ -113,7 +114,11 @@ def write_report(
     sweep_dirs = [Path(d) for d in sweep_dirs]
     data = build_report_data(sweep_dirs, extra_skipped)
     tables = {SUMMARY_FILE: data.frame, PARETO_FILE: data.front, HYPERVOLUME_FILE: data.hypervolume}
-    failures = [_write_file(out_dir / name, lambda tmp, t=table: t.to_csv(tmp, index=False)) for name, table in tables.items()]
+    # The CSVs name runs and backbones as the report does: no absolute layout of the machine that made it.
+    failures = [
+        _write_file(out_dir / name, lambda tmp, t=table: portable_table(t).to_csv(tmp, index=False))
+        for name, table in tables.items()
+    ]
     document = build_document(data, sweep_dirs, build_figures(data.frame, data.runs, out_dir), out_dir)
     # Markdown first: it is the cheapest and the one most likely wanted if a later format fails.
     documents = {

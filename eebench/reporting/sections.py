@@ -13,6 +13,7 @@ from eebench.analysis.pareto import SPEEDUP_COLUMNS, task_names
 from eebench.reporting.document import Bullets, Callout, Heading, Paragraph, Table
 from eebench.reporting.findings import answer_flips, change_interval, mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.formatting import MISSING, distinct, fmt, is_missing, pct, with_error
+from eebench.reporting.paths import shown_path, shown_run
 from eebench.reporting.provenance import run_dates
 from eebench.reporting.speed import NO_DIFFERENCE, column, engine_overhead, interval, reference_label, verdict
 from eebench.tracking.contract import RunResult
@@ -33,24 +34,6 @@ STDERR_NOTE = (
     "(`acc_delta_method` in `summary.csv` says which a point holds)."
 )
 SHORT_KIND = {"measured": "meas.", "theoretical": "theor."}
-
-
-def shown_path(path: Path) -> str:
-    """A sweep folder as a reader can use it: relative to the working directory when inside it, else its own name
-    (a report should not carry the absolute layout of the machine that made it)."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return path.name
-
-
-def shown_run(path: str | Path) -> str:
-    """A run folder as ``shown_path`` names a sweep, but outside the working directory by its sweep and its own
-    name (``sweep/6``), since run folders' names alone repeat across sweeps."""
-    path = Path(path)
-    relative = shown_path(path)
-    return relative if relative != path.name else "/".join(path.parts[-2:])
 
 
 def what_was_run(frame: pd.DataFrame, runs: list, skipped: list, sweep_dirs: list[Path]) -> list:
