@@ -12,7 +12,8 @@ from eebench.analysis.pareto import runs_to_frame
 from eebench.data.corpus import in_train, local_documents, split_documents
 from eebench.engine.flops import CostModel
 from eebench.exits.policy import ExitPolicy
-from eebench.reporting.findings import calibration_share, findings_items
+from eebench.reporting.calibration_findings import calibration_share
+from eebench.reporting.findings import findings_items
 from eebench.traces.simulate import clustered_stderr, heldout_check, simulate
 from eebench.traces.trace import Trace
 

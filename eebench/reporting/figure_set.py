@@ -16,15 +16,14 @@ import pandas as pd
 
 from eebench.analysis.pareto import run_families
 from eebench.reporting import diagnostics
+from eebench.reporting.comparability import mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.document import Callout, Figure, Heading, Paragraph, RawHtml, inline_html
-from eebench.reporting.findings import mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.formatting import slug
-from eebench.reporting.plots import plot_pareto
+from eebench.reporting.plots import FIGURE_DIR, plot_pareto
 from eebench.reporting.token_view import MAX_VIEWS, collect_samples, plot_token_views, sample_text, samples_html
 from eebench.tracking.contract import RunResult
 
 OVERLAY_FILE = "pareto.png"  # at the top of the output dir, where earlier reports put it
-FIGURE_DIR = "figures"
 PARETO_CAPTION = (
     "Measured speedup (generation on this hardware, against the speed reference in *What was run*) and "
     "theoretical speedup from the layers skipped (on the tokens named in *What was run*), each in its own panel or "

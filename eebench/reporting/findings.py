@@ -8,13 +8,14 @@ change; then the few facts that qualify it, at most ``MAX_BULLETS`` bullets in a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pandas as pd
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS
+from eebench.reporting.calibration_findings import calibration_misses, calibration_share
+from eebench.reporting.comparability import mixed_hardware_note, mixed_precision_note
 from eebench.reporting.document import Bullets, Heading, Paragraph, Table
-from eebench.reporting.formatting import distinct, fmt, is_missing
+from eebench.reporting.formatting import fmt, is_missing
+from eebench.reporting.listings import MAX_INLINE, Listings, describe_point, point_columns
 from eebench.reporting.speed import (
     NO_DIFFERENCE,
     column,
@@ -23,19 +24,13 @@ from eebench.reporting.speed import (
     has_intervals,
     reference_short,
     speedup_text,
-    timed_points,
     verdict,
 )
 
 THEORETICAL = SPEEDUP_COLUMNS["theoretical"]  # on task tokens where recorded, like the accuracy beside it
 WITHIN_POINTS = 1.0  # "as accurate as the full model" means losing at most this many points
-MAX_INLINE = 3  # points a bullet names itself; a longer list becomes a table below the bullets
 MAX_ANSWER_BULLETS = 3  # backbones answered in a bullet each; more share one bullet and a table
 MAX_BULLETS = 10  # what a reader takes in at a glance; findings_items never returns more
-
-
-def describe_point(row: pd.Series) -> str:
-    return f"`{row['family']}` at threshold {fmt(row['threshold'], 'g')}"
 
 
 def change_interval(row: pd.Series) -> tuple[float, float] | None:
@@ -58,75 +53,6 @@ def accuracy_change(row: pd.Series) -> str:
     if flips := answer_flips(row):
         details.append(f"{flips[0]} examples better, {flips[1]} worse")
     return f"{fmt(row['acc_delta'], '+.1f')} points" + (f" [{'; '.join(details)}]" if details else "")
-
-
-def mixed_hardware_note(frame: pd.DataFrame) -> str:
-    """A warning when timings come from several devices or hosts; empty when they do not. Untimed points (theoretical
-    speedup only) measured nothing on their hardware, so they never make a report mixed."""
-    timed = timed_points(frame)
-    if timed.empty:
-        return ""
-    devices, hosts, cpus = distinct(timed["device"]), distinct(timed["hostname"]), distinct(column(timed, "cpu_model"))
-    if len(devices) <= 1 and len(hosts) <= 1 and len(cpus) <= 1:
-        return ""
-    return (
-        f"**Timings come from different machines** (devices: {', '.join(devices) or '?'}; "
-        f"hosts: {', '.join(hosts) or '?'}; CPUs: {', '.join(cpus) or '?'}). "
-        "Compare measured speedups and tokens/s only within one device/host."
-    )
-
-
-def mixed_precision_note(frame: pd.DataFrame) -> str:
-    """A warning when the points ran in more than one precision; empty when they did not."""
-    dtypes = distinct(column(frame, "backbone_dtype"))
-    if len(dtypes) <= 1:
-        return ""
-    return (
-        f"**Points run in different precisions** ({', '.join(dtypes)}): each family and front holds one precision "
-        "(labels carry dtype=), and accuracy or speed compares fairly only within one."
-    )
-
-
-MIXED_HARDWARE_CAPTION = (
-    "⚠ Timings come from different devices/hosts: compare measured speedups and tokens/s only within one device@host."
-)
-
-
-def mixed_hardware_caption(frame: pd.DataFrame) -> str:
-    """A short form of the mixed-hardware warning for table and figure captions ('' if not mixed)."""
-    return f" {MIXED_HARDWARE_CAPTION}" if mixed_hardware_note(frame) else ""
-
-
-class Listings:
-    """The tables below the Findings bullets: one per list too long for the bullet that counts it."""
-
-    def __init__(self) -> None:
-        self.tables: list[Table] = []
-
-    def points(self, rows: pd.DataFrame, describe: Callable, title: str, columns: dict[str, Callable]) -> str:
-        """The rows named inline when there are at most MAX_INLINE, else a pointer to a new table of them
-        (``columns``: header -> cell of a row)."""
-        if len(rows) <= MAX_INLINE:
-            return "; ".join(describe(row) for _, row in rows.iterrows())
-        cells = [[str(cell(row)) for cell in columns.values()] for _, row in rows.iterrows()]
-        self._table(list(columns), title).rows.extend(cells)
-        return f"listed in *{title}* below"
-
-    def _table(self, headers: list[str], title: str) -> Table:
-        """The table of this title (lists of one kind from several backbones share one), new if there is none."""
-        for table in self.tables:
-            if table.title == title:
-                return table
-        self.tables.append(Table(headers, [], title=title))
-        return self.tables[-1]
-
-    def answers(self, rows: list[list[str]], title: str) -> None:
-        self.tables.append(Table(["backbone", "fastest configuration within 1 point of the full model"], rows, title=title))
-
-
-def _point_columns(extra: dict[str, Callable] | None = None) -> dict[str, Callable]:
-    """Table columns naming a point, then ``extra`` (header -> cell of a row)."""
-    return {"configuration": lambda row: row["family"], "threshold": lambda row: fmt(row["threshold"], "g")} | (extra or {})
 
 
 def _change_cell(row: pd.Series) -> str:
@@ -160,7 +86,7 @@ def _fastest_by_interval(close: pd.DataFrame, reference: str, backbone: str, lis
     best = fastest(close)
     if len(best) > 1:
         best = best.sort_values("measured_speedup", ascending=False)
-        columns = _point_columns({"measured speedup [95% CI]": speedup_text, "Δ pts [95% CI]": _change_cell})
+        columns = point_columns({"measured speedup [95% CI]": speedup_text, "Δ pts [95% CI]": _change_cell})
         title = f"Fastest within {WITHIN_POINTS:g} point of the full model, indistinguishable by their CIs"
         listed = listings.points(best, _speed_and_change, title, columns)
         return (
@@ -270,7 +196,7 @@ def _verdict_counts(timed: pd.DataFrame, reference: str, listings: Listings) -> 
     counted = f"{len(timed)} timed point" + ("s" if len(timed) != 1 else "")
     text = f"Against {reference}, of {counted}: " + "; ".join(parts)
     if not inline:
-        columns = _point_columns(
+        columns = point_columns(
             {
                 "measured speedup [95% CI]": speedup_text,
                 "against the reference": lambda row: verdict(row) or "–",
@@ -300,7 +226,7 @@ def _slower_than_full(frame: pd.DataFrame, listings: Listings, reference: str = 
             slower,
             lambda r: f"{describe_point(r)} ({fmt(r['measured_speedup'], '.2f')}x)",
             "Timed points slower than the full model",
-            _point_columns({"measured speedup": lambda row: fmt(row["measured_speedup"], ".2f")}),
+            point_columns({"measured speedup": lambda row: fmt(row["measured_speedup"], ".2f")}),
         )
         + "."
     )
@@ -312,7 +238,7 @@ def _slower_than_full(frame: pd.DataFrame, listings: Listings, reference: str = 
             noisy,
             describe_point,
             "Timed points whose min–max spans 1x",
-            _point_columns({"measured speedup (min–max)": _min_max_cell}),
+            point_columns({"measured speedup (min–max)": _min_max_cell}),
         )
         text += (
             f" {len(noisy)} timed point(s) have a measured min–max range spanning 1x, so timing "
@@ -360,7 +286,7 @@ def _caveats(frame: pd.DataFrame, listings: Listings) -> list[str]:
     notes = []
     exact = frame[column(frame, "accuracy_decoder") == "exact_kv"]
     if not exact.empty:
-        listed = listings.points(exact, describe_point, "Points scored with exact-KV accuracy", _point_columns())
+        listed = listings.points(exact, describe_point, "Points scored with exact-KV accuracy", point_columns())
         notes.append(
             f"{len(exact)} point(s) decode with `copy` or `skip`, whose KV differs from full-depth decoding: their "
             "task accuracy is exact-KV accuracy (teacher-forced, every block running), not their own, so they "
@@ -368,64 +294,13 @@ def _caveats(frame: pd.DataFrame, listings: Listings) -> list[str]:
         )
     verified = frame[column(frame, "accuracy_decoder") == "verified_full_model"]
     if not verified.empty:
-        listed = listings.points(verified, describe_point, "Points decoded with DSSD", _point_columns())
+        listed = listings.points(verified, describe_point, "Points decoded with DSSD", point_columns())
         notes.append(
             f"{len(verified)} point(s) decode with DSSD, which emits only tokens the full model verified: their "
             f"accuracy is the full model's, so their accuracy change is 0 by construction: {listed}."
         )
     costly = _costly(frame, listings)
     return notes + ([costly] if costly else [])
-
-
-# Columns that tell one calibrated policy from another: timed copies of an untimed point are counted once.
-_POLICY_COLUMNS = ("backbone", "head", "confidence", "exit_layers", "head_budget", "calibration_method", "threshold")
-
-
-def calibration_share(frame: pd.DataFrame) -> str:
-    """Per calibration method, how many heads x targets meet the target on held-out documents (heads that let
-    at least one held-out token exit)."""
-    checked = column(frame, "heldout_heads_checked")
-    rows = frame[checked.notna()]
-    if rows.empty:
-        return ""
-    keys = [name for name in _POLICY_COLUMNS if name in rows.columns]
-    rows = rows[~rows[keys].astype(str).duplicated()].copy()  # exit_layers holds lists
-    rows["calibration_method"] = column(rows, "calibration_method").fillna("max_coverage")
-    parts = []
-    for method, group in rows.groupby("calibration_method", sort=True):
-        met, total = int(group["heldout_heads_met"].sum()), int(group["heldout_heads_checked"].sum())
-        share = f" ({100 * met / total:.0f}%)" if total else ""
-        significant = column(group, "heldout_heads_significant_miss")
-        below = f", {int(significant.sum())} significantly below" if significant.notna().any() else ""
-        parts.append(f"{method} {met} of {total}{share}{below}")
-    return (
-        "**Calibration on held-out documents**, heads x targets whose exited tokens agree with the full model at "
-        f"least at the target: {'; '.join(parts)}. The held-out text is a sample too: a head whose true agreement "
-        "equals the target falls below it there about half the time; *significantly below* means by over a "
-        "one-sided 95% margin, with the held-out sequences as the independent units."
-    )
-
-
-def calibration_misses(frame: pd.DataFrame, listings: Listings | None = None) -> str:
-    """Every point with a head whose held-out exited tokens fell below the agreement target (a table when many)."""
-    misses = column(frame, "calibration_misses")
-    missed = frame[misses.notna() & (misses.astype(str) != "")]
-    if missed.empty:
-        return ""
-    listed = (listings or Listings()).points(
-        missed,
-        lambda row: f"{describe_point(row)} (target {fmt(row['threshold'], 'g')}): {row['calibration_misses']}",
-        "Points that miss their calibration target",
-        {
-            "configuration": lambda row: row["family"],
-            "target": lambda row: fmt(row["threshold"], "g"),
-            "heads below target: held-out agreement of the tokens they let exit": lambda row: row["calibration_misses"],
-        },
-    )
-    return (
-        f"**{len(missed)} point(s) miss their calibration target on held-out documents** (agreement with the "
-        f"full model of the tokens a head let exit, below the target): {listed}."
-    )
 
 
 def measurement_errors(frame: pd.DataFrame) -> list[str]:

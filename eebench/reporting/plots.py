@@ -35,6 +35,7 @@ PANEL_TITLES = {
     "theoretical": "Accuracy change vs theoretical speedup (layers skipped)",
 }
 DPI = 120
+FIGURE_DIR = "figures"  # every figure of a report, beside report.md
 FINAL_COLOUR = "#4d4d4d"  # the full model: neutral grey, so the coloured exits stand out
 CONTEXT_COLOUR = "#c4c4c4"  # the backbone's configurations drawn in other panels
 CONTEXT_LABEL = "other configurations"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from eebench.reporting.comparability import mixed_hardware_note
 from eebench.reporting.document import Bullets, Callout, Heading, Table
-from eebench.reporting.findings import mixed_hardware_note
 from eebench.reporting.formatting import MISSING, distinct
 from eebench.tracking.contract import RunResult
 

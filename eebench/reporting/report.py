@@ -21,9 +21,10 @@ from eebench.files import atomic_target
 from eebench.reporting.baselines import baselines_section
 from eebench.reporting.comparison import comparison_section
 from eebench.reporting.document import Document
-from eebench.reporting.figure_set import FIGURE_DIR, OVERLAY_FILE, FigureSet, build_figures
+from eebench.reporting.figure_set import OVERLAY_FILE, FigureSet, build_figures
 from eebench.reporting.findings import findings_section
 from eebench.reporting.paths import portable_table
+from eebench.reporting.plots import FIGURE_DIR
 from eebench.reporting.provenance import provenance_section
 from eebench.reporting.render_html import render_html
 from eebench.reporting.render_markdown import render_markdown

@@ -10,8 +10,9 @@ import pandas as pd
 
 from eebench.analysis.hypervolume import REFERENCE_MARGIN_POINTS, REFERENCE_SPEEDUP
 from eebench.analysis.pareto import SPEEDUP_COLUMNS, task_names
+from eebench.reporting.comparability import mixed_hardware_caption, mixed_hardware_note
 from eebench.reporting.document import Bullets, Callout, Heading, Paragraph, Table
-from eebench.reporting.findings import answer_flips, change_interval, mixed_hardware_caption, mixed_hardware_note
+from eebench.reporting.findings import answer_flips, change_interval
 from eebench.reporting.formatting import MISSING, distinct, fmt, is_missing, pct, with_error
 from eebench.reporting.paths import shown_path, shown_run
 from eebench.reporting.provenance import run_dates

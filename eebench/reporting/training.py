@@ -17,11 +17,11 @@ import numpy as np
 
 from eebench.reporting.document import Figure, Heading, Paragraph, Table
 from eebench.reporting.formatting import MISSING, fmt
-from eebench.reporting.plots import exit_colours, new_figure, save
+from eebench.reporting.plots import FIGURE_DIR, exit_colours, new_figure, save
 from eebench.tracking.contract import RunResult
 from eebench.tracking.contract_training import LossCurve, TrainingPhase
 
-FIGURE = "figures/head_training.png"
+FIGURE_FILE = "head_training.png"
 MAX_COLUMNS = 7  # evaluation points shown in the table; the figure has all of them
 
 
@@ -150,7 +150,7 @@ def training_section(runs: list[RunResult], out_dir: Path) -> tuple[list, list[s
     ]
     notes: list[str] = []
     try:
-        path = plot_head_training(all_heads, Path(out_dir) / FIGURE)
+        path = plot_head_training(all_heads, Path(out_dir) / FIGURE_DIR / FIGURE_FILE)
         blocks.append(Figure(path, "Head training", "Held-out KL (left) and the entropy-exit probe (right) vs tokens."))
     except Exception as exc:  # noqa: BLE001 - one bad figure must not cost the report
         notes.append(f"Head training figure: drawing failed ({type(exc).__name__}: {exc})")
