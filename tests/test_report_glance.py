@@ -15,9 +15,10 @@ from test_reporting import make_results
 from eebench.analysis.pareto import add_pareto_flags, runs_to_frame
 from eebench.reporting.diagnostics import cost_accuracy_figure
 from eebench.reporting.document import Bullets, Table
+from eebench.reporting.facets import MAX_FAMILIES_PER_PANEL, facets
 from eebench.reporting.findings import MAX_BULLETS, findings_content, findings_section
 from eebench.reporting.listings import MAX_INLINE
-from eebench.reporting.plots import CONTEXT_LABEL, MAX_FAMILIES_PER_PANEL, facets, pareto_figure
+from eebench.reporting.plots import CONTEXT_LABEL, pareto_figure
 from eebench.reporting.report import write_report
 from eebench.tracking.results import write_error, write_results
 

@@ -18,14 +18,13 @@ from matplotlib.patches import Patch
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.reporting.formatting import exit_label_order
+from eebench.reporting.plot_labels import PointLabel, finish_layout
 from eebench.reporting.plots import (
     FIGURE_WIDTH,
     LEGEND_LINE,
-    PointLabel,
     add_legends,
     exit_colours,
     family_styles,
-    finish_layout,
     new_figure,
     save,
     say_no_data,

@@ -12,7 +12,6 @@ the backbone's other configurations are drawn in every panel, so no panel loses 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from itertools import cycle
 from pathlib import Path
 
@@ -21,11 +20,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.transforms import Bbox, ScaledTranslation
+from matplotlib.transforms import ScaledTranslation
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS
 from eebench.files import atomic_target
+from eebench.reporting.facets import MAX_FAMILIES_PER_PANEL, Facet, facets, join_parts, shared_parts
 from eebench.reporting.formatting import exit_label_order
+from eebench.reporting.plot_labels import LABEL_SIZE, PointLabel, finish_layout
 from eebench.reporting.speed import flagged
 
 # Nine markers against ten colours: the periods are coprime, so 90 families get distinct pairs.
@@ -40,17 +41,11 @@ FINAL_COLOUR = "#4d4d4d"  # the full model: neutral grey, so the coloured exits 
 CONTEXT_COLOUR = "#c4c4c4"  # the backbone's configurations drawn in other panels
 CONTEXT_LABEL = "other configurations"
 FRONT_COLOUR = "#111111"
-MAX_FAMILIES_PER_PANEL = 5  # more markers and colours than this in one panel stop reading at a glance
 MAX_COLUMNS = 4
-FACET_AXES = ("backbone", "head", "confidence", "placement")  # what panels group families by, in this order
 # The PDF's text width (landscape A4 less margins), so the PDF shows the figure at the size its fonts were set for.
 FIGURE_WIDTH = 10.7
 PANEL_HEIGHT = 2.5  # inches per row of panels, before its legends
 LEGEND_LINE = 0.15  # inches per legend entry
-LABEL_SIZE = 7
-# Where a threshold label may sit around its point (points); the first that collides with nothing wins.
-LABEL_OFFSETS = ((4, 3), (4, -10), (-4, 3), (-4, -10), (7, -3.5), (-7, -3.5))
-MARKER_RADIUS = 3.5  # points: a scatter marker's half-width at the default size, kept free of labels
 
 
 def new_figure(width: float, height: float, constrained: bool = True) -> Figure:
@@ -90,129 +85,6 @@ def exit_colours(labels) -> dict[str, str]:
     colours = {layer: matplotlib.colors.to_hex(colormap(0.9 * i / span)) for i, layer in enumerate(layers)}
     colours.update({str(label): FINAL_COLOUR for label in labels if not str(label).isdigit()})
     return colours
-
-
-# ----------------------------------------------------------------------------- labels that do not collide
-
-
-@dataclass
-class PointLabel:
-    x: float
-    y: float
-    text: str
-    on_front: bool  # front points are labelled first, so they keep their labels in a crowd
-
-
-def _point_box(ax, x: float, y: float, renderer) -> Bbox:
-    cx, cy = ax.transData.transform((x, y))
-    radius = MARKER_RADIUS * renderer.points_to_pixels(1.0)
-    return Bbox.from_extents(cx - radius, cy - radius, cx + radius, cy + radius)
-
-
-def place_labels(ax, labels: list[PointLabel], renderer) -> None:
-    """Annotate each point at the first offset where its label overlaps no other label, no marker and stays inside
-    the axes; a label with no such place is left out (every threshold is in the results tables). Call after the
-    layout is final: it works in display coordinates."""
-    frame_box = ax.get_window_extent(renderer)
-    taken = [_point_box(ax, label.x, label.y, renderer) for label in labels]
-    # Points that coincide with the same threshold (families of equal results) need one label between them.
-    unique: dict[tuple, PointLabel] = {}
-    for label in labels:
-        if label.on_front or (label.x, label.y, label.text) not in unique:
-            unique[(label.x, label.y, label.text)] = label
-    for label in sorted(unique.values(), key=lambda point: not point.on_front):
-        for dx, dy in LABEL_OFFSETS:
-            text = ax.annotate(
-                label.text,
-                (label.x, label.y),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                fontsize=LABEL_SIZE,
-                ha="left" if dx >= 0 else "right",
-            )
-            text.set_in_layout(False)
-            box = text.get_window_extent(renderer)
-            inside = frame_box.x0 <= box.x0 and box.x1 <= frame_box.x1 and frame_box.y0 <= box.y0 and box.y1 <= frame_box.y1
-            if inside and not any(box.overlaps(other) for other in taken):
-                taken.append(box)
-                break
-            text.remove()
-
-
-def finish_layout(figure: Figure, labels: dict) -> Figure:
-    """Lay the figure out, place the threshold labels of each axes ({axes: [PointLabel]}) where they collide with
-    nothing, then freeze the layout so saving cannot move the axes under the labels."""
-    figure.canvas.draw()
-    renderer = figure.canvas.get_renderer()
-    for ax, points in labels.items():
-        place_labels(ax, points, renderer)
-    figure.set_layout_engine("none")
-    return figure
-
-
-# ----------------------------------------------------------------------------- facets
-
-
-@dataclass
-class Facet:
-    """One panel: the families it draws, its title (what they share) and each one's legend label (the rest)."""
-
-    families: list[str]
-    title: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-def _label_parts(family: str) -> list[tuple[str, str]]:
-    """'b/p/h/c name=v' as (slot, text) pairs: path positions, then the named axes."""
-    path, *axes = family.split(" ")
-    return [(f"path{i}", part) for i, part in enumerate(path.split("/"))] + [(axis.split("=")[0], axis) for axis in axes]
-
-
-def _join(parts: list[tuple[str, str]]) -> str:
-    path = "/".join(text for slot, text in parts if slot.startswith("path"))
-    return " ".join(filter(None, [path] + [text for slot, text in parts if not slot.startswith("path")]))
-
-
-def shared_parts(families: list[str]) -> list[tuple[str, str]]:
-    """The label parts every family holds (e.g. the backbone and placement of a one-backbone sweep)."""
-    parts = [_label_parts(family) for family in families]
-    return [part for part in parts[0] if all(part in other for other in parts[1:])] if parts else []
-
-
-def titled_facet(families: list[str], suffix: str = "", known: list[tuple[str, str]] = ()) -> Facet:
-    """A panel whose title holds what all its families share, less ``known`` (said by the row's title), and whose
-    labels hold what differs."""
-    shared = shared_parts(families)
-    title = _join([part for part in shared if part not in known])
-    # A family alone in its panel shares everything with itself: its label is then the title.
-    labels = {family: _join([p for p in _label_parts(family) if p not in shared]) or title or family for family in families}
-    return Facet(families, (title + suffix).strip(), labels)
-
-
-def _grouping(frame: pd.DataFrame) -> list[str]:
-    """The fewest leading FACET_AXES (among those that vary) that keep every panel to MAX_FAMILIES_PER_PANEL."""
-    varying = [axis for axis in FACET_AXES if axis in frame and frame[axis].nunique() > 1]
-    for count in range(1, len(varying) + 1):
-        if frame.groupby(varying[:count], sort=False)["family"].nunique().max() <= MAX_FAMILIES_PER_PANEL:
-            return varying[:count]
-    return varying
-
-
-def facets(frame: pd.DataFrame) -> list[Facet]:
-    """Panels for the families of ``frame``: one when they are few, else grouped (see ``_grouping``); a group still
-    too large is split into numbered parts."""
-    families = list(dict.fromkeys(frame["family"]))
-    if len(families) <= MAX_FAMILIES_PER_PANEL:
-        return [titled_facet(families)] if families else []
-    known = shared_parts(families)
-    keys = _grouping(frame)
-    groups = [list(dict.fromkeys(group["family"])) for _, group in frame.groupby(keys, sort=False)] if keys else [families]
-    panels = []
-    for group in groups:
-        parts = [group[start : start + MAX_FAMILIES_PER_PANEL] for start in range(0, len(group), MAX_FAMILIES_PER_PANEL)]
-        for number, part in enumerate(parts, start=1):
-            panels.append(titled_facet(part, f" ({number} of {len(parts)})" if len(parts) > 1 else "", known))
-    return panels
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -358,7 +230,7 @@ def _legend_entries(facet: Facet) -> int:
 def _row_title(kind: str, points: pd.DataFrame) -> str:
     """The kind of speedup, and what every family of the row shares (then left out of the panel titles)."""
     families = list(dict.fromkeys(points["family"])) if not points.empty else []
-    shared = _join(shared_parts(families)) if len(families) > MAX_FAMILIES_PER_PANEL else ""
+    shared = join_parts(shared_parts(families)) if len(families) > MAX_FAMILIES_PER_PANEL else ""
     return PANEL_TITLES[kind] + (f": {shared}" if shared else "")
 
 
