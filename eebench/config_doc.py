@@ -19,15 +19,14 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from eebench.conf_files import CONF_DIR, file_values, flat_settings, group_files, group_yaml_comments, leading_comment
 from eebench.config import AXES, Axis, ExperimentConfig, register_configs
 from eebench.engine.strategies import STRATEGIES
 from eebench.field_docs import field_comments, type_text
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 GENERATE_COMMAND = "python -m eebench.config_doc > docs/configuration.md"
 PRESET_GROUP = "experiment"
 LAUNCHER_GROUP = "hydra/launcher"
@@ -155,66 +154,6 @@ def value_text(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
     return "??? (required)" if value == "???" else str(value)
-
-
-# ----------------------------------------------------------------------------- the YAML files
-
-
-def group_files(group: str) -> list[Path]:
-    return sorted((CONF_DIR / group).glob("*.yaml"))
-
-
-def leading_comment(path: Path) -> str:
-    """The comment lines a YAML file starts with (``@package`` lines skipped), as one sentence."""
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
-            break
-        text = line.lstrip("#").strip()
-        if not text.startswith("@package"):
-            lines.append(text)
-    return " ".join(lines)
-
-
-def yaml_key_comments(path: Path) -> dict[str, str]:
-    """Dotted key -> the comment at the end of its line, from the file's indentation."""
-    comments, stack = {}, []  # stack of (indent, key)
-    for line in path.read_text(encoding="utf-8").splitlines():
-        body = line.split(" #", 1)[0].rstrip()
-        if not body.strip() or body.lstrip().startswith(("#", "-")) or ":" not in body:
-            continue
-        indent = len(body) - len(body.lstrip())
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        key = body.strip().split(":", 1)[0]
-        stack.append((indent, key))
-        if " #" in line:
-            comments[".".join(k for _, k in stack)] = line.split(" #", 1)[1].strip()
-    return comments
-
-
-def group_yaml_comments(group: str) -> dict[str, str]:
-    """``group.key`` -> the first comment any of the group's files gives that key."""
-    comments: dict[str, str] = {}
-    for path in group_files(group):
-        for key, text in yaml_key_comments(path).items():
-            comments.setdefault(f"{group}.{key}", text)
-    return comments
-
-
-def file_values(path: Path) -> dict:
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-
-def flat_settings(tree: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted key, value) of every leaf a YAML file sets."""
-    items = []
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            items += flat_settings(value, f"{prefix}{key}.")
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
 
 
 def settings_text(tree: dict, skip: tuple[str, ...] = ("defaults",)) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conftest import ROOT
 
+from eebench.conf_files import group_files, leading_comment
 from eebench.config_doc import (
     EXTRA_MEANINGS,
     GENERATE_COMMAND,
@@ -13,8 +14,6 @@ from eebench.config_doc import (
     all_yaml_comments,
     configuration_markdown,
     group_fields,
-    group_files,
-    leading_comment,
     undocumented_keys,
 )
 from eebench.field_docs import field_comments
