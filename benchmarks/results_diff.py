@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     args = parser.parse_args(argv)
+    for path in (args.before, args.after):
+        if not path.is_file():
+            parser.error(f"{path} is not a file; allowed: a results.json a run wrote")
     before, after = (json.loads(path.read_text(encoding="utf-8")) for path in (args.before, args.after))
     differing, only_before, only_after, compared = compare(before, after)
     old, new = flatten(before), flatten(after)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import benchmark_module
 
 
@@ -29,3 +31,9 @@ def test_results_diff_ignores_provenance_and_wall_times_but_not_results(tmp_path
     out = capsys.readouterr().out
     assert "differs  tasks.strategyqa.acc: 0.5 -> 0.55" in out and "3 shared fields compared: 1 differ" in out
     assert diff.main([str(before), str(before)]) == 0
+
+
+def test_results_diff_names_a_missing_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        benchmark_module("results_diff").main([str(tmp_path / "nowhere.json"), str(tmp_path / "b.json")])
+    assert "nowhere.json is not a file; allowed: a results.json a run wrote" in capsys.readouterr().err
