@@ -195,19 +195,36 @@ def policy_methods(bench: Bench, model, args, run_dir: str | None = None, label:
         policy = model.policy(target)
         extra = {"target": target, "task_token_theoretical_speedup": on_tasks.get(float(target))}
         for strategy in args.strategies:
-            for cap in args.max_draft if strategy == "dssd" else [None]:
-                draft = {} if cap is None else {"max_draft": cap}
-                run = bench.engine(heads=heads, policy=policy, strategy=strategy, **draft)
-                methods[method_name(label, strategy, target, cap, len(args.max_draft))] = Method(
-                    run, costs, strategy, {**extra, **draft}
-                )
+            for rule in drafting_rules(args) if strategy == "dssd" else [{}]:
+                run = bench.engine(heads=heads, policy=policy, strategy=strategy, **rule)
+                methods[method_name(label, strategy, target, rule, args)] = Method(run, costs, strategy, {**extra, **rule})
     return methods
 
 
-def method_name(label: str, strategy: str, target: float, cap: int | None, caps: int) -> str:
-    """``dssd @0.8``; with several draft caps in one schedule, ``dssd @0.8 draft<=2``."""
-    suffix = f" draft<={cap}" if cap is not None and caps > 1 else ""
+def drafting_rules(args) -> list[dict]:
+    """Every draft cap x set of drafting heads asked for: one dssd row each."""
+    return [{"max_draft": cap, "draft_exits": exits} for cap in args.max_draft for exits in args.draft_exits]
+
+
+def method_name(label: str, strategy: str, target: float, rule: dict, args) -> str:
+    """``dssd @0.8``; where the schedule compares drafting rules, the row's own, e.g. ``dssd @0.8 draft<=2 from 6,12``."""
+    suffix = ""
+    if rule and len(args.max_draft) > 1:
+        suffix += f" draft<={rule['max_draft']}"
+    if rule and len(args.draft_exits) > 1:
+        exits = rule["draft_exits"]
+        suffix += " from " + ("every head" if exits is None else ",".join(map(str, exits)))
     return f"{label}{strategy} @{target}{suffix}"
+
+
+def draft_exit_set(text: str) -> list[int] | None:
+    """``all`` (every head drafts) or comma-separated blocks, e.g. ``6,12``."""
+    if text == "all":
+        return None
+    try:
+        return [int(block) for block in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: all, or comma-separated blocks (6,12)") from None
 
 
 def run_label(model) -> str:
@@ -330,6 +347,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-draft", type=int, nargs="+", default=[5], help="dssd: most tokens drafted per verification (one row each)"
+    )
+    parser.add_argument(
+        "--draft-exits",
+        type=draft_exit_set,
+        nargs="+",
+        default=[None],
+        help="dssd: the heads that may draft, 'all' or blocks like 6,12 (one row per set and draft cap)",
     )
     parser.add_argument("--baselines", nargs="*", default=list(baseline_strategies()), choices=list(baseline_strategies()))
     parser.add_argument(

@@ -32,6 +32,7 @@ from eebench.model import EarlyExitModel
 from eebench.reuse import files_state, reuse
 from eebench.seeding import seed_everything
 from eebench.timing.baselines import check_baselines
+from eebench.timing.config import check_draft_exits
 from eebench.traces.artifact import TracedSplit, build_trace
 from eebench.traces.curves import head_curves, per_head_heldout
 from eebench.traces.simulate import heldout_check, simulate
@@ -103,6 +104,7 @@ def point_inputs(cfg: ExperimentConfig) -> PointInputs:
     check_positions(cfg, backbone)
     layers = place_heads(cfg.placement, backbone.num_layers)
     check_baselines(backbone, cfg.timing, layers)
+    check_draft_exits(cfg.timing, layers)
     with stage("preparing the data"):
         splits = shared_splits(cfg, backbone)
     return PointInputs(tasks, backbone, layers, splits)

@@ -67,6 +67,20 @@ def test_single_draft_is_still_exact(tiny_model_dirs):
         assert torch.equal(out.tokens[row], reference_greedy(backbone.model, prompt, NEW))
 
 
+def test_drafting_from_chosen_heads_only_is_still_exact(tiny_model_dirs):
+    backbone, heads = tiny_backbone(tiny_model_dirs["llama"])
+    prompts = random_prompts(BATCHES[1], seed=13)
+    policy = median_entropy_policy(backbone.model, heads, prompts)
+    first = heads.exit_layers[0]
+    out = generate(backbone.layered, prompts, NEW, heads, policy, "dssd", max_draft=4, draft_exits=[first])
+    assert out.speculation.drafted > 0  # the first head drafts, so the restriction left something to verify
+    assert set(out.flat_exit_indices) <= {0, len(out.exit_layers)}  # accepted drafts all came from the first head
+    for row, prompt in enumerate(prompts):
+        assert torch.equal(out.tokens[row], reference_greedy(backbone.model, prompt, NEW))
+    with pytest.raises(EEBenchError, match=r"exit blocks \[99\] are invalid \(\[99\]\); allowed: a non-empty subset"):
+        generate(backbone.layered, prompts, NEW, heads, policy, "dssd", draft_exits=[99])
+
+
 def test_crop_drops_positions_from_every_layer():
     cache = RaggedKVCache(num_layers=2, batch=2, capacity=8, device=torch.device("cpu"))
 

@@ -89,6 +89,15 @@ def test_engine_benchmark_names_one_dssd_row_per_draft_cap():
     bench_module = benchmark_module("engine_speed")
     assert bench_module.parse_args(["--run-dir", "x", "--max-draft", "2", "5"]).max_draft == [2, 5]
     assert bench_module.parse_args(["--run-dir", "x"]).max_draft == [5]
-    assert bench_module.method_name("", "dssd", 0.8, 2, caps=2) == "dssd @0.8 draft<=2"
-    assert bench_module.method_name("linear+full ", "dssd", 0.8, 5, caps=1) == "linear+full dssd @0.8"
-    assert bench_module.method_name("", "lazy", 0.9, None, caps=2) == "lazy @0.9"
+    args = bench_module.parse_args(["--run-dir", "x", "--max-draft", "2", "5", "--draft-exits", "all", "6,12"])
+    rules = bench_module.drafting_rules(args)
+    assert rules[:2] == [{"max_draft": 2, "draft_exits": None}, {"max_draft": 2, "draft_exits": [6, 12]}] and len(rules) == 4
+    assert bench_module.method_name("", "dssd", 0.8, rules[1], args) == "dssd @0.8 draft<=2 from 6,12"
+    assert bench_module.method_name("", "dssd", 0.8, rules[0], args) == "dssd @0.8 draft<=2 from every head"
+    assert bench_module.method_name("", "lazy", 0.9, {}, args) == "lazy @0.9"
+    one = bench_module.parse_args(["--run-dir", "x"])
+    assert (
+        bench_module.method_name("linear+full ", "dssd", 0.8, bench_module.drafting_rules(one)[0], one) == "linear+full dssd @0.8"
+    )
+    with pytest.raises(SystemExit):
+        bench_module.parse_args(["--run-dir", "x", "--draft-exits", "6;12"])

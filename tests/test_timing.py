@@ -11,6 +11,7 @@ from eebench.config import EvalConfig, ExperimentConfig, TimingConfig
 from eebench.engine.flops import CostModel
 from eebench.engine.generate import generate
 from eebench.errors import EEBenchError
+from eebench.timing.config import check_draft_exits
 from eebench.timing.generation import measure_generation, time_schedule
 from eebench.timing.timer import interleaved_runs
 from eebench.timing.workloads import generate_batches, generated_rows, prompt_batches
@@ -235,13 +236,29 @@ def test_engine_reports_its_kv_cache_allocation(setup):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("batch_size", 0), ("batch_size", -2), ("max_new_tokens", 1), ("threads", 0), ("prompts", "bogus"), ("repeats", 4)],
+    [
+        ("batch_size", 0),
+        ("batch_size", -2),
+        ("max_new_tokens", 1),
+        ("threads", 0),
+        ("prompts", "bogus"),
+        ("repeats", 4),
+        ("draft_exits", []),
+        ("draft_exits", [-1]),
+    ],
 )
 def test_bad_timing_config_is_one_line_error(field, value):
     with pytest.raises(EEBenchError) as error:
         TimingConfig(**{field: value})
     message = str(error.value)
     assert f"timing.{field}={value}" in message.replace("'", "") and "\n" not in message
+
+
+def test_draft_exits_must_name_blocks_with_heads():
+    check_draft_exits(TimingConfig(draft_exits=[2]), [2, 4])
+    check_draft_exits(TimingConfig(enabled=False, draft_exits=[3]), [2, 4])  # untimed: nothing drafts
+    with pytest.raises(EEBenchError, match=r"timing.draft_exits=\[3\] names blocks without an exit head \(\[3\]\)"):
+        check_draft_exits(TimingConfig(draft_exits=[3]), [2, 4])
 
 
 def test_task_prompts_need_evaluation_tasks():

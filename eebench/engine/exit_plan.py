@@ -47,12 +47,21 @@ def no_exits() -> ExitPlan:
     return ExitPlan([], [])
 
 
-def confidence_exits(heads, policy) -> ExitPlan:
-    """The paper's rule: the first head whose policy is confident decides the token."""
+def confidence_exits(heads, policy, blocks: list[int] | None = None) -> ExitPlan:
+    """The paper's rule: the first head whose policy is confident decides the token. ``blocks``: only the heads at
+    these blocks may decide (None: every head); the others are never evaluated."""
     require(policy is not None, "early exit with heads needs an exit policy (policy=None was given)")
+    if blocks is not None:
+        unknown = sorted(set(blocks) - set(heads.exit_layers))
+        require(
+            not unknown and len(blocks) > 0,
+            f"exit blocks {list(blocks)} are invalid ({unknown or 'none given'}); "
+            f"allowed: a non-empty subset of the heads' blocks {heads.exit_layers}",
+        )
     points = [
         ExitPoint(block, index, lambda h, i=index: policy.exit_decision(heads, i, h))
         for index, block in enumerate(heads.exit_layers)
+        if blocks is None or block in blocks
     ]
     return ExitPlan(points, list(heads.exit_layers))
 

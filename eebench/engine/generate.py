@@ -1,7 +1,7 @@
 """Greedy generation with real early exit: blocks after a token's exit are not run for that token.
 
 ``generate(lm, input_ids, max_new_tokens, heads=None, policy=None, strategy="lazy", eos_token_id=None,
-*, attention_mask=None, max_draft=5, exit_layer=None, draft_length=None) -> GenerationOutput``
+*, attention_mask=None, max_draft=5, draft_exits=None, exit_layer=None, draft_length=None) -> GenerationOutput``
 
 Prompts: a [B, T] tensor (all rows real tokens, or with ``attention_mask`` marking the real ones, e.g.
 left padding), or a list of 1-D (or [1, T]) prompt tensors of any lengths. Every sequence exits on its
@@ -15,7 +15,8 @@ Strategies (see layerwise.py for the KV modes, speculative.py for the speculativ
 - ``skip``: deeper blocks never see exited positions (their KV lacks them; true positions are kept).
 - ``static``: every token, the first included, exits at block ``exit_layer`` through the model's own
   final norm + lm_head (or through the head at that block when ``heads`` is given); deeper blocks never run.
-- ``dssd``: dynamic self-speculative decoding with the heads and policy (up to ``max_draft`` drafts).
+- ``dssd``: dynamic self-speculative decoding with the heads and policy (up to ``max_draft`` drafts; with
+  ``draft_exits``, drafted only by the heads at those blocks: a deep draft costs nearly a full pass).
 - ``layerskip``: self-speculation drafting ``draft_length`` (default ``max_draft``) tokens from block
   ``exit_layer`` through the model's own lm_head (or the head there); output = full greedy.
 Without heads, ``full``/``lazy``/``copy``/``skip`` are plain full-depth greedy decoding.
@@ -67,6 +68,7 @@ def generate(
     *,
     attention_mask=None,
     max_draft: int = 5,
+    draft_exits: list[int] | None = None,
     exit_layer: int | None = None,
     draft_length: int | None = None,
 ) -> GenerationOutput:
@@ -82,7 +84,7 @@ def generate(
     if strategy in _SPECULATIVE:
         drafts = max_draft if strategy == "dssd" or draft_length is None else draft_length
         require(isinstance(drafts, int) and drafts >= 1, f"draft length {drafts!r} is invalid; allowed: an integer >= 1")
-        plan = _speculation_plan(lm, strategy, heads, policy, exit_layer)
+        plan = _speculation_plan(lm, strategy, heads, policy, exit_layer, draft_exits)
         speculative = SpeculativeDecoder(
             LayerwiseDecoder(lm, plan, "lazy", len(prompts), capacity, device), drafts, max_new_tokens, eos_token_id
         )
@@ -123,7 +125,7 @@ def _plain_plan(lm, strategy: str, heads, policy, exit_layer) -> tuple[ExitPlan,
     return (no_exits() if heads is None else confidence_exits(heads, policy)), strategy
 
 
-def _speculation_plan(lm, strategy: str, heads, policy, exit_layer) -> ExitPlan:
+def _speculation_plan(lm, strategy: str, heads, policy, exit_layer, draft_exits: list[int] | None) -> ExitPlan:
     # A draft exit at the last block would already be full depth: nothing left to verify lazily.
     deepest = lm.num_layers - 2
     if strategy == "layerskip":
@@ -133,7 +135,7 @@ def _speculation_plan(lm, strategy: str, heads, policy, exit_layer) -> ExitPlan:
         max(heads.exit_layers) <= deepest,
         f"dssd exit heads must sit below the last block; exit_layers={heads.exit_layers}, allowed: 0..{deepest}",
     )
-    return confidence_exits(heads, policy)
+    return confidence_exits(heads, policy, draft_exits)
 
 
 def _decode(decoder: LayerwiseDecoder, prompts, max_new_tokens: int, eos_token_id, prompt_may_exit: bool):

@@ -37,6 +37,9 @@ class TimingConfig:
     baseline_draft_length: int = 4  # tokens drafted per verification by layerskip and assistant_early_exit
     # dssd: at most this many drafts per verification (drafting also stops at the first token no exit is confident of)
     max_draft: int = 5
+    # dssd: the blocks whose heads may draft (null: every head). A draft from a deep head costs nearly a full pass, so
+    # it pays only when almost always accepted; the heads at other blocks are not evaluated while drafting.
+    draft_exits: list[int] | None = None
     # profiled runs per workload after the schedule, for the per-part breakdown of a decoded token's time
     # (eebench/timing/breakdown.py); 0: none
     breakdown_repeats: int = 2
@@ -48,6 +51,12 @@ class TimingConfig:
         require(len(set(self.baselines)) == len(self.baselines), f"timing.baselines={list(self.baselines)} names one twice")
         positive("timing.baseline_draft_length", self.baseline_draft_length)
         positive("timing.max_draft", self.max_draft)
+        require(
+            self.draft_exits is None
+            or (len(self.draft_exits) > 0 and all(isinstance(b, int) and b >= 0 for b in self.draft_exits)),
+            f"timing.draft_exits={self.draft_exits!r} is invalid; allowed: null or a non-empty list of 0-based blocks "
+            "that carry exit heads",
+        )
         one_of("timing.prompts", self.prompts, TIMING_PROMPTS)
         require(
             self.threads is None or self.threads > 0,
@@ -70,3 +79,12 @@ class TimingConfig:
             isinstance(self.breakdown_repeats, int) and self.breakdown_repeats >= 0,
             f"timing.breakdown_repeats={self.breakdown_repeats!r} is invalid; allowed: an integer >= 0 (0: no breakdown)",
         )
+
+
+def check_draft_exits(cfg: TimingConfig, exit_layers: list[int]) -> None:
+    """``timing.draft_exits`` names blocks that carry heads: checked once the placement is known, before training."""
+    unknown = sorted(set(cfg.draft_exits or ()) - set(exit_layers))
+    require(
+        not (cfg.enabled and unknown),
+        f"timing.draft_exits={cfg.draft_exits} names blocks without an exit head ({unknown}); allowed: blocks of {exit_layers}",
+    )

@@ -215,6 +215,11 @@ class TokenMatch:
         return cls(*match_with_reference(generated_rows(reference), generated_rows(rows)))
 
 
+def _draft_options(cfg: TimingConfig) -> dict:
+    """The drafting rules of a speculative strategy (dssd); none for the others."""
+    return {"max_draft": cfg.max_draft, "draft_exits": cfg.draft_exits} if cfg.strategy == "dssd" else {}
+
+
 def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg: TimingConfig, costs) -> TimingResult:
     lm, device = backbone.layered, backbone.device
     batches = prompt_batches([p.to(device) for p in prompts], cfg.batch_size)
@@ -223,7 +228,7 @@ def measure_generation(backbone, heads, policy, prompts: list[torch.Tensor], cfg
         "transformers": transformers_greedy(backbone.model, backbone.tokenizer.pad_token_id, batches),
         "full": lambda n: generate_batches(lm, batches, n),
         "early_exit": lambda n: generate_batches(
-            lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy, max_draft=cfg.max_draft
+            lm, batches, n, heads=heads, policy=policy, strategy=cfg.strategy, **_draft_options(cfg)
         ),
     }
     early_exit = CANDIDATE  # the strategy's name in the schedule (repeat_orders)
