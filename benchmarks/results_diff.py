@@ -23,7 +23,13 @@ PATH_KEYS = frozenset({"backbone_path", "dir", "heads_dir", "calibration_trace_d
 
 
 def flatten(value, prefix: str = "") -> dict[str, object]:
-    """Dotted key -> leaf value; lists are leaves (compared whole)."""
+    """Dotted key -> leaf value; a list of records is flattened by index (``heads[1].agreement``), so a field added
+    to every record reads as added rather than as the whole list differing; other lists are leaves."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        leaves: dict[str, object] = {f"{prefix}.length": len(value)}
+        for index, item in enumerate(value):
+            leaves.update(flatten(item, f"{prefix}[{index}]"))
+        return leaves
     if not isinstance(value, dict):
         return {prefix: value}
     leaves: dict[str, object] = {}

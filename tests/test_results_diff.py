@@ -32,6 +32,15 @@ def test_results_diff_ignores_provenance_and_wall_times_but_not_results(tmp_path
     assert diff.main([str(before), str(before)]) == 0
 
 
+def test_results_diff_reads_records_field_by_field():
+    diff = benchmark_module("results_diff")
+    before = {"heads": [{"layer": 6, "agreement": 0.9}, {"layer": 12, "agreement": 0.8}]}
+    after = {"heads": [{"layer": 6, "agreement": 0.9, "stderr": 0.1}, {"layer": 12, "agreement": 0.7, "stderr": 0.1}]}
+    differing, only_before, only_after, compared = diff.compare(before, after)
+    assert differing == ["heads[1].agreement"] and only_before == []
+    assert only_after == ["heads[0].stderr", "heads[1].stderr"] and compared == 5  # length, 2 layers, 2 agreements
+
+
 def test_results_diff_names_a_missing_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         benchmark_module("results_diff").main([str(tmp_path / "nowhere.json"), str(tmp_path / "b.json")])
