@@ -55,6 +55,7 @@ from eebench.timing.workloads import (
     speculation_fields,
     transformers_greedy,
 )
+from eebench.tracking.results import read_result
 from eebench.tracking.schema import unbuild
 
 
@@ -171,8 +172,6 @@ def no_exit_methods(bench: Bench, heads, metrics: list[str]) -> dict[str, Method
 def task_token_speedups(run_dir: Path, metric: str) -> dict[float, float]:
     """Per threshold target: the theoretical speedup on the evaluation tasks' own tokens
     (results.json ``exit_tasks``), from the points of the sweep ``run_dir`` belongs to with this metric."""
-    from eebench.tracking.results import read_result
-
     found = {}
     for results in sorted(run_dir.parent.glob("*/results.json")):
         try:
@@ -232,6 +231,22 @@ def run_label(model) -> str:
     heads = model.heads
     options = ",".join(f"{k}={v}" for k, v in sorted(heads.readout_options.items()))
     return f"{heads.kind}+{heads.readout}" + (f":{options}" if options else "")
+
+
+def distinct_labels(labels: list[str], budgets: list[int | None]) -> list[str]:
+    """Each run's row prefix: its heads' type and readout, plus the training budget where two runs share those, so
+    one run's rows never overwrite another's; two runs that still read the same are one run given twice."""
+    shared = {label for label in labels if labels.count(label) > 1}
+    named = [f"{label}@{budget}tok" if label in shared else label for label, budget in zip(labels, budgets)]
+    twice = sorted({label for label in named if named.count(label) > 1})
+    require(not twice, f"runs {twice} are given twice (same heads, readout and budget); allowed: each run once")
+    return named
+
+
+def run_budget(run_dir: str) -> int | None:
+    """The heads' training budget (head.training.max_tokens) of a finished run."""
+    phase = read_result(Path(run_dir)).heads_training
+    return phase.heads.max_tokens if phase and phase.heads else None
 
 
 def baseline_methods(bench: Bench, heads, args) -> dict[str, Method]:
@@ -298,16 +313,21 @@ def run_all(args) -> tuple[list[dict], dict]:
     backbone = model.backbone
     bench = bench_for(backbone, args)
     metrics = ["gate", "entropy"] if len(model.heads.gates) else ["entropy"]
-    methods = {
-        **no_exit_methods(bench, model.heads, metrics if args.no_exit_rows else []),
-        **policy_methods(bench, model, args, label=f"{run_label(model)} " if args.more_run_dirs else ""),
-        **baseline_methods(bench, model.heads, args),
-    }
-    per_heads = [(model.heads, dict(methods))]
+    others = []
     for run_dir in args.more_run_dirs:
         other = EarlyExitModel.from_run(run_dir, device=args.device, dtype=args.dtype)
         other.metric, other.backbone = args.metric, backbone  # same weights: one backbone serves every run's heads
-        more = policy_methods(bench, other, args, run_dir, label=f"{run_label(other)} ")
+        others.append((run_dir, other))
+    run_dirs = [args.run_dir] + [run_dir for run_dir, _ in others]
+    labels = distinct_labels([run_label(m) for m in [model] + [other for _, other in others]], [run_budget(d) for d in run_dirs])
+    methods = {
+        **no_exit_methods(bench, model.heads, metrics if args.no_exit_rows else []),
+        **policy_methods(bench, model, args, label=f"{labels[0]} " if others else ""),
+        **baseline_methods(bench, model.heads, args),
+    }
+    per_heads = [(model.heads, dict(methods))]
+    for (run_dir, other), label in zip(others, labels[1:]):
+        more = policy_methods(bench, other, args, run_dir, label=f"{label} ")
         per_heads.append((other.heads, more))
         methods.update(more)
     rows = bench.time_all(methods)

@@ -101,3 +101,17 @@ def test_engine_benchmark_names_one_dssd_row_per_draft_cap():
     )
     with pytest.raises(SystemExit):
         bench_module.parse_args(["--run-dir", "x", "--draft-exits", "6;12"])
+
+
+def test_engine_benchmark_tells_apart_runs_of_the_same_heads_by_budget():
+    # Two runs of one head type and readout would otherwise write the same row names, the later silently replacing the
+    # earlier in the schedule.
+    labels = benchmark_module("engine_speed").distinct_labels
+    assert labels(["linear+full", "low_rank+full"], [1000, 1000]) == ["linear+full", "low_rank+full"]
+    assert labels(["linear+full", "linear+full", "low_rank+full"], [131072, 1000000, 131072]) == [
+        "linear+full@131072tok",
+        "linear+full@1000000tok",
+        "low_rank+full",
+    ]
+    with pytest.raises(EEBenchError, match=r"runs \['linear\+full@5tok'\] are given twice"):
+        labels(["linear+full", "linear+full"], [5, 5])
