@@ -70,5 +70,5 @@ def comparison_section(frame: pd.DataFrame) -> list:
             "model's (head and gate cost counted; on the tasks' own tokens where recorded, see *What was "
             "run*), Δ the mean task accuracy change in points."
         ),
-        Table(["backbone", "placement", "head", "confidence", *columns], rows, caption=f"Each cell: {CELL_FORMAT}."),
+        Table(["backbone", "placement", "head", "confidence", *columns], rows),
     ]
