@@ -36,9 +36,10 @@ lint: setup
 
 # One pytest worker per CPU core (pytest-xdist), each computing on one thread (tests/conftest.py). worksteal, not
 # loadfile: a worker that runs out of tests takes half of the other's queue, so one file of slow sweeps does not
-# run alone at the end (a module fixture is then built at most once per worker).
+# run alone at the end (a module fixture is then built at most once per worker). The ten slowest tests are listed at
+# the end, so a change that makes the suite slower shows where.
 test: setup
-	$(BIN)/python -m pytest -n auto --dist worksteal
+	$(BIN)/python -m pytest -n auto --dist worksteal --durations=10
 
 report: setup
 	$(BIN)/eebench report $(SWEEP)
