@@ -53,7 +53,7 @@ def test_the_first_bullet_is_the_fastest_configuration_within_one_point_with_its
     linear = frame[(frame["backbone"] == "tiny-a") & (frame["head"] == "linear")].iloc[0]
     low, high = linear["acc_delta_ci95_low"], linear["acc_delta_ci95_high"]
     assert items[0] == (
-        "**tiny-a**: the fastest configuration within 1 point of the full model (its 95% CI lies above every other's) "
+        "**tiny-a**: the fastest timed configuration within 1 point of the full model (its 95% CI lies above every other's) "
         "is `tiny-a/equal/linear/entropy` at threshold 0.9: 1.30x [95% CI 1.20–1.40] measured speedup against "
         f"transformers greedy decoding, accuracy change -0.5 points [95% CI {low:+.1f} to {high:+.1f}; "
         "2 examples better, 3 worse]. Measured speedup is a median 87% of the theoretical speedup."
@@ -72,7 +72,7 @@ def test_untimed_points_of_a_timed_backbone_are_answered_by_theoretical_speedup_
         point("mlp", acc=0.425, speedup=None, theoretical=1.2),
     )
     answer = findings_content(frame, 0)[0][0]
-    assert "the only configuration within 1 point of the full model is `tiny-a/equal/linear/entropy`" in answer
+    assert "the only timed configuration within 1 point of the full model is `tiny-a/equal/linear/entropy`" in answer
     assert (
         "Of the 1 untimed points, by theoretical speedup (the cost model's, not measured): the fastest configuration "
         "within 1 point of the full model is `tiny-a/equal/mlp/entropy` at threshold 0.9: 1.20x theoretical speedup"
@@ -85,7 +85,7 @@ def test_indistinguishable_fastest_points_each_carry_speedup_ci_and_accuracy_cha
         point("mlp", acc=0.43, speedup=0.92, ci=(0.85, 0.98)),
     )
     answer = findings_content(frame, 0)[0][0]
-    assert "2 configurations are the fastest and **indistinguishable**" in answer
+    assert "2 timed configurations are the fastest and **indistinguishable**" in answer
     assert "`tiny-a/equal/mlp/entropy` at threshold 0.9 (0.92x [95% CI 0.85–0.98], accuracy change +0.0 points" in answer
     assert answer.index("mlp") < answer.index("linear")  # the higher point estimate first
     assert "Each is measurably **slower** than transformers greedy decoding." in answer

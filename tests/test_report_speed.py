@@ -50,14 +50,14 @@ def test_speedup_whose_ci_contains_one_is_no_measurable_difference(tmp_path):
 def test_overlapping_cis_are_not_ranked_separated_ones_are():
     overlapping = ci_frame(timed_results("linear", 1.30, (1.10, 1.50)), timed_results("mlp", 1.25, (1.15, 1.35)))
     finding = findings_items(overlapping, 0)[0]
-    assert "2 configurations are the fastest and **indistinguishable**" in finding
+    assert "2 timed configurations are the fastest and **indistinguishable**" in finding
     assert "tiny-a/equal/linear/entropy" in finding and "tiny-a/equal/mlp/entropy" in finding
-    assert "the fastest configuration within" not in finding
+    assert "the fastest timed configuration within" not in finding
     # The point estimate favours "linear"; only the separated CIs of the second pair make "mlp" the fastest.
     separated = ci_frame(timed_results("linear", 1.35, (1.05, 1.38)), timed_results("mlp", 1.32, (1.40, 1.60)))
     finding = findings_items(separated, 0)[0]
     assert (
-        "the fastest configuration within 1 point of the full model (its 95% CI lies above every other's) is "
+        "the fastest timed configuration within 1 point of the full model (its 95% CI lies above every other's) is "
         "`tiny-a/equal/mlp/entropy`" in finding
     )
     assert "indistinguishable" not in finding

@@ -64,11 +64,16 @@ def _speed_and_change(row: pd.Series) -> str:
     return f"{describe_point(row)} ({speedup_text(row)}, accuracy change {accuracy_change(row)})"
 
 
+def _candidates(speedup: str) -> str:
+    """What a sentence ranks: only timed points have a measured speedup, and untimed ones may be closer."""
+    return "timed configuration" if speedup == "measured_speedup" else "configuration"
+
+
 def _smallest_loss(timed: pd.DataFrame, speedup: str) -> str:
     best = timed.loc[timed["acc_delta"].idxmax()]
     speed = speedup_text(best) if speedup == "measured_speedup" else f"{fmt(best[speedup], '.2f')}x"
     return (
-        f"no configuration stays within {WITHIN_POINTS:g} point of the full model; the smallest "
+        f"no {_candidates(speedup)} stays within {WITHIN_POINTS:g} point of the full model; the smallest "
         f"loss is {accuracy_change(best)} ({describe_point(best)}, {speed})."
     )
 
@@ -90,7 +95,7 @@ def _fastest_by_interval(close: pd.DataFrame, reference: str, backbone: str, lis
         title = f"Fastest within {WITHIN_POINTS:g} point of the full model, indistinguishable by their CIs"
         listed = listings.points(best, _speed_and_change, title, columns)
         return (
-            f"within {WITHIN_POINTS:g} point of the full model, {len(best)} configurations are the fastest and "
+            f"within {WITHIN_POINTS:g} point of the full model, {len(best)} timed configurations are the fastest and "
             f"**indistinguishable** (their 95% CIs overlap, so none is measurably faster): {listed}."
             + _set_verdict(best, reference)
         )
@@ -100,9 +105,10 @@ def _fastest_by_interval(close: pd.DataFrame, reference: str, backbone: str, lis
         "slower": f" — measurably **slower** than {reference}",
     }.get(verdict(row), "")
     lead = (
-        f"the only configuration within {WITHIN_POINTS:g} point of the full model"
+        f"the only timed configuration within {WITHIN_POINTS:g} point of the full model"
         if len(close) == 1
-        else f"the fastest configuration within {WITHIN_POINTS:g} point of the full model (its 95% CI lies above every other's)"
+        else f"the fastest timed configuration within {WITHIN_POINTS:g} point of the full model "
+        "(its 95% CI lies above every other's)"
     )
     return (
         f"{lead} is {describe_point(row)}: {speedup_text(row)} measured speedup against {reference}, "
@@ -130,7 +136,7 @@ def _fastest_within_tolerance(
     verdict_text = "" if best[speedup] > 1 else " — which is **not faster** than the full model"
     estimate = " (point estimates: these results carry no confidence intervals)" if speedup == "measured_speedup" else ""
     return (
-        f"the fastest configuration within {WITHIN_POINTS:g} point of the full model is "
+        f"the fastest {_candidates(speedup)} within {WITHIN_POINTS:g} point of the full model is "
         f"{describe_point(best)}: {fmt(best[speedup], '.2f')}x {_kind(speedup)} speedup{estimate}, "
         f"accuracy change {accuracy_change(best)}{verdict_text}."
     )
