@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from matplotlib.container import ErrorbarContainer
 from test_reporting import make_results
 
@@ -11,6 +12,7 @@ from eebench.reporting.document import Bullets
 from eebench.reporting.findings import findings_items, findings_section
 from eebench.reporting.plots import pareto_figure
 from eebench.reporting.report import write_report
+from eebench.reporting.speed import engine_overhead
 from eebench.tracking.results import write_results
 
 
@@ -85,3 +87,12 @@ def test_pareto_plot_draws_speed_cis_on_the_measured_axis_only():
     untimed = make_results()
     del untimed["timing"]  # timing=none: stderr bars only, no speed bars
     assert not any(c.has_xerr for c in pareto_figure(ci_frame(untimed)).axes[0].containers if isinstance(c, ErrorbarContainer))
+
+
+@pytest.mark.parametrize(
+    ("values", "reading"),
+    [([0.95], "below 1: that path is slower"), ([1.02, 1.05], "above 1: that path is faster"), ([0.97, 1.03], "below 1 the")],
+)
+def test_the_engine_reference_line_reads_in_the_direction_it_was_measured(values, reading):
+    line = engine_overhead(pd.DataFrame({"engine_full_speedup": values}))
+    assert f"({reading}" in line

@@ -91,7 +91,13 @@ def engine_overhead(frame: pd.DataFrame) -> str:
     else:
         low, high = f"{values.min():.2f}x", f"{values.max():.2f}x"
         text = f"{low} at all {len(measured)} points" if low == high else f"{low} to {high} over {len(measured)} points"
-    return (
-        f"eebench's own full-depth path against it: {text} (below 1: that path is slower than the reference, "
-        "so early exit must first win back the difference)"
-    )
+    return f"eebench's own full-depth path against it: {text} ({_engine_reading(values)})"
+
+
+def _engine_reading(values: pd.Series) -> str:
+    """What the engine's own ratio means for the early-exit speedups beside it, in the direction it was measured."""
+    if values.max() < 1:
+        return "below 1: that path is slower than the reference, so early exit must first win back the difference"
+    if values.min() > 1:
+        return "above 1: that path is faster than the reference, so part of each early-exit speedup is the engine's"
+    return "below 1 the engine is slower than the reference, above 1 faster: part of an early-exit speedup is then its"
