@@ -122,7 +122,7 @@ def _draw_family(ax, points: pd.DataFrame, kind: str, style: dict, label: str) -
             yerr=yerr,
             fmt="none",
             ecolor=style["color"],
-            alpha=0.35,
+            alpha=0.7,  # the CI is what a reader of the measured panel needs to see
             capsize=2,
             linewidth=1,
             zorder=2,
