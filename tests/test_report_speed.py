@@ -90,9 +90,16 @@ def test_pareto_plot_draws_speed_cis_on_the_measured_axis_only():
 
 
 @pytest.mark.parametrize(
-    ("values", "reading"),
-    [([0.95], "below 1: that path is slower"), ([1.02, 1.05], "above 1: that path is faster"), ([0.97, 1.03], "below 1 the")],
+    ("columns", "reading"),
+    [
+        ({"engine_full_speedup": [0.95]}, "below 1: that path is slower"),
+        ({"engine_full_speedup": [1.02, 1.05]}, "above 1: that path is faster"),
+        ({"engine_full_speedup": [0.97, 1.03]}, "it spans 1"),
+        # One point is read by its CI, not its value: above 1, but the CI contains 1.
+        ({"engine_full_speedup": [1.01], "engine_full_speedup_ci_lo": [0.98], "engine_full_speedup_ci_hi": [1.04]}, "it spans 1"),
+        ({"engine_full_speedup": [1.02], "engine_full_speedup_ci_lo": [1.01], "engine_full_speedup_ci_hi": [1.03]}, "above 1"),
+    ],
 )
-def test_the_engine_reference_line_reads_in_the_direction_it_was_measured(values, reading):
-    line = engine_overhead(pd.DataFrame({"engine_full_speedup": values}))
+def test_the_engine_reference_line_reads_in_the_direction_it_was_measured(columns, reading):
+    line = engine_overhead(pd.DataFrame(columns))
     assert f"({reading}" in line

@@ -86,18 +86,22 @@ def engine_overhead(frame: pd.DataFrame) -> str:
     if measured.empty:
         return ""
     values = measured["engine_full_speedup"]
+    bounds = (values.min(), values.max())
     if len(measured) == 1:
-        text = speedup_text(measured.iloc[0], "engine_full_speedup", "engine_full_speedup")
+        row = measured.iloc[0]
+        text = speedup_text(row, "engine_full_speedup", "engine_full_speedup")
+        bounds = interval(row, "engine_full_speedup") or bounds
     else:
         low, high = f"{values.min():.2f}x", f"{values.max():.2f}x"
         text = f"{low} at all {len(measured)} points" if low == high else f"{low} to {high} over {len(measured)} points"
-    return f"eebench's own full-depth path against it: {text} ({_engine_reading(values)})"
+    return f"eebench's own full-depth path against it: {text} ({_engine_reading(*bounds)})"
 
 
-def _engine_reading(values: pd.Series) -> str:
-    """What the engine's own ratio means for the early-exit speedups beside it, in the direction it was measured."""
-    if values.max() < 1:
+def _engine_reading(low: float, high: float) -> str:
+    """What the engine's own ratio means for the early-exit speedups beside it: by its CI for one point, by the
+    range of the points for several."""
+    if high < 1:
         return "below 1: that path is slower than the reference, so early exit must first win back the difference"
-    if values.min() > 1:
+    if low > 1:
         return "above 1: that path is faster than the reference, so part of each early-exit speedup is the engine's"
-    return "below 1 the engine is slower than the reference, above 1 faster: part of an early-exit speedup is then its"
+    return "it spans 1: that path is not consistently faster or slower than the reference"
