@@ -155,6 +155,7 @@ def simulated_result(cfg: ExperimentConfig, inputs: PointInputs, setup: ExitSetu
             str(setup.calibration.directory),
             dataclasses.asdict(cfg.backbone),
             dataclasses.asdict(cfg.calibration),
+            cfg.data.seq_len,
         ),
     )
 
@@ -215,7 +216,9 @@ def shared_splits(cfg: ExperimentConfig, backbone: Backbone) -> dict[str, torch.
 
 def calibrated_policy(cfg: ExperimentConfig, layers: list[int], calibration: Trace) -> ExitPolicy:
     unc = calibration.uncertainty(cfg.confidence.metric)
-    return ExitPolicy(layers, cfg.confidence.metric, calibrate(cfg.calibration, unc, calibration.agree, cfg.threshold))
+    return ExitPolicy(
+        layers, cfg.confidence.metric, calibrate(cfg.calibration, unc, calibration.agree, cfg.threshold, cfg.data.seq_len)
+    )
 
 
 def calibration_block(

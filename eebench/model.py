@@ -31,6 +31,7 @@ class EarlyExitModel:
     calibration: Trace
     metric: str = "entropy"
     calibration_cfg: CalibrationConfig = field(default_factory=CalibrationConfig)
+    calibration_sequence_len: int | None = None  # tokens per calibration sequence (calibrate's units)
     _policies: dict = field(default_factory=dict)
 
     def policy(self, target: float) -> ExitPolicy:
@@ -38,7 +39,7 @@ class EarlyExitModel:
         require(0.0 < target <= 1.0, f"threshold={target!r} is outside (0, 1]; it is the target agreement with the full model")
         if target not in self._policies:
             unc = self.calibration.uncertainty(self.metric)
-            values = calibrate(self.calibration_cfg, unc, self.calibration.agree, target)
+            values = calibrate(self.calibration_cfg, unc, self.calibration.agree, target, self.calibration_sequence_len)
             self._policies[target] = ExitPolicy(self.heads.exit_layers, self.metric, values)
         return self._policies[target]
 
@@ -86,7 +87,7 @@ class EarlyExitModel:
         loaded = load_backbone(BackboneConfig(**backbone_fields), device)
         heads = load_heads(heads_dir, loaded.layered)
         calibration_cfg = calibration_config(artifacts.calibration_config)
-        return cls(loaded, heads, Trace.load(trace_dir), results.confidence, calibration_cfg)
+        return cls(loaded, heads, Trace.load(trace_dir), results.confidence, calibration_cfg, artifacts.calibration_sequence_len)
 
 
 def _inside(path: Path, roots: tuple[Path, ...]) -> bool:

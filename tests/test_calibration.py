@@ -19,7 +19,7 @@ def _true_agreement(threshold: float) -> float:
     return 1.0 if t == 0 else 1 - 0.2 * t
 
 
-@pytest.mark.parametrize("bound", ["binomial", "hb"])
+@pytest.mark.parametrize("bound", ["binomial", "hb", "clustered"])
 def test_risk_controlled_holds_target_with_probability_1_minus_delta(bound):
     target, delta = 0.9, 0.1  # the true curve reaches 0.9 at t = 0.5
     cfg = RiskControlledConfig(delta=delta, bound=bound)
@@ -33,6 +33,45 @@ def test_risk_controlled_holds_target_with_probability_1_minus_delta(bound):
     assert held / 200 >= 1 - delta
     # ...and it is not vacuous: it lets a real share of tokens out (the best possible cut is 0.5).
     assert sum(t > 0.3 for t in thresholds) / 200 > 0.5
+
+
+def _draw_passages(sequences: int, length: int, generator: torch.Generator):
+    """Uncertainty ~ U(0, 1), but each passage is easy or hard as a whole: P(agree | u) = 1 - s u with slope s = 0.1
+    or 0.9 per passage, equal odds. Tokens of a passage are not independent; over passages the agreement of tokens
+    with u <= t is 1 - 0.25 t."""
+    u = torch.rand(sequences * length, generator=generator, dtype=torch.float64)
+    slope = (0.1 + 0.8 * torch.randint(0, 2, (sequences,), generator=generator).double()).repeat_interleave(length)
+    agree = torch.rand(len(u), generator=generator, dtype=torch.float64) < 1 - slope * u
+    return u, agree
+
+
+def test_clustered_bound_holds_the_target_where_passages_make_the_binomial_bound_too_loose():
+    target, delta, sequences, length = 0.85, 0.1, 20, 200  # the population curve reaches 0.85 at t = 0.6
+    generator = torch.Generator().manual_seed(3)
+    thresholds = {"binomial": [], "clustered": []}
+    for _ in range(150):
+        u, agree = _draw_passages(sequences, length, generator)
+        for bound, chosen in thresholds.items():
+            cfg = RiskControlledConfig(delta=delta, bound=bound)
+            chosen.append(calibrate(cfg, u[None], agree[None], target, sequence_len=length)[0])
+    held = {bound: sum(t <= 0.6 for t in chosen) / 150 for bound, chosen in thresholds.items()}
+    assert held["clustered"] >= 1 - delta
+    assert held["binomial"] < 1 - delta  # tokens taken as independent: the guarantee does not hold
+    assert sum(t > 0.3 for t in thresholds["clustered"]) / 150 > 0.5  # and the clustered cut still lets tokens out
+
+
+def test_clustered_pvalue_by_hand():
+    """Ten passages of 100 tokens, one wholly wrong: risk 0.1, cluster-robust stderr sqrt(10/9 * (9 * 10^2 + 90^2))
+    / 1000 = 0.1, so against alpha 0.2 the p-value is Phi(-1); with every token its own unit it is far smaller."""
+    from statistics import NormalDist
+
+    from eebench.exits.calibrators.risk_controlled import clustered_pvalues
+
+    errors = torch.cat([torch.zeros(900), torch.ones(100)])
+    groups = torch.arange(1000) // 100
+    assert clustered_pvalues(errors, groups, [999], 0.2) == pytest.approx([NormalDist().cdf(-1.0)])
+    assert clustered_pvalues(errors, torch.arange(1000), [999], 0.2)[0] < 1e-10
+    assert clustered_pvalues(errors, groups, [99], 0.2) == [1.0]  # one passage: no error estimate, no rejection
 
 
 def test_max_coverage_is_not_risk_controlled_but_close_to_the_target():

@@ -13,20 +13,33 @@ from eebench.exits.calibrators.risk_controlled import binomial_cdf, hoeffding_be
 __all__ = ["NEVER_EXIT", "binomial_cdf", "calibrate", "hoeffding_bentkus_pvalue", "max_coverage", "platt", "risk_controlled"]
 
 
-def calibrate(cfg: CalibrationConfig | str, uncertainties: torch.Tensor, agree: torch.Tensor, target: float) -> list[float]:
-    """uncertainties, agree: [num_heads, tokens]; one threshold per head.
+def calibrate(
+    cfg: CalibrationConfig | str,
+    uncertainties: torch.Tensor,
+    agree: torch.Tensor,
+    target: float,
+    sequence_len: int | None = None,
+) -> list[float]:
+    """uncertainties, agree: [num_heads, tokens], the calibration sequences of ``sequence_len`` tokens laid end to
+    end (methods whose statistics take sequences as the units read it; None: every token is its own unit); one
+    threshold per head.
 
     A token reaches head i only when heads < i were not confident, and those are the harder tokens: a head fit on
     every token meets the target on average yet misses it on the tokens that exit there. ``cfg.conditional``
     therefore fits the heads in order, each on the tokens still in the network under the thresholds already chosen."""
     cfg = calibration_config(cfg) if isinstance(cfg, str) else cfg
     fit = CALIBRATORS.get(cfg.method).fit
+    tokens = uncertainties.shape[1]
+    groups = torch.arange(tokens, device="cpu") // (sequence_len or 1)  # host data, as the fits' indices
     if not cfg.conditional:
-        return [fit(uncertainties[i], agree[i], target, cfg) for i in range(len(uncertainties))]
+        return [fit(uncertainties[i], agree[i], target, cfg, groups) for i in range(len(uncertainties))]
     thresholds = []
-    remaining = torch.ones(uncertainties.shape[1], dtype=torch.bool, device=uncertainties.device)
+    remaining = torch.ones(tokens, dtype=torch.bool, device=uncertainties.device)
     for unc, hits in zip(uncertainties, agree):
-        threshold = fit(unc[remaining], hits[remaining], target, cfg) if bool(remaining.any()) else NEVER_EXIT
+        if bool(remaining.any()):
+            threshold = fit(unc[remaining], hits[remaining], target, cfg, groups[remaining.cpu()])
+        else:
+            threshold = NEVER_EXIT
         thresholds.append(threshold)
         remaining &= unc > threshold
     return thresholds

@@ -152,6 +152,8 @@ class Artifacts:
     calibration_trace_dir: str  # the cached per-token calibration trace
     backbone_config: dict[str, Any]  # BackboneConfig fields, to load the backbone again
     calibration_config: dict[str, Any]  # CalibrationConfig fields, to calibrate new targets
+    # tokens per calibration sequence (data.seq_len), the units of calibration.bound=clustered; null in older runs
+    calibration_sequence_len: int | None = None
 
 
 @dataclass

@@ -33,7 +33,9 @@ class CalibrationConfig:
 @dataclass(frozen=True)
 class Calibrator:
     name: str
-    fit: Callable  # (uncertainty [tokens], agree [tokens], target, its config) -> threshold
+    # (uncertainty [tokens], agree [tokens], target, its config, groups [tokens] or None) -> threshold; groups: the
+    # calibration sequence of each token, for methods whose statistics take sequences as the units
+    fit: Callable
     config: type[CalibrationConfig] = CalibrationConfig  # the method's own fields: a subclass, checked on creation
     description: str = ""
 
@@ -54,10 +56,15 @@ def calibration_config(recorded: dict | str) -> CalibrationConfig:
     return calibrator.config(**{"method": calibrator.name, **{k: v for k, v in recorded.items() if k in own}})
 
 
+def sort_order(uncertainty: torch.Tensor) -> torch.Tensor:
+    """Token indices from most to least confident (ties in token order)."""
+    return torch.argsort(uncertainty.double(), stable=True)
+
+
 def sorted_with_cuts(uncertainty: torch.Tensor, agree: torch.Tensor):
     """(uncertainty ascending, agree in that order, valid cuts): a threshold must not split tied uncertainties,
     so only the last index of each tie group is a valid cut."""
-    order = torch.argsort(uncertainty.double(), stable=True)
+    order = sort_order(uncertainty)
     sorted_unc = uncertainty.double()[order]
     last_of_group = torch.ones_like(sorted_unc, dtype=torch.bool)
     last_of_group[:-1] = sorted_unc[1:] != sorted_unc[:-1]

@@ -5,7 +5,7 @@ import torch
 from eebench.exits.calibrators import NEVER_EXIT, Calibrator, register, sorted_with_cuts
 
 
-def max_coverage(uncertainty: torch.Tensor, agree: torch.Tensor, target: float, cfg=None) -> float:
+def max_coverage(uncertainty: torch.Tensor, agree: torch.Tensor, target: float, cfg=None, groups=None) -> float:
     sorted_unc, sorted_agree, cuts = sorted_with_cuts(uncertainty, agree)
     counts = torch.arange(1, len(sorted_unc) + 1, dtype=torch.float64, device=sorted_unc.device)
     running = torch.cumsum(sorted_agree, 0) / counts

@@ -7,7 +7,7 @@ import torch
 from eebench.exits.calibrators import NEVER_EXIT, Calibrator, register
 
 
-def platt(uncertainty: torch.Tensor, agree: torch.Tensor, target: float, cfg=None) -> float:
+def platt(uncertainty: torch.Tensor, agree: torch.Tensor, target: float, cfg=None, groups=None) -> float:
     x = uncertainty.double()
     scale = float(x.std()) or 1.0
     z = (x - x.mean()) / scale  # standardise so plain gradient steps converge
