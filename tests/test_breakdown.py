@@ -120,7 +120,7 @@ def test_breakdown_lands_in_the_timing_result_and_round_trips(setup):
 
 def test_measured_point_carries_the_breakdown_into_results_and_report(setup):
     """measure_generation -> results.json -> the report's "Where the time goes" table, numbers unchanged."""
-    from test_reporting import make_results
+    from results_factory import make_results
 
     from eebench.engine.flops import CostModel
     from eebench.reporting.time_breakdown import time_breakdown_section

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import _write_prose
-from test_reporting import make_results
+from results_factory import make_results
 
 from eebench.analysis.pareto import runs_to_frame
 from eebench.data.corpus import in_train, local_documents, split_documents

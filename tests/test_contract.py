@@ -8,7 +8,7 @@ import re
 
 import pytest
 from conftest import ROOT
-from test_reporting import make_results
+from results_factory import make_results
 
 from eebench.analysis.pareto import BASE_COLUMNS, run_to_row
 from eebench.errors import EEBenchError

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from conftest import _write_prose, run_eebench
+from results_factory import make_results
 from test_report_training import _phase
-from test_reporting import make_results
 
 from eebench.analysis.pareto import add_pareto_flags, runs_to_frame
 from eebench.backbones.loader import backbone_label, load_backbone
@@ -87,6 +87,35 @@ def test_other_varying_axes_split_families_and_a_threshold_sweep_keeps_short_lab
         "calibration=max_coverage dtype=float32",
         "calibration=platt dtype=bfloat16",
     ]
+
+
+def _calibrated(threshold: float, method: str, **fields) -> dict:
+    point = _point(threshold, 1.5, 0.42, calibration_method=method)
+    point["artifacts"]["calibration_config"] = {"method": method, "conditional": True, **fields}
+    return point
+
+
+def test_calibration_settings_of_one_method_never_share_a_front():
+    """A sweep over calibration.bound (or delta) names the field that differs; a sweep over methods at their
+    defaults keeps the short label, as do the points of one setting."""
+    risk = {"bound": "clustered", "grid": 200}
+    points = [
+        _calibrated(0.8, "risk_controlled", delta=0.1, **risk),
+        _calibrated(0.9, "risk_controlled", delta=0.1, **risk),
+        _calibrated(0.8, "risk_controlled", delta=0.01, **risk),
+        _calibrated(0.8, "max_coverage"),
+    ]
+    assert list(runs_to_frame(points)["family"]) == [
+        "tiny-a/equal/linear/entropy calibration=max_coverage",
+        "tiny-a/equal/linear/entropy calibration=risk_controlled delta=0.01",
+        "tiny-a/equal/linear/entropy calibration=risk_controlled delta=0.1",
+        "tiny-a/equal/linear/entropy calibration=risk_controlled delta=0.1",
+    ]
+    by_method = runs_to_frame([points[0], points[3]])
+    assert set(by_method["family"]) == {
+        "tiny-a/equal/linear/entropy calibration=risk_controlled",
+        "tiny-a/equal/linear/entropy calibration=max_coverage",
+    }
 
 
 def test_backbone_label_defaults_to_the_loaded_models_own_name(tiny_model_dirs):

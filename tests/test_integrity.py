@@ -237,7 +237,7 @@ def test_run_dir_never_turns_on_remote_code_and_paths_must_be_trusted(tmp_path, 
     Trace({"entropy": torch.rand(2, 6)}, torch.zeros(2, 6, dtype=torch.long), torch.zeros(6, dtype=torch.long)).save(trace_dir)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    from test_reporting import make_results
+    from results_factory import make_results
 
     results = make_results()  # a complete results.json of the contract, pointing at these artifacts
     results["artifacts"] = {
@@ -283,7 +283,7 @@ def test_cache_root_unwritable_is_one_line_error(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- W&B completeness
 
 import test_tracking  # noqa: E402
-from test_reporting import make_results  # noqa: E402
+from results_factory import make_results  # noqa: E402
 
 offline_wandb = test_tracking.offline_wandb
 

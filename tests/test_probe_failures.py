@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import _write_prose, run_eebench
 from omegaconf import OmegaConf
+from results_factory import make_results
 from test_bigbench import write_fake_sdist
 from test_integrity import _count_builds
 from test_report_training import trained
-from test_reporting import make_results
 
 from eebench import cache
 from eebench.cli import main as eebench_cli

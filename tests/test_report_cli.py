@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
-from test_reporting import POINTS, make_results, make_sweep
+from results_factory import POINTS, make_results, make_sweep
 
 from eebench.cli import main
 from eebench.hydra_callback import ReportCallback

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_reporting import make_results, make_sweep
+from results_factory import make_results, make_sweep
 
 from eebench.analysis.hypervolume import hypervolume_2d, hypervolume_table, reference_point
 from eebench.analysis.pareto import add_pareto_flags, run_to_row, runs_to_frame

@@ -10,7 +10,7 @@ import os
 import pandas as pd
 import pytest
 from matplotlib.lines import Line2D
-from test_reporting import make_results
+from results_factory import make_results
 
 from eebench.analysis.pareto import add_pareto_flags, runs_to_frame
 from eebench.reporting.diagnostics import cost_accuracy_figure

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from matplotlib.container import ErrorbarContainer
-from test_reporting import make_results
+from results_factory import make_results
 
 from eebench.analysis.pareto import add_pareto_flags, runs_to_frame
 from eebench.reporting.document import Bullets

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_reporting import make_results
+from results_factory import make_results
 
 from eebench.reporting.report import write_report
 from eebench.reporting.training import shown_points

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from results_factory import make_results
 from test_evaluation import _ee_model, _instances
-from test_reporting import make_results
 
 from eebench.analysis.pareto import SPEEDUP_COLUMNS, add_pareto_flags, runs_to_frame
 from eebench.engine.flops import CostModel

@@ -289,7 +289,7 @@ def test_too_few_new_tokens_for_decode_timing_is_refused():
 
 
 def test_report_table_shows_decode_rates_and_latency(timings):
-    from test_reporting import make_results
+    from results_factory import make_results
 
     from eebench.analysis.pareto import runs_to_frame
     from eebench.reporting.document import Table

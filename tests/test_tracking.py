@@ -7,7 +7,7 @@ import subprocess
 
 import pandas as pd
 import pytest
-from test_reporting import make_results, make_sweep
+from results_factory import make_results, make_sweep
 
 from eebench.analysis.hypervolume import hypervolume_table
 from eebench.analysis.pareto import add_pareto_flags, pareto_table, runs_to_frame

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import test_tracking
-from test_reporting import make_results
+from results_factory import make_results
 
 from eebench.cli import main
 from eebench.errors import EEBenchError

@@ -11,6 +11,7 @@ tasks assumed independent. The change's stderr, 95% CI and flip counts are paire
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from typing import Any
 
@@ -149,7 +150,24 @@ def family_labels(frame: pd.DataFrame) -> pd.Series:
     for axis in varying:
         # A missing value (e.g. no strategy for a run with timing=none) is named, never NaN: pandas' str dtype keeps NaN.
         labels = labels + f" {FAMILY_AXES[axis]}=" + frame[axis].astype(object).fillna("none").astype(str)
-    return labels
+    return labels + calibration_option_labels(frame)
+
+
+def calibration_option_labels(frame: pd.DataFrame) -> pd.Series:
+    """ " delta=0.05"-style suffixes naming each calibration field (``calibration.<field>``) that differs among runs
+    sharing the family columns and the calibration method, so a sweep over ``calibration.bound`` or
+    ``calibration.delta`` never puts two settings on one front; "" where none differs."""
+    suffixes = pd.Series("", index=frame.index, dtype=object)
+    if "calibration_options" not in frame:
+        return suffixes
+    options = frame["calibration_options"].map(lambda text: json.loads(text) if isinstance(text, str) else {})
+    keys = [*FAMILY_COLUMNS, "calibration_method"]
+    for _, index in frame.groupby(keys, dropna=False).groups.items():
+        fields = sorted({name for row in options[index] for name in row})
+        varying = [name for name in fields if len({repr(row.get(name)) for row in options[index]}) > 1]
+        for row in index:
+            suffixes[row] = "".join(f" {name}={options[row].get(name)}" for name in varying)
+    return suffixes
 
 
 def run_families(runs: list[RunResult]) -> list[str]:
@@ -237,6 +255,8 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
         backbone_path=results.backbone_path,
         family=results.family,  # refined over the whole sweep by runs_to_frame
         calibration_method=results.calibration_method,
+        # the method's own fields as recorded (delta, bound, ...), so family labels can tell settings apart
+        calibration_options=_calibration_options(results),
         threshold=number(results.threshold),
         exit_layers=",".join(str(layer) for layer in results.exit_layers),
         num_layers=number(results.num_layers),
@@ -260,6 +280,12 @@ def run_to_row(results: RunResult | dict) -> dict[str, Any]:
     row.update(accuracy_columns(results))
     row.update(_exit_columns(results))
     return row
+
+
+def _calibration_options(results: RunResult) -> str | None:
+    recorded = dict(results.artifacts.calibration_config) if results.artifacts else {}
+    recorded.pop("method", None)
+    return json.dumps(recorded, sort_keys=True) if recorded else None
 
 
 def _head_budget(results: RunResult) -> int | None:
