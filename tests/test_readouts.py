@@ -109,6 +109,22 @@ def test_the_training_teacher_projects_onto_the_shortlist_rows_only(layered):
     assert torch.equal(teacher.argmax, full.argmax(-1))
 
 
+def test_the_training_probe_reads_a_shortlist_on_its_rows_as_on_the_whole_vocabulary(layered):
+    """Head training's exit probe takes entropy and argmax on the readout's rows: equal to those of the logits
+    spread to the vocabulary (outside rows get no probability), at a fraction of the width."""
+    ids = torch.tensor([0, 3, 5, 9, 17, 40])
+    heads = ExitHeads.create(layered, [1, 2], readout="shortlist", readout_ids=ids)
+    hidden = torch.randn(7, layered.hidden_size, generator=torch.Generator().manual_seed(3))
+    for index in range(2):
+        rows, spread = heads.readout_logits(index, hidden), heads.logits(index, hidden)
+        assert rows.shape[-1] == len(ids) and spread.shape[-1] == layered.vocab_size
+        entropy = [-(F.log_softmax(x, -1).exp() * F.log_softmax(x, -1)).sum(-1) for x in (rows, spread)]
+        torch.testing.assert_close(entropy[0], entropy[1])
+        assert torch.equal(heads.vocabulary_ids(rows.argmax(-1)), spread.argmax(-1))
+    full = ExitHeads.create(layered, [1])
+    assert torch.equal(full.vocabulary_ids(torch.tensor([4, 2])), torch.tensor([4, 2]))
+
+
 def _compose(overrides: list[str]):
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -95,6 +95,10 @@ class ExitHeads(nn.Module):
         """Head ``index``'s logits over its readout's rows (the whole vocabulary for ``readout=full``)."""
         return self.heads[index](hidden)
 
+    def vocabulary_ids(self, row_indices: torch.Tensor) -> torch.Tensor:
+        """Indices into the readout's rows -> token ids (the same indices for ``readout=full``)."""
+        return row_indices if self.readout_ids is None else self.readout_ids[row_indices]
+
     def logits(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
         """Head ``index``'s logits over the whole vocabulary (tokens outside a shortlist get no probability)."""
         logits = self.heads[index](hidden)

@@ -114,10 +114,12 @@ class DistillationTask(_Task):
             target = teacher.argmax
             for i in active:
                 totals[i] += distillation_loss(self.heads.readout_logits(i, hiddens[i]), teacher).item() / len(chunks)
-                logits = self.heads.logits(i, hiddens[i]).flatten(0, -2).float()
+                # On the readout's own rows: tokens outside a shortlist have no probability, so the entropy and the
+                # argmax equal the whole vocabulary's, without spreading every row to the vocabulary's width.
+                logits = self.heads.readout_logits(i, hiddens[i]).flatten(0, -2).float()
                 logprobs = F.log_softmax(logits, dim=-1)
                 entropies[i].append(-(logprobs.exp() * logprobs).sum(-1))
-                agrees[i].append((logits.argmax(-1) == target).float())
+                agrees[i].append((self.heads.vocabulary_ids(logits.argmax(-1)) == target).float())
         cut = len(self.val_rows) // 2 * self.states.seq_len  # first half of the validation sequences fits, second judges
         return {
             i: {"heldout": totals[i], **exit_probe(torch.cat(entropies[i]), torch.cat(agrees[i]), cut, self.probe_target)}
