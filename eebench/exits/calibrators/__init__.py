@@ -56,19 +56,15 @@ def calibration_config(recorded: dict | str) -> CalibrationConfig:
     return calibrator.config(**{"method": calibrator.name, **{k: v for k, v in recorded.items() if k in own}})
 
 
-def sort_order(uncertainty: torch.Tensor) -> torch.Tensor:
-    """Token indices from most to least confident (ties in token order)."""
-    return torch.argsort(uncertainty.double(), stable=True)
-
-
 def sorted_with_cuts(uncertainty: torch.Tensor, agree: torch.Tensor):
-    """(uncertainty ascending, agree in that order, valid cuts): a threshold must not split tied uncertainties,
-    so only the last index of each tie group is a valid cut."""
-    order = sort_order(uncertainty)
+    """(uncertainty ascending, agree in that order, valid cuts, the order): a threshold must not split tied
+    uncertainties, so only the last index of each tie group is a valid cut. The order (ties in token order) sorts
+    anything else a method reads per token the same way."""
+    order = torch.argsort(uncertainty.double(), stable=True)
     sorted_unc = uncertainty.double()[order]
     last_of_group = torch.ones_like(sorted_unc, dtype=torch.bool)
     last_of_group[:-1] = sorted_unc[1:] != sorted_unc[:-1]
-    return sorted_unc, agree[order].double(), last_of_group
+    return sorted_unc, agree[order].double(), last_of_group, order
 
 
 discover(__name__, __path__)

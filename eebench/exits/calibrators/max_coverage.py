@@ -6,7 +6,7 @@ from eebench.exits.calibrators import NEVER_EXIT, Calibrator, register, sorted_w
 
 
 def max_coverage(uncertainty: torch.Tensor, agree: torch.Tensor, target: float, cfg=None, groups=None) -> float:
-    sorted_unc, sorted_agree, cuts = sorted_with_cuts(uncertainty, agree)
+    sorted_unc, sorted_agree, cuts, _ = sorted_with_cuts(uncertainty, agree)
     counts = torch.arange(1, len(sorted_unc) + 1, dtype=torch.float64, device=sorted_unc.device)
     running = torch.cumsum(sorted_agree, 0) / counts
     valid = (running >= target - 1e-12) & cuts

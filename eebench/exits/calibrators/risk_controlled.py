@@ -14,7 +14,7 @@ import torch
 from scipy.stats import binom
 
 from eebench.errors import require
-from eebench.exits.calibrators import NEVER_EXIT, CalibrationConfig, Calibrator, register, sort_order, sorted_with_cuts
+from eebench.exits.calibrators import NEVER_EXIT, CalibrationConfig, Calibrator, register, sorted_with_cuts
 from eebench.registry import one_of
 
 BOUNDS = ("binomial", "hb", "clustered")
@@ -93,7 +93,7 @@ def risk_controlled(
     unit when None)."""
     cfg = cfg or RiskControlledConfig()
     alpha = 1.0 - target
-    sorted_unc, sorted_agree, cuts = sorted_with_cuts(uncertainty, agree)
+    sorted_unc, sorted_agree, cuts, order = sorted_with_cuts(uncertainty, agree)
     if alpha <= 0:
         return NEVER_EXIT
     errors = torch.cumsum(1 - sorted_agree, 0)
@@ -113,7 +113,7 @@ def risk_controlled(
     indices = [_end_of_tie_group(cuts, index) for index in candidates.tolist()]
     tested = pvalues[indices].tolist()
     if cfg.bound == "clustered":
-        units = torch.arange(len(sorted_unc), device="cpu") if groups is None else groups[sort_order(uncertainty).cpu()]
+        units = torch.arange(len(sorted_unc), device="cpu") if groups is None else groups[order.cpu()]
         tested = [max(p, q) for p, q in zip(tested, clustered_pvalues(1 - sorted_agree, units, indices, alpha))]
     chosen = NEVER_EXIT
     for index, pvalue in zip(indices, tested):
