@@ -44,23 +44,26 @@ test: setup
 report: setup
 	$(BIN)/eebench report $(SWEEP)
 
-# The committed reference report (reports/smollm2-135m-cpu/): experiment=converged_cpu (linear heads on the 8192-token
-# shortlist readout, 1M tokens; entropy and gate exits; max-coverage and risk-controlled calibration; 3 targets), the
-# same grid with heads trained on the demo's 30,720-token budget (the report labels those families budget=30720), then
-# the 1M-token gate point calibrated risk-controlled at target 0.9 timed with lazy (lossy) and dssd (lossless) against
-# transformers greedy in the same sweep folder, that point again on the whole offline suite (eval=offline, 1,076
-# examples, so its paired accuracy change resolves a couple of points), then the report (HTML linking figures/, so the
-# committed figures are stored once). A relaunch skips finished points.
+# The committed reference report (reports/smollm2-135m-cpu/), into one sweep folder: experiment=converged_cpu (linear
+# heads on the 2048-token shortlist readout, 1M tokens; entropy and gate exits; 3 targets) calibrated max-coverage and,
+# in a second command, risk-controlled at delta 0.01 (a sweep cannot give delta to one calibration method only); the
+# same grids with heads on the demo's budget (the report labels those families budget=15360); the 1M-token gate points
+# at targets 0.8 and 0.9, risk-controlled, timed with lazy (lossy) and dssd (lossless) against transformers greedy;
+# those points again on the whole offline suite (eval=offline, 1,076 examples, so a paired accuracy change resolves a
+# couple of points); then the report (HTML linking figures/, so the committed figures are stored once). A relaunch
+# skips finished points.
 REFERENCE_SWEEP ?= outputs/sweeps/reference-smollm2-135m-cpu
-REFERENCE_TIMED := experiment=converged_cpu confidence=gate calibration=risk_controlled threshold=0.9 timing.enabled=true \
-	timing.num_prompts=2 timing.prompt_tokens=64 timing.max_new_tokens=24 timing.warmup=1 timing.repeats=8 \
-	hydra.sweep.dir=$(REFERENCE_SWEEP)
-REFERENCE_OFFLINE := experiment=converged_cpu confidence=gate calibration=risk_controlled threshold=0.9 eval=offline \
-	hydra.sweep.dir=$(REFERENCE_SWEEP)
+REFERENCE := experiment=converged_cpu hydra.sweep.dir=$(REFERENCE_SWEEP)
+REFERENCE_RC := calibration=risk_controlled calibration.delta=0.01
+REFERENCE_DEMO_BUDGET := head.training.max_tokens=15360 head.training.eval_every=5120
+REFERENCE_GATE := confidence=gate $(REFERENCE_RC) threshold=0.8,0.9
+REFERENCE_TIMING := timing.enabled=true timing.num_prompts=2 timing.prompt_tokens=64 timing.max_new_tokens=24 \
+	timing.warmup=1 timing.repeats=8
 reference: setup
-	$(BIN)/python run.py -m experiment=converged_cpu hydra.sweep.dir=$(REFERENCE_SWEEP)
-	$(BIN)/python run.py -m experiment=converged_cpu head.training.max_tokens=30720 head.training.eval_every=16384 \
-		hydra.sweep.dir=$(REFERENCE_SWEEP)
-	$(BIN)/python run.py -m $(REFERENCE_TIMED) timing.strategy=lazy,dssd
-	$(BIN)/python run.py -m $(REFERENCE_OFFLINE)
+	$(BIN)/python run.py -m $(REFERENCE) calibration=max_coverage
+	$(BIN)/python run.py -m $(REFERENCE) $(REFERENCE_RC)
+	$(BIN)/python run.py -m $(REFERENCE) calibration=max_coverage $(REFERENCE_DEMO_BUDGET)
+	$(BIN)/python run.py -m $(REFERENCE) $(REFERENCE_RC) $(REFERENCE_DEMO_BUDGET)
+	$(BIN)/python run.py -m $(REFERENCE) $(REFERENCE_GATE) $(REFERENCE_TIMING) timing.strategy=lazy,dssd
+	$(BIN)/python run.py -m $(REFERENCE) $(REFERENCE_GATE) eval=offline
 	$(BIN)/eebench report $(REFERENCE_SWEEP) --out reports/smollm2-135m-cpu --link-figures
