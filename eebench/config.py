@@ -68,7 +68,8 @@ EVAL_SUITES = ("bigbench", "lm_eval")
 
 @dataclass
 class EvalConfig:
-    # bigbench: eebench's offline BIG-bench tasks (short names); lm_eval: task names lm-eval knows,
+    # bigbench: eebench's offline tasks by short name (generated arithmetic, prose, BIG-bench given its sdist);
+    # lm_eval: task names lm-eval knows,
     # plus any task YAMLs under include_path.
     suite: str = "bigbench"
     tasks: list[str] = field(default_factory=list)

@@ -13,7 +13,8 @@ import yaml
 
 from eebench.errors import EEBenchError
 from eebench.evaluation import bigbench
-from eebench.evaluation.bigbench import CURATED_TASKS, build_suite, ensure_sdist
+from eebench.evaluation.bigbench import CURATED_TASKS, GENERATED_TASKS, build_suite, ensure_sdist
+from eebench.evaluation.prose_tasks import PROSE_TASKS
 from eebench.evaluation.task_docs import docs_path, read_task_yaml
 
 MC_EXAMPLES = [{"input": f"Is {i} even?", "target_scores": {"yes": int(i % 2 == 0), "no": int(i % 2 == 1)}} for i in range(10)]
@@ -238,17 +239,20 @@ def test_curated_generative_task_can_take_the_last_number(fake_sdist, monkeypatc
         build_suite(["toy_bad"], sdist=fake_sdist)
 
 
-def test_curated_defaults_are_consistent():
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    presets = (
-        yaml.safe_load((conf / "experiment" / "smoke.yaml").read_text())["eval"]["tasks"]
-        + yaml.safe_load((conf / "eval" / "bigbench_demo.yaml").read_text())["tasks"]
-    )
-    assert presets and all(CURATED_TASKS[name]["kind"] == "multiple_choice" for name in presets)
-    assert any(entry["kind"] == "generate" for entry in CURATED_TASKS.values())
-    # eval=offline is "every curated task plus the prose tasks": a newly curated task cannot be left out.
-    offline = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "eval" / "offline.yaml").read_text())
-    assert set(CURATED_TASKS) <= set(offline["tasks"])
+def _eval_tasks(name: str) -> list[str]:
+    return yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "eval" / f"{name}.yaml").read_text())["tasks"]
+
+
+def test_default_suites_need_no_download():
+    """smoke, the demo and eval=offline use generated tasks only (plus prose from the training text's sdist); the
+    BIG-bench tasks, whose sdist the index no longer lists, are all in eval=bigbench and nowhere else by default."""
+    smoke = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "experiment" / "smoke.yaml").read_text())
+    defaults = smoke["eval"]["tasks"] + _eval_tasks("demo") + _eval_tasks("offline")
+    assert defaults and all(name in GENERATED_TASKS or name in PROSE_TASKS for name in defaults)
+    # eval=offline is "every generated task plus the prose tasks"; eval=bigbench every curated BIG-bench task.
+    assert set(GENERATED_TASKS) | set(PROSE_TASKS) == set(_eval_tasks("offline"))
+    assert set(CURATED_TASKS) == set(_eval_tasks("bigbench"))
+    assert {entry["kind"] for entry in GENERATED_TASKS.values()} == {"multiple_choice", "generate"}
 
 
 def test_ensure_sdist_reuses_a_present_file_and_reports_download_failure(tmp_path, monkeypatch):
@@ -275,3 +279,34 @@ def test_ensure_sdist_reuses_a_present_file_and_reports_download_failure(tmp_pat
         ensure_sdist()
     assert "No matching distribution" in str(error.value) and "index unreachable" in str(error.value)
     assert not list(downloads.downloads_dir().iterdir())  # no half-download left behind
+
+
+def test_generated_tasks_build_without_the_sdist_and_score_the_right_answer(tmp_path, monkeypatch):
+    monkeypatch.setenv("EEBENCH_CACHE", str(tmp_path / "cache"))
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a generated task must not ask for the BIG-bench sdist")
+
+    monkeypatch.setattr(bigbench, "ensure_sdist", no_download)
+    include, names = build_suite(["arith_mul_1d", "arith_sub_1d_gen", "arith_add_2d"], limit=None)
+    configs = _configs(include)
+    products = _rows(configs["eebench_bb_arith_mul_1d"])
+    assert len(products) == 100 and len({row["input"] for row in products}) == 100  # every 1-digit pair once
+    for row in products:
+        a, b = (int(word) for word in row["input"].rstrip("?").split()[2::2])
+        assert row["choices"][row["gold"]] == str(a * b)
+        assert len(set(row["choices"])) == 6 and "choice:" not in row["query"]
+    differences = _rows(configs["eebench_bb_arith_sub_1d_gen"])
+    assert {row["input"]: row["targets"] for row in differences}["What is 3 minus 8?"] == ["-5"]
+    sums = _rows(configs["eebench_bb_arith_add_2d"])
+    assert len(sums) == 1000 and all(10 <= int(row["input"].split()[2]) <= 99 for row in sums)
+    assert configs["eebench_bb_arith_mul_1d"]["metadata"]["generated"] == {"operation": "mul", "digits": 1, "version": 1}
+
+
+def test_generated_task_arguments_are_checked():
+    from eebench.evaluation.arithmetic_tasks import arithmetic_task
+
+    with pytest.raises(EEBenchError, match="'div'.*allowed: add, sub, mul"):
+        arithmetic_task("div", 1, "generate")
+    with pytest.raises(EEBenchError, match="digits=4"):
+        arithmetic_task("add", 4, "generate")

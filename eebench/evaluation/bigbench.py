@@ -1,9 +1,11 @@
-"""Offline evaluation tasks built from the real BIG-bench 1.0.0 JSON tasks.
+"""Offline evaluation tasks in BIG-bench's JSON format: the real BIG-bench 1.0.0 tasks, and arithmetic tasks
+eebench generates itself (``arithmetic_tasks.py``), which need no download.
 
-BIG-bench ships on PyPI only as a 358 MB sdist. We stream that tarball once, pull out just the
-``task.json`` members we need, and turn each task into an lm-eval 0.4 *local* task: one JSONL of
-pre-formatted documents plus one YAML config. Everything lands in eebench's content-addressed
-cache, so a second ``build_suite`` call with the same arguments only checks a few marker files.
+BIG-bench shipped on PyPI only as a 358 MB sdist, which the index no longer lists; given the tarball
+(``EEBENCH_BIGBENCH_SDIST``), we stream it once, pull out just the ``task.json`` members we need, and turn each
+task into an lm-eval 0.4 *local* task: one JSONL of pre-formatted documents plus one YAML config. Everything lands
+in eebench's content-addressed cache, so a second ``build_suite`` call with the same arguments only checks a few
+marker files.
 
 Layout in the cache:
   ``bigbench_task/<key>/``  one converted task: ``docs.jsonl`` + ``meta.json`` (no YAML: it names its
@@ -23,6 +25,7 @@ from typing import Any
 
 from eebench.cache import entry_dir, entry_problem, get_or_build
 from eebench.errors import EEBenchError, require
+from eebench.evaluation.arithmetic_tasks import GENERATOR_VERSION, arithmetic_task
 from eebench.evaluation.bigbench_sdist import (  # noqa: F401  SDIST_ENV_VAR re-exported: part of this module's interface
     BIGBENCH_SDIST,
     SDIST_ENV_VAR,
@@ -40,6 +43,7 @@ KINDS = ("multiple_choice", "generate")
 # Bump when the conversion below changes, so stale cached tasks are rebuilt rather than reused.
 CONVERTER_VERSION = 2
 SUITE_CODE = (__name__, "eebench.evaluation.bigbench_yaml", "eebench.evaluation.task_docs")  # what writes the YAMLs
+TASK_CODE = (__name__, "eebench.evaluation.arithmetic_tasks")  # what writes a task's documents
 
 # BIG-bench's own defaults for JSON tasks (bigbench/api/json_task.py), used when a task omits them.
 DEFAULT_INPUT_PREFIX = "\nQ: "
@@ -52,6 +56,7 @@ DEFAULT_OUTPUT_REGEX = r"[^\.\?\!\;\n]+"
 # SmolLM2-135M-Instruct, run through lm-eval's stock HF model, scored more than two standard
 # errors above chance (table and command: BIGBENCH_TASKS.md). Optional keys: ``answer`` (see
 # ANSWER_MATCHES). A ``bigbench`` directory without examples of its own means "all its subtasks".
+# These need the BIG-bench sdist (``EEBENCH_BIGBENCH_SDIST``).
 CURATED_TASKS: dict[str, dict[str, Any]] = {
     "similarities_abstraction": {"bigbench": "similarities_abstraction", "kind": "multiple_choice"},
     "arithmetic_1d": {"bigbench": "arithmetic/1_digit_addition", "kind": "multiple_choice"},
@@ -66,6 +71,22 @@ CURATED_TASKS: dict[str, dict[str, Any]] = {
     "arithmetic_1d_mul_gen": {"bigbench": "arithmetic/1_digit_multiplication", "kind": "generate", "answer": "last"},
     "arithmetic_2d_gen": {"bigbench": "arithmetic/2_digit_addition", "kind": "generate", "answer": "last"},
 }
+# Generated in BIG-bench's arithmetic format by eebench itself: no download (arithmetic_tasks.py).
+GENERATED_TASKS: dict[str, dict[str, Any]] = {
+    **{
+        f"arith_{op}_{digits}d": {"generated": {"operation": op, "digits": digits}, "kind": "multiple_choice"}
+        for op, digits in (("add", 1), ("sub", 1), ("mul", 1), ("add", 2))
+    },
+    **{
+        f"arith_{op}_{digits}d_gen": {"generated": {"operation": op, "digits": digits}, "kind": "generate", "answer": "last"}
+        for op, digits in (("add", 1), ("sub", 1), ("mul", 1), ("add", 2))
+    },
+}
+
+
+def known_tasks() -> dict[str, dict[str, Any]]:
+    """Every short task name: the BIG-bench ones and the generated ones."""
+    return {**CURATED_TASKS, **GENERATED_TASKS}
 
 
 # --------------------------------------------------------------------------- task names
@@ -73,22 +94,23 @@ CURATED_TASKS: dict[str, dict[str, Any]] = {
 
 def _resolve_task(name: str) -> dict[str, Any]:
     """Map a user task name to ``{"name", "bigbench", "kind", "lm_eval_name"}`` or raise."""
-    if name in CURATED_TASKS:
-        entry = CURATED_TASKS[name]
+    entry = known_tasks().get(name)
+    if entry is not None:
         kind = entry.get("kind", "multiple_choice")
-        require(kind in KINDS, f"CURATED_TASKS[{name!r}] has kind={kind!r}; allowed: {', '.join(KINDS)}")
+        require(kind in KINDS, f"task {name!r} has kind={kind!r}; allowed: {', '.join(KINDS)}")
         answer = entry.get("answer", "first")
-        require(answer in ANSWER_MATCHES, f"CURATED_TASKS[{name!r}] has answer={answer!r}; allowed: {', '.join(ANSWER_MATCHES)}")
+        require(answer in ANSWER_MATCHES, f"task {name!r} has answer={answer!r}; allowed: {', '.join(ANSWER_MATCHES)}")
         return {
             "name": name,
-            "bigbench": entry["bigbench"].strip("/"),
+            "bigbench": entry["bigbench"].strip("/") if "bigbench" in entry else None,
+            "generated": entry.get("generated"),
             "kind": kind,
             "answer": answer,
             "lm_eval_name": LM_EVAL_PREFIX + _sanitize(name),
         }
     if name.startswith(RAW_PREFIX):
         return _resolve_raw_task(name)
-    allowed = ", ".join(sorted(CURATED_TASKS))
+    allowed = ", ".join(sorted(known_tasks()))
     raise EEBenchError(
         f"unknown BIG-bench task {name!r}; allowed: {allowed}, or '{RAW_PREFIX}<benchmark_tasks dir>[:{'|'.join(KINDS)}]'"
     )
@@ -108,6 +130,7 @@ def _resolve_raw_task(name: str) -> dict[str, Any]:
     return {
         "name": name,
         "bigbench": path,
+        "generated": None,
         "kind": kind or "auto",
         "answer": "first",
         "lm_eval_name": LM_EVAL_PREFIX + _sanitize(path) + suffix,
@@ -230,23 +253,35 @@ def _generation_settings(sources: list[tuple[str, dict]]) -> tuple[list[str], st
 # --------------------------------------------------------------------------- building
 
 
-def _task_spec(task: dict, limit: int | None, seed: int, sdist_id: dict) -> dict[str, Any]:
+def _task_spec(task: dict, limit: int | None, seed: int, sdist_id: dict | None) -> dict[str, Any]:
+    """What a converted task is made of: a generated task names its generator and version, a BIG-bench one the
+    sdist it came from."""
+    source = (
+        {"generated": {**task["generated"], "version": GENERATOR_VERSION}}
+        if task["generated"]
+        else {"bigbench": task["bigbench"], "sdist": sdist_id}
+    )
     return {
         "converter": CONVERTER_VERSION,
-        "bigbench": task["bigbench"],
+        **source,
         "kind": task["kind"],
         "answer": task["answer"],
         "lm_eval_name": task["lm_eval_name"],
         "limit": limit,
         "seed": seed,
-        "sdist": sdist_id,
     }
 
 
+def _task_tag(spec: dict) -> str:
+    """The name that seeds a task's shuffles and names it in errors."""
+    generated = spec.get("generated")
+    return f"generated/{generated['operation']}/{generated['digits']}d" if generated else spec["bigbench"]
+
+
 def _build_task_dir(tmp: Path, spec: dict, files: dict[str, dict]) -> None:
-    sources = _example_sources(spec["bigbench"], files)
-    kind = spec["kind"] if spec["kind"] != "auto" else _detect_kind(spec["bigbench"], sources)
-    tag = spec["bigbench"]
+    tag = _task_tag(spec)
+    sources = _example_sources(tag, files)
+    kind = spec["kind"] if spec["kind"] != "auto" else _detect_kind(tag, sources)
     docs = _seeded_subset(_convert_examples(sources, kind, spec["seed"], tag), spec["limit"], spec["seed"], tag)
     require(
         bool(docs),
@@ -287,15 +322,23 @@ def _majority(docs: list[dict], kind: str) -> float | None:
     return max(counts.values()) / len(docs)
 
 
-def _ensure_task_dirs(tasks: list[dict], limit: int | None, seed: int, sdist: Path) -> list[Path]:
-    sdist_id = _sdist_identity(sdist)
+def _task_files(spec: dict, sdist_files: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    generated = spec.get("generated")
+    if generated:
+        return {"": arithmetic_task(generated["operation"], generated["digits"], spec["kind"], seed=spec["seed"])}
+    return sdist_files[spec["bigbench"]]
+
+
+def _ensure_task_dirs(tasks: list[dict], limit: int | None, seed: int, sdist: Path | None) -> list[Path]:
+    sdist_id = _sdist_identity(sdist) if sdist is not None else None
     specs = [_task_spec(task, limit, seed, sdist_id) for task in tasks]
-    missing = [s for s in specs if entry_problem(entry_dir("bigbench_task", s, code=(__name__,))) is not None]
+    missing = [s for s in specs if entry_problem(entry_dir("bigbench_task", s, code=TASK_CODE)) is not None]
     # Only cache misses pay for the ~10 s stream through the tarball, and all of them share one pass.
-    files = _read_task_files(sdist, {s["bigbench"] for s in missing}) if missing else {}
+    wanted = {s["bigbench"] for s in missing if not s.get("generated")}
+    files = _read_task_files(sdist, wanted) if wanted else {}
     return [
         get_or_build(
-            "bigbench_task", spec, lambda tmp, spec=spec: _build_task_dir(tmp, spec, files[spec["bigbench"]]), code=(__name__,)
+            "bigbench_task", spec, lambda tmp, spec=spec: _build_task_dir(tmp, spec, _task_files(spec, files)), code=TASK_CODE
         )
         for spec in specs
     ]
@@ -310,7 +353,7 @@ def _write_suite_dir(tmp: Path, task_dirs: list[Path]) -> None:
 def _check_arguments(task_names: list[str], limit: int | None, seed: int) -> None:
     require(
         isinstance(task_names, (list, tuple)) and len(task_names) > 0 and all(isinstance(n, str) for n in task_names),
-        f"task_names={task_names!r} must be a non-empty list of names; allowed: {', '.join(sorted(CURATED_TASKS))}",
+        f"task_names={task_names!r} must be a non-empty list of names; allowed: {', '.join(sorted(known_tasks()))}",
     )
     require(
         limit is None or (isinstance(limit, int) and not isinstance(limit, bool) and limit > 0),
@@ -332,13 +375,20 @@ def build_suite(
     clashing = _duplicates([t["lm_eval_name"] for t in tasks])
     if clashing:
         raise EEBenchError(f"task names {task_names!r} map to the same lm-eval task {clashing[0]!r}; pass each once")
-    sdist_path = Path(sdist).expanduser().resolve() if sdist is not None else ensure_sdist()
-    require(sdist_path.is_file(), f"sdist={str(sdist)!r} is not a file; pass the {SDIST_FILENAME} tarball")
-    task_dirs = _ensure_task_dirs(tasks, limit, seed, sdist_path)
+    task_dirs = _ensure_task_dirs(tasks, limit, seed, _sdist_for(tasks, sdist))
     # The task entries by key, never by path: the suite's key is the same wherever the cache is mounted.
     suite_spec = {"converter": CONVERTER_VERSION, "tasks": [p.name for p in task_dirs]}
     suite = get_or_build("bigbench_suite", suite_spec, lambda tmp: _write_suite_dir(tmp, task_dirs), code=SUITE_CODE)
     return str(suite), [t["lm_eval_name"] for t in tasks]
+
+
+def _sdist_for(tasks: list[dict], sdist: Path | None) -> Path | None:
+    """The BIG-bench tarball, where a task needs it; generated tasks alone never download it."""
+    if all(task["generated"] for task in tasks):
+        return None
+    sdist_path = Path(sdist).expanduser().resolve() if sdist is not None else ensure_sdist()
+    require(sdist_path.is_file(), f"sdist={str(sdist)!r} is not a file; pass the {SDIST_FILENAME} tarball")
+    return sdist_path
 
 
 def _duplicates(names: list[str]) -> list[str]:

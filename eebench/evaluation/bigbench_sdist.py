@@ -32,7 +32,14 @@ def ensure_sdist(download_dir: Path | None = None) -> Path:
         return (Path(download_dir) / SDIST_FILENAME).resolve()
     # pip >= 25 refuses this sdist (it declares a direct-URL dependency even with --no-deps);
     # pip_download falls back to the index's simple page with a sha256 check.
-    return pip_download(BIGBENCH_SDIST, SDIST_FILENAME, sdist=True).resolve()
+    try:
+        return pip_download(BIGBENCH_SDIST, SDIST_FILENAME, sdist=True).resolve()
+    except EEBenchError as exc:
+        # The index stopped listing this sdist; the generated tasks (eval=demo, eval=offline) need no download.
+        raise EEBenchError(
+            f"{exc}; the BIG-bench tasks need that sdist: set {SDIST_ENV_VAR}=/path/to/{SDIST_FILENAME}, "
+            "or use tasks that need no download (eval=demo, eval=offline)"
+        ) from exc
 
 
 def _sdist_identity(sdist: Path) -> dict[str, Any]:

@@ -24,8 +24,9 @@ def task_yaml(meta: dict, data_file: Path, version: int) -> dict[str, Any]:
         "target_delimiter": " ",
         "metadata": {
             "version": version,
-            "bigbench": meta["bigbench"],
-            "source": BIGBENCH_SDIST,
+            "bigbench": meta.get("bigbench"),
+            "generated": meta.get("generated"),
+            "source": "eebench.evaluation.arithmetic_tasks" if meta.get("generated") else BIGBENCH_SDIST,
             "limit": meta["limit"],
             "seed": meta["seed"],
         },
