@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -69,4 +70,13 @@ def test_local_links_lead_to_existing_files_and_headings():
 def test_the_readme_headline_is_the_reference_report():
     text = README.read_text(encoding="utf-8")
     assert "reports/smollm2-135m-cpu/report.md" in text and (ROOT / "reports" / "smollm2-135m-cpu" / "report.md").exists()
-    assert "early exit does not pay yet" in text
+    # Every measured speedup the headline quotes, with its CI, is a timed point of the committed report.
+    headline = text[text.index("## Headline") : text.index("\n## ", text.index("## Headline") + 1)]
+    quoted = re.findall(r"(\d\.\d{3})x \[(?:95% CI )?(\d\.\d{3})-(\d\.\d{3})\]", headline)
+    with open(ROOT / "reports" / "smollm2-135m-cpu" / "summary.csv", newline="", encoding="utf-8") as handle:
+        timed = {
+            tuple(f"{float(row[key]):.3f}" for key in ("measured_speedup", "speedup_ci_lo", "speedup_ci_hi"))
+            for row in csv.DictReader(handle)
+            if row["measured_speedup"]
+        }
+    assert quoted and set(quoted) <= timed, f"headline speedups {quoted} are not timed points of the report: {timed}"
