@@ -40,7 +40,9 @@ def test_paired_change_pairs_by_doc_id_only():
 def test_identical_sides_change_nothing_and_one_example_has_no_error():
     same = _scores([1, 0, 1, 1])
     change = paired_change("t", "acc", same, dict(same))
-    assert (change.delta, change.stderr, change.ci95, change.improved, change.worsened) == (0.0, 0.0, [0.0, 0.0], 0, 0)
+    assert (change.delta, change.stderr, change.improved, change.worsened) == (0.0, 0.0, 0, 0)
+    # No flip among 4 examples bounds the change by 3/4 (min(1, -ln 0.05 / 4)), not by [0, 0].
+    assert change.ci95 == pytest.approx([math.log(0.05) / 4, -math.log(0.05) / 4], rel=1e-12)
     single = paired_change("t", "acc", {"0": 1.0}, {"0": 0.0})
     assert (single.n, single.delta, single.stderr, single.ci95, single.improved) == (1, 1.0, None, None, 1)
 
@@ -68,3 +70,14 @@ def test_sample_scores_follow_the_filter_the_metric_is_read_from():
     assert metrics_of(out) == {"gen": {"exact_match": 1.0}}  # the last filter listed
     assert sample_scores_of(out) == {"gen": {"exact_match": {"0": 1.0, "1": 1.0}}}
     assert sample_scores_of({"results": out["results"]}) == {}  # no logged samples: nothing to pair
+
+
+def test_no_flip_interval_is_the_rule_of_three_and_covers_rare_flips():
+    from eebench.analysis.paired import no_flip_half_width
+
+    assert no_flip_half_width([1000]) == pytest.approx(2.9957 / 1000, rel=1e-4)
+    assert no_flip_half_width([100, 150, 100]) == pytest.approx(2.9957 / 300, rel=1e-4)  # tasks x smallest task
+    assert no_flip_half_width([2]) == 1.0  # never wider than a score's range
+    # Coverage: with a flip rate at the bound, seeing no flip in n examples happens at most 5% of the time.
+    n = 200
+    assert (1 - no_flip_half_width([n])) ** n <= 0.05

@@ -180,6 +180,22 @@ def test_stderr_propagates_to_mean_and_paired_delta():
     assert math.isnan(run_to_row(results)["mean_acc_se"])  # a partial error bar would overstate precision
 
 
+def test_no_example_changing_gives_a_rule_of_three_interval_not_a_point():
+    """Two tasks of 150 and 100 examples, not one of which changed: the normal interval would be [0, 0]; the row's
+    CI is ±100 x 3 / (2 tasks x 100 examples) points (eebench.analysis.paired.no_flip_half_width)."""
+    results = make_results()
+    results["tasks"] = {"t1": {"acc": 0.5, "acc_stderr": 0.03}, "t2": {"acc": 0.7, "acc_stderr": 0.04}}
+    results["baseline_tasks"] = {"t1": {"acc": 0.5, "acc_stderr": 0.03}, "t2": {"acc": 0.7, "acc_stderr": 0.04}}
+    results["paired_tasks"] = [_paired("t1", "acc", 0.0, 0.0, 150, 0, 0), _paired("t2", "acc", 0.0, 0.0, 100, 0, 0)]
+    row = run_to_row(results)
+    half = 100 * -math.log(0.05) / (2 * 100)
+    assert row["acc_delta"] == 0.0 and row["acc_delta_se"] == 0.0
+    assert (row["acc_delta_ci95_low"], row["acc_delta_ci95_high"]) == pytest.approx((-half, half))
+    results["paired_tasks"][1] = _paired("t2", "acc", -0.01, 0.01, 100, 0, 1)  # one flip: the normal interval again
+    row = run_to_row(results)
+    assert row["acc_delta_ci95_high"] == pytest.approx(row["acc_delta"] + 1.96 * row["acc_delta_se"])
+
+
 def test_results_without_paired_changes_fall_back_to_the_unpaired_error():
     """Results written before paired_tasks existed (or with a task left unpaired): per-task Δ stderr
     sqrt(se_ee² + se_full²) in points, combined like the mean, for every task of the row."""

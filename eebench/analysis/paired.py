@@ -17,9 +17,23 @@ from eebench.tracking.contract import PairedChange
 ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")  # in order of preference when a task reports several
 Z95 = 1.96  # the normal approximation's two-sided 95% quantile
 ONE_SIDED_Z95 = statistics.NormalDist().inv_cdf(0.95)  # its one-sided 95% quantile, for "significantly below"
+NO_FLIP_EVENTS_95 = -math.log(0.05)  # the expected flips beyond which seeing none has probability below 5%
 
 # {task: {metric: {doc_id: score}}}: lm-eval's per-sample scores, doc ids as strings (JSON keys)
 SampleScores = Mapping[str, Mapping[str, Mapping[str, float]]]
+
+
+def no_flip_half_width(sizes: list[int]) -> float:
+    """Half-width of a 95% interval around a change of 0 when not one of the examples of ``sizes`` (one count per
+    task, their accuracy changes averaged with equal weight) changed its score.
+
+    The normal interval is [0, 0] then, which claims certainty that no sample gives. Each example flips with some
+    probability r_i and the change of a task is at most the mean of its r_i (scores lie in [0, 1]). Seeing no flip has
+    probability prod(1 - r_i) <= exp(-sum r_i), below 5% once sum r_i > -ln 0.05 (about 3: the rule of three); so
+    with 95% confidence sum r_i <= 3, and the equal-weight mean over tasks of their mean r_i is at most
+    3 / (tasks x smallest task).
+    """
+    return min(1.0, NO_FLIP_EVENTS_95 / (len(sizes) * min(sizes)))
 
 
 def paired_change(task: str, metric: str, early: Mapping[str, float], full: Mapping[str, float]) -> PairedChange | None:
@@ -33,6 +47,9 @@ def paired_change(task: str, metric: str, early: Mapping[str, float], full: Mapp
     stderr = statistics.stdev(diffs) / math.sqrt(n) if n > 1 else None  # sd with ddof=1: undefined for one example
     # Normal approximation (mean ± 1.96 se): the mean of many bounded differences is close to normal.
     ci95 = [delta - Z95 * stderr, delta + Z95 * stderr] if stderr is not None else None
+    if not any(diffs):
+        half = no_flip_half_width([n])
+        ci95 = [-half, half]
     return PairedChange(
         task=task,
         metric=metric,

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from eebench.analysis.paired import ACCURACY_METRICS, Z95
+from eebench.analysis.paired import ACCURACY_METRICS, Z95, no_flip_half_width
 from eebench.tracking.contract import PairedChange, RunResult
 
 
@@ -161,8 +161,12 @@ def accuracy_columns(results: RunResult) -> dict[str, Any]:
     columns["mean_baseline_acc_se"] = _se_of_mean((score.full, score.full_se) for score in values)
     columns["acc_delta_se"] = _se_of_mean(deltas)
     # Normal approximation, as each task's own CI: the mean change ± 1.96 of its stderr.
-    columns["acc_delta_ci95_low"] = columns["acc_delta"] - Z95 * columns["acc_delta_se"]
-    columns["acc_delta_ci95_high"] = columns["acc_delta"] + Z95 * columns["acc_delta_se"]
+    half_width = Z95 * columns["acc_delta_se"]
     columns["acc_delta_method"] = _delta_method(scores)
     columns.update(_flip_counts(scores))
+    if columns["acc_paired_examples"] > 0 and columns["acc_improved"] == columns["acc_worsened"] == 0:
+        # Not one example changed: the normal interval collapses to a point (see no_flip_half_width).
+        half_width = 100 * no_flip_half_width([score.paired.n for score in values if score.paired])
+    columns["acc_delta_ci95_low"] = columns["acc_delta"] - half_width
+    columns["acc_delta_ci95_high"] = columns["acc_delta"] + half_width
     return columns
