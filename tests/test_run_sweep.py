@@ -76,7 +76,9 @@ def test_paired_accuracy_change_reaches_results_and_report(tmp_path, sweep_env):
         assert delta == pytest.approx((up - down) / n)
         assert delta == pytest.approx(r["tasks"]["tiny_mc"]["acc"] - r["baseline_tasks"]["tiny_mc"]["acc"])
         assert se == pytest.approx(math.sqrt((up + down - n * delta**2) / (n - 1) / n))
-        assert change["ci95"] == pytest.approx([delta - 1.96 * se, delta + 1.96 * se])
+        # No document flipped: the rule-of-three interval ±3/n; else the normal one.
+        half = 1.96 * se if up + down else min(1.0, -math.log(0.05) / n)
+        assert change["ci95"] == pytest.approx([delta - half, delta + half])
         row = summary.loc[r["threshold"]]
         assert (row["acc_paired_examples"], row["acc_improved"], row["acc_worsened"]) == (n, up, down)
         assert row["acc_delta_method"] == "paired" and row["acc_delta_se"] == pytest.approx(change["stderr"] * 100)
