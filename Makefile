@@ -49,9 +49,9 @@ report: setup
 # in a second command, risk-controlled at delta 0.01 (a sweep cannot give delta to one calibration method only); the
 # same grids with heads on the demo's budget (the report labels those families budget=15360); the 1M-token gate points
 # at targets 0.8 and 0.9, risk-controlled, timed with lazy (lossy) and dssd (lossless) against transformers greedy;
-# those points again on the whole offline suite (eval=offline: generated arithmetic and held-out prose, about 1,100
-# examples, so a paired accuracy change resolves a couple of points); then the report (HTML linking figures/, so the committed figures are stored once). A relaunch
-# skips finished points.
+# those points again on the whole offline suite (eval=offline: generated arithmetic and held-out prose, 1,050
+# examples, so a paired accuracy change resolves a couple of points); then the report (HTML linking figures/, so the
+# committed figures are stored once). A relaunch skips finished points.
 REFERENCE_SWEEP ?= outputs/sweeps/reference-smollm2-135m-cpu
 REFERENCE := experiment=converged_cpu hydra.sweep.dir=$(REFERENCE_SWEEP)
 REFERENCE_RC := calibration=risk_controlled calibration.delta=0.01

@@ -69,8 +69,7 @@ EVAL_SUITES = ("bigbench", "lm_eval")
 @dataclass
 class EvalConfig:
     # bigbench: eebench's offline tasks by short name (generated arithmetic, prose, BIG-bench given its sdist);
-    # lm_eval: task names lm-eval knows,
-    # plus any task YAMLs under include_path.
+    # lm_eval: task names lm-eval knows, plus any task YAMLs under include_path.
     suite: str = "bigbench"
     tasks: list[str] = field(default_factory=list)
     include_path: str | None = None

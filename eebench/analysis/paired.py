@@ -45,11 +45,12 @@ def paired_change(task: str, metric: str, early: Mapping[str, float], full: Mapp
     n = len(diffs)
     delta = math.fsum(diffs) / n
     stderr = statistics.stdev(diffs) / math.sqrt(n) if n > 1 else None  # sd with ddof=1: undefined for one example
-    # Normal approximation (mean ± 1.96 se): the mean of many bounded differences is close to normal.
-    ci95 = [delta - Z95 * stderr, delta + Z95 * stderr] if stderr is not None else None
-    if not any(diffs):
+    if not any(diffs):  # the normal interval would be [0, 0]
         half = no_flip_half_width([n])
         ci95 = [-half, half]
+    else:
+        # Normal approximation (mean ± 1.96 se): the mean of many bounded differences is close to normal.
+        ci95 = [delta - Z95 * stderr, delta + Z95 * stderr] if stderr is not None else None
     return PairedChange(
         task=task,
         metric=metric,

@@ -44,9 +44,9 @@ def _operand_pairs(digits: int, seed: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def _wrong_results(answer: int, possible: list[int], rng: random.Random) -> list[int]:
-    others = sorted(set(possible) - {answer})
-    return rng.sample(others, CHOICES - 1)
+def _wrong_results(answer: int, results: list[int], rng: random.Random) -> list[int]:
+    """Five of the task's other distinct results (``results``: sorted, each once)."""
+    return rng.sample([value for value in results if value != answer], CHOICES - 1)
 
 
 def arithmetic_task(operation: str, digits: int, kind: str, seed: int = 0) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def arithmetic_task(operation: str, digits: int, kind: str, seed: int = 0) -> di
     require(kind in KINDS, f"arithmetic kind {kind!r}; allowed: {', '.join(KINDS)}")
     word, apply = OPERATIONS[operation]
     pairs = _operand_pairs(digits, seed)
-    possible = [apply(a, b) for a, b in pairs]
+    results = sorted({apply(a, b) for a, b in pairs})  # the pool wrong choices are drawn from, built once
     examples = []
     for a, b in pairs:
         answer = apply(a, b)
@@ -65,7 +65,7 @@ def arithmetic_task(operation: str, digits: int, kind: str, seed: int = 0) -> di
             example["target"] = [str(answer)]
         else:
             rng = random.Random(f"arith/{operation}/{digits}/{seed}/{a}/{b}")
-            example["target_scores"] = {str(answer): 1, **{str(w): 0 for w in _wrong_results(answer, possible, rng)}}
+            example["target_scores"] = {str(answer): 1, **{str(w): 0 for w in _wrong_results(answer, results, rng)}}
         examples.append(example)
     return {
         "name": f"arith_{operation}_{digits}d",

@@ -71,16 +71,16 @@ CURATED_TASKS: dict[str, dict[str, Any]] = {
     "arithmetic_1d_mul_gen": {"bigbench": "arithmetic/1_digit_multiplication", "kind": "generate", "answer": "last"},
     "arithmetic_2d_gen": {"bigbench": "arithmetic/2_digit_addition", "kind": "generate", "answer": "last"},
 }
-# Generated in BIG-bench's arithmetic format by eebench itself: no download (arithmetic_tasks.py).
+# Generated in BIG-bench's arithmetic format by eebench itself: no download (arithmetic_tasks.py). Each operation
+# and operand size is a multiple-choice task and a generative one (answered like the curated arithmetic_*_gen).
+GENERATED_OPERANDS = (("add", 1), ("sub", 1), ("mul", 1), ("add", 2))
 GENERATED_TASKS: dict[str, dict[str, Any]] = {
-    **{
-        f"arith_{op}_{digits}d": {"generated": {"operation": op, "digits": digits}, "kind": "multiple_choice"}
-        for op, digits in (("add", 1), ("sub", 1), ("mul", 1), ("add", 2))
-    },
-    **{
-        f"arith_{op}_{digits}d_gen": {"generated": {"operation": op, "digits": digits}, "kind": "generate", "answer": "last"}
-        for op, digits in (("add", 1), ("sub", 1), ("mul", 1), ("add", 2))
-    },
+    name: {"generated": {"operation": op, "digits": digits}, **kind}
+    for op, digits in GENERATED_OPERANDS
+    for name, kind in (
+        (f"arith_{op}_{digits}d", {"kind": "multiple_choice"}),
+        (f"arith_{op}_{digits}d_gen", {"kind": "generate", "answer": "last"}),
+    )
 }
 
 
